@@ -1,0 +1,51 @@
+//! The `virtpci` command-line tool, built on the library's Rust API.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use virtpci::{PciAddress, Result};
+
+#[derive(Parser)]
+#[command(
+    name = "virtpci",
+    version,
+    about = "Guest PCI topology and host PCI passthrough"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse PCI addresses (DDDD:BB:SS.F or BB:SS.F) and print them in canonical form.
+    Address {
+        /// The addresses to parse.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Address { addresses } => {
+            for text in addresses {
+                let addr = PciAddress::parse(&text)?;
+                println!(
+                    "{addr}  domain=0x{:04x} bus=0x{:02x} slot=0x{:02x} function=0x{:x}",
+                    addr.domain, addr.bus, addr.slot, addr.function
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

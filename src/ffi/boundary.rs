@@ -1,0 +1,192 @@
+//! The panic and error boundary, the thread-local last error, and argument conversion.
+
+use crate::error::{Error, ErrorCode, Result};
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// What an exported function returns when it fails.
+pub trait FailureValue {
+    fn failure() -> Self;
+}
+
+impl FailureValue for c_int {
+    fn failure() -> c_int {
+        -1
+    }
+}
+
+impl<T> FailureValue for *mut T {
+    fn failure() -> *mut T {
+        std::ptr::null_mut()
+    }
+}
+
+impl<T> FailureValue for *const T {
+    fn failure() -> *const T {
+        std::ptr::null()
+    }
+}
+
+impl FailureValue for () {
+    fn failure() {}
+}
+
+struct LastError {
+    code: ErrorCode,
+    message: CString,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<LastError>> = const { RefCell::new(None) };
+}
+
+pub fn reset_last_error() {
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = None);
+}
+
+/// Record `err` as this thread's last error and send it to the log callback.
+pub fn set_last_error(err: Error) {
+    crate::ffi::log::emit(crate::ffi::log::VIRTPCI_LOG_ERROR, &err.message);
+    // A message with an interior NUL cannot reach C whole; cut it there.
+    let text = err
+        .message
+        .split('\0')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let message = CString::new(text).unwrap_or_default();
+    LAST_ERROR.with(|slot| {
+        *slot.borrow_mut() = Some(LastError {
+            code: err.code,
+            message,
+        })
+    });
+}
+
+pub fn last_error_code() -> ErrorCode {
+    LAST_ERROR.with(|slot| slot.borrow().as_ref().map_or(ErrorCode::Ok, |e| e.code))
+}
+
+/// The last error's message; the pointer stays valid until the slot is next written.
+pub fn last_error_message_ptr() -> *const c_char {
+    LAST_ERROR.with(|slot| match slot.borrow().as_ref() {
+        Some(e) => e.message.as_ptr(),
+        None => c"no error".as_ptr(),
+    })
+}
+
+/// Run the body of the exported function `name`: reset the last error, catch panics, and map
+/// an error to the function's failure value.
+pub fn guard<T: FailureValue>(name: &str, body: impl FnOnce() -> Result<T>) -> T {
+    reset_last_error();
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(err)) => {
+            set_last_error(err);
+            T::failure()
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            set_last_error(Error::internal(format!(
+                "unexpected panic in {name}: {what}"
+            )));
+            T::failure()
+        }
+    }
+}
+
+/// libvirt's wording for a NULL argument (`virCheckNonNullArgReturn`).
+pub fn null_arg(arg: &str, func: &str) -> Error {
+    Error::invalid_arg(format!("{arg} in {func} must not be NULL"))
+}
+
+/// Borrow a C string argument as UTF-8.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives the returned borrow.
+pub unsafe fn str_arg<'a>(ptr: *const c_char, arg: &str, func: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(null_arg(arg, func));
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) };
+    bytes
+        .to_str()
+        .map_err(|_| Error::invalid_arg(format!("{arg} in {func} is not valid UTF-8")))
+}
+
+/// Borrow an optional C string argument: NULL gives `None`.
+///
+/// # Safety
+/// As [`str_arg`].
+pub unsafe fn opt_str_arg<'a>(
+    ptr: *const c_char,
+    arg: &str,
+    func: &str,
+) -> Result<Option<&'a str>> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { str_arg(ptr, arg, func) }.map(Some)
+    }
+}
+
+/// Borrow a pointer argument that must not be NULL.
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `T` for the borrow's lifetime.
+pub unsafe fn ref_arg<'a, T>(ptr: *const T, arg: &str, func: &str) -> Result<&'a T> {
+    // SAFETY: the caller promises validity when non-NULL.
+    unsafe { ptr.as_ref() }.ok_or_else(|| null_arg(arg, func))
+}
+
+/// Borrow an out-pointer that must not be NULL.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of `T` for the borrow's lifetime.
+pub unsafe fn out_arg<'a, T>(ptr: *mut T, arg: &str, func: &str) -> Result<&'a mut T> {
+    // SAFETY: the caller promises validity when non-NULL.
+    unsafe { ptr.as_mut() }.ok_or_else(|| null_arg(arg, func))
+}
+
+/// Copy `text` into a NUL-terminated string allocated with the C allocator, so that both
+/// `free()` and `virtpci_string_free()` release it.
+pub fn malloc_string(text: &str) -> Result<*mut c_char> {
+    if text.as_bytes().contains(&0) {
+        return Err(Error::internal("string for C contains a NUL byte"));
+    }
+    let len = text.len();
+    // SAFETY: malloc with a non-zero size; the result is checked for NULL before use.
+    let ptr = unsafe { libc::malloc(len + 1) } as *mut c_char;
+    if ptr.is_null() {
+        return Err(Error::new(ErrorCode::NoMemory, "cannot allocate a string"));
+    }
+    // SAFETY: ptr has len + 1 writable bytes; the source has len readable bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr() as *const c_char, ptr, len);
+        *ptr.add(len) = 0;
+    }
+    Ok(ptr)
+}
+
+/// Copy `items` into an array allocated with the C allocator (NULL for an empty list).
+pub fn malloc_array<T: Copy>(items: &[T]) -> Result<*mut T> {
+    if items.is_empty() {
+        return Ok(std::ptr::null_mut());
+    }
+    let bytes = std::mem::size_of_val(items);
+    // SAFETY: malloc with a non-zero size; checked for NULL before use.
+    let ptr = unsafe { libc::malloc(bytes) } as *mut T;
+    if ptr.is_null() {
+        return Err(Error::new(ErrorCode::NoMemory, "cannot allocate an array"));
+    }
+    // SAFETY: ptr has room for items.len() values of T; malloc aligns for any type.
+    unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), ptr, items.len()) };
+    Ok(ptr)
+}

@@ -1,0 +1,13 @@
+//! virtpci: guest PCI address assignment and host PCI passthrough, with a C ABI.
+//!
+//! The core modules are safe Rust with no global state; `ffi` is the only unsafe code.
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod pci;
+
+#[allow(unsafe_code)]
+pub mod ffi;
+
+pub use error::{Error, ErrorCode, Result};
+pub use pci::PciAddress;
