@@ -3,11 +3,15 @@
 //! The core modules are safe Rust with no global state; `ffi` is the only unsafe code.
 #![deny(unsafe_code)]
 
+pub mod assign;
 pub mod error;
 pub mod pci;
+pub mod topology;
+pub mod xml;
 
 #[allow(unsafe_code)]
 pub mod ffi;
 
+pub use assign::{assign_domain_xml, AssignOutput};
 pub use error::{Error, ErrorCode, Result};
 pub use pci::PciAddress;

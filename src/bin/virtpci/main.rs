@@ -1,5 +1,7 @@
 //! The `virtpci` command-line tool, built on the library's Rust API.
 
+mod assign;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use virtpci::{PciAddress, Result};
@@ -23,6 +25,11 @@ enum Command {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
+    /// Assign guest PCI addresses to a domain as libvirt 9.0 does, and print the result.
+    Assign {
+        /// The domain XML file, or - for standard input.
+        file: String,
+    },
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -37,6 +44,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Assign { file } => assign::run(&file),
     }
 }
 
