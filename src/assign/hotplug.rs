@@ -74,9 +74,9 @@ impl HotplugAddressSet {
     /// Reserve `addr` for the device described by `device_xml`.
     pub fn reserve(&mut self, addr: &PciAddress, device_xml: &str) -> Result<()> {
         let device = Self::parse_device(device_xml)?;
-        let flags = self.hotplug_flags(&device).ok_or_else(|| {
-            Error::operation_invalid("the device does not use a PCI address")
-        })?;
+        let flags = self
+            .hotplug_flags(&device)
+            .ok_or_else(|| Error::operation_invalid("the device does not use a PCI address"))?;
         self.reserve_checked(addr, flags)
     }
 
@@ -139,7 +139,14 @@ mod tests {
             "internal error: Only PCI device addresses with function=0 are supported"
         );
         let err = set.reserve(&PciAddress::new(0, 2, 0, 0), NIC).unwrap_err();
-        assert!(err.message.contains("requires hotplug capability"), "{}", err.message);
-        assert_eq!(set.reserve_next("<input type='mouse' bus='ps2'/>").unwrap(), None);
+        assert!(
+            err.message.contains("requires hotplug capability"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            set.reserve_next("<input type='mouse' bus='ps2'/>").unwrap(),
+            None
+        );
     }
 }

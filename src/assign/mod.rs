@@ -90,22 +90,34 @@ fn address_element(address: &DeviceAddress) -> Option<String> {
 }
 
 /// The `<target .../>` attributes of a PCI controller, in libvirt's order.
-fn target_attributes(c: &Controller, only: Option<&plan::FilledDefaults>) -> Vec<(&'static str, String)> {
+fn target_attributes(
+    c: &Controller,
+    only: Option<&plan::FilledDefaults>,
+) -> Vec<(&'static str, String)> {
     let Some((_, opts)) = &c.pci else {
         return Vec::new();
     };
     let wanted = |filled: bool| only.is_none_or(|_| filled);
     let mut attrs = Vec::new();
-    if let Some(v) = opts.chassis_nr.filter(|_| wanted(only.is_some_and(|f| f.chassis_nr))) {
+    if let Some(v) = opts
+        .chassis_nr
+        .filter(|_| wanted(only.is_some_and(|f| f.chassis_nr)))
+    {
         attrs.push(("chassisNr", v.to_string()));
     }
-    if let Some(v) = opts.chassis.filter(|_| wanted(only.is_some_and(|f| f.chassis))) {
+    if let Some(v) = opts
+        .chassis
+        .filter(|_| wanted(only.is_some_and(|f| f.chassis)))
+    {
         attrs.push(("chassis", v.to_string()));
     }
     if let Some(v) = opts.port.filter(|_| wanted(only.is_some_and(|f| f.port))) {
         attrs.push(("port", format!("0x{v:x}")));
     }
-    if let Some(v) = opts.bus_nr.filter(|_| wanted(only.is_some_and(|f| f.bus_nr))) {
+    if let Some(v) = opts
+        .bus_nr
+        .filter(|_| wanted(only.is_some_and(|f| f.bus_nr)))
+    {
         attrs.push(("busNr", v.to_string()));
     }
     if only.is_none() {
@@ -118,8 +130,16 @@ fn target_attributes(c: &Controller, only: Option<&plan::FilledDefaults>) -> Vec
 
 /// A whole `<controller>` element for a controller virtpci added, indented at `indent` with
 /// children one `unit` deeper.
-fn new_controller_element(c: &Controller, address: &DeviceAddress, indent: &str, unit: &str) -> String {
-    let model = c.pci_model().map_or_else(|| c.model.clone().unwrap_or_default(), |m| m.name().to_string());
+fn new_controller_element(
+    c: &Controller,
+    address: &DeviceAddress,
+    indent: &str,
+    unit: &str,
+) -> String {
+    let model = c.pci_model().map_or_else(
+        || c.model.clone().unwrap_or_default(),
+        |m| m.name().to_string(),
+    );
     let head = format!(
         "<controller type='{}' index='{}' model='{}'",
         c.ctype,
@@ -159,7 +179,9 @@ fn write_plan(doc: &Document<'_>, original: &[Device], plan: &Plan) -> String {
     let mut ed = Editor::new(doc);
     for (i, before) in original.iter().enumerate() {
         let after = &plan.def.devices[i];
-        let Some(element) = before.element else { continue };
+        let Some(element) = before.element else {
+            continue;
+        };
         let mut new_children: Vec<String> = Vec::new();
         if let Some(c) = after.controller() {
             if plan.index_filled[i] {
@@ -240,7 +262,9 @@ fn write_new_devices(first_new: usize, plan: &Plan, ed: &mut Editor<'_, '_>) {
         if i < first_new {
             continue;
         }
-        let Some(c) = devices[i].controller() else { continue };
+        let Some(c) = devices[i].controller() else {
+            continue;
+        };
         let previous = order[..pos].iter().rev().find_map(|&j| devices[j].element);
         let next = order[pos + 1..].iter().find_map(|&j| devices[j].element);
         let anchor_indent = |id| ed.indent_of(id).unwrap_or_default().to_string();

@@ -304,7 +304,8 @@ impl Planner {
             }),
             address: DeviceAddress::None,
         });
-        self.insert_controller(i);
+        // Implicit controllers are appended to the controller list.
+        self.controller_order.push(i);
     }
 
     /// Device checks libvirt makes while parsing and validating the definition.
@@ -328,7 +329,10 @@ impl Planner {
                     ));
                 }
                 DeviceKind::Iommu { model } if model == "virtio" => {
-                    if !matches!(device.address, DeviceAddress::None | DeviceAddress::Pci { .. }) {
+                    if !matches!(
+                        device.address,
+                        DeviceAddress::None | DeviceAddress::Pci { .. }
+                    ) {
                         return Err(Error::config_unsupported(
                             "IOMMU device: 'virtio' needs a PCI address",
                         ));
@@ -379,8 +383,15 @@ impl Planner {
 
     /// PCI hostdevs as libvirt lists them: those of `<interface type='hostdev'>` first.
     fn hostdev_order(&self) -> Vec<usize> {
-        let mut order =
-            self.devices_where(|d| matches!(&d.kind, DeviceKind::Net { hostdev: Some(_), .. }));
+        let mut order = self.devices_where(|d| {
+            matches!(
+                &d.kind,
+                DeviceKind::Net {
+                    hostdev: Some(_),
+                    ..
+                }
+            )
+        });
         order.extend(self.devices_where(|d| matches!(d.kind, DeviceKind::Hostdev(_))));
         order
     }
@@ -388,9 +399,12 @@ impl Planner {
     /// Videos as libvirt lists them: the primary one first.
     fn video_order(&self) -> Vec<usize> {
         let mut videos = self.devices_where(|d| matches!(d.kind, DeviceKind::Video { .. }));
-        if let Some(pos) = videos.iter().position(
-            |&i| matches!(self.def.devices[i].kind, DeviceKind::Video { primary: true, .. }),
-        ) {
+        if let Some(pos) = videos.iter().position(|&i| {
+            matches!(
+                self.def.devices[i].kind,
+                DeviceKind::Video { primary: true, .. }
+            )
+        }) {
             let primary = videos.remove(pos);
             videos.insert(0, primary);
         }
@@ -407,12 +421,13 @@ impl Planner {
         order.extend(kind_is(|k| matches!(k, DeviceKind::Hostdev(_))));
         order.extend(self.video_order());
         order.extend(self.controller_order.iter().copied());
+        let backcompat_console = self.backcompat_console();
         for f in [
             (|k: &DeviceKind| matches!(k, DeviceKind::Smartcard)) as fn(&DeviceKind) -> bool,
             |k| matches!(k, DeviceKind::Serial { .. }),
             |k| matches!(k, DeviceKind::Parallel),
             |k| matches!(k, DeviceKind::Channel),
-            |k| matches!(k, DeviceKind::Console),
+            |k| matches!(k, DeviceKind::Console { .. }),
             |k| matches!(k, DeviceKind::Input { .. }),
             |k| matches!(k, DeviceKind::Filesystem { .. }),
             |k| matches!(k, DeviceKind::Watchdog { .. }),
@@ -429,9 +444,36 @@ impl Planner {
             |k| matches!(k, DeviceKind::Iommu { .. }),
             |k| matches!(k, DeviceKind::Crypto { .. }),
         ] {
-            order.extend(kind_is(f));
+            order.extend(
+                kind_is(f)
+                    .into_iter()
+                    .filter(|&i| Some(i) != backcompat_console),
+            );
         }
         order
+    }
+
+    /// The first console, when it only mirrors the first serial port (libvirt skips it when
+    /// walking devices: its address is the serial's).
+    fn backcompat_console(&self) -> Option<usize> {
+        let has_serial = self
+            .def
+            .devices
+            .iter()
+            .any(|d| matches!(d.kind, DeviceKind::Serial { .. }));
+        let first = self
+            .def
+            .devices
+            .iter()
+            .position(|d| matches!(d.kind, DeviceKind::Console { .. }))?;
+        match &self.def.devices[first].kind {
+            DeviceKind::Console { target_type }
+                if has_serial && target_type.as_deref().is_none_or(|t| t == "serial") =>
+            {
+                Some(first)
+            }
+            _ => None,
+        }
     }
 
     // ----- the algorithm ---------------------------------------------------------------
@@ -489,7 +531,8 @@ impl Planner {
                     }),
                     address: DeviceAddress::None,
                 });
-                self.insert_controller(i);
+                // virDomainDefMaybeAddController appends to the controller list.
+                self.controller_order.push(i);
                 self.flags[i] = model.connect_flags();
                 if !model.is_root() {
                     set.reserve_next(self.flags[i], None)?;
@@ -641,7 +684,12 @@ impl Planner {
     }
 
     /// The primary video wants `preferred`; if that slot is taken it gets the next free one.
-    fn primary_video(&mut self, set: &mut AddressSet, preferred: PciAddress, flags: ConnectFlags) -> Result<()> {
+    fn primary_video(
+        &mut self,
+        set: &mut AddressSet,
+        preferred: PciAddress,
+        flags: ConnectFlags,
+    ) -> Result<()> {
         let Some(&video) = self.video_order().first() else {
             return Ok(());
         };
@@ -765,7 +813,9 @@ impl Planner {
             }
         }
         // 6. virtio disks.
-        for i in self.devices_where(|d| matches!(&d.kind, DeviceKind::Disk { bus, .. } if bus == "virtio")) {
+        for i in self
+            .devices_where(|d| matches!(&d.kind, DeviceKind::Disk { bus, .. } if bus == "virtio"))
+        {
             let address = &self.def.devices[i].address;
             if address.present_pci().is_some()
                 || matches!(address, DeviceAddress::Other(t) if t == "ccw" || t == "virtio-mmio")
@@ -995,12 +1045,18 @@ impl Planner {
                 (
                     "chassis",
                     opts.chassis,
-                    matches!(model, PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort),
+                    matches!(
+                        model,
+                        PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort
+                    ),
                 ),
                 (
                     "port",
                     opts.port,
-                    matches!(model, PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort),
+                    matches!(
+                        model,
+                        PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort
+                    ),
                 ),
                 (
                     "busNr",
@@ -1240,7 +1296,12 @@ fn known_net_model(model: &str) -> bool {
     )
 }
 
-fn hostdev_flags(h: &Hostdev, device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -> ConnectFlags {
+fn hostdev_flags(
+    h: &Hostdev,
+    device: &Device,
+    pcie: ConnectFlags,
+    virtio: ConnectFlags,
+) -> ConnectFlags {
     let pci = PCI_FLAGS;
     let is_mdev = h.htype == "mdev";
     if !is_mdev && (!h.is_subsystem() || (h.htype != "pci" && h.htype != "scsi_host")) {

@@ -152,7 +152,12 @@ impl AddressSet {
     }
 
     /// Check that `addr` exists and suits a device with `flags` (virDomainPCIAddressValidate).
-    pub fn validate(&self, addr: &PciAddress, flags: ConnectFlags, from_config: bool) -> Result<()> {
+    pub fn validate(
+        &self,
+        addr: &PciAddress,
+        flags: ConnectFlags,
+        from_config: bool,
+    ) -> Result<()> {
         if self.buses.is_empty() {
             return Err(error(from_config, "No PCI buses available".into()));
         }
@@ -175,13 +180,19 @@ impl AddressSet {
         if bus.min_slot > 0 && addr.slot < bus.min_slot {
             return Err(error(
                 from_config,
-                format!("Invalid PCI address {addr}. slot must be >= {}", bus.min_slot),
+                format!(
+                    "Invalid PCI address {addr}. slot must be >= {}",
+                    bus.min_slot
+                ),
             ));
         }
         if addr.slot > bus.max_slot {
             return Err(error(
                 from_config,
-                format!("Invalid PCI address {addr}. slot must be <= {}", bus.max_slot),
+                format!(
+                    "Invalid PCI address {addr}. slot must be <= {}",
+                    bus.max_slot
+                ),
             ));
         }
         if addr.function > 7 {
@@ -195,7 +206,12 @@ impl AddressSet {
 
     /// Reserve one function (virDomainPCIAddressReserveAddrInternal). Configured addresses
     /// (`from_config`) fail with XML errors, generated ones with internal errors.
-    pub fn reserve(&mut self, addr: &PciAddress, flags: ConnectFlags, from_config: bool) -> Result<()> {
+    pub fn reserve(
+        &mut self,
+        addr: &PciAddress,
+        flags: ConnectFlags,
+        from_config: bool,
+    ) -> Result<()> {
         let mut addr = *addr;
         if self.dry_run {
             self.grow(&mut addr, flags)?;
@@ -231,7 +247,12 @@ impl AddressSet {
     }
 
     /// Look for a free function on `bus_index` (virDomainPCIAddressFindUnusedFunctionOnBus).
-    fn find_on_bus(&self, bus_index: usize, function: Option<u32>, flags: ConnectFlags) -> Option<PciAddress> {
+    fn find_on_bus(
+        &self,
+        bus_index: usize,
+        function: Option<u32>,
+        flags: ConnectFlags,
+    ) -> Option<PciAddress> {
         let bus = &self.buses[bus_index];
         let mut addr = PciAddress::new(0, bus_index as u32, bus.min_slot, function.unwrap_or(0));
         if !Self::flags_compatible(&addr, bus.accepts, flags, false, false).unwrap_or(false) {
@@ -264,7 +285,11 @@ impl AddressSet {
     /// The next free address for a device with `flags` (virDomainPCIAddressGetNextAddr):
     /// buses in order from 0, slots from each bus's first; in a dry run a new bus is added
     /// when nothing fits. `function` is the function wanted, `None` for any.
-    pub fn next_address(&mut self, flags: ConnectFlags, function: Option<u32>) -> Result<PciAddress> {
+    pub fn next_address(
+        &mut self,
+        flags: ConnectFlags,
+        function: Option<u32>,
+    ) -> Result<PciAddress> {
         if self.buses.is_empty() {
             return Err(Error::xml("No PCI buses available"));
         }
@@ -285,7 +310,11 @@ impl AddressSet {
     }
 
     /// Find the next free address and reserve it (virDomainPCIAddressReserveNextAddr).
-    pub fn reserve_next(&mut self, flags: ConnectFlags, function: Option<u32>) -> Result<PciAddress> {
+    pub fn reserve_next(
+        &mut self,
+        flags: ConnectFlags,
+        function: Option<u32>,
+    ) -> Result<PciAddress> {
         let addr = self.next_address(flags, function)?;
         self.reserve(&addr, flags, false)?;
         Ok(addr)
@@ -314,7 +343,9 @@ impl AddressSet {
                 addr.bus += 1;
             }
             PciModel::PciBridge
-        } else if flags.intersects(ConnectFlags::PCIE_DEVICE | ConnectFlags::PCIE_SWITCH_UPSTREAM_PORT) {
+        } else if flags
+            .intersects(ConnectFlags::PCIE_DEVICE | ConnectFlags::PCIE_SWITCH_UPSTREAM_PORT)
+        {
             PciModel::PcieRootPort
         } else {
             return Err(match PciModel::from_connect_flags(flags) {
@@ -393,7 +424,10 @@ mod tests {
         let a = PciAddress::new(0, 0, 3, 0);
         set.reserve(&a, ConnectFlags::PCI_AUTO, true).unwrap();
         let err = set.reserve(&a, ConnectFlags::PCI_AUTO, true).unwrap_err();
-        assert_eq!(err.message, "XML error: Attempted double use of PCI Address 0000:00:03.0");
+        assert_eq!(
+            err.message,
+            "XML error: Attempted double use of PCI Address 0000:00:03.0"
+        );
         set.release(&a);
         set.reserve(&a, ConnectFlags::PCI_AUTO, true).unwrap();
     }

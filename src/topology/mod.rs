@@ -243,7 +243,11 @@ impl PciModel {
         use ConnectFlags as F;
         let hp = if hotplug { F::HOTPLUGGABLE } else { F::NONE };
         let (accepts, min_slot, max_slot) = match self {
-            PciModel::PciRoot => (F::AUTOASSIGN | F::PCI_DEVICE | F::PCI_BRIDGE | F::PCI_EXPANDER_BUS | hp, 1, 31),
+            PciModel::PciRoot => (
+                F::AUTOASSIGN | F::PCI_DEVICE | F::PCI_BRIDGE | F::PCI_EXPANDER_BUS | hp,
+                1,
+                31,
+            ),
             PciModel::PciBridge => (F::AUTOASSIGN | F::PCI_DEVICE | F::PCI_BRIDGE | hp, 1, 31),
             PciModel::PciExpanderBus => (F::AUTOASSIGN | F::PCI_DEVICE | F::PCI_BRIDGE | hp, 0, 31),
             PciModel::PcieRoot => (
@@ -252,7 +256,9 @@ impl PciModel {
                 31,
             ),
             PciModel::DmiToPciBridge => (F::PCI_DEVICE | F::PCI_BRIDGE, 0, 31),
-            PciModel::PcieToPciBridge => (F::AUTOASSIGN | F::PCI_DEVICE | F::PCI_BRIDGE | hp, 1, 31),
+            PciModel::PcieToPciBridge => {
+                (F::AUTOASSIGN | F::PCI_DEVICE | F::PCI_BRIDGE | hp, 1, 31)
+            }
             PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort => (
                 F::AUTOASSIGN
                     | F::PCIE_DEVICE

@@ -204,9 +204,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn malformed(text: &str, offset: usize, why: &str) -> Error {
     let (line, col) = line_col(text, offset);
-    Error::xml(format!(
-        "malformed XML at line {line}, column {col}: {why}"
-    ))
+    Error::xml(format!("malformed XML at line {line}, column {col}: {why}"))
 }
 
 /// Find the attributes of a start tag (`raw` is the whole tag, `base` its offset in the

@@ -169,7 +169,9 @@ pub enum DeviceKind {
     Serial {
         target_type: Option<String>,
     },
-    Console,
+    Console {
+        target_type: Option<String>,
+    },
     Channel,
     Parallel,
     Smartcard,
@@ -343,7 +345,9 @@ pub fn read_device(doc: &Document<'_>, id: ElementId) -> Result<Device> {
         "serial" => DeviceKind::Serial {
             target_type: child_attr("target", "type"),
         },
-        "console" => DeviceKind::Console,
+        "console" => DeviceKind::Console {
+            target_type: child_attr("target", "type"),
+        },
         "channel" => DeviceKind::Channel,
         "parallel" => DeviceKind::Parallel,
         "smartcard" => DeviceKind::Smartcard,
@@ -420,7 +424,12 @@ pub fn read_address(doc: &Document<'_>, id: ElementId) -> Result<DeviceAddress> 
                     }),
                 }
             };
-            let addr = PciAddress::new(part("domain")?, part("bus")?, part("slot")?, part("function")?);
+            let addr = PciAddress::new(
+                part("domain")?,
+                part("bus")?,
+                part("slot")?,
+                part("function")?,
+            );
             let multi = match el.attr("multifunction") {
                 None => Multifunction::Absent,
                 Some("on") => Multifunction::On,
@@ -597,7 +606,10 @@ mod tests {
         let (c, model) = def.devices[0].pci_controller().unwrap();
         assert_eq!(model, PciModel::PcieRootPort);
         let opts = &c.pci.as_ref().unwrap().1;
-        assert_eq!((opts.chassis, opts.port, opts.hotplug), (Some(5), Some(16), Some(false)));
+        assert_eq!(
+            (opts.chassis, opts.port, opts.hotplug),
+            (Some(5), Some(16), Some(false))
+        );
         assert_eq!(
             def.devices[1].address,
             DeviceAddress::Pci {
@@ -610,7 +622,11 @@ mod tests {
 
     #[test]
     fn address_errors_use_libvirt_words() {
-        let wrap = |a: &str| format!("<domain><devices><memballoon model='virtio'>{a}</memballoon></devices></domain>");
+        let wrap = |a: &str| {
+            format!(
+                "<domain><devices><memballoon model='virtio'>{a}</memballoon></devices></domain>"
+            )
+        };
         let msg = |a: &str| parse(&wrap(a)).unwrap_err().message;
         assert_eq!(
             msg("<address type='pci' bus='0x100' slot='1'/>"),

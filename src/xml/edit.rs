@@ -217,7 +217,8 @@ impl<'d, 'a> Editor<'d, 'a> {
         let text = self.doc.text;
         let mut splices = self.splices;
         splices.sort_by_key(|s| (s.start, s.seq));
-        let mut out = String::with_capacity(text.len() + splices.iter().map(|s| s.text.len()).sum::<usize>());
+        let mut out =
+            String::with_capacity(text.len() + splices.iter().map(|s| s.text.len()).sum::<usize>());
         let mut pos = 0;
         for s in splices {
             if s.start < pos {
