@@ -97,7 +97,7 @@ fn target_attributes(
     let Some((_, opts)) = &c.pci else {
         return Vec::new();
     };
-    let wanted = |filled: bool| only.is_none_or(|_| filled);
+    let wanted = |filled: bool| only.is_none() || filled;
     let mut attrs = Vec::new();
     if let Some(v) = opts
         .chassis_nr

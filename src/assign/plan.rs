@@ -468,7 +468,7 @@ impl Planner {
             .position(|d| matches!(d.kind, DeviceKind::Console { .. }))?;
         match &self.def.devices[first].kind {
             DeviceKind::Console { target_type }
-                if has_serial && target_type.as_deref().is_none_or(|t| t == "serial") =>
+                if has_serial && target_type.as_deref().map_or(true, |t| t == "serial") =>
             {
                 Some(first)
             }
