@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The library exports exactly the symbols of the committed list, each declared in the header."""
+"""The library exports exactly the symbols of the committed list, each declared in the header,
+and carries the SONAME libvirtpci.so.0 and the NODELETE flag."""
 import re
 import subprocess
 import sys
@@ -26,6 +27,14 @@ def main():
         elif name not in declared:
             print("exported but not declared in the header: %s" % name)
             ok = False
+    dynamic = subprocess.run(["readelf", "-d", lib], check=True, capture_output=True,
+                             text=True).stdout
+    if "Library soname: [libvirtpci.so.0]" not in dynamic:
+        print("SONAME is not libvirtpci.so.0")
+        ok = False
+    if not re.search(r"FLAGS_1.*NODELETE", dynamic):
+        print("library is not linked with -z nodelete")
+        ok = False
     print("%d exported symbols%s" % (len(exported), "" if ok else ": MISMATCH"))
     return 0 if ok else 1
 
