@@ -192,7 +192,12 @@ fn write_plan(doc: &Document<'_>, original: &[Device], plan: &Plan) -> String {
                 if filled.model_name {
                     if let Some((_, opts)) = &c.pci {
                         if let Some(name) = &opts.model_name {
-                            new_children.push(format!("<model name='{name}'/>"));
+                            let model = format!("<model name='{name}'/>");
+                            // libvirt writes <model> before <target>.
+                            match doc.child(element, "target") {
+                                Some(target) => ed.insert_child_before(target, model),
+                                None => new_children.push(model),
+                            }
                         }
                     }
                 }
