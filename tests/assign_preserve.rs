@@ -104,3 +104,14 @@ fn controller_indexes_and_targets_are_completed_in_place() {
          <address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'/>\n    </controller>"
     ), "{out}");
 }
+
+#[test]
+fn a_slot_without_function_zero_is_a_warning_not_an_error() {
+    let input = "<domain type='qemu'><os><type machine='pc'>hvm</type></os><devices>\
+                 <controller type='pci' index='0' model='pci-root'/>\
+                 <memballoon model='virtio'><address type='pci' slot='5' function='2'/></memballoon>\
+                 </devices></domain>";
+    let out = assign_domain_xml(input).unwrap();
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert!(out.warnings[0].contains("0000:00:05"), "{:?}", out.warnings);
+}

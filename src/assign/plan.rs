@@ -411,46 +411,56 @@ impl Planner {
         videos
     }
 
-    /// Every device in the order of libvirt's virDomainDeviceInfoIterate.
+    /// Every device in the order of libvirt's virDomainDeviceInfoIterate: by kind, then in
+    /// each kind's list order.
     fn iterate_order(&self) -> Vec<usize> {
-        let kind_is = |f: fn(&DeviceKind) -> bool| self.devices_where(move |d| f(&d.kind));
-        let mut order = Vec::with_capacity(self.def.devices.len());
-        order.extend(kind_is(|k| matches!(k, DeviceKind::Disk { .. })));
-        order.extend(kind_is(|k| matches!(k, DeviceKind::Net { .. })));
-        order.extend(kind_is(|k| matches!(k, DeviceKind::Sound { .. })));
-        order.extend(kind_is(|k| matches!(k, DeviceKind::Hostdev(_))));
-        order.extend(self.video_order());
-        order.extend(self.controller_order.iter().copied());
         let backcompat_console = self.backcompat_console();
-        for f in [
-            (|k: &DeviceKind| matches!(k, DeviceKind::Smartcard)) as fn(&DeviceKind) -> bool,
-            |k| matches!(k, DeviceKind::Serial { .. }),
-            |k| matches!(k, DeviceKind::Parallel),
-            |k| matches!(k, DeviceKind::Channel),
-            |k| matches!(k, DeviceKind::Console { .. }),
-            |k| matches!(k, DeviceKind::Input { .. }),
-            |k| matches!(k, DeviceKind::Filesystem { .. }),
-            |k| matches!(k, DeviceKind::Watchdog { .. }),
-            |k| matches!(k, DeviceKind::Memballoon { .. }),
-            |k| matches!(k, DeviceKind::Rng { .. }),
-            |k| matches!(k, DeviceKind::Nvram),
-            |k| matches!(k, DeviceKind::Hub),
-            |k| matches!(k, DeviceKind::Shmem),
-            |k| matches!(k, DeviceKind::Tpm),
-            |k| matches!(k, DeviceKind::Panic { .. }),
-            |k| matches!(k, DeviceKind::Memory { .. }),
-            |k| matches!(k, DeviceKind::Redirdev),
-            |k| matches!(k, DeviceKind::Vsock { .. }),
-            |k| matches!(k, DeviceKind::Iommu { .. }),
-            |k| matches!(k, DeviceKind::Crypto { .. }),
-        ] {
-            order.extend(
-                kind_is(f)
-                    .into_iter()
-                    .filter(|&i| Some(i) != backcompat_console),
-            );
+        let primary_video = self.video_order().first().copied();
+        let mut controller_pos = vec![usize::MAX; self.def.devices.len()];
+        for (pos, &i) in self.controller_order.iter().enumerate() {
+            controller_pos[i] = pos;
         }
-        order
+        let mut keyed: Vec<(u8, usize, usize)> = Vec::with_capacity(self.def.devices.len());
+        for (i, device) in self.def.devices.iter().enumerate() {
+            let rank = match device.kind {
+                DeviceKind::Disk { .. } => 0,
+                DeviceKind::Net { .. } => 1,
+                DeviceKind::Sound { .. } => 2,
+                DeviceKind::Hostdev(_) => 3,
+                DeviceKind::Video { .. } => 4,
+                DeviceKind::Controller(_) => 5,
+                DeviceKind::Smartcard => 6,
+                DeviceKind::Serial { .. } => 7,
+                DeviceKind::Parallel => 8,
+                DeviceKind::Channel => 9,
+                DeviceKind::Console { .. } if Some(i) == backcompat_console => continue,
+                DeviceKind::Console { .. } => 10,
+                DeviceKind::Input { .. } => 11,
+                DeviceKind::Filesystem { .. } => 12,
+                DeviceKind::Watchdog { .. } => 13,
+                DeviceKind::Memballoon { .. } => 14,
+                DeviceKind::Rng { .. } => 15,
+                DeviceKind::Nvram => 16,
+                DeviceKind::Hub => 17,
+                DeviceKind::Shmem => 18,
+                DeviceKind::Tpm => 19,
+                DeviceKind::Panic { .. } => 20,
+                DeviceKind::Memory { .. } => 21,
+                DeviceKind::Redirdev => 22,
+                DeviceKind::Vsock { .. } => 23,
+                DeviceKind::Iommu { .. } => 24,
+                DeviceKind::Crypto { .. } => 25,
+                DeviceKind::Other => continue,
+            };
+            let within = match device.kind {
+                DeviceKind::Controller(_) => controller_pos[i],
+                DeviceKind::Video { .. } if Some(i) == primary_video => 0,
+                _ => i + 1,
+            };
+            keyed.push((rank, within, i));
+        }
+        keyed.sort_unstable();
+        keyed.into_iter().map(|(_, _, i)| i).collect()
     }
 
     /// The first console, when it only mirrors the first serial port (libvirt skips it when
@@ -515,9 +525,15 @@ impl Planner {
     /// Pass 1, last step: every bus the dry run added becomes a controller, which itself
     /// needs an address (and may make the set grow again).
     fn add_controllers_for_new_buses(&mut self, set: &mut AddressSet) -> Result<()> {
+        let mut present = vec![false; 256];
+        for (_, c, _) in self.pci_controllers() {
+            if let Some(slot) = present.get_mut(c.index() as usize) {
+                *slot = true;
+            }
+        }
         let mut index = 1;
         while index < set.bus_count() {
-            if self.find_pci_controller(index as u32).is_none() {
+            if !present.get(index).copied().unwrap_or(false) {
                 let model = set.buses[index].model;
                 let i = self.push_device(Device {
                     element: None,
@@ -957,11 +973,18 @@ impl Planner {
                 DeviceAddress::Pci { addr, .. } => addr,
                 _ => PciAddress::default(),
             };
-            let lowest_bus_nr = self
-                .pci_controllers()
-                .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
-                .filter(|&nr| nr >= 0)
-                .fold(256, i64::min);
+            let is_expander = matches!(
+                self.controller(i).pci_model(),
+                Some(PciModel::PciExpanderBus | PciModel::PcieExpanderBus)
+            );
+            let lowest_bus_nr = if is_expander {
+                self.pci_controllers()
+                    .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
+                    .filter(|&nr| nr >= 0)
+                    .fold(256, i64::min)
+            } else {
+                256
+            };
             let Some(c) = self.def.devices[i].controller_mut() else {
                 continue;
             };
@@ -1029,14 +1052,17 @@ impl Planner {
                 )));
             }
             let Some((_, opts)) = &c.pci else { continue };
-            let model_name = opts.model_name.clone().unwrap_or_default();
-            let context = format!(
-                "for PCI controller with index '{index}', model '{model}' and modelName '{model_name}'"
-            );
+            let context = || {
+                format!(
+                    "for PCI controller with index '{index}', model '{model}' and modelName '{}'",
+                    opts.model_name.as_deref().unwrap_or_default()
+                )
+            };
             if let Some(name) = &opts.model_name {
                 if model.is_root() || !model.valid_model_names().contains(&name.as_str()) {
                     return Err(Error::config_unsupported(format!(
-                        "Option 'modelName' has invalid value {context}"
+                        "Option 'modelName' has invalid value {}",
+                        context()
                     )));
                 }
             }
@@ -1068,12 +1094,14 @@ impl Planner {
                 match (value, allowed) {
                     (Some(_), false) => {
                         return Err(Error::config_unsupported(format!(
-                            "Option '{name}' is not valid {context}"
+                            "Option '{name}' is not valid {}",
+                            context()
                         )))
                     }
                     (None, true) => {
                         return Err(Error::config_unsupported(format!(
-                            "Required option '{name}' is not set {context}"
+                            "Required option '{name}' is not set {}",
+                            context()
                         )))
                     }
                     _ => {}
@@ -1081,12 +1109,14 @@ impl Planner {
             }
             if opts.hotplug.is_some() && !model.takes_hotplug_option() {
                 return Err(Error::config_unsupported(format!(
-                    "Option 'hotplug' is not valid {context}"
+                    "Option 'hotplug' is not valid {}",
+                    context()
                 )));
             }
             if opts.target_index.is_some() {
                 return Err(Error::config_unsupported(format!(
-                    "Option 'targetIndex' is not valid {context}"
+                    "Option 'targetIndex' is not valid {}",
+                    context()
                 )));
             }
             let range = |value: Option<i64>, lo: i64, hi: i64, what: &str| -> Result<()> {
