@@ -15,7 +15,8 @@ pub use set::AddressSet;
 
 use crate::error::Result;
 use crate::pci::PciAddress;
-use crate::xml::domain::{Controller, DeviceAddress, DomainDef, Multifunction};
+use crate::topology::PciModel;
+use crate::xml::domain::{Controller, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
 use crate::xml::edit::Editor;
 use crate::xml::Document;
 
@@ -225,12 +226,13 @@ fn new_controller_element(
     out.push_str(&c.ctype);
     out.push_str("' index='");
     push_dec(&mut out, i64::from(c.index()));
-    out.push_str("' model='");
-    match c.pci_model() {
-        Some(m) => out.push_str(m.name()),
-        None => out.push_str(c.model.as_deref().unwrap_or_default()),
-    }
     out.push('\'');
+    let model = c.pci_model().map(PciModel::name).or(c.model.as_deref());
+    if let Some(model) = model {
+        out.push_str(" model='");
+        out.push_str(model);
+        out.push('\'');
+    }
     let child_start = |out: &mut String| {
         out.push('\n');
         out.push_str(indent);
@@ -281,6 +283,43 @@ struct Original {
     element: Option<crate::xml::ElementId>,
     address_element: Option<crate::xml::ElementId>,
     address: DeviceAddress,
+}
+
+/// A whole element for a non-controller device virtpci added (the default memory balloon,
+/// the video libvirt adds for graphics).
+fn new_device_element(device: &Device, indent: &str, unit: &str) -> Option<String> {
+    let (open, model_child, close) = match &device.kind {
+        DeviceKind::Memballoon { model } => (
+            format!("<memballoon model='{model}'"),
+            None,
+            "</memballoon>",
+        ),
+        DeviceKind::Video { model, .. } => (
+            "<video".to_string(),
+            Some(format!(
+                "<model type='{model}' vram='16384' heads='1' primary='yes'/>"
+            )),
+            "</video>",
+        ),
+        _ => return None,
+    };
+    let mut children: Vec<String> = model_child.into_iter().collect();
+    children.extend(address_element(&device.address));
+    if children.is_empty() {
+        return Some(format!("{open}/>"));
+    }
+    let mut out = open;
+    out.push('>');
+    for child in children {
+        out.push('\n');
+        out.push_str(indent);
+        out.push_str(unit);
+        out.push_str(&child);
+    }
+    out.push('\n');
+    out.push_str(indent);
+    out.push_str(close);
+    Some(out)
 }
 
 /// Splice the plan's results into the original text.
@@ -399,6 +438,14 @@ fn write_new_devices(first_new: usize, plan: &Plan, ed: &mut Editor<'_, '_>) {
                 ed.append_child(devs, text);
             }
             (None, None, None) => {}
+        }
+    }
+    if let Some(devs) = plan.def.devices_element {
+        let indent = ed.child_indent(devs).unwrap_or_default();
+        for device in &devices[first_new..] {
+            if let Some(text) = new_device_element(device, &indent, &unit) {
+                ed.append_child(devs, text);
+            }
         }
     }
 }

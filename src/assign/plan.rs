@@ -109,12 +109,6 @@ impl Planner {
         })
     }
 
-    fn find_pci_controller(&self, index: u32) -> Option<usize> {
-        self.pci_controllers()
-            .find(|(_, c, _)| c.index == Some(index))
-            .map(|(i, _, _)| i)
-    }
-
     fn root_model(&self) -> Option<PciModel> {
         self.pci_controllers()
             .find(|(_, c, _)| c.index == Some(0))
@@ -193,7 +187,8 @@ impl Planner {
         }
         self.check_duplicate_controllers()?;
         self.check_controllers()?;
-        self.add_implicit_root();
+        self.add_default_devices();
+        self.add_implicit_controllers();
         self.check_devices()?;
         Ok(())
     }
@@ -286,26 +281,131 @@ impl Planner {
         Ok(())
     }
 
-    /// libvirt adds the root controller a machine needs when the definition lacks it.
-    fn add_implicit_root(&mut self) {
-        if self.machine() == MachineKind::Other || self.find_pci_controller(0).is_some() {
-            return;
-        }
-        let model = self.machine().root_model();
+    fn has_controller(&self, ctype: &str, index: u32) -> bool {
+        self.controller_order.iter().any(|&i| {
+            let c = self.controller(i);
+            c.ctype == ctype && c.index == Some(index)
+        })
+    }
+
+    /// Append a controller libvirt adds implicitly (it appends to its controller list).
+    fn add_implicit_controller(&mut self, ctype: &str, index: u32, model: Option<&str>) {
+        let pci = model
+            .and_then(PciModel::from_name)
+            .filter(|_| ctype == "pci");
         let i = self.push_device(Device {
             element: None,
             address_element: None,
             kind: DeviceKind::Controller(Controller {
-                ctype: "pci".into(),
-                model: Some(model.name().into()),
-                index: Some(0),
+                ctype: ctype.into(),
+                model: model.map(str::to_string),
+                index: Some(index),
                 index_missing: false,
-                pci: Some((model, PciControllerOptions::default())),
+                pci: pci.map(|m| (m, PciControllerOptions::default())),
             }),
             address: DeviceAddress::None,
+            address_controller: None,
         });
-        // Implicit controllers are appended to the controller list.
         self.controller_order.push(i);
+    }
+
+    /// The devices libvirt's QEMU driver adds to x86 `pc` and `q35` machines when the
+    /// definition lacks them (qemuDomainDefAddDefaultDevices): a USB controller, q35's SATA
+    /// controller, the root PCI controller and a virtio memory balloon.
+    fn add_default_devices(&mut self) {
+        let machine = self.machine();
+        if machine == MachineKind::Other {
+            return;
+        }
+        if !self.has_controller("usb", 0) {
+            let model = if machine == MachineKind::Q35 {
+                "qemu-xhci"
+            } else {
+                "piix3-uhci"
+            };
+            self.add_implicit_controller("usb", 0, Some(model));
+        }
+        if machine == MachineKind::Q35 && !self.has_controller("sata", 0) {
+            self.add_implicit_controller("sata", 0, None);
+        }
+        if !self.has_controller("pci", 0) {
+            self.add_implicit_controller("pci", 0, Some(machine.root_model().name()));
+        }
+        let has_balloon = self
+            .def
+            .devices
+            .iter()
+            .any(|d| matches!(d.kind, DeviceKind::Memballoon { .. }));
+        if !has_balloon {
+            self.push_device(Device {
+                element: None,
+                address_element: None,
+                kind: DeviceKind::Memballoon {
+                    model: "virtio".into(),
+                },
+                address: DeviceAddress::None,
+                address_controller: None,
+            });
+        }
+    }
+
+    /// The controllers libvirt adds for the devices that need them
+    /// (virDomainDefAddImplicitDevices): disk controllers for IDE, SATA and SCSI disks, a
+    /// virtio-serial controller for virtio channels and consoles, and a video device when
+    /// there is graphics but no video.
+    fn add_implicit_controllers(&mut self) {
+        let mut wanted: Vec<(&'static str, u32)> = Vec::new();
+        for device in &self.def.devices {
+            match &device.kind {
+                DeviceKind::Disk {
+                    bus,
+                    drive_controller,
+                    ..
+                } => {
+                    let ctype = match bus.as_str() {
+                        "ide" => "ide",
+                        "sata" => "sata",
+                        "scsi" => "scsi",
+                        "fdc" => "fdc",
+                        _ => continue,
+                    };
+                    wanted.push((ctype, drive_controller.unwrap_or(0)));
+                }
+                DeviceKind::Channel {
+                    target_type: Some(t),
+                }
+                | DeviceKind::Console {
+                    target_type: Some(t),
+                } if t == "virtio" => {
+                    wanted.push(("virtio-serial", device.address_controller.unwrap_or(0)))
+                }
+                _ => {}
+            }
+        }
+        for (ctype, index) in wanted {
+            if !self.has_controller(ctype, index) {
+                // QEMU on x86 gives a SCSI controller without a model an LSI Logic one.
+                let model = (ctype == "scsi").then_some("lsilogic");
+                self.add_implicit_controller(ctype, index, model);
+            }
+        }
+        let has_video = self
+            .def
+            .devices
+            .iter()
+            .any(|d| matches!(d.kind, DeviceKind::Video { .. }));
+        if self.def.has_graphics && !has_video {
+            self.push_device(Device {
+                element: None,
+                address_element: None,
+                kind: DeviceKind::Video {
+                    model: "cirrus".into(),
+                    primary: true,
+                },
+                address: DeviceAddress::None,
+                address_controller: None,
+            });
+        }
     }
 
     /// Device checks libvirt makes while parsing and validating the definition.
@@ -432,7 +532,7 @@ impl Planner {
                 DeviceKind::Smartcard => 6,
                 DeviceKind::Serial { .. } => 7,
                 DeviceKind::Parallel => 8,
-                DeviceKind::Channel => 9,
+                DeviceKind::Channel { .. } => 9,
                 DeviceKind::Console { .. } if Some(i) == backcompat_console => continue,
                 DeviceKind::Console { .. } => 10,
                 DeviceKind::Input { .. } => 11,
@@ -546,6 +646,7 @@ impl Planner {
                         pci: Some((model, PciControllerOptions::default())),
                     }),
                     address: DeviceAddress::None,
+                    address_controller: None,
                 });
                 // virDomainDefMaybeAddController appends to the controller list.
                 self.controller_order.push(i);
