@@ -4,10 +4,12 @@
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod host;
 pub mod pci;
 
 #[allow(unsafe_code)]
 pub mod ffi;
 
 pub use error::{Error, ErrorCode, Result};
+pub use host::Host;
 pub use pci::PciAddress;
