@@ -225,10 +225,8 @@ impl ConfigSpace {
                         });
                     }
                 }
-                CAP_ID_AF => {
-                    if self.read_u8(pos + 3).unwrap_or(0) & 0x02 != 0 {
-                        self.af_flr = true;
-                    }
+                CAP_ID_AF if self.read_u8(pos + 3).unwrap_or(0) & 0x02 != 0 => {
+                    self.af_flr = true;
                 }
                 _ => {}
             }

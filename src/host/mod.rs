@@ -530,7 +530,7 @@ impl Host {
             }
             if (secondary as u32) < addr.bus
                 && addr.bus <= subordinate as u32
-                && best.is_none_or(|(s, _)| secondary > s)
+                && best.map_or(true, |(s, _)| secondary > s)
             {
                 best = Some((secondary, other));
             }
