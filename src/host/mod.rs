@@ -466,7 +466,15 @@ impl Host {
                 let Some(real) = sysfs::join_lexically(&class_dir, &target) else {
                     continue;
                 };
-                if real.starts_with(&format!("{dev_dir}/")) {
+                // Under this device, but not under a PCI device below it (a bridge's
+                // children have their own interfaces).
+                let Some(rest) = real.strip_prefix(&format!("{dev_dir}/")) else {
+                    continue;
+                };
+                if !rest
+                    .split('/')
+                    .any(|part| parse_device_name(part).is_some())
+                {
                     out.push(e.name);
                 }
             }

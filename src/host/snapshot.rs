@@ -233,6 +233,7 @@ impl HostSnapshot {
     /// Check names, references and uniqueness; returns devices by address.
     fn check(&self) -> Result<BTreeMap<PciAddress, &DeviceRecord>> {
         let mut by_addr = BTreeMap::new();
+        let mut children: BTreeSet<String> = BTreeSet::new();
         for d in &self.devices {
             let addr = parse_device_name(&d.address).ok_or_else(|| {
                 Error::invalid_arg(format!(
@@ -256,6 +257,11 @@ impl HostSnapshot {
                 }
             }
             for name in d.net.iter().chain(d.block.iter()) {
+                if !children.insert(name.clone()) {
+                    return Err(Error::invalid_arg(format!(
+                        "host snapshot: interface '{name}' belongs to two devices"
+                    )));
+                }
                 if !is_valid_driver_name(name) {
                     return Err(Error::invalid_arg(format!(
                         "host snapshot: device {addr}: interface name '{name}' is not valid"

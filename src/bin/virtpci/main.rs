@@ -1,5 +1,8 @@
 //! The `virtpci` command-line tool, built on the library's Rust API.
 
+mod groups;
+mod host;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use virtpci::{PciAddress, Result};
@@ -23,6 +26,10 @@ enum Command {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
+    /// List the host's IOMMU groups with their devices (address, class, ids, driver).
+    Groups(groups::GroupsArgs),
+    /// Record a host's PCI topology as JSON, or build a sysfs-shaped tree from such a record.
+    Host(host::HostArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -37,6 +44,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Groups(args) => groups::run(args),
+        Command::Host(args) => host::run(args),
     }
 }
 
