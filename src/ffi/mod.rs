@@ -8,4 +8,5 @@
 pub mod address;
 pub mod boundary;
 pub mod general;
+pub mod host;
 pub mod log;
