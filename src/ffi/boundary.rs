@@ -190,3 +190,56 @@ pub fn malloc_array<T: Copy>(items: &[T]) -> Result<*mut T> {
     unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), ptr, items.len()) };
     Ok(ptr)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        let rc: c_int = guard("virtpci_test", || -> Result<c_int> { panic!("boom") });
+        assert_eq!(rc, -1);
+        assert_eq!(last_error_code(), ErrorCode::Internal);
+        // SAFETY: the slot's pointer is valid until the slot is next written.
+        let msg = unsafe { CStr::from_ptr(last_error_message_ptr()) };
+        assert_eq!(
+            msg.to_str().unwrap(),
+            "internal error: unexpected panic in virtpci_test: boom"
+        );
+    }
+
+    #[test]
+    fn success_clears_the_previous_error() {
+        let _: c_int = guard("f", || Err(Error::xml("bad")));
+        assert_eq!(last_error_code(), ErrorCode::XmlError);
+        let rc: c_int = guard("f", || Ok(0));
+        assert_eq!(rc, 0);
+        assert_eq!(last_error_code(), ErrorCode::Ok);
+    }
+
+    #[test]
+    fn null_and_non_utf8_arguments_are_refused() {
+        // SAFETY: NULL is allowed by the contract.
+        let err = unsafe { str_arg(std::ptr::null(), "xml", "virtpci_f") }.unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid argument: xml in virtpci_f must not be NULL"
+        );
+        let bad = [0xffu8, 0xfe, 0];
+        // SAFETY: NUL-terminated buffer that outlives the call.
+        let err =
+            unsafe { str_arg(bad.as_ptr() as *const c_char, "xml", "virtpci_f") }.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidArg);
+    }
+
+    #[test]
+    fn strings_for_c_are_malloced_copies() {
+        let ptr = malloc_string("0000:00:1f.7").unwrap();
+        // SAFETY: ptr is a fresh NUL-terminated malloc'd string; freed once below.
+        unsafe {
+            assert_eq!(CStr::from_ptr(ptr).to_str().unwrap(), "0000:00:1f.7");
+            libc::free(ptr as *mut libc::c_void);
+        }
+        assert!(malloc_string("a\0b").is_err());
+    }
+}

@@ -10,7 +10,7 @@ pub extern "C" fn virtpci_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
-/// The code of the last error on the calling thread (a `VirtpciErrorCode` value), or
+/// The code of the last error on the calling thread (a `VirtpciErr` value), or
 /// `VIRTPCI_ERR_OK` when the last virtpci call on this thread succeeded. Does not change it.
 #[no_mangle]
 pub extern "C" fn virtpci_last_error_code() -> c_int {
