@@ -5,6 +5,7 @@
 
 pub mod assign;
 pub mod error;
+pub mod host;
 pub mod pci;
 pub mod topology;
 pub mod xml;
@@ -14,4 +15,5 @@ pub mod ffi;
 
 pub use assign::{assign_domain_xml, AssignOutput};
 pub use error::{Error, ErrorCode, Result};
+pub use host::Host;
 pub use pci::PciAddress;

@@ -9,4 +9,5 @@ pub mod address;
 pub mod assign;
 pub mod boundary;
 pub mod general;
+pub mod host;
 pub mod log;

@@ -1,6 +1,8 @@
 //! The `virtpci` command-line tool, built on the library's Rust API.
 
 mod assign;
+mod groups;
+mod host;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +32,10 @@ enum Command {
         /// The domain XML file, or - for standard input.
         file: String,
     },
+    /// List the host's IOMMU groups with their devices (address, class, ids, driver).
+    Groups(groups::GroupsArgs),
+    /// Record a host's PCI topology as JSON, or build a sysfs-shaped tree from such a record.
+    Host(host::HostArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -45,6 +51,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Assign { file } => assign::run(&file),
+        Command::Groups(args) => groups::run(args),
+        Command::Host(args) => host::run(args),
     }
 }
 

@@ -1,0 +1,139 @@
+//! `virtpci groups`: every IOMMU group of a host with its devices, as a table or JSON.
+
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+use virtpci::host::{class_name, DeviceSummary, Host};
+use virtpci::Result;
+
+#[derive(Args)]
+pub struct GroupsArgs {
+    /// The sysfs root to read (default /sys).
+    #[arg(long, value_name = "ROOT")]
+    pub sysfs: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct JsonDevice {
+    address: String,
+    vendor: String,
+    device: String,
+    class: String,
+    driver: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonGroup {
+    group: u32,
+    devices: Vec<JsonDevice>,
+}
+
+#[derive(Serialize)]
+struct JsonReport {
+    groups: Vec<JsonGroup>,
+    no_iommu_group: Vec<JsonDevice>,
+}
+
+impl From<&DeviceSummary> for JsonDevice {
+    fn from(d: &DeviceSummary) -> JsonDevice {
+        JsonDevice {
+            address: d.address.to_string(),
+            vendor: format!("0x{:04x}", d.ids.vendor),
+            device: format!("0x{:04x}", d.ids.device),
+            class: format!("0x{:06x}", d.ids.class),
+            driver: d.driver.clone(),
+        }
+    }
+}
+
+/// The groups of the host, each with its device summaries, and the devices without a group.
+type Report = (Vec<(u32, Vec<DeviceSummary>)>, Vec<DeviceSummary>);
+
+fn collect(host: &Host) -> Result<Report> {
+    let all = host.iommu_groups()?;
+    let mut groups = Vec::with_capacity(all.groups.len());
+    for g in &all.groups {
+        let devices = g
+            .devices
+            .iter()
+            .map(|a| host.summary(a))
+            .collect::<Result<Vec<_>>>()?;
+        groups.push((g.number, devices));
+    }
+    let none = all
+        .no_group
+        .iter()
+        .map(|a| host.summary(a))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((groups, none))
+}
+
+pub fn run(args: GroupsArgs) -> Result<()> {
+    let host = Host::open(args.sysfs.as_deref())?;
+    let (groups, none) = collect(&host)?;
+    if args.json {
+        let report = JsonReport {
+            groups: groups
+                .iter()
+                .map(|(n, devs)| JsonGroup {
+                    group: *n,
+                    devices: devs.iter().map(JsonDevice::from).collect(),
+                })
+                .collect(),
+            no_iommu_group: none.iter().map(JsonDevice::from).collect(),
+        };
+        let text = serde_json::to_string(&report)
+            .map_err(|e| virtpci::Error::internal(format!("cannot write JSON: {e}")))?;
+        return write_stdout(&(text + "\n"));
+    }
+    let mut out = format!(
+        "{:<6} {:<13} {:<42} {:<10} DRIVER\n",
+        "GROUP", "ADDRESS", "CLASS", "ID"
+    );
+    let mut line = |group: &str, d: &DeviceSummary| {
+        out += &format!(
+            "{:<6} {:<13} {:<42} {:04x}:{:04x}  {}\n",
+            group,
+            d.address.to_string(),
+            format!("{} [{:04x}]", class_name(d.ids.class), d.ids.class >> 8),
+            d.ids.vendor,
+            d.ids.device,
+            d.driver.as_deref().unwrap_or("-")
+        )
+    };
+    for (n, devs) in &groups {
+        for d in devs {
+            line(&n.to_string(), d);
+        }
+    }
+    for d in &none {
+        line("none", d);
+    }
+    if groups.is_empty() {
+        out += &format!(
+            "(no IOMMU groups under {}/kernel/iommu_groups: the IOMMU is off or absent)\n",
+            host.root().display()
+        );
+    }
+    write_stdout(&out)
+}
+
+/// Write to standard output; a closed pipe (`virtpci groups | head`) is not an error.
+pub fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(virtpci::Error::system(
+            "Failed to write to standard output",
+            &e,
+        )),
+    }
+}

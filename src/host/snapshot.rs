@@ -1,0 +1,618 @@
+//! Host fixtures: record a host's PCI topology as JSON ([`HostSnapshot::capture`]) and build a
+//! sysfs-shaped tree from such a record ([`HostSnapshot::materialize`]).
+//!
+//! The JSON (`"format": "virtpci-host/1"`) lists drivers and devices. A device has its
+//! address, the bridge above it in the sysfs hierarchy (`parent`), ids and class as sysfs
+//! writes them (`"0x8086"`, `"0x020000"`), its driver, `native_driver` (the driver a probe
+//! binds when nothing overrides it; defaults to `driver` when that is not a stub), IOMMU group,
+//! NUMA node, `physfn` for VFs, `sriov_totalvfs` for PFs, `reset_method` (a `reset` file is
+//! made when it is present), network and block children, and config space: either raw
+//! (`{"hex": "...", "size": 4096}`, trailing zero bytes omitted) as captured, or described
+//! (`{"pcie": "endpoint", "flr": true, "pm": true, "acs": "0x1d", "multifunction": true}`) as
+//! hand-written fixtures do; a bridge's bus numbers are derived from its children unless given.
+//!
+//! The tree is laid out as the kernel lays out `/sys`: device directories nested under
+//! `devices/pciDDDD:BB/` following the bridges, relative links from `bus/pci/devices`,
+//! `bus/pci/drivers/<drv>`, `kernel/iommu_groups/<n>/devices`, `driver`, `iommu_group`,
+//! `physfn`/`virtfnN`, and `class/net`, `class/block`. The simulator's native-driver rules are
+//! seeded from `native_driver`.
+
+use super::config::{ConfigBuilder, PciePortType};
+use super::names::{is_stub_driver, is_valid_driver_name, parse_device_name};
+use super::simulator::{IdRule, NATIVE_DRIVERS_FILE, SIM_DIR};
+use super::sysfs::relative_link;
+use super::{Host, DEVICES_DIR, DRIVERS_DIR, IOMMU_GROUPS_DIR, VFIO_PCI};
+use crate::error::{Error, Result};
+use crate::pci::PciAddress;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+pub const FORMAT: &str = "virtpci-host/1";
+
+/// A recorded host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSnapshot {
+    pub format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Loaded drivers (`bus/pci/drivers/<name>`).
+    pub drivers: Vec<String>,
+    pub devices: Vec<DeviceRecord>,
+}
+
+/// One recorded device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    pub address: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+    pub vendor: String,
+    pub device: String,
+    pub class: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsystem_vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsystem_device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_override: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa_node: Option<i32>,
+    #[serde(default)]
+    pub iommu_group: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physfn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sriov_totalvfs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub net: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block: Vec<String>,
+    #[serde(default)]
+    pub config: ConfigRecord,
+}
+
+/// Config space, raw or described.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConfigRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub flr: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pm: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pm_no_soft_reset: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acs: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub multifunction: bool,
+    /// Bridge bus numbers: primary, secondary, subordinate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buses: Option<[u8; 3]>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn port_type_from_name(name: &str) -> Option<PciePortType> {
+    Some(match name {
+        "endpoint" => PciePortType::Endpoint,
+        "legacy_endpoint" => PciePortType::LegacyEndpoint,
+        "root_port" => PciePortType::RootPort,
+        "upstream_port" => PciePortType::UpstreamPort,
+        "downstream_port" => PciePortType::DownstreamPort,
+        "pcie_to_pci_bridge" => PciePortType::PcieToPciBridge,
+        "pci_to_pcie_bridge" => PciePortType::PciToPcieBridge,
+        "integrated_endpoint" => PciePortType::IntegratedEndpoint,
+        "event_collector" => PciePortType::EventCollector,
+        _ => return None,
+    })
+}
+
+fn hex_u16(text: &str, what: &str) -> Result<u16> {
+    text.strip_prefix("0x")
+        .and_then(|d| u16::from_str_radix(d, 16).ok())
+        .ok_or_else(|| Error::invalid_arg(format!("{what} '{text}' is not 0xNNNN")))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn basename(s: &str) -> &str {
+    s.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
+impl HostSnapshot {
+    /// Read `json`.
+    pub fn from_json(json: &str) -> Result<HostSnapshot> {
+        let snap: HostSnapshot = serde_json::from_str(json)
+            .map_err(|e| Error::invalid_arg(format!("host snapshot: {e}")))?;
+        if snap.format != FORMAT {
+            return Err(Error::invalid_arg(format!(
+                "host snapshot: format '{}' is not '{FORMAT}'",
+                snap.format
+            )));
+        }
+        Ok(snap)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// Record `host` (reads only).
+    pub fn capture(host: &Host) -> Result<HostSnapshot> {
+        let mut devices = Vec::new();
+        for addr in host.device_addresses()? {
+            let d = host.device(&addr)?;
+            let parent = d
+                .sysfs_path
+                .rsplit_once('/')
+                .and_then(|(p, _)| parse_device_name(basename(p)))
+                .map(|a| a.to_string());
+            let bytes = host.read_config_bytes(&addr)?;
+            let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+            devices.push(DeviceRecord {
+                address: addr.to_string(),
+                parent,
+                vendor: format!("0x{:04x}", d.ids.vendor),
+                device: format!("0x{:04x}", d.ids.device),
+                class: format!("0x{:06x}", d.ids.class),
+                subsystem_vendor: d.ids.subsystem_vendor.map(|v| format!("0x{v:04x}")),
+                subsystem_device: d.ids.subsystem_device.map(|v| format!("0x{v:04x}")),
+                revision: d.revision.map(|r| format!("0x{r:02x}")),
+                native_driver: match host.simulator() {
+                    Some(sim) => sim.native_driver(host.sysfs(), &addr)?,
+                    None => None,
+                }
+                .filter(|n| Some(n) != d.driver.as_ref()),
+                driver: d.driver,
+                driver_override: d.driver_override,
+                numa_node: d.numa_node,
+                iommu_group: d.iommu_group,
+                physfn: d.physfn.map(|a| a.to_string()),
+                sriov_totalvfs: d.sriov_totalvfs,
+                reset_method: match (d.has_reset, d.reset_methods) {
+                    (_, Some(m)) => Some(m.join(" ")),
+                    (true, None) => Some(String::new()),
+                    (false, None) => None,
+                },
+                net: d.net,
+                block: d.block,
+                config: ConfigRecord {
+                    hex: Some(hex_encode(&bytes[..used])),
+                    size: Some(bytes.len()),
+                    ..Default::default()
+                },
+            });
+        }
+        let mut drivers: Vec<String> = host
+            .sysfs()
+            .read_dir_opt(DRIVERS_DIR)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.name)
+            .filter(|n| is_valid_driver_name(n))
+            .collect();
+        drivers.sort();
+        Ok(HostSnapshot {
+            format: FORMAT.to_string(),
+            description: None,
+            drivers,
+            devices,
+        })
+    }
+
+    /// Check names, references and uniqueness; returns devices by address.
+    fn check(&self) -> Result<BTreeMap<PciAddress, &DeviceRecord>> {
+        let mut by_addr = BTreeMap::new();
+        let mut children: BTreeSet<String> = BTreeSet::new();
+        for d in &self.devices {
+            let addr = parse_device_name(&d.address).ok_or_else(|| {
+                Error::invalid_arg(format!(
+                    "host snapshot: device name '{}' is not dddd:bb:ss.f",
+                    d.address
+                ))
+            })?;
+            if by_addr.insert(addr, d).is_some() {
+                return Err(Error::invalid_arg(format!(
+                    "host snapshot: device {addr} listed twice"
+                )));
+            }
+            for name in [&d.driver, &d.native_driver, &d.driver_override]
+                .into_iter()
+                .flatten()
+            {
+                if !is_valid_driver_name(name) {
+                    return Err(Error::invalid_arg(format!(
+                        "host snapshot: device {addr}: driver name '{name}' is not valid"
+                    )));
+                }
+            }
+            for name in d.net.iter().chain(d.block.iter()) {
+                if !children.insert(name.clone()) {
+                    return Err(Error::invalid_arg(format!(
+                        "host snapshot: interface '{name}' belongs to two devices"
+                    )));
+                }
+                if !is_valid_driver_name(name) {
+                    return Err(Error::invalid_arg(format!(
+                        "host snapshot: device {addr}: interface name '{name}' is not valid"
+                    )));
+                }
+            }
+        }
+        for d in &self.devices {
+            for (what, other) in [("parent", &d.parent), ("physfn", &d.physfn)] {
+                if let Some(o) = other {
+                    let a = parse_device_name(o).ok_or_else(|| {
+                        Error::invalid_arg(format!(
+                            "host snapshot: device {}: {what} '{o}' is not dddd:bb:ss.f",
+                            d.address
+                        ))
+                    })?;
+                    if !by_addr.contains_key(&a) {
+                        return Err(Error::invalid_arg(format!(
+                            "host snapshot: device {}: {what} {o} is not in the snapshot",
+                            d.address
+                        )));
+                    }
+                }
+            }
+        }
+        for name in &self.drivers {
+            if !is_valid_driver_name(name) {
+                return Err(Error::invalid_arg(format!(
+                    "host snapshot: driver name '{name}' is not valid"
+                )));
+            }
+        }
+        Ok(by_addr)
+    }
+
+    /// Build the tree in `dir`, which must not exist or be empty.
+    pub fn materialize(&self, dir: &Path) -> Result<()> {
+        let by_addr = self.check()?;
+        if let Ok(mut entries) = fs::read_dir(dir) {
+            if entries.next().is_some() {
+                return Err(Error::operation_invalid(format!(
+                    "'{}' is not empty; refusing to materialize a host there",
+                    dir.display()
+                )));
+            }
+        }
+        let io = |what: &str, p: &Path, e: std::io::Error| {
+            Error::system(format!("{what} '{}'", p.display()), &e)
+        };
+        let mkdir = |rel: &str| -> Result<()> {
+            let p = dir.join(rel);
+            fs::create_dir_all(&p).map_err(|e| io("Failed to create", &p, e))
+        };
+        let put = |rel: &str, data: &[u8], mode: u32| -> Result<()> {
+            let p = dir.join(rel);
+            fs::write(&p, data).map_err(|e| io("Failed to write", &p, e))?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+                .map_err(|e| io("Failed to set mode of", &p, e))
+        };
+        let link = |from_rel: &str, to_rel: &str| -> Result<()> {
+            let (from_dir, _) = from_rel.rsplit_once('/').unwrap_or(("", from_rel));
+            let p = dir.join(from_rel);
+            symlink(relative_link(from_dir, to_rel), &p).map_err(|e| io("Failed to link", &p, e))
+        };
+
+        // Paths of device directories, following parents.
+        let mut paths: BTreeMap<PciAddress, String> = BTreeMap::new();
+        fn path_of(
+            addr: PciAddress,
+            by_addr: &BTreeMap<PciAddress, &DeviceRecord>,
+            paths: &mut BTreeMap<PciAddress, String>,
+            depth: usize,
+        ) -> Result<String> {
+            if let Some(p) = paths.get(&addr) {
+                return Ok(p.clone());
+            }
+            if depth > 256 {
+                return Err(Error::invalid_arg(format!(
+                    "host snapshot: the parents of {addr} form a loop"
+                )));
+            }
+            let rec = by_addr[&addr];
+            let p = match rec.parent.as_deref().and_then(parse_device_name) {
+                Some(parent) => format!("{}/{addr}", path_of(parent, by_addr, paths, depth + 1)?),
+                None => format!("devices/pci{:04x}:{:02x}/{addr}", addr.domain, addr.bus),
+            };
+            paths.insert(addr, p.clone());
+            Ok(p)
+        }
+        for addr in by_addr.keys() {
+            path_of(*addr, &by_addr, &mut paths, 0)?;
+        }
+
+        mkdir(DEVICES_DIR)?;
+        mkdir(DRIVERS_DIR)?;
+        mkdir(IOMMU_GROUPS_DIR)?;
+        mkdir("class/net")?;
+        mkdir("class/block")?;
+        put("bus/pci/drivers_probe", b"", 0o200)?;
+        put("bus/pci/drivers_autoprobe", b"1\n", 0o644)?;
+        put("bus/pci/rescan", b"", 0o200)?;
+        let mut drivers: BTreeSet<String> = self.drivers.iter().cloned().collect();
+        for d in by_addr.values() {
+            if let Some(n) = &d.driver {
+                drivers.insert(n.clone());
+            }
+        }
+        for name in &drivers {
+            let base = format!("{DRIVERS_DIR}/{name}");
+            mkdir(&base)?;
+            for f in ["bind", "unbind", "new_id", "remove_id", "uevent"] {
+                put(&format!("{base}/{f}"), b"", 0o200)?;
+            }
+        }
+
+        let mut rules: BTreeSet<IdRule> = BTreeSet::new();
+        let mut vfs_of: BTreeMap<PciAddress, Vec<PciAddress>> = BTreeMap::new();
+        for (addr, d) in &by_addr {
+            let p = &paths[addr];
+            mkdir(p)?;
+            let vendor = hex_u16(&d.vendor, "vendor")?;
+            let device = hex_u16(&d.device, "device")?;
+            let class = d
+                .class
+                .strip_prefix("0x")
+                .and_then(|c| u32::from_str_radix(c, 16).ok())
+                .filter(|c| *c <= 0xff_ffff)
+                .ok_or_else(|| {
+                    Error::invalid_arg(format!("class '{}' of {addr} is not 0xCCSSPP", d.class))
+                })?;
+            put(
+                &format!("{p}/vendor"),
+                format!("{}\n", d.vendor).as_bytes(),
+                0o444,
+            )?;
+            put(
+                &format!("{p}/device"),
+                format!("{}\n", d.device).as_bytes(),
+                0o444,
+            )?;
+            put(
+                &format!("{p}/class"),
+                format!("0x{class:06x}\n").as_bytes(),
+                0o444,
+            )?;
+            let sv = d
+                .subsystem_vendor
+                .clone()
+                .unwrap_or_else(|| "0x0000".into());
+            let sd = d
+                .subsystem_device
+                .clone()
+                .unwrap_or_else(|| "0x0000".into());
+            put(
+                &format!("{p}/subsystem_vendor"),
+                format!("{sv}\n").as_bytes(),
+                0o444,
+            )?;
+            put(
+                &format!("{p}/subsystem_device"),
+                format!("{sd}\n").as_bytes(),
+                0o444,
+            )?;
+            let rev = d.revision.clone().unwrap_or_else(|| "0x00".into());
+            put(
+                &format!("{p}/revision"),
+                format!("{rev}\n").as_bytes(),
+                0o444,
+            )?;
+            let ov = d.driver_override.clone().unwrap_or_else(|| "(null)".into());
+            put(
+                &format!("{p}/driver_override"),
+                format!("{ov}\n").as_bytes(),
+                0o644,
+            )?;
+            put(
+                &format!("{p}/numa_node"),
+                format!("{}\n", d.numa_node.unwrap_or(-1)).as_bytes(),
+                0o644,
+            )?;
+            put(&format!("{p}/enable"), b"1\n", 0o644)?;
+            let config = self.config_bytes(addr, d, vendor, device, class, &by_addr)?;
+            put(&format!("{p}/config"), &config, 0o644)?;
+            if let Some(m) = &d.reset_method {
+                put(&format!("{p}/reset"), b"", 0o200)?;
+                if !m.is_empty() {
+                    put(
+                        &format!("{p}/reset_method"),
+                        format!("{m}\n").as_bytes(),
+                        0o644,
+                    )?;
+                }
+            }
+            if let Some(t) = d.sriov_totalvfs {
+                put(
+                    &format!("{p}/sriov_totalvfs"),
+                    format!("{t}\n").as_bytes(),
+                    0o444,
+                )?;
+            }
+            link(&format!("{DEVICES_DIR}/{addr}"), p)?;
+            if let Some(drv) = &d.driver {
+                let drv_dir = format!("{DRIVERS_DIR}/{drv}");
+                link(&format!("{p}/driver"), &drv_dir)?;
+                link(&format!("{drv_dir}/{addr}"), p)?;
+                if drv == VFIO_PCI {
+                    mkdir(&format!("{p}/vfio-dev/vfio0"))?;
+                }
+            }
+            let native = d
+                .native_driver
+                .clone()
+                .or_else(|| d.driver.clone().filter(|n| !is_stub_driver(n)));
+            if let Some(n) = native {
+                rules.insert(IdRule {
+                    driver: n,
+                    vendor,
+                    device,
+                });
+            }
+            if let Some(g) = d.iommu_group {
+                let gdir = format!("{IOMMU_GROUPS_DIR}/{g}");
+                if !dir.join(&gdir).exists() {
+                    mkdir(&format!("{gdir}/devices"))?;
+                    put(&format!("{gdir}/type"), b"DMA\n", 0o644)?;
+                    put(&format!("{gdir}/reserved_regions"), b"", 0o444)?;
+                }
+                link(&format!("{gdir}/devices/{addr}"), p)?;
+                link(&format!("{p}/iommu_group"), &gdir)?;
+            }
+            if let Some(pf) = d.physfn.as_deref().and_then(parse_device_name) {
+                link(&format!("{p}/physfn"), &paths[&pf])?;
+                vfs_of.entry(pf).or_default().push(*addr);
+            }
+            for net in &d.net {
+                let ndir = format!("{p}/net/{net}");
+                mkdir(&ndir)?;
+                put(&format!("{ndir}/operstate"), b"up\n", 0o444)?;
+                link(&format!("class/net/{net}"), &ndir)?;
+            }
+            for blk in &d.block {
+                let bdir = format!("{p}/block/{blk}");
+                mkdir(&bdir)?;
+                put(&format!("{bdir}/size"), b"0\n", 0o444)?;
+                link(&format!("class/block/{blk}"), &bdir)?;
+            }
+        }
+        for (pf, vfs) in vfs_of {
+            let p = &paths[&pf];
+            for (i, vf) in vfs.iter().enumerate() {
+                link(&format!("{p}/virtfn{i}"), &paths[vf])?;
+            }
+            put(
+                &format!("{p}/sriov_numvfs"),
+                format!("{}\n", vfs.len()).as_bytes(),
+                0o644,
+            )?;
+        }
+        mkdir(SIM_DIR)?;
+        let mut text = String::from(
+            "# virtpci simulated kernel: native driver of each vendor:device\n# DRIVER VENDOR DEVICE\n",
+        );
+        for r in &rules {
+            text.push_str(&format!("{} {:04x} {:04x}\n", r.driver, r.vendor, r.device));
+        }
+        put(NATIVE_DRIVERS_FILE, text.as_bytes(), 0o644)?;
+        Ok(())
+    }
+
+    fn config_bytes(
+        &self,
+        addr: &PciAddress,
+        d: &DeviceRecord,
+        vendor: u16,
+        device: u16,
+        class: u32,
+        by_addr: &BTreeMap<PciAddress, &DeviceRecord>,
+    ) -> Result<Vec<u8>> {
+        let c = &d.config;
+        if let Some(hex) = &c.hex {
+            let mut bytes = hex_decode(hex).ok_or_else(|| {
+                Error::invalid_arg(format!("config hex of {addr} is not hexadecimal"))
+            })?;
+            let size = c.size.unwrap_or(256).max(bytes.len());
+            bytes.resize(size, 0);
+            return Ok(bytes);
+        }
+        let pcie = match c.pcie.as_deref() {
+            None => None,
+            Some(name) => Some(port_type_from_name(name).ok_or_else(|| {
+                Error::invalid_arg(format!("config of {addr}: unknown pcie type '{name}'"))
+            })?),
+        };
+        let acs = match c.acs.as_deref() {
+            None => None,
+            Some(text) => Some(hex_u16(text, "acs")?),
+        };
+        let is_bridge = class >> 8 == 0x0604;
+        let buses = if let Some([p, s, sub]) = c.buses {
+            Some((p, s, sub))
+        } else if is_bridge {
+            // Secondary: the bus of the direct children; subordinate: the highest bus below.
+            let mut below: Vec<u32> = Vec::new();
+            let mut frontier = vec![*addr];
+            let mut secondary: Option<u32> = None;
+            while let Some(a) = frontier.pop() {
+                for (child, rec) in by_addr.iter() {
+                    if rec.parent.as_deref() == Some(&a.to_string()) {
+                        if a == *addr {
+                            secondary = Some(secondary.map_or(child.bus, |s| s.min(child.bus)));
+                        }
+                        below.push(child.bus);
+                        frontier.push(*child);
+                    }
+                }
+            }
+            let s = secondary.unwrap_or(0);
+            let sub = below.into_iter().max().unwrap_or(s);
+            Some((addr.bus as u8, s as u8, sub as u8))
+        } else {
+            None
+        };
+        Ok(ConfigBuilder {
+            vendor,
+            device,
+            class,
+            revision: d
+                .revision
+                .as_deref()
+                .and_then(|r| u8::from_str_radix(r.strip_prefix("0x")?, 16).ok())
+                .unwrap_or(0),
+            subsystem_vendor: d
+                .subsystem_vendor
+                .as_deref()
+                .map(|v| hex_u16(v, "subsystem_vendor"))
+                .transpose()?
+                .unwrap_or(0),
+            subsystem_device: d
+                .subsystem_device
+                .as_deref()
+                .map(|v| hex_u16(v, "subsystem_device"))
+                .transpose()?
+                .unwrap_or(0),
+            multifunction: c.multifunction,
+            bridge_buses: buses,
+            pcie_port_type: pcie,
+            flr: c.flr,
+            pm: c.pm,
+            pm_no_soft_reset: c.pm_no_soft_reset,
+            acs_control: acs,
+        }
+        .build())
+    }
+}

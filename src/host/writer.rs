@@ -1,0 +1,229 @@
+//! The one place that writes to sysfs, and fault injection in front of it.
+//!
+//! [`Host`](super::Host) builds a [`SysfsWrite`] for every change it makes and hands it to its
+//! [`SysfsWriter`]: [`KernelWriter`] writes the file (`O_WRONLY | O_NOFOLLOW`, resolved beneath
+//! the root, one `write(2)` as sysfs wants), [`SimulatedKernel`](super::SimulatedKernel)
+//! carries the write out on the tree as the kernel would. Before the writer runs, [`Faults`]
+//! may turn the write into a failure with a chosen errno; such a write changes nothing.
+
+use super::sysfs::Sysfs;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+
+/// What a write does. Each has its own file in sysfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WriteKind {
+    /// `bus/pci/devices/<dev>/driver_override`: a driver name, or `"\n"` to clear.
+    DriverOverride,
+    /// `bus/pci/drivers/<drv>/bind`: `<dev>`.
+    Bind,
+    /// `bus/pci/devices/<dev>/driver/unbind` or `bus/pci/drivers/<drv>/unbind`: `<dev>`.
+    Unbind,
+    /// `bus/pci/drivers/<drv>/new_id`: `"vvvv dddd"`.
+    NewId,
+    /// `bus/pci/drivers/<drv>/remove_id`: `"vvvv dddd"`.
+    RemoveId,
+    /// `bus/pci/drivers_probe`: `<dev>`.
+    DriversProbe,
+    /// `bus/pci/devices/<dev>/reset`: `"1"`.
+    Reset,
+    /// `bus/pci/devices/<dev>/config` at an offset: raw bytes.
+    Config,
+}
+
+impl WriteKind {
+    pub const ALL: [WriteKind; 8] = [
+        WriteKind::DriverOverride,
+        WriteKind::Bind,
+        WriteKind::Unbind,
+        WriteKind::NewId,
+        WriteKind::RemoveId,
+        WriteKind::DriversProbe,
+        WriteKind::Reset,
+        WriteKind::Config,
+    ];
+
+    /// The name used in the C API, the CLI and the simulator's log.
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteKind::DriverOverride => "driver_override",
+            WriteKind::Bind => "bind",
+            WriteKind::Unbind => "unbind",
+            WriteKind::NewId => "new_id",
+            WriteKind::RemoveId => "remove_id",
+            WriteKind::DriversProbe => "drivers_probe",
+            WriteKind::Reset => "reset",
+            WriteKind::Config => "config",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<WriteKind> {
+        WriteKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for WriteKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One write: its kind, the root-relative file, the bytes and (for config space) the offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysfsWrite<'a> {
+    pub kind: WriteKind,
+    pub path: &'a str,
+    pub data: &'a [u8],
+    pub offset: u64,
+}
+
+/// Whatever carries out writes. Implementations must be usable from several threads.
+pub trait SysfsWriter: Send + Sync + fmt::Debug {
+    /// Perform `write` on the tree of `sysfs`. An error means nothing changed.
+    fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()>;
+}
+
+/// The real writer: opens the file beneath the root with `O_WRONLY | O_NOFOLLOW` and writes
+/// the whole value in one call (sysfs attributes take their value in a single write).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KernelWriter;
+
+impl SysfsWriter for KernelWriter {
+    fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()> {
+        let file = sysfs.open_for_write(write.path)?;
+        let written = file.write_at(write.data, write.offset)?;
+        if written != write.data.len() {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+}
+
+/// One armed fault: the `nth` (1-based) write of `kind` (any kind when `None`) counted from
+/// the moment it was armed fails with `errno`, without reaching the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: Option<WriteKind>,
+    pub nth: u64,
+    pub errno: i32,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    /// Writes attempted, per kind, since the host was opened (failed ones included).
+    attempted: HashMap<WriteKind, u64>,
+    attempted_total: u64,
+    /// Armed faults with the count they wait for.
+    armed: Vec<(Fault, u64)>,
+    /// Faults that fired.
+    fired: u64,
+}
+
+/// Counters of attempted writes and the armed faults. Thread-safe.
+#[derive(Debug, Default)]
+pub struct Faults {
+    state: Mutex<FaultState>,
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Arm a fault: the `nth` write of `kind` (of any kind for `None`) from now fails with
+    /// `errno`. `nth` 0 is taken as 1.
+    pub fn inject(&self, kind: Option<WriteKind>, nth: u64, errno: i32) {
+        let mut s = self.lock();
+        let base = match kind {
+            Some(k) => s.attempted.get(&k).copied().unwrap_or(0),
+            None => s.attempted_total,
+        };
+        s.armed.push((
+            Fault {
+                kind,
+                nth: nth.max(1),
+                errno,
+            },
+            base + nth.max(1),
+        ));
+    }
+
+    /// Disarm every fault.
+    pub fn clear(&self) {
+        self.lock().armed.clear();
+    }
+
+    /// Count a write about to happen; `Err` when an armed fault fires for it.
+    pub fn before_write(&self, kind: WriteKind) -> io::Result<()> {
+        let mut s = self.lock();
+        let n_kind = {
+            let c = s.attempted.entry(kind).or_insert(0);
+            *c += 1;
+            *c
+        };
+        s.attempted_total += 1;
+        let total = s.attempted_total;
+        let hit = s.armed.iter().position(|(f, at)| match f.kind {
+            Some(k) => k == kind && *at == n_kind,
+            None => *at == total,
+        });
+        if let Some(i) = hit {
+            let (fault, _) = s.armed.remove(i);
+            s.fired += 1;
+            return Err(io::Error::from_raw_os_error(fault.errno));
+        }
+        Ok(())
+    }
+
+    /// Writes of `kind` attempted so far (including those that failed).
+    pub fn attempted(&self, kind: WriteKind) -> u64 {
+        self.lock().attempted.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Writes of every kind attempted so far.
+    pub fn attempted_total(&self) -> u64 {
+        self.lock().attempted_total
+    }
+
+    /// Faults armed and not yet fired.
+    pub fn armed(&self) -> Vec<Fault> {
+        self.lock().armed.iter().map(|(f, _)| *f).collect()
+    }
+
+    /// How many faults fired.
+    pub fn fired(&self) -> u64 {
+        self.lock().fired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nth_write_of_a_kind_fails_once() {
+        let f = Faults::default();
+        f.before_write(WriteKind::Bind).unwrap();
+        f.inject(Some(WriteKind::Bind), 2, libc::EIO);
+        f.before_write(WriteKind::Bind).unwrap();
+        f.before_write(WriteKind::Unbind).unwrap();
+        let e = f.before_write(WriteKind::Bind).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+        f.before_write(WriteKind::Bind).unwrap();
+        assert_eq!(f.attempted(WriteKind::Bind), 4);
+        assert_eq!(f.fired(), 1);
+    }
+
+    #[test]
+    fn any_kind_counts_every_write() {
+        let f = Faults::default();
+        f.inject(None, 3, libc::ENODEV);
+        f.before_write(WriteKind::Bind).unwrap();
+        f.before_write(WriteKind::Reset).unwrap();
+        assert!(f.before_write(WriteKind::Config).is_err());
+        assert!(f.armed().is_empty());
+    }
+}
