@@ -54,7 +54,7 @@ pub fn layout(xml: &str) -> Vec<String> {
     let mut out = Vec::new();
     for &dev in &doc.element(devices).children {
         let el = doc.element(dev);
-        let count = seen.entry(el.name.clone()).or_default();
+        let count = seen.entry(el.name.to_string()).or_default();
         *count += 1;
         let mut ident = format!("{}#{}", el.name, count);
         let addr = doc.child(dev, "address");

@@ -44,9 +44,11 @@ impl HotplugAddressSet {
         &self.set
     }
 
-    fn parse_device(device_xml: &str) -> Result<Device> {
+    /// Read the device element `device_xml` and give it to `with`.
+    fn with_device<T>(device_xml: &str, with: impl FnOnce(&Device<'_>) -> Result<T>) -> Result<T> {
         let doc = Document::parse(device_xml)?;
-        read_device(&doc, doc.root)
+        let device = read_device(&doc, doc.root)?;
+        with(&device)
     }
 
     /// The flags a hotplugged device needs, or `None` when it does not use PCI.
@@ -60,11 +62,13 @@ impl HotplugAddressSet {
     /// (function 0 only), else the next free slot on a hotplug-capable bus. `Ok(None)` when
     /// the device does not use PCI.
     pub fn reserve_next(&mut self, device_xml: &str) -> Result<Option<PciAddress>> {
-        let device = Self::parse_device(device_xml)?;
-        let Some(flags) = self.hotplug_flags(&device) else {
+        let (flags, present) = Self::with_device(device_xml, |device| {
+            Ok((self.hotplug_flags(device), device.address.present_pci()))
+        })?;
+        let Some(flags) = flags else {
             return Ok(None);
         };
-        if let Some(addr) = device.address.present_pci() {
+        if let Some(addr) = present {
             self.reserve_checked(&addr, flags)?;
             return Ok(Some(addr));
         }
@@ -73,9 +77,7 @@ impl HotplugAddressSet {
 
     /// Reserve `addr` for the device described by `device_xml`.
     pub fn reserve(&mut self, addr: &PciAddress, device_xml: &str) -> Result<()> {
-        let device = Self::parse_device(device_xml)?;
-        let flags = self
-            .hotplug_flags(&device)
+        let flags = Self::with_device(device_xml, |device| Ok(self.hotplug_flags(device)))?
             .ok_or_else(|| Error::operation_invalid("the device does not use a PCI address"))?;
         self.reserve_checked(addr, flags)
     }

@@ -215,17 +215,17 @@ fn push_target_element(out: &mut String, attrs: &[(&str, String)]) {
 
 /// A whole `<controller>` element for a controller virtpci added, indented at `indent` with
 /// children one `unit` deeper.
-fn new_controller_element(
+fn push_controller_element(
+    out: &mut String,
     c: &Controller,
     address: &DeviceAddress,
     indent: &str,
     unit: &str,
-) -> String {
-    let mut out = String::with_capacity(320);
+) {
     out.push_str("<controller type='");
     out.push_str(&c.ctype);
     out.push_str("' index='");
-    push_dec(&mut out, i64::from(c.index()));
+    push_dec(out, i64::from(c.index()));
     out.push('\'');
     let model = c.pci_model().map(PciModel::name).or(c.model.as_deref());
     if let Some(model) = model {
@@ -243,7 +243,7 @@ fn new_controller_element(
         if let Some(name) = &opts.model_name {
             out.push('>');
             has_children = true;
-            child_start(&mut out);
+            child_start(out);
             out.push_str("<model name='");
             out.push_str(name);
             out.push_str("'/>");
@@ -254,8 +254,8 @@ fn new_controller_element(
                 out.push('>');
                 has_children = true;
             }
-            child_start(&mut out);
-            push_target_element(&mut out, &attrs);
+            child_start(out);
+            push_target_element(out, &attrs);
         }
     }
     if let DeviceAddress::Pci { addr, multi } = address {
@@ -263,19 +263,18 @@ fn new_controller_element(
             out.push('>');
             has_children = true;
         }
-        child_start(&mut out);
+        child_start(out);
         out.push('<');
-        push_pci_address_tag(&mut out, addr, *multi);
+        push_pci_address_tag(out, addr, *multi);
         out.push_str("/>");
     }
     if !has_children {
         out.push_str("/>");
-        return out;
+        return;
     }
     out.push('\n');
     out.push_str(indent);
     out.push_str("</controller>");
-    out
 }
 
 /// What the writer needs to know about a device as it was in the input.
@@ -385,18 +384,26 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String 
                             ed.set_attr(addr_el, "multifunction", value);
                         }
                         (_, DeviceAddress::Pci { addr, multi }) => {
-                            ed.replace_start_tag(addr_el, &pci_address_tag(addr, *multi));
+                            ed.replace_start_tag_with(addr_el, |out| {
+                                push_pci_address_tag(out, addr, *multi)
+                            });
                         }
                         _ => {}
                     }
                 }
             }
             None => {
-                if before.address != after.address {
-                    new_children.extend(address_element(&after.address));
-                }
                 for child in new_children {
                     ed.append_child(element, child);
+                }
+                if before.address != after.address {
+                    if let DeviceAddress::Pci { addr, multi } = &after.address {
+                        ed.append_child_with(element, |out| {
+                            out.push('<');
+                            push_pci_address_tag(out, addr, *multi);
+                            out.push_str("/>");
+                        });
+                    }
                 }
             }
         }
@@ -420,22 +427,25 @@ fn write_new_devices(first_new: usize, plan: &Plan, ed: &mut Editor<'_, '_>) {
         };
         let previous = order[..pos].iter().rev().find_map(|&j| devices[j].element);
         let next = order[pos + 1..].iter().find_map(|&j| devices[j].element);
-        let anchor_indent = |id| ed.indent_of(id).unwrap_or_default().to_string();
+        let address = &devices[i].address;
         match (previous, next, plan.def.devices_element) {
             (Some(prev), _, _) => {
-                let indent = anchor_indent(prev);
-                let text = new_controller_element(c, &devices[i].address, &indent, &unit);
-                ed.insert_after(prev, text);
+                let indent = ed.indent_of(prev).unwrap_or_default();
+                ed.insert_after_with(prev, |out| {
+                    push_controller_element(out, c, address, indent, &unit)
+                });
             }
             (None, Some(next), _) => {
-                let indent = anchor_indent(next);
-                let text = new_controller_element(c, &devices[i].address, &indent, &unit);
-                ed.insert_before(next, text);
+                let indent = ed.indent_of(next).unwrap_or_default();
+                ed.insert_before_with(next, |out| {
+                    push_controller_element(out, c, address, indent, &unit)
+                });
             }
             (None, None, Some(devs)) => {
                 let indent = ed.child_indent(devs).unwrap_or_default();
-                let text = new_controller_element(c, &devices[i].address, &indent, &unit);
-                ed.append_child(devs, text);
+                ed.append_child_with(devs, |out| {
+                    push_controller_element(out, c, address, &indent, &unit)
+                });
             }
             (None, None, None) => {}
         }

@@ -23,8 +23,8 @@ pub struct FilledDefaults {
 
 /// The outcome of planning: the domain with its final addresses and controllers.
 #[derive(Debug)]
-pub struct Plan {
-    pub def: DomainDef,
+pub struct Plan<'a> {
+    pub def: DomainDef<'a>,
     /// Device indexes of the controllers in libvirt's order (which is the order in which
     /// they are written).
     pub controller_order: Vec<usize>,
@@ -38,7 +38,7 @@ pub struct Plan {
 }
 
 /// Assign every PCI address of `def` as libvirt 9.0 does.
-pub fn plan(def: DomainDef) -> Result<Plan> {
+pub fn plan(def: DomainDef<'_>) -> Result<Plan<'_>> {
     let mut planner = Planner::new(def);
     planner.prepare()?;
     planner.run()?;
@@ -62,8 +62,8 @@ pub fn plan(def: DomainDef) -> Result<Plan> {
     })
 }
 
-struct Planner {
-    def: DomainDef,
+struct Planner<'a> {
+    def: DomainDef<'a>,
     flags: Vec<ConnectFlags>,
     controller_order: Vec<usize>,
     filled: Vec<FilledDefaults>,
@@ -74,8 +74,8 @@ struct Planner {
 
 const PCI_FLAGS: ConnectFlags = ConnectFlags::PCI_AUTO;
 
-impl Planner {
-    fn new(def: DomainDef) -> Planner {
+impl<'a> Planner<'a> {
+    fn new(def: DomainDef<'a>) -> Planner<'a> {
         let n = def.devices.len();
         Planner {
             def,
@@ -92,17 +92,17 @@ impl Planner {
         self.def.machine_kind
     }
 
-    fn device(&self, i: usize) -> &Device {
+    fn device(&self, i: usize) -> &Device<'a> {
         &self.def.devices[i]
     }
 
-    fn controller(&self, i: usize) -> &Controller {
+    fn controller(&self, i: usize) -> &Controller<'a> {
         self.def.devices[i]
             .controller()
             .expect("controller_order holds controllers only")
     }
 
-    fn pci_controllers(&self) -> impl Iterator<Item = (usize, &Controller, PciModel)> + '_ {
+    fn pci_controllers(&self) -> impl Iterator<Item = (usize, &Controller<'a>, PciModel)> + '_ {
         self.controller_order.iter().filter_map(move |&i| {
             let c = self.controller(i);
             c.pci_model().map(|m| (i, c, m))
@@ -124,7 +124,7 @@ impl Planner {
     }
 
     /// Add a device that is not in the input; returns its index.
-    fn push_device(&mut self, device: Device) -> usize {
+    fn push_device(&mut self, device: Device<'a>) -> usize {
         self.def.devices.push(device);
         self.flags.push(ConnectFlags::NONE);
         self.filled.push(FilledDefaults::default());
@@ -172,7 +172,7 @@ impl Planner {
             if self.controller(i).index.is_some() {
                 continue;
             }
-            let ctype = self.controller(i).ctype.clone();
+            let ctype = self.controller(i).ctype;
             let mut index = 0u32;
             while self.controller_order.iter().any(|&j| {
                 let c = self.controller(j);
@@ -201,7 +201,7 @@ impl Planner {
             if c.ctype == "usb" {
                 continue;
             }
-            let key = (c.ctype.as_str(), c.index());
+            let key = (c.ctype, c.index());
             if seen.contains(&key) {
                 return Err(Error::xml(format!(
                     "Multiple '{}' controllers with index '{}'",
@@ -289,7 +289,7 @@ impl Planner {
     }
 
     /// Append a controller libvirt adds implicitly (it appends to its controller list).
-    fn add_implicit_controller(&mut self, ctype: &str, index: u32, model: Option<&str>) {
+    fn add_implicit_controller(&mut self, ctype: &'a str, index: u32, model: Option<&'a str>) {
         let pci = model
             .and_then(PciModel::from_name)
             .filter(|_| ctype == "pci");
@@ -297,8 +297,8 @@ impl Planner {
             element: None,
             address_element: None,
             kind: DeviceKind::Controller(Controller {
-                ctype: ctype.into(),
-                model: model.map(str::to_string),
+                ctype,
+                model,
                 index: Some(index),
                 index_missing: false,
                 pci: pci.map(|m| (m, PciControllerOptions::default())),
@@ -340,9 +340,7 @@ impl Planner {
             self.push_device(Device {
                 element: None,
                 address_element: None,
-                kind: DeviceKind::Memballoon {
-                    model: "virtio".into(),
-                },
+                kind: DeviceKind::Memballoon { model: "virtio" },
                 address: DeviceAddress::None,
                 address_controller: None,
             });
@@ -362,7 +360,7 @@ impl Planner {
                     drive_controller,
                     ..
                 } => {
-                    let ctype = match bus.as_str() {
+                    let ctype = match *bus {
                         "ide" => "ide",
                         "sata" => "sata",
                         "scsi" => "scsi",
@@ -376,7 +374,7 @@ impl Planner {
                 }
                 | DeviceKind::Console {
                     target_type: Some(t),
-                } if t == "virtio" => {
+                } if *t == "virtio" => {
                     wanted.push(("virtio-serial", device.address_controller.unwrap_or(0)))
                 }
                 _ => {}
@@ -399,7 +397,7 @@ impl Planner {
                 element: None,
                 address_element: None,
                 kind: DeviceKind::Video {
-                    model: "cirrus".into(),
+                    model: "cirrus",
                     primary: true,
                 },
                 address: DeviceAddress::None,
@@ -414,8 +412,8 @@ impl Planner {
             let has_address = device.address != DeviceAddress::None;
             match &device.kind {
                 DeviceKind::Disk { bus, target, .. } => {
-                    if matches!(device.address, DeviceAddress::Pci { .. }) && bus != "virtio" {
-                        if bus == "usb" {
+                    if matches!(device.address, DeviceAddress::Pci { .. }) && *bus != "virtio" {
+                        if *bus == "usb" {
                             return Err(Error::internal("unexpected address type for usb disk"));
                         }
                         return Err(Error::config_unsupported(format!(
@@ -423,12 +421,12 @@ impl Planner {
                         )));
                     }
                 }
-                DeviceKind::Video { model, .. } if model == "ramfb" && has_address => {
+                DeviceKind::Video { model, .. } if *model == "ramfb" && has_address => {
                     return Err(Error::config_unsupported(
                         "address not supported for video type ramfb",
                     ));
                 }
-                DeviceKind::Iommu { model } if model == "virtio" => {
+                DeviceKind::Iommu { model } if *model == "virtio" => {
                     if !matches!(
                         device.address,
                         DeviceAddress::None | DeviceAddress::Pci { .. }
@@ -639,8 +637,8 @@ impl Planner {
                     element: None,
                     address_element: None,
                     kind: DeviceKind::Controller(Controller {
-                        ctype: "pci".into(),
-                        model: Some(model.name().into()),
+                        ctype: "pci",
+                        model: Some(model.name()),
                         index: Some(index as u32),
                         index_missing: false,
                         pci: Some((model, PciControllerOptions::default())),
@@ -811,7 +809,7 @@ impl Planner {
             return Ok(());
         };
         if let DeviceKind::Video { model, .. } = &self.def.devices[video].kind {
-            if model == "none" || model == "ramfb" {
+            if *model == "none" || *model == "ramfb" {
                 return Ok(());
             }
         }
@@ -870,7 +868,7 @@ impl Planner {
         let audio = PciAddress::new(0, 0, 0x1b, 0);
         if !set.slot_in_use(&audio) {
             let first_ich9 = self.devices_where(|d| {
-                matches!(&d.kind, DeviceKind::Sound { model } if model == "ich9")
+                matches!(&d.kind, DeviceKind::Sound { model } if *model == "ich9")
                     && d.address.wants_pci()
             });
             if let Some(&sound) = first_ich9.first() {
@@ -906,7 +904,7 @@ impl Planner {
         }
         // 4. Sound cards that are PCI devices.
         for i in self.devices_where(|d| {
-            matches!(&d.kind, DeviceKind::Sound { model } if !matches!(model.as_str(), "sb16" | "pcspk" | "usb"))
+            matches!(&d.kind, DeviceKind::Sound { model } if !matches!(*model, "sb16" | "pcspk" | "usb"))
         }) {
             if self.wants(i) {
                 self.reserve_next_for(set, i)?;
@@ -931,7 +929,7 @@ impl Planner {
         }
         // 6. virtio disks.
         for i in self
-            .devices_where(|d| matches!(&d.kind, DeviceKind::Disk { bus, .. } if bus == "virtio"))
+            .devices_where(|d| matches!(&d.kind, DeviceKind::Disk { bus, .. } if *bus == "virtio"))
         {
             let address = &self.def.devices[i].address;
             if address.present_pci().is_some()
@@ -966,25 +964,25 @@ impl Planner {
         }
         // 8.-19. The rest, one kind after the other.
         let rest: [fn(&DeviceKind) -> bool; 12] = [
-            |k| matches!(k, DeviceKind::Memballoon { model } if model != "none" && model != "xen"),
+            |k| matches!(k, DeviceKind::Memballoon { model } if *model != "none" && *model != "xen"),
             |k| matches!(k, DeviceKind::Rng { .. }),
-            |k| matches!(k, DeviceKind::Watchdog { model } if model == "i6300esb"),
+            |k| matches!(k, DeviceKind::Watchdog { model } if *model == "i6300esb"),
             |_| false, // videos: see below
             |k| matches!(k, DeviceKind::Shmem),
-            |k| matches!(k, DeviceKind::Input { bus, .. } if bus == "virtio"),
-            |k| matches!(k, DeviceKind::Serial { target_type: Some(t) } if t == "pci-serial"),
-            |k| matches!(k, DeviceKind::Iommu { model } if model == "virtio"),
+            |k| matches!(k, DeviceKind::Input { bus, .. } if *bus == "virtio"),
+            |k| matches!(k, DeviceKind::Serial { target_type: Some(t) } if *t == "pci-serial"),
+            |k| matches!(k, DeviceKind::Iommu { model } if *model == "virtio"),
             |k| matches!(k, DeviceKind::Vsock { .. }),
-            |k| matches!(k, DeviceKind::Memory { model } if model == "virtio-pmem" || model == "virtio-mem"),
+            |k| matches!(k, DeviceKind::Memory { model } if *model == "virtio-pmem" || *model == "virtio-mem"),
             |k| matches!(k, DeviceKind::Crypto { .. }),
-            |k| matches!(k, DeviceKind::Panic { model: Some(m) } if m == "pvpanic"),
+            |k| matches!(k, DeviceKind::Panic { model: Some(m) } if *m == "pvpanic"),
         ];
         for (step, keep) in rest.iter().enumerate() {
             let devices = if step == 3 {
                 self.video_order()
                     .into_iter()
                     .filter(|&i| {
-                        !matches!(&self.def.devices[i].kind, DeviceKind::Video { model, .. } if model == "none" || model == "ramfb")
+                        !matches!(&self.def.devices[i].kind, DeviceKind::Video { model, .. } if *model == "none" || *model == "ramfb")
                     })
                     .collect()
             } else {
@@ -1096,7 +1094,7 @@ impl Planner {
             let filled = &mut self.filled[i];
             if opts.model_name.is_none() {
                 if let Some(name) = model.default_model_name() {
-                    opts.model_name = Some(name.to_string());
+                    opts.model_name = Some(name);
                     filled.model_name = true;
                 }
             }
@@ -1160,7 +1158,7 @@ impl Planner {
                 )
             };
             if let Some(name) = &opts.model_name {
-                if model.is_root() || !model.valid_model_names().contains(&name.as_str()) {
+                if model.is_root() || !model.valid_model_names().contains(name) {
                     return Err(Error::config_unsupported(format!(
                         "Option 'modelName' has invalid value {}",
                         context()
@@ -1259,7 +1257,7 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
     let none = ConnectFlags::NONE;
     let transitional = |model: Option<&str>| model == Some("virtio-transitional");
     match &device.kind {
-        DeviceKind::Controller(c) => match c.ctype.as_str() {
+        DeviceKind::Controller(c) => match c.ctype {
             "pci" => c.pci_model().map_or(none, PciModel::connect_flags),
             "sata" | "ide" => pci,
             "usb" => match c.model.as_deref() {
@@ -1310,12 +1308,12 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             // A model libvirt does not know is "unknown", which it treats as PCI Express.
             Some(_) => pcie,
         },
-        DeviceKind::Sound { model } => match model.as_str() {
+        DeviceKind::Sound { model } => match *model {
             "es1370" | "ac97" | "ich6" | "ich9" => pci,
             _ => none,
         },
         DeviceKind::Disk { bus, model, .. } => {
-            if bus != "virtio" {
+            if *bus != "virtio" {
                 none
             } else if transitional(model.as_deref()) {
                 pci
@@ -1324,26 +1322,26 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             }
         }
         DeviceKind::Hostdev(h) => hostdev_flags(h, device, pcie, virtio),
-        DeviceKind::Memballoon { model } => match model.as_str() {
+        DeviceKind::Memballoon { model } => match *model {
             "virtio-transitional" => pci,
             "virtio" | "virtio-non-transitional" => virtio,
             _ => none,
         },
         DeviceKind::Rng { model } => {
-            if model == "virtio-transitional" {
+            if *model == "virtio-transitional" {
                 pci
             } else {
                 virtio
             }
         }
         DeviceKind::Watchdog { model } => {
-            if model == "i6300esb" {
+            if *model == "i6300esb" {
                 pci
             } else {
                 none
             }
         }
-        DeviceKind::Video { model, .. } => match model.as_str() {
+        DeviceKind::Video { model, .. } => match *model {
             "virtio" => virtio,
             "vga" | "cirrus" | "vmvga" | "xen" | "vbox" | "qxl" | "parallels" => pci,
             "bochs" => pcie,
@@ -1351,7 +1349,7 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
         },
         DeviceKind::Shmem => pci,
         DeviceKind::Input { bus, model } => {
-            if bus != "virtio" {
+            if *bus != "virtio" {
                 none
             } else if transitional(model.as_deref()) {
                 pci
@@ -1367,7 +1365,7 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             }
         }
         DeviceKind::Iommu { model } => {
-            if model == "virtio" {
+            if *model == "virtio" {
                 virtio | ConnectFlags::INTEGRATED
             } else {
                 none
@@ -1377,12 +1375,12 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             Some("virtio-transitional") => pci,
             _ => virtio,
         },
-        DeviceKind::Memory { model } => match model.as_str() {
+        DeviceKind::Memory { model } => match *model {
             "virtio-pmem" | "virtio-mem" => virtio,
             _ => none,
         },
         DeviceKind::Crypto { model } => {
-            if model == "virtio" {
+            if *model == "virtio" {
                 pci
             } else {
                 none

@@ -4,15 +4,17 @@
 use crate::error::{Error, Result};
 use quick_xml::events::Event;
 use quick_xml::Reader;
+use std::borrow::Cow;
 
 /// Index of an element in [`Document::elements`].
 pub type ElementId = usize;
 
-/// One attribute: its name, unescaped value, and the byte span of `name='value'`.
+/// One attribute: its name, unescaped value, and the byte span of `name='value'`. Name and
+/// value borrow the input text (the value is owned only when it had entities to expand).
 #[derive(Debug, Clone)]
-pub struct Attribute {
-    pub name: String,
-    pub value: String,
+pub struct Attribute<'a> {
+    pub name: &'a str,
+    pub value: Cow<'a, str>,
     /// Byte offset of the name.
     pub start: usize,
     /// Byte offset just after the closing quote.
@@ -22,11 +24,27 @@ pub struct Attribute {
     pub value_end: usize,
 }
 
-/// One element with the byte spans of its tags.
+/// One element as stored: spans, and where its attributes and children sit in the
+/// document's shared lists.
 #[derive(Debug, Clone)]
-pub struct Element {
-    pub name: String,
-    pub attrs: Vec<Attribute>,
+struct Node<'a> {
+    name: &'a str,
+    attrs: (u32, u32),
+    children: (u32, u32),
+    start: usize,
+    start_tag_end: usize,
+    end_tag_start: usize,
+    end: usize,
+    self_closing: bool,
+    parent: Option<ElementId>,
+    text: Cow<'a, str>,
+}
+
+/// One element with the byte spans of its tags: a view into a [`Document`].
+#[derive(Debug, Clone, Copy)]
+pub struct Element<'d, 'a> {
+    pub name: &'a str,
+    pub attrs: &'d [Attribute<'a>],
     /// Offset of the `<` of the start tag.
     pub start: usize,
     /// Offset just after the `>` of the start tag.
@@ -36,30 +54,63 @@ pub struct Element {
     /// Offset just after the element.
     pub end: usize,
     pub self_closing: bool,
-    pub children: Vec<ElementId>,
+    pub children: Children<'d>,
     pub parent: Option<ElementId>,
-    /// Direct text content, raw (entities not expanded), concatenated.
-    pub text: String,
+    /// Direct text content, raw (entities not expanded), concatenated; whitespace-only
+    /// pieces are left out.
+    pub text: &'d str,
 }
 
-impl Element {
-    pub fn attr(&self, name: &str) -> Option<&str> {
+impl<'d, 'a> Element<'d, 'a> {
+    pub fn attr(&self, name: &str) -> Option<&'d str> {
         self.attrs
             .iter()
             .find(|a| a.name == name)
-            .map(|a| a.value.as_str())
+            .map(|a| &*a.value)
     }
 
-    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+    pub fn attribute(&self, name: &str) -> Option<&'d Attribute<'a>> {
         self.attrs.iter().find(|a| a.name == name)
     }
 }
 
-/// A parsed XML document that borrows its text.
+/// The child elements of one element, in document order (a slice that `for &id in &children`
+/// walks).
+#[derive(Debug, Clone, Copy)]
+pub struct Children<'d>(pub &'d [ElementId]);
+
+impl<'d> std::ops::Deref for Children<'d> {
+    type Target = [ElementId];
+    fn deref(&self) -> &[ElementId] {
+        self.0
+    }
+}
+
+impl<'d> IntoIterator for &Children<'d> {
+    type Item = &'d ElementId;
+    type IntoIter = std::slice::Iter<'d, ElementId>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'d> IntoIterator for Children<'d> {
+    type Item = &'d ElementId;
+    type IntoIter = std::slice::Iter<'d, ElementId>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// A parsed XML document that borrows its text. Elements are numbered in document order;
+/// all attributes sit in one list and all child lists in another, so parsing allocates a
+/// handful of times whatever the size of the document.
 #[derive(Debug)]
 pub struct Document<'a> {
     pub text: &'a str,
-    pub elements: Vec<Element>,
+    nodes: Vec<Node<'a>>,
+    attributes: Vec<Attribute<'a>>,
+    child_ids: Vec<ElementId>,
     pub root: ElementId,
 }
 
@@ -73,8 +124,11 @@ impl<'a> Document<'a> {
         config.expand_empty_elements = false;
         config.check_comments = true;
 
-        let mut elements: Vec<Element> = Vec::new();
-        let mut stack: Vec<ElementId> = Vec::new();
+        // A rough guess of the element count saves most re-allocations of the lists.
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(text.len() / 48 + 4);
+        let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(text.len() / 48 + 4);
+        let mut child_counts: Vec<u32> = Vec::with_capacity(text.len() / 48 + 4);
+        let mut stack: Vec<ElementId> = Vec::with_capacity(16);
         let mut root: Option<ElementId> = None;
         loop {
             let before = reader.buffer_position() as usize;
@@ -85,12 +139,20 @@ impl<'a> Document<'a> {
             match event {
                 Event::Start(ref start) | Event::Empty(ref start) => {
                     let self_closing = matches!(event, Event::Empty(_));
-                    let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                    let name_len = start.name().as_ref().len();
+                    let name = text
+                        .get(before + 1..before + 1 + name_len)
+                        .unwrap_or_default();
                     let raw = text.get(before..after).unwrap_or_default();
-                    let attrs = scan_attributes(raw, before).ok_or_else(|| {
-                        malformed(text, before, &format!("malformed attributes in <{name}>"))
-                    })?;
-                    let id = elements.len();
+                    let first_attr = attributes.len();
+                    if !scan_attributes(raw, before, &mut attributes) {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("malformed attributes in <{name}>"),
+                        ));
+                    }
+                    let id = nodes.len();
                     let parent = stack.last().copied();
                     if parent.is_none() {
                         if root.is_some() {
@@ -98,20 +160,21 @@ impl<'a> Document<'a> {
                         }
                         root = Some(id);
                     }
-                    elements.push(Element {
+                    nodes.push(Node {
                         name,
-                        attrs,
+                        attrs: (first_attr as u32, attributes.len() as u32),
+                        children: (0, 0),
                         start: before,
                         start_tag_end: after,
                         end_tag_start: after,
                         end: after,
                         self_closing,
-                        children: Vec::new(),
                         parent,
-                        text: String::new(),
+                        text: Cow::Borrowed(""),
                     });
+                    child_counts.push(0);
                     if let Some(p) = parent {
-                        elements[p].children.push(id);
+                        child_counts[p] += 1;
                     }
                     if !self_closing {
                         stack.push(id);
@@ -121,15 +184,22 @@ impl<'a> Document<'a> {
                     let id = stack
                         .pop()
                         .ok_or_else(|| malformed(text, before, "unexpected end tag"))?;
-                    elements[id].end_tag_start = before;
-                    elements[id].end = after;
+                    nodes[id].end_tag_start = before;
+                    nodes[id].end = after;
                 }
                 Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => {
                     let raw = text.get(before..after).unwrap_or_default();
                     match stack.last() {
                         // Only content matters to readers; indentation is not kept here
                         // (the writer works on the original text).
-                        Some(&id) if !raw.trim().is_empty() => elements[id].text.push_str(raw),
+                        Some(&id) if !raw.trim().is_empty() => {
+                            let own = &mut nodes[id].text;
+                            if own.is_empty() {
+                                *own = Cow::Borrowed(raw);
+                            } else {
+                                own.to_mut().push_str(raw);
+                            }
+                        }
                         Some(_) => {}
                         None if raw.trim().is_empty() => {}
                         None => {
@@ -145,19 +215,67 @@ impl<'a> Document<'a> {
             return Err(malformed(
                 text,
                 text.len(),
-                &format!("element <{}> is not closed", elements[open].name),
+                &format!("element <{}> is not closed", nodes[open].name),
             ));
         }
         let root = root.ok_or_else(|| Error::xml("no root element in the document"))?;
+        // Lay the child lists out one after the other, each in document order.
+        let mut next = 0u32;
+        for (node, &count) in nodes.iter_mut().zip(&child_counts) {
+            node.children = (next, next);
+            next += count;
+        }
+        let mut child_ids = vec![0; next as usize];
+        for id in 0..nodes.len() {
+            if let Some(p) = nodes[id].parent {
+                let slot = &mut nodes[p].children.1;
+                child_ids[*slot as usize] = id;
+                *slot += 1;
+            }
+        }
         Ok(Document {
             text,
-            elements,
+            nodes,
+            attributes,
+            child_ids,
             root,
         })
     }
 
-    pub fn element(&self, id: ElementId) -> &Element {
-        &self.elements[id]
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn element(&self, id: ElementId) -> Element<'_, 'a> {
+        let n = &self.nodes[id];
+        Element {
+            name: n.name,
+            attrs: &self.attributes[n.attrs.0 as usize..n.attrs.1 as usize],
+            start: n.start,
+            start_tag_end: n.start_tag_end,
+            end_tag_start: n.end_tag_start,
+            end: n.end,
+            self_closing: n.self_closing,
+            children: Children(&self.child_ids[n.children.0 as usize..n.children.1 as usize]),
+            parent: n.parent,
+            text: &n.text,
+        }
+    }
+
+    /// The name of element `id`.
+    pub fn name(&self, id: ElementId) -> &'a str {
+        self.nodes[id].name
+    }
+
+    /// The child elements of `id`, in document order.
+    pub fn children(&self, id: ElementId) -> &[ElementId] {
+        let n = &self.nodes[id];
+        &self.child_ids[n.children.0 as usize..n.children.1 as usize]
     }
 
     /// The child elements of `id` named `name`, in document order.
@@ -166,11 +284,10 @@ impl<'a> Document<'a> {
         id: ElementId,
         name: &'s str,
     ) -> impl Iterator<Item = ElementId> + 's {
-        self.elements[id]
-            .children
+        self.children(id)
             .iter()
             .copied()
-            .filter(move |&c| self.elements[c].name == name)
+            .filter(move |&c| self.nodes[c].name == name)
     }
 
     pub fn child(&self, id: ElementId, name: &str) -> Option<ElementId> {
@@ -210,26 +327,39 @@ fn malformed(text: &str, offset: usize, why: &str) -> Error {
 
 /// Find the attributes of a start tag (`raw` is the whole tag, `base` its offset in the
 /// document). quick-xml has already checked the tag; this only records spans.
-fn scan_attributes(raw: &str, base: usize) -> Option<Vec<Attribute>> {
+fn scan_attributes<'a>(raw: &'a str, base: usize, out: &mut Vec<Attribute<'a>>) -> bool {
+    let first = out.len();
+    let ok = scan_attributes_into(raw, base, out, first).is_some();
+    if !ok {
+        out.truncate(first);
+    }
+    ok
+}
+
+fn scan_attributes_into<'a>(
+    raw: &'a str,
+    base: usize,
+    attrs: &mut Vec<Attribute<'a>>,
+    first: usize,
+) -> Option<()> {
     let bytes = raw.as_bytes();
     let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     let mut i = 1; // after '<'
     while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
         i += 1;
     }
-    let mut attrs = Vec::with_capacity(4);
     loop {
         while i < bytes.len() && is_space(bytes[i]) {
             i += 1;
         }
         if i >= bytes.len() || bytes[i] == b'/' || bytes[i] == b'>' {
-            return Some(attrs);
+            return Some(());
         }
         let name_start = i;
         while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'=' {
             i += 1;
         }
-        let name = raw.get(name_start..i)?.to_string();
+        let name = raw.get(name_start..i)?;
         if name.is_empty() {
             return None;
         }
@@ -251,13 +381,13 @@ fn scan_attributes(raw: &str, base: usize) -> Option<Vec<Attribute>> {
         let value_len = raw.get(value_start..)?.find(quote as char)?;
         let value_end = value_start + value_len;
         let raw_value = raw.get(value_start..value_end)?;
-        if raw_value.contains('<') || attrs.iter().any(|a: &Attribute| a.name == name) {
+        if raw_value.contains('<') || attrs[first..].iter().any(|a| a.name == name) {
             return None;
         }
         let value = if raw_value.contains('&') {
-            quick_xml::escape::unescape(raw_value).ok()?.into_owned()
+            Cow::Owned(quick_xml::escape::unescape(raw_value).ok()?.into_owned())
         } else {
-            raw_value.to_string()
+            Cow::Borrowed(raw_value)
         };
         i = value_end + 1;
         if i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
