@@ -79,41 +79,78 @@ fn slots_without_function_zero(def: &DomainDef, set: &AddressSet) -> Vec<String>
     warnings
 }
 
+/// A short text built on the stack (numbers and attribute values), pushed in one go.
+struct Small {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl Small {
+    fn new() -> Small {
+        Small {
+            buf: [0; 24],
+            len: 0,
+        }
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `value` in lower-case hexadecimal, zero-padded to `width` digits.
+    fn hex(mut self, value: u32, width: usize) -> Small {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits = (32 - value.leading_zeros()).div_ceil(4).max(1) as usize;
+        for _ in digits..width {
+            self.byte(b'0');
+        }
+        for i in (0..digits).rev() {
+            self.byte(DIGITS[((value >> (4 * i)) & 0xf) as usize]);
+        }
+        self
+    }
+
+    /// `value` in decimal.
+    fn dec(mut self, value: i64) -> Small {
+        if value < 0 {
+            self.byte(b'-');
+        }
+        let mut n = value.unsigned_abs();
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        while n > 0 || len == 0 {
+            digits[len] = b'0' + (n % 10) as u8;
+            n /= 10;
+            len += 1;
+        }
+        for &d in digits[..len].iter().rev() {
+            self.byte(d);
+        }
+        self
+    }
+
+    fn text(mut self, text: &str) -> Small {
+        for &b in text.as_bytes() {
+            self.byte(b);
+        }
+        self
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII is ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
 /// Append `value` in lower-case hexadecimal, zero-padded to `width` digits.
 fn push_hex(out: &mut String, value: u32, width: usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 8];
-    let mut n = value;
-    let mut len = 0;
-    while n > 0 || len == 0 {
-        buf[len] = DIGITS[(n & 0xf) as usize];
-        n >>= 4;
-        len += 1;
-    }
-    for _ in len..width {
-        out.push('0');
-    }
-    for &b in buf[..len].iter().rev() {
-        out.push(b as char);
-    }
+    out.push_str(Small::new().hex(value, width).as_str());
 }
 
 /// Append `value` in decimal.
 fn push_dec(out: &mut String, value: i64) {
-    if value < 0 {
-        out.push('-');
-    }
-    let mut n = value.unsigned_abs();
-    let mut buf = [0u8; 20];
-    let mut len = 0;
-    while n > 0 || len == 0 {
-        buf[len] = b'0' + (n % 10) as u8;
-        n /= 10;
-        len += 1;
-    }
-    for &b in buf[..len].iter().rev() {
-        out.push(b as char);
-    }
+    out.push_str(Small::new().dec(value).as_str());
 }
 
 /// `address type='pci' domain=... bus=... slot=... function=... [multifunction=...]` as
@@ -155,55 +192,74 @@ fn address_element(address: &DeviceAddress) -> Option<String> {
 }
 
 /// The `<target .../>` attributes of a PCI controller, in libvirt's order: all of them, or
-/// with `only`, those that were filled in.
-fn target_attributes(
-    c: &Controller,
-    only: Option<&plan::FilledDefaults>,
-) -> Vec<(&'static str, String)> {
+/// with `only`, those that were filled in. At most five; `count` says how many.
+struct TargetAttributes {
+    attrs: [(&'static str, Small); 5],
+    count: usize,
+}
+
+impl TargetAttributes {
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.attrs[..self.count]
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+fn target_attributes(c: &Controller, only: Option<&plan::FilledDefaults>) -> TargetAttributes {
+    let mut out = TargetAttributes {
+        attrs: std::array::from_fn(|_| ("", Small::new())),
+        count: 0,
+    };
     let Some((_, opts)) = &c.pci else {
-        return Vec::new();
+        return out;
+    };
+    let mut add = |name: &'static str, value: Small| {
+        out.attrs[out.count] = (name, value);
+        out.count += 1;
     };
     let wanted = |filled: bool| only.is_none() || filled;
-    let dec = |v: i64| {
-        let mut s = String::new();
-        push_dec(&mut s, v);
-        s
-    };
-    let mut attrs = Vec::new();
     if let Some(v) = opts
         .chassis_nr
         .filter(|_| wanted(only.is_some_and(|f| f.chassis_nr)))
     {
-        attrs.push(("chassisNr", dec(v)));
+        add("chassisNr", Small::new().dec(v));
     }
     if let Some(v) = opts
         .chassis
         .filter(|_| wanted(only.is_some_and(|f| f.chassis)))
     {
-        attrs.push(("chassis", dec(v)));
+        add("chassis", Small::new().dec(v));
     }
     if let Some(v) = opts.port.filter(|_| wanted(only.is_some_and(|f| f.port))) {
-        let mut s = String::from("0x");
-        push_hex(&mut s, u32::try_from(v).unwrap_or(0), 1);
-        attrs.push(("port", s));
+        add(
+            "port",
+            Small::new()
+                .text("0x")
+                .hex(u32::try_from(v).unwrap_or(0), 1),
+        );
     }
     if let Some(v) = opts
         .bus_nr
         .filter(|_| wanted(only.is_some_and(|f| f.bus_nr)))
     {
-        attrs.push(("busNr", dec(v)));
+        add("busNr", Small::new().dec(v));
     }
     if only.is_none() {
         if let Some(h) = opts.hotplug {
-            attrs.push(("hotplug", if h { "on" } else { "off" }.to_string()));
+            add("hotplug", Small::new().text(if h { "on" } else { "off" }));
         }
     }
-    attrs
+    out
 }
 
-fn push_target_element(out: &mut String, attrs: &[(&str, String)]) {
+fn push_target_element(out: &mut String, attrs: &TargetAttributes) {
     out.push_str("<target");
-    for (k, v) in attrs {
+    for (k, v) in attrs.iter() {
         out.push(' ');
         out.push_str(k);
         out.push_str("='");
@@ -352,7 +408,7 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String 
                 if !attrs.is_empty() {
                     match doc.child(element, "target") {
                         Some(target) => {
-                            for (k, v) in &attrs {
+                            for (k, v) in attrs.iter() {
                                 ed.set_attr(target, k, v);
                             }
                         }
@@ -418,15 +474,21 @@ fn write_new_devices(first_new: usize, plan: &Plan, ed: &mut Editor<'_, '_>) {
     let devices = &plan.def.devices;
     let unit = ed.unit.clone();
     let order = &plan.controller_order;
+    // For each position of the controller list, the next controller that is in the input.
+    let mut next_existing = vec![None; order.len() + 1];
+    for pos in (0..order.len()).rev() {
+        next_existing[pos] = devices[order[pos]].element.or(next_existing[pos + 1]);
+    }
+    let mut previous = None;
     for (pos, &i) in order.iter().enumerate() {
         if i < first_new {
+            previous = devices[i].element.or(previous);
             continue;
         }
         let Some(c) = devices[i].controller() else {
             continue;
         };
-        let previous = order[..pos].iter().rev().find_map(|&j| devices[j].element);
-        let next = order[pos + 1..].iter().find_map(|&j| devices[j].element);
+        let next = next_existing[pos + 1];
         let address = &devices[i].address;
         match (previous, next, plan.def.devices_element) {
             (Some(prev), _, _) => {

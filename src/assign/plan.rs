@@ -10,6 +10,7 @@ use crate::xml::domain::{
     Controller, Device, DeviceAddress, DeviceKind, DomainDef, Hostdev, Multifunction,
     PciControllerOptions,
 };
+use std::collections::{HashMap, HashSet};
 
 /// How one PCI controller's options were completed, for the writer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -511,15 +512,26 @@ impl<'a> Planner<'a> {
 
     /// Every device in the order of libvirt's virDomainDeviceInfoIterate: by kind, then in
     /// each kind's list order.
-    fn iterate_order(&self) -> Vec<usize> {
+    fn iterate_order(&self, keep: impl Fn(&Device<'a>) -> bool) -> Vec<usize> {
+        let mut keyed = self.iterate_keys(keep);
+        keyed.sort_unstable();
+        keyed.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    /// The devices `keep` accepts, each with its sort key for [`Self::iterate_order`]
+    /// (unsorted).
+    fn iterate_keys(&self, keep: impl Fn(&Device<'a>) -> bool) -> Vec<(u8, usize, usize)> {
         let backcompat_console = self.backcompat_console();
         let primary_video = self.video_order().first().copied();
         let mut controller_pos = vec![usize::MAX; self.def.devices.len()];
         for (pos, &i) in self.controller_order.iter().enumerate() {
             controller_pos[i] = pos;
         }
-        let mut keyed: Vec<(u8, usize, usize)> = Vec::with_capacity(self.def.devices.len());
+        let mut keyed: Vec<(u8, usize, usize)> = Vec::new();
         for (i, device) in self.def.devices.iter().enumerate() {
+            if !keep(device) {
+                continue;
+            }
             let rank = match device.kind {
                 DeviceKind::Disk { .. } => 0,
                 DeviceKind::Net { .. } => 1,
@@ -557,8 +569,7 @@ impl<'a> Planner<'a> {
             };
             keyed.push((rank, within, i));
         }
-        keyed.sort_unstable();
-        keyed.into_iter().map(|(_, _, i)| i).collect()
+        keyed
     }
 
     /// The first console, when it only mirrors the first serial port (libvirt skips it when
@@ -689,7 +700,9 @@ impl<'a> Planner<'a> {
             .map(|b| b.unwrap_or_else(|| Bus::new(gap_model, true)))
             .collect();
         let mut set = AddressSet::new(buses, dry_run);
-        for i in self.iterate_order() {
+        // Only devices with an address take part; visiting them in libvirt's order keeps
+        // its choice of which conflict is reported.
+        for i in self.iterate_order(|d| d.address.present_pci().is_some()) {
             self.collect_address(&mut set, i)?;
         }
         Ok(set)
@@ -1038,28 +1051,37 @@ impl<'a> Planner<'a> {
     /// Function 0 of every slot with another function in use gets multifunction='on',
     /// unless the definition says 'off' (virDomainPCIAddressSetAllMulti).
     fn set_all_multifunction(&mut self) {
-        let order = self.iterate_order();
         let pci = |d: &Device| match d.address {
             DeviceAddress::Pci { addr, .. } => Some(addr),
             _ => None,
         };
-        let mut slots_with_others: Vec<PciAddress> = order
+        let keyed = self.iterate_keys(|d| pci(d).is_some());
+        let slots_with_others: HashSet<PciAddress> = keyed
             .iter()
-            .filter_map(|&i| pci(&self.def.devices[i]))
+            .filter_map(|&(_, _, i)| pci(&self.def.devices[i]))
             .filter(|a| a.function != 0)
             .map(|a| PciAddress { function: 0, ..a })
             .collect();
-        slots_with_others.sort();
-        slots_with_others.dedup();
-        for slot in slots_with_others {
-            if let Some(&i) = order
-                .iter()
-                .find(|&&i| pci(&self.def.devices[i]) == Some(slot))
-            {
-                if let DeviceAddress::Pci { multi, .. } = &mut self.def.devices[i].address {
-                    if *multi == Multifunction::Absent {
-                        *multi = Multifunction::On;
-                    }
+        if slots_with_others.is_empty() {
+            return;
+        }
+        // Per slot, the device at function 0 that comes first in libvirt's order.
+        let mut first_at: HashMap<PciAddress, (u8, usize, usize)> = HashMap::new();
+        for &key in &keyed {
+            let Some(addr) = pci(&self.def.devices[key.2]) else {
+                continue;
+            };
+            if slots_with_others.contains(&addr) {
+                let entry = first_at.entry(addr).or_insert(key);
+                if key < *entry {
+                    *entry = key;
+                }
+            }
+        }
+        for (_, _, i) in first_at.into_values() {
+            if let DeviceAddress::Pci { multi, .. } = &mut self.def.devices[i].address {
+                if *multi == Multifunction::Absent {
+                    *multi = Multifunction::On;
                 }
             }
         }

@@ -2,8 +2,6 @@
 //! text, so that edits can be spliced into the original bytes and everything else survives.
 
 use crate::error::{Error, Result};
-use quick_xml::events::Event;
-use quick_xml::Reader;
 use std::borrow::Cow;
 
 /// Index of an element in [`Document::elements`].
@@ -116,34 +114,123 @@ pub struct Document<'a> {
 
 impl<'a> Document<'a> {
     /// Parse `text`; any well-formedness problem is an XML error naming the line and column.
+    ///
+    /// The scanner is written for this job: one pass over the bytes, recording spans. It
+    /// checks what makes a document well-formed for our purposes: tags nest and end tags
+    /// match, one root element, no text outside it, attributes quoted and not repeated, no
+    /// `<` in attribute values, no `--` inside comments, and every comment, CDATA section,
+    /// processing instruction, declaration and tag closed.
     pub fn parse(text: &'a str) -> Result<Document<'a>> {
-        let mut reader = Reader::from_str(text);
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.check_end_names = true;
-        config.expand_empty_elements = false;
-        config.check_comments = true;
-
+        let bytes = text.as_bytes();
         // A rough guess of the element count saves most re-allocations of the lists.
-        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(text.len() / 48 + 4);
-        let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(text.len() / 48 + 4);
-        let mut child_counts: Vec<u32> = Vec::with_capacity(text.len() / 48 + 4);
+        let guess = text.len() / 40 + 4;
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(guess);
+        let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(guess);
+        let mut child_counts: Vec<u32> = Vec::with_capacity(guess);
         let mut stack: Vec<ElementId> = Vec::with_capacity(16);
         let mut root: Option<ElementId> = None;
-        loop {
-            let before = reader.buffer_position() as usize;
-            let event = reader
-                .read_event()
-                .map_err(|e| malformed(text, reader.error_position() as usize, &e.to_string()))?;
-            let after = reader.buffer_position() as usize;
-            match event {
-                Event::Start(ref start) | Event::Empty(ref start) => {
-                    let self_closing = matches!(event, Event::Empty(_));
-                    let name_len = start.name().as_ref().len();
-                    let name = text
-                        .get(before + 1..before + 1 + name_len)
-                        .unwrap_or_default();
-                    let raw = text.get(before..after).unwrap_or_default();
+        // A byte order mark is not content.
+        let mut pos = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        while pos < bytes.len() {
+            // Text up to the next markup.
+            let lt = find_byte(bytes, pos, b'<').unwrap_or(bytes.len());
+            if lt > pos {
+                let raw = &text[pos..lt];
+                let blank = raw.bytes().all(is_space);
+                match stack.last() {
+                    Some(&id) if !blank => push_text(&mut nodes[id].text, raw),
+                    Some(_) => {}
+                    None if blank => {}
+                    None => return Err(malformed(text, pos, "text outside the root element")),
+                }
+                pos = lt;
+                if pos == bytes.len() {
+                    break;
+                }
+            }
+            let before = pos;
+            match bytes.get(pos + 1) {
+                Some(b'/') => {
+                    let gt = find_byte(bytes, pos, b'>')
+                        .ok_or_else(|| malformed(text, before, "end tag is not closed"))?;
+                    let name = text[pos + 2..gt].trim_end_matches([' ', '\t', '\r', '\n']);
+                    let after = gt + 1;
+                    let Some(id) = stack.pop() else {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("unexpected end tag </{name}>"),
+                        ));
+                    };
+                    if nodes[id].name != name {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("expected </{}>, but </{name}> was found", nodes[id].name),
+                        ));
+                    }
+                    nodes[id].end_tag_start = before;
+                    nodes[id].end = after;
+                    pos = after;
+                }
+                Some(b'!') if text[pos..].starts_with("<!--") => {
+                    let body = pos + 4;
+                    let close = find_str(text, body, "--")
+                        .ok_or_else(|| malformed(text, before, "comment is not closed"))?;
+                    if bytes.get(close + 2) != Some(&b'>') {
+                        return Err(malformed(text, close, "'--' inside a comment"));
+                    }
+                    pos = close + 3;
+                }
+                Some(b'!') if text[pos..].starts_with("<![CDATA[") => {
+                    let close = find_str(text, pos + 9, "]]>")
+                        .ok_or_else(|| malformed(text, before, "CDATA section is not closed"))?;
+                    let after = close + 3;
+                    match stack.last() {
+                        Some(&id) => push_text(&mut nodes[id].text, &text[before..after]),
+                        None => {
+                            return Err(malformed(text, before, "text outside the root element"))
+                        }
+                    }
+                    pos = after;
+                }
+                Some(b'!') if text[pos..].starts_with("<!DOCTYPE") && root.is_none() => {
+                    // Skip to the '>' that closes it, past an internal subset in brackets.
+                    let mut depth = 0usize;
+                    let mut i = pos + 9;
+                    loop {
+                        match bytes.get(i) {
+                            None => return Err(malformed(text, before, "DOCTYPE is not closed")),
+                            Some(b'[') => depth += 1,
+                            Some(b']') => depth = depth.saturating_sub(1),
+                            Some(b'>') if depth == 0 => break,
+                            Some(_) => {}
+                        }
+                        i += 1;
+                    }
+                    pos = i + 1;
+                }
+                Some(b'?') => {
+                    let close = find_str(text, pos + 2, "?>").ok_or_else(|| {
+                        malformed(text, before, "processing instruction is not closed")
+                    })?;
+                    pos = close + 2;
+                }
+                Some(&c) if c != b'!' && !is_space(c) && c != b'>' && c != b'/' => {
+                    let gt = find_tag_end(bytes, pos + 1)
+                        .ok_or_else(|| malformed(text, before, "start tag is not closed"))?;
+                    let after = gt + 1;
+                    let self_closing = bytes[gt - 1] == b'/';
+                    let mut name_end = pos + 1;
+                    while name_end < gt
+                        && !is_space(bytes[name_end])
+                        && bytes[name_end] != b'/'
+                        && bytes[name_end] != b'>'
+                    {
+                        name_end += 1;
+                    }
+                    let name = &text[pos + 1..name_end];
+                    let raw = &text[before..after];
                     let first_attr = attributes.len();
                     if !scan_attributes(raw, before, &mut attributes) {
                         return Err(malformed(
@@ -179,36 +266,9 @@ impl<'a> Document<'a> {
                     if !self_closing {
                         stack.push(id);
                     }
+                    pos = after;
                 }
-                Event::End(_) => {
-                    let id = stack
-                        .pop()
-                        .ok_or_else(|| malformed(text, before, "unexpected end tag"))?;
-                    nodes[id].end_tag_start = before;
-                    nodes[id].end = after;
-                }
-                Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => {
-                    let raw = text.get(before..after).unwrap_or_default();
-                    match stack.last() {
-                        // Only content matters to readers; indentation is not kept here
-                        // (the writer works on the original text).
-                        Some(&id) if !raw.trim().is_empty() => {
-                            let own = &mut nodes[id].text;
-                            if own.is_empty() {
-                                *own = Cow::Borrowed(raw);
-                            } else {
-                                own.to_mut().push_str(raw);
-                            }
-                        }
-                        Some(_) => {}
-                        None if raw.trim().is_empty() => {}
-                        None => {
-                            return Err(malformed(text, before, "text outside the root element"))
-                        }
-                    }
-                }
-                Event::Eof => break,
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+                _ => return Err(malformed(text, before, "'<' does not start markup")),
             }
         }
         if let Some(&open) = stack.last() {
@@ -320,6 +380,50 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Position of the first `needle` at or after `from`.
+fn find_byte(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| from + p)
+}
+
+/// Position of the first `needle` at or after `from` (`from` is at a character boundary).
+fn find_str(text: &str, from: usize, needle: &str) -> Option<usize> {
+    text.get(from..)?.find(needle).map(|p| from + p)
+}
+
+/// The `>` that ends a start tag whose name starts at `from`, skipping quoted values.
+fn find_tag_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut quote = 0u8;
+    for (i, &b) in bytes.get(from..)?.iter().enumerate() {
+        if quote != 0 {
+            if b == quote {
+                quote = 0;
+            }
+        } else if b == b'\'' || b == b'"' {
+            quote = b;
+        } else if b == b'>' {
+            return Some(from + i);
+        }
+    }
+    None
+}
+
+/// Add a piece of text content to an element's text.
+fn push_text<'a>(own: &mut Cow<'a, str>, raw: &'a str) {
+    if own.is_empty() {
+        *own = Cow::Borrowed(raw);
+    } else {
+        own.to_mut().push_str(raw);
+    }
+}
+
 fn malformed(text: &str, offset: usize, why: &str) -> Error {
     let (line, col) = line_col(text, offset);
     Error::xml(format!("malformed XML at line {line}, column {col}: {why}"))
@@ -343,7 +447,6 @@ fn scan_attributes_into<'a>(
     first: usize,
 ) -> Option<()> {
     let bytes = raw.as_bytes();
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     let mut i = 1; // after '<'
     while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
         i += 1;
@@ -378,13 +481,22 @@ fn scan_attributes_into<'a>(
             return None;
         }
         let value_start = i + 1;
-        let value_len = raw.get(value_start..)?.find(quote as char)?;
-        let value_end = value_start + value_len;
+        let mut value_end = value_start;
+        let mut has_entity = false;
+        loop {
+            match *bytes.get(value_end)? {
+                b if b == quote => break,
+                b'<' => return None,
+                b'&' => has_entity = true,
+                _ => {}
+            }
+            value_end += 1;
+        }
         let raw_value = raw.get(value_start..value_end)?;
-        if raw_value.contains('<') || attrs[first..].iter().any(|a| a.name == name) {
+        if attrs[first..].iter().any(|a| a.name == name) {
             return None;
         }
-        let value = if raw_value.contains('&') {
+        let value = if has_entity {
             Cow::Owned(quick_xml::escape::unescape(raw_value).ok()?.into_owned())
         } else {
             Cow::Borrowed(raw_value)

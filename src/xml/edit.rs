@@ -70,14 +70,14 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// The indentation children of `id` have or would have.
-    pub fn child_indent(&self, id: ElementId) -> Option<String> {
-        let el = self.doc.element(id);
-        if let Some(&first) = el.children.first() {
+    pub fn child_indent(&self, id: ElementId) -> Option<Cow<'a, str>> {
+        if let Some(&first) = self.doc.children(id).first() {
             if let Some(indent) = self.indent_of(first) {
-                return Some(indent.to_string());
+                return Some(Cow::Borrowed(indent));
             }
         }
-        self.indent_of(id).map(|i| format!("{i}{}", self.unit))
+        self.indent_of(id)
+            .map(|i| Cow::Owned(format!("{i}{}", self.unit)))
     }
 
     /// Set attribute `name` of `id` to `value`, replacing the value if it exists.
@@ -274,7 +274,13 @@ impl<'d, 'a> Editor<'d, 'a> {
         self.flush_appended();
         let text = self.doc.text;
         let mut splices = self.splices;
-        splices.sort_unstable_by_key(|s| (s.start, s.seq));
+        // Splices are mostly made in document order; sorting is then cheap.
+        if splices
+            .windows(2)
+            .any(|w| (w[0].start, w[0].seq) > (w[1].start, w[1].seq))
+        {
+            splices.sort_unstable_by_key(|s| ((s.start as u64) << 32) | s.seq as u64);
+        }
         let mut out = String::with_capacity(
             text.len() + splices.iter().map(|s| s.text.1 - s.text.0).sum::<usize>(),
         );
