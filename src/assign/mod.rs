@@ -143,14 +143,35 @@ impl Small {
     }
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Append `value` in lower-case hexadecimal, zero-padded to `width` digits.
 fn push_hex(out: &mut String, value: u32, width: usize) {
-    out.push_str(Small::new().hex(value, width).as_str());
+    let digits = (32 - value.leading_zeros()).div_ceil(4).max(1) as usize;
+    for _ in digits..width {
+        out.push('0');
+    }
+    for i in (0..digits).rev() {
+        out.push(char::from(HEX_DIGITS[((value >> (4 * i)) & 0xf) as usize]));
+    }
 }
 
 /// Append `value` in decimal.
 fn push_dec(out: &mut String, value: i64) {
-    out.push_str(Small::new().dec(value).as_str());
+    if value < 0 {
+        out.push('-');
+    }
+    let mut n = value.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    while n > 0 || len == 0 {
+        digits[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+    }
+    for &d in digits[..len].iter().rev() {
+        out.push(char::from(d));
+    }
 }
 
 /// `address type='pci' domain=... bus=... slot=... function=... [multifunction=...]` as
@@ -162,15 +183,32 @@ pub fn pci_address_tag(addr: &PciAddress, multi: Multifunction) -> String {
 }
 
 fn push_pci_address_tag(out: &mut String, addr: &PciAddress, multi: Multifunction) {
-    out.push_str("address type='pci' domain='0x");
-    push_hex(out, addr.domain, 4);
-    out.push_str("' bus='0x");
-    push_hex(out, addr.bus, 2);
-    out.push_str("' slot='0x");
-    push_hex(out, addr.slot, 2);
-    out.push_str("' function='0x");
-    push_hex(out, addr.function, 1);
-    out.push('\'');
+    const TEMPLATE: &[u8; 72] =
+        b"address type='pci' domain='0x0000' bus='0x00' slot='0x00' function='0x0'";
+    if addr.domain <= 0xffff && addr.bus <= 0xff && addr.slot <= 0xff && addr.function <= 0xf {
+        // The usual case: every number fits its width, so fill in the template.
+        let mut tag = *TEMPLATE;
+        let mut put = |at: usize, value: u32, width: usize| {
+            for i in 0..width {
+                tag[at + i] = HEX_DIGITS[((value >> (4 * (width - 1 - i))) & 0xf) as usize];
+            }
+        };
+        put(29, addr.domain, 4);
+        put(42, addr.bus, 2);
+        put(54, addr.slot, 2);
+        put(70, addr.function, 1);
+        out.push_str(std::str::from_utf8(&tag).unwrap_or_default());
+    } else {
+        out.push_str("address type='pci' domain='0x");
+        push_hex(out, addr.domain, 4);
+        out.push_str("' bus='0x");
+        push_hex(out, addr.bus, 2);
+        out.push_str("' slot='0x");
+        push_hex(out, addr.slot, 2);
+        out.push_str("' function='0x");
+        push_hex(out, addr.function, 1);
+        out.push('\'');
+    }
     match multi {
         Multifunction::On => out.push_str(" multifunction='on'"),
         Multifunction::Off => out.push_str(" multifunction='off'"),

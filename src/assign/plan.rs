@@ -10,7 +10,6 @@ use crate::xml::domain::{
     Controller, Device, DeviceAddress, DeviceKind, DomainDef, Hostdev, Multifunction,
     PciControllerOptions,
 };
-use std::collections::{HashMap, HashSet};
 
 /// How one PCI controller's options were completed, for the writer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -480,21 +479,6 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// PCI hostdevs as libvirt lists them: those of `<interface type='hostdev'>` first.
-    fn hostdev_order(&self) -> Vec<usize> {
-        let mut order = self.devices_where(|d| {
-            matches!(
-                &d.kind,
-                DeviceKind::Net {
-                    hostdev: Some(_),
-                    ..
-                }
-            )
-        });
-        order.extend(self.devices_where(|d| matches!(d.kind, DeviceKind::Hostdev(_))));
-        order
-    }
-
     /// Videos as libvirt lists them: the primary one first.
     fn video_order(&self) -> Vec<usize> {
         let mut videos = self.devices_where(|d| matches!(d.kind, DeviceKind::Video { .. }));
@@ -895,6 +879,46 @@ impl<'a> Planner<'a> {
     /// Give every device that wants one an address, in libvirt's order
     /// (qemuDomainAssignDevicePCISlots).
     fn assign_slots(&mut self, set: &mut AddressSet) -> Result<()> {
+        // The device lists of each step, made in one walk over the devices.
+        let rest: [fn(&DeviceKind) -> bool; 12] = [
+            |k| matches!(k, DeviceKind::Memballoon { model } if *model != "none" && *model != "xen"),
+            |k| matches!(k, DeviceKind::Rng { .. }),
+            |k| matches!(k, DeviceKind::Watchdog { model } if *model == "i6300esb"),
+            |_| false, // videos: see below
+            |k| matches!(k, DeviceKind::Shmem),
+            |k| matches!(k, DeviceKind::Input { bus, .. } if *bus == "virtio"),
+            |k| matches!(k, DeviceKind::Serial { target_type: Some(t) } if *t == "pci-serial"),
+            |k| matches!(k, DeviceKind::Iommu { model } if *model == "virtio"),
+            |k| matches!(k, DeviceKind::Vsock { .. }),
+            |k| matches!(k, DeviceKind::Memory { model } if *model == "virtio-pmem" || *model == "virtio-mem"),
+            |k| matches!(k, DeviceKind::Crypto { .. }),
+            |k| matches!(k, DeviceKind::Panic { model: Some(m) } if *m == "pvpanic"),
+        ];
+        const FILESYSTEMS: usize = 0;
+        const NETS: usize = 1;
+        const SOUNDS: usize = 2;
+        const VIRTIO_DISKS: usize = 3;
+        const HOSTDEV_NETS: usize = 4;
+        const HOSTDEVS: usize = 5;
+        const REST: usize = 6;
+        let mut lists: [Vec<usize>; REST + 12] = Default::default();
+        for (i, d) in self.def.devices.iter().enumerate() {
+            let bucket = match &d.kind {
+                DeviceKind::Filesystem { .. } => FILESYSTEMS,
+                DeviceKind::Net { hostdev: None, .. } => NETS,
+                DeviceKind::Net { .. } => HOSTDEV_NETS,
+                DeviceKind::Sound { model } if !matches!(*model, "sb16" | "pcspk" | "usb") => {
+                    SOUNDS
+                }
+                DeviceKind::Disk { bus, .. } if *bus == "virtio" => VIRTIO_DISKS,
+                DeviceKind::Hostdev(_) => HOSTDEVS,
+                kind => match rest.iter().position(|keep| keep(kind)) {
+                    Some(step) => REST + step,
+                    None => continue,
+                },
+            };
+            lists[bucket].push(i);
+        }
         // 1. PCI controllers other than the roots.
         for i in self.controller_order.clone() {
             if let Some(model) = self.controller(i).pci_model() {
@@ -904,21 +928,19 @@ impl<'a> Planner<'a> {
             }
         }
         // 2. Filesystems.
-        for i in self.devices_where(|d| matches!(d.kind, DeviceKind::Filesystem { .. })) {
+        for &i in &lists[FILESYSTEMS] {
             if self.wants(i) {
                 self.reserve_next_for(set, i)?;
             }
         }
         // 3. Network interfaces, except hostdev ones (they go with the hostdevs).
-        for i in self.devices_where(|d| matches!(&d.kind, DeviceKind::Net { hostdev: None, .. })) {
+        for &i in &lists[NETS] {
             if self.wants(i) {
                 self.reserve_next_for(set, i)?;
             }
         }
         // 4. Sound cards that are PCI devices.
-        for i in self.devices_where(|d| {
-            matches!(&d.kind, DeviceKind::Sound { model } if !matches!(*model, "sb16" | "pcspk" | "usb"))
-        }) {
+        for &i in &lists[SOUNDS] {
             if self.wants(i) {
                 self.reserve_next_for(set, i)?;
             }
@@ -941,9 +963,7 @@ impl<'a> Planner<'a> {
             }
         }
         // 6. virtio disks.
-        for i in self
-            .devices_where(|d| matches!(&d.kind, DeviceKind::Disk { bus, .. } if *bus == "virtio"))
-        {
+        for &i in &lists[VIRTIO_DISKS] {
             let address = &self.def.devices[i].address;
             if address.present_pci().is_some()
                 || matches!(address, DeviceAddress::Other(t) if t == "ccw" || t == "virtio-mmio")
@@ -958,8 +978,9 @@ impl<'a> Planner<'a> {
             }
             self.reserve_next_for(set, i)?;
         }
-        // 7. Host devices that are PCI functions in the guest.
-        for i in self.hostdev_order() {
+        // 7. Host devices that are PCI functions in the guest: those of
+        // `<interface type='hostdev'>` first.
+        for &i in lists[HOSTDEV_NETS].iter().chain(&lists[HOSTDEVS]) {
             let hostdev = match &self.def.devices[i].kind {
                 DeviceKind::Hostdev(h) => h,
                 DeviceKind::Net {
@@ -976,21 +997,7 @@ impl<'a> Planner<'a> {
             }
         }
         // 8.-19. The rest, one kind after the other.
-        let rest: [fn(&DeviceKind) -> bool; 12] = [
-            |k| matches!(k, DeviceKind::Memballoon { model } if *model != "none" && *model != "xen"),
-            |k| matches!(k, DeviceKind::Rng { .. }),
-            |k| matches!(k, DeviceKind::Watchdog { model } if *model == "i6300esb"),
-            |_| false, // videos: see below
-            |k| matches!(k, DeviceKind::Shmem),
-            |k| matches!(k, DeviceKind::Input { bus, .. } if *bus == "virtio"),
-            |k| matches!(k, DeviceKind::Serial { target_type: Some(t) } if *t == "pci-serial"),
-            |k| matches!(k, DeviceKind::Iommu { model } if *model == "virtio"),
-            |k| matches!(k, DeviceKind::Vsock { .. }),
-            |k| matches!(k, DeviceKind::Memory { model } if *model == "virtio-pmem" || *model == "virtio-mem"),
-            |k| matches!(k, DeviceKind::Crypto { .. }),
-            |k| matches!(k, DeviceKind::Panic { model: Some(m) } if *m == "pvpanic"),
-        ];
-        for (step, keep) in rest.iter().enumerate() {
+        for step in 0..rest.len() {
             let devices = if step == 3 {
                 self.video_order()
                     .into_iter()
@@ -999,7 +1006,7 @@ impl<'a> Planner<'a> {
                     })
                     .collect()
             } else {
-                let mut list = self.devices_where(|d| keep(&d.kind));
+                let mut list = std::mem::take(&mut lists[REST + step]);
                 // libvirt has a single memballoon, iommu and vsock.
                 if step == 0 || step == 7 || step == 8 {
                     list.truncate(1);
@@ -1056,7 +1063,7 @@ impl<'a> Planner<'a> {
             _ => None,
         };
         let keyed = self.iterate_keys(|d| pci(d).is_some());
-        let slots_with_others: HashSet<PciAddress> = keyed
+        let mut slots_with_others: Vec<PciAddress> = keyed
             .iter()
             .filter_map(|&(_, _, i)| pci(&self.def.devices[i]))
             .filter(|a| a.function != 0)
@@ -1065,20 +1072,22 @@ impl<'a> Planner<'a> {
         if slots_with_others.is_empty() {
             return;
         }
+        slots_with_others.sort_unstable();
+        slots_with_others.dedup();
         // Per slot, the device at function 0 that comes first in libvirt's order.
-        let mut first_at: HashMap<PciAddress, (u8, usize, usize)> = HashMap::new();
+        let mut first_at: Vec<Option<(u8, usize, usize)>> = vec![None; slots_with_others.len()];
         for &key in &keyed {
             let Some(addr) = pci(&self.def.devices[key.2]) else {
                 continue;
             };
-            if slots_with_others.contains(&addr) {
-                let entry = first_at.entry(addr).or_insert(key);
-                if key < *entry {
-                    *entry = key;
+            if let Ok(pos) = slots_with_others.binary_search(&addr) {
+                let entry = &mut first_at[pos];
+                if entry.map_or(true, |e| key < e) {
+                    *entry = Some(key);
                 }
             }
         }
-        for (_, _, i) in first_at.into_values() {
+        for (_, _, i) in first_at.into_iter().flatten() {
             if let DeviceAddress::Pci { multi, .. } = &mut self.def.devices[i].address {
                 if *multi == Multifunction::Absent {
                     *multi = Multifunction::On;

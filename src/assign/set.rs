@@ -305,23 +305,20 @@ impl AddressSet {
         if Self::incompatibility(&addr, bus.accepts, flags, false).is_some() {
             return None;
         }
+        let aggregate = flags.intersects(ConnectFlags::AGGREGATE_SLOT);
         while addr.slot <= bus.max_slot {
             let slot = bus.slots[addr.slot as usize];
             if slot.functions == 0 {
                 return Some(addr);
             }
-            if flags.intersects(ConnectFlags::AGGREGATE_SLOT) && slot.aggregate {
+            if aggregate && slot.aggregate {
                 if slot.functions & (1 << addr.function) == 0 {
                     return Some(addr);
                 }
-                if function.is_none() {
-                    while addr.function < 8 {
-                        if slot.functions & (1 << addr.function) == 0 {
-                            return Some(addr);
-                        }
-                        addr.function += 1;
-                    }
-                    addr.function = 0;
+                if function.is_none() && slot.functions != 0xff {
+                    // The lowest free function (the search starts at function 0).
+                    addr.function = (!slot.functions).trailing_zeros();
+                    return Some(addr);
                 }
             }
             addr.slot += 1;
@@ -337,6 +334,16 @@ impl AddressSet {
         flags: ConnectFlags,
         function: Option<u32>,
     ) -> Result<PciAddress> {
+        self.find_next(flags, function).map(|(addr, _)| addr)
+    }
+
+    /// [`Self::next_address`], also saying whether the address is on a bus that existed
+    /// (and was checked to suit the device) rather than on one just added.
+    fn find_next(
+        &mut self,
+        flags: ConnectFlags,
+        function: Option<u32>,
+    ) -> Result<(PciAddress, bool)> {
         if self.buses.is_empty() {
             return Err(Error::xml("No PCI buses available"));
         }
@@ -353,7 +360,7 @@ impl AddressSet {
                     Some(c) => self.search_from[c].2 = bus_index,
                     None => self.search_from.push((flags, function, bus_index)),
                 }
-                return Ok(found);
+                return Ok((found, true));
             }
         }
         match cursor {
@@ -364,7 +371,7 @@ impl AddressSet {
             let mut addr = PciAddress::new(0, self.buses.len() as u32, 0, function.unwrap_or(0));
             self.grow(&mut addr, flags)?;
             addr.slot = self.buses[addr.bus as usize].min_slot;
-            return Ok(addr);
+            return Ok((addr, false));
         }
         Err(Error::internal("No more available PCI slots"))
     }
@@ -375,8 +382,18 @@ impl AddressSet {
         flags: ConnectFlags,
         function: Option<u32>,
     ) -> Result<PciAddress> {
-        let addr = self.next_address(flags, function)?;
-        self.reserve(&addr, flags, false)?;
+        let (addr, checked) = self.find_next(flags, function)?;
+        if checked {
+            // The search checked the bus, the slot range and that the function is free:
+            // all that reserving would check again.
+            let slot = &mut self.buses[addr.bus as usize].slots[addr.slot as usize];
+            if slot.functions == 0 && flags.intersects(ConnectFlags::AGGREGATE_SLOT) {
+                slot.aggregate = true;
+            }
+            slot.functions |= 1u8 << addr.function;
+        } else {
+            self.reserve(&addr, flags, false)?;
+        }
         Ok(addr)
     }
 

@@ -217,12 +217,8 @@ impl<'a> Document<'a> {
                     pos = close + 2;
                 }
                 Some(&c) if c != b'!' && !is_space(c) && c != b'>' && c != b'/' => {
-                    let gt = find_tag_end(bytes, pos + 1)
-                        .ok_or_else(|| malformed(text, before, "start tag is not closed"))?;
-                    let after = gt + 1;
-                    let self_closing = bytes[gt - 1] == b'/';
                     let mut name_end = pos + 1;
-                    while name_end < gt
+                    while name_end < bytes.len()
                         && !is_space(bytes[name_end])
                         && bytes[name_end] != b'/'
                         && bytes[name_end] != b'>'
@@ -230,15 +226,18 @@ impl<'a> Document<'a> {
                         name_end += 1;
                     }
                     let name = &text[pos + 1..name_end];
-                    let raw = &text[before..after];
                     let first_attr = attributes.len();
-                    if !scan_attributes(raw, before, &mut attributes) {
-                        return Err(malformed(
-                            text,
-                            before,
-                            &format!("malformed attributes in <{name}>"),
-                        ));
-                    }
+                    let Some(gt) = scan_attributes(text, name_end, &mut attributes) else {
+                        attributes.truncate(first_attr);
+                        let why = if find_byte(bytes, pos, b'>').is_none() {
+                            "start tag is not closed".to_string()
+                        } else {
+                            format!("malformed attributes in <{name}>")
+                        };
+                        return Err(malformed(text, before, &why));
+                    };
+                    let after = gt + 1;
+                    let self_closing = bytes[gt - 1] == b'/';
                     let id = nodes.len();
                     let parent = stack.last().copied();
                     if parent.is_none() {
@@ -363,13 +362,15 @@ impl<'a> Document<'a> {
     /// `offset` on its line; `None` when other text does.
     pub fn indent_before(&self, offset: usize) -> Option<&'a str> {
         let text: &'a str = self.text;
-        let head = text.get(..offset)?;
-        let line_start = head.rfind('\n').map_or(0, |p| p + 1);
-        let prefix = &head[line_start..];
-        prefix
-            .chars()
-            .all(|c| c == ' ' || c == '\t')
-            .then_some(prefix)
+        let bytes = text.as_bytes();
+        if offset > bytes.len() {
+            return None;
+        }
+        let mut line_start = offset;
+        while line_start > 0 && matches!(bytes[line_start - 1], b' ' | b'\t') {
+            line_start -= 1;
+        }
+        (line_start == 0 || bytes[line_start - 1] == b'\n').then(|| &text[line_start..offset])
     }
 }
 
@@ -398,23 +399,6 @@ fn find_str(text: &str, from: usize, needle: &str) -> Option<usize> {
     text.get(from..)?.find(needle).map(|p| from + p)
 }
 
-/// The `>` that ends a start tag whose name starts at `from`, skipping quoted values.
-fn find_tag_end(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut quote = 0u8;
-    for (i, &b) in bytes.get(from..)?.iter().enumerate() {
-        if quote != 0 {
-            if b == quote {
-                quote = 0;
-            }
-        } else if b == b'\'' || b == b'"' {
-            quote = b;
-        } else if b == b'>' {
-            return Some(from + i);
-        }
-    }
-    None
-}
-
 /// Add a piece of text content to an element's text.
 fn push_text<'a>(own: &mut Cow<'a, str>, raw: &'a str) {
     if own.is_empty() {
@@ -429,54 +413,48 @@ fn malformed(text: &str, offset: usize, why: &str) -> Error {
     Error::xml(format!("malformed XML at line {line}, column {col}: {why}"))
 }
 
-/// Find the attributes of a start tag (`raw` is the whole tag, `base` its offset in the
-/// document). quick-xml has already checked the tag; this only records spans.
-fn scan_attributes<'a>(raw: &'a str, base: usize, out: &mut Vec<Attribute<'a>>) -> bool {
-    let first = out.len();
-    let ok = scan_attributes_into(raw, base, out, first).is_some();
-    if !ok {
-        out.truncate(first);
-    }
-    ok
-}
-
-fn scan_attributes_into<'a>(
-    raw: &'a str,
-    base: usize,
+/// Read the attributes of a start tag from `from` (just after its name) into `attrs` and
+/// return the position of the `>` that ends the tag; `None` when the tag is malformed or not
+/// closed.
+fn scan_attributes<'a>(
+    text: &'a str,
+    from: usize,
     attrs: &mut Vec<Attribute<'a>>,
-    first: usize,
-) -> Option<()> {
-    let bytes = raw.as_bytes();
-    let mut i = 1; // after '<'
-    while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
-        i += 1;
-    }
+) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let first = attrs.len();
+    let mut i = from;
     loop {
-        while i < bytes.len() && is_space(bytes[i]) {
+        while is_space(*bytes.get(i)?) {
             i += 1;
         }
-        if i >= bytes.len() || bytes[i] == b'/' || bytes[i] == b'>' {
-            return Some(());
+        match bytes[i] {
+            b'>' => return Some(i),
+            b'/' => return (*bytes.get(i + 1)? == b'>').then_some(i + 1),
+            _ => {}
         }
         let name_start = i;
-        while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'=' {
+        while !matches!(
+            *bytes.get(i)?,
+            b' ' | b'\t' | b'\r' | b'\n' | b'=' | b'>' | b'/'
+        ) {
             i += 1;
         }
-        let name = raw.get(name_start..i)?;
-        if name.is_empty() {
+        if i == name_start {
             return None;
         }
-        while i < bytes.len() && is_space(bytes[i]) {
+        let name = &text[name_start..i];
+        while is_space(*bytes.get(i)?) {
             i += 1;
         }
-        if bytes.get(i) != Some(&b'=') {
+        if bytes[i] != b'=' {
             return None;
         }
         i += 1;
-        while i < bytes.len() && is_space(bytes[i]) {
+        while is_space(*bytes.get(i)?) {
             i += 1;
         }
-        let quote = *bytes.get(i)?;
+        let quote = bytes[i];
         if quote != b'\'' && quote != b'"' {
             return None;
         }
@@ -492,7 +470,7 @@ fn scan_attributes_into<'a>(
             }
             value_end += 1;
         }
-        let raw_value = raw.get(value_start..value_end)?;
+        let raw_value = &text[value_start..value_end];
         if attrs[first..].iter().any(|a| a.name == name) {
             return None;
         }
@@ -502,16 +480,16 @@ fn scan_attributes_into<'a>(
             Cow::Borrowed(raw_value)
         };
         i = value_end + 1;
-        if i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
+        if !matches!(*bytes.get(i)?, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') {
             return None;
         }
         attrs.push(Attribute {
             name,
             value,
-            start: base + name_start,
-            end: base + i,
-            value_start: base + value_start,
-            value_end: base + value_end,
+            start: name_start,
+            end: i,
+            value_start,
+            value_end,
         });
     }
 }
