@@ -24,6 +24,9 @@ pub struct Bus {
     pub min_slot: u32,
     pub max_slot: u32,
     pub slots: [Slot; SLOTS],
+    /// Every slot below this one has all eight functions in use, so no search needs to look
+    /// at them (kept by the address set, which is the only writer of `slots`).
+    full_below: u32,
 }
 
 impl Bus {
@@ -35,6 +38,22 @@ impl Bus {
             min_slot: rules.min_slot,
             max_slot: rules.max_slot,
             slots: [Slot::default(); SLOTS],
+            full_below: 0,
+        }
+    }
+
+    /// Mark one function of `slot` used (the slot and function are in range).
+    fn take(&mut self, slot: u32, function: u32, flags: ConnectFlags) {
+        let s = &mut self.slots[slot as usize];
+        // Only the first device reserved in a slot decides whether root ports may share it.
+        if s.functions == 0 && flags.intersects(ConnectFlags::AGGREGATE_SLOT) {
+            s.aggregate = true;
+        }
+        s.functions |= 1u8 << function;
+        while (self.full_below as usize) < SLOTS
+            && self.slots[self.full_below as usize].functions == 0xff
+        {
+            self.full_below += 1;
         }
     }
 
@@ -117,7 +136,11 @@ fn error(from_config: bool, detail: String) -> Error {
 }
 
 impl AddressSet {
-    pub fn new(buses: Vec<Bus>, dry_run: bool) -> AddressSet {
+    pub fn new(mut buses: Vec<Bus>, dry_run: bool) -> AddressSet {
+        if dry_run {
+            // A dry run grows; one PCI domain has at most 256 buses.
+            buses.reserve(256usize.saturating_sub(buses.len()));
+        }
         AddressSet {
             buses,
             dry_run,
@@ -263,19 +286,14 @@ impl AddressSet {
             self.grow(&mut addr, flags)?;
         }
         self.validate(&addr, flags, from_config)?;
-        let slot = &mut self.buses[addr.bus as usize].slots[addr.slot as usize];
-        let bit = 1u8 << addr.function;
-        if slot.functions & bit != 0 {
+        let bus = &mut self.buses[addr.bus as usize];
+        if bus.slots[addr.slot as usize].functions & (1u8 << addr.function) != 0 {
             return Err(error(
                 from_config,
                 format!("Attempted double use of PCI Address {addr}"),
             ));
         }
-        // Only the first device reserved in a slot decides whether root ports may share it.
-        if slot.functions == 0 && flags.intersects(ConnectFlags::AGGREGATE_SLOT) {
-            slot.aggregate = true;
-        }
-        slot.functions |= bit;
+        bus.take(addr.slot, addr.function, flags);
         Ok(())
     }
 
@@ -289,6 +307,9 @@ impl AddressSet {
             if addr.function < 8 {
                 slot.functions &= !(1u8 << addr.function);
             }
+        }
+        if let Some(bus) = self.buses.get_mut(addr.bus as usize) {
+            bus.full_below = bus.full_below.min(addr.slot);
         }
         self.search_from.clear();
     }
@@ -306,6 +327,7 @@ impl AddressSet {
             return None;
         }
         let aggregate = flags.intersects(ConnectFlags::AGGREGATE_SLOT);
+        addr.slot = addr.slot.max(bus.full_below);
         while addr.slot <= bus.max_slot {
             let slot = bus.slots[addr.slot as usize];
             if slot.functions == 0 {
@@ -386,11 +408,7 @@ impl AddressSet {
         if checked {
             // The search checked the bus, the slot range and that the function is free:
             // all that reserving would check again.
-            let slot = &mut self.buses[addr.bus as usize].slots[addr.slot as usize];
-            if slot.functions == 0 && flags.intersects(ConnectFlags::AGGREGATE_SLOT) {
-                slot.aggregate = true;
-            }
-            slot.functions |= 1u8 << addr.function;
+            self.buses[addr.bus as usize].take(addr.slot, addr.function, flags);
         } else {
             self.reserve(&addr, flags, false)?;
         }
