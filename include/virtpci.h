@@ -79,6 +79,14 @@ typedef enum {
 } VirtpciErr;
 
 /**
+ * An opened host: a sysfs tree (the real `/sys` or any directory laid out like it) and the
+ * writer that carries out its writes (the real kernel, or the simulated one). Opaque; create
+ * it with `virtpci_host_open()` or `virtpci_host_open_simulated()`, release it with
+ * `virtpci_host_free()`. A handle may be used from several threads at once.
+ */
+typedef struct VirtpciHost VirtpciHost;
+
+/**
  * A PCI address: domain (0..0xFFFF), bus (0..0xFF), slot (0..0x1F), function (0..7).
  */
 typedef struct {
@@ -94,6 +102,13 @@ typedef struct {
  * that calls into virtpci, and must not call `virtpci_set_log_callback` itself.
  */
 typedef void (*VirtpciLogCallback)(int level, const char *message, void *opaque);
+
+/**
+ * Called once per device by `virtpci_pci_address_iommu_group_iterate()`: `addr` is valid only
+ * during the call, `opaque` is the caller's pointer. Return 0 to go on; any other value stops
+ * the walk and is returned by the iterate call.
+ */
+typedef int (*VirtpciPciAddressCallback)(const VirtpciPciAddress *addr, void *opaque);
 
 #ifdef __cplusplus
 extern "C" {
@@ -163,6 +178,136 @@ void virtpci_string_free(char *s);
  * `callback` must be safe to call from any thread with `opaque` until it is replaced.
  */
 void virtpci_set_log_callback(VirtpciLogCallback callback, void *opaque);
+
+/**
+ * Open the host whose sysfs is at `sysfs_root` (NULL means "/sys"). Writes made through this
+ * handle really happen. Nothing is read or written by opening beyond checking that the root
+ * is a directory.
+ *
+ * Returns a new handle (release it with `virtpci_host_free()`), or NULL with the last error
+ * set: `VIRTPCI_ERR_SYSTEM_ERROR` when the root cannot be opened,
+ * `VIRTPCI_ERR_INVALID_ARG` when `sysfs_root` is not UTF-8. Thread-safe.
+ *
+ * # Safety
+ * `sysfs_root` is NULL or a NUL-terminated string.
+ */
+VirtpciHost *virtpci_host_open(const char *sysfs_root);
+
+/**
+ * Open the sysfs-shaped tree at `root` (required) with a simulated kernel: writes to
+ * `driver_override`, `bind`, `unbind`, `new_id`, `remove_id`, `drivers_probe`, `reset` and
+ * `config` are carried out on the tree with Linux's semantics (driver links moved,
+ * `driver_override` honoured by probe and reading `(null)` when cleared). On opening, the
+ * simulator records in `root/.virtpci-sim/native-drivers` which driver each bound device's
+ * ids belong to, so that a device moved to vfio-pci returns to it on probe.
+ *
+ * Returns a new handle or NULL with the last error set. Thread-safe; several processes may
+ * use the same tree (writes are serialised with a lock file).
+ *
+ * # Safety
+ * `root` is NULL or a NUL-terminated string.
+ */
+VirtpciHost *virtpci_host_open_simulated(const char *root);
+
+/**
+ * Release a host handle. NULL is accepted. The handle must not be in use by another thread.
+ *
+ * # Safety
+ * `host` is NULL or a handle from `virtpci_host_open*` not yet released.
+ */
+void virtpci_host_free(VirtpciHost *host);
+
+/**
+ * The IOMMU group number of the device `addr`, as libvirt's
+ * `virPCIDeviceAddressGetIOMMUGroupNum`.
+ *
+ * Returns the number (≥ 0); -2 when the device exists but has no IOMMU group; -1 with the
+ * last error set when `host` or `addr` is NULL or out of range (`VIRTPCI_ERR_INVALID_ARG`),
+ * the device does not exist (`VIRTPCI_ERR_DEVICE_MISSING`), or the `iommu_group` link cannot
+ * be resolved, leaves the sysfs root, or does not end in a decimal number
+ * (`VIRTPCI_ERR_INTERNAL`). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `addr` is NULL or valid for reading.
+ */
+int virtpci_pci_address_get_iommu_group_num(VirtpciHost *host, const VirtpciPciAddress *addr);
+
+/**
+ * Call `cb` for every device of the IOMMU group of `orig`, `orig` included, in address
+ * order (libvirt walks in directory order; virtpci sorts). The first non-zero value `cb`
+ * returns stops the walk and is returned. When `orig` has no IOMMU group, `cb` is not
+ * called and 0 is returned (libvirt would call it once for `orig`).
+ *
+ * Returns 0 when every call returned 0, the callback's non-zero value, or -1 with the last
+ * error set when an argument is NULL or out of range, the device does not exist, or the
+ * group cannot be read ("Found invalid device link …"). A callback that itself returns -1
+ * is indistinguishable by value; check `virtpci_last_error_code()`, which this call leaves at
+ * `VIRTPCI_ERR_OK` unless it failed itself (or the callback called virtpci and failed).
+ * The group is read before the first call, so the callback may call virtpci functions,
+ * including on the same handle. Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `orig` is NULL or valid for reading; `cb` is NULL or safe
+ * to call with `opaque`.
+ */
+int virtpci_pci_address_iommu_group_iterate(VirtpciHost *host,
+                                            const VirtpciPciAddress *orig,
+                                            VirtpciPciAddressCallback cb,
+                                            void *opaque);
+
+/**
+ * The devices of the IOMMU group of `addr` (itself included), in address order, as a new
+ * array in `*out` with its length in `*n`. Release the array with
+ * `virtpci_pci_address_list_free()` (or `free()`). When the device has no group, `*out` is
+ * NULL and `*n` is 0.
+ *
+ * Returns 0, or -1 with the last error set (arguments NULL or out of range, device missing,
+ * group unreadable); `*out` and `*n` are then unchanged. Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `addr` is NULL or valid for reading; `out` and `n` are
+ * NULL or valid for writing.
+ */
+int virtpci_pci_address_get_iommu_group_addresses(VirtpciHost *host,
+                                                  const VirtpciPciAddress *addr,
+                                                  VirtpciPciAddress **out,
+                                                  size_t *n);
+
+/**
+ * Release an array returned by virtpci (`virtpci_pci_address_get_iommu_group_addresses()`).
+ * NULL is accepted.
+ *
+ * # Safety
+ * `list` is NULL or an array returned by virtpci and not yet released.
+ */
+void virtpci_pci_address_list_free(VirtpciPciAddress *list);
+
+/**
+ * The driver the device `addr` is bound to, in `*driver` as a new string (release it with
+ * `virtpci_string_free()` or `free()`), or NULL when the device is unbound.
+ *
+ * Returns 0, or -1 with the last error set (arguments, missing device, a `driver` link that
+ * leaves the sysfs root or names an invalid driver). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `addr` is NULL or valid for reading; `driver` is NULL or
+ * valid for writing.
+ */
+int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, char **driver);
+
+/**
+ * Arm a fault: the `nth` (1-based, counted from now) write of kind `kind` made through this
+ * handle fails with `errnum` and changes nothing. `kind` is one of "driver_override", "bind",
+ * "unbind", "new_id", "remove_id", "drivers_probe", "reset", "config", or NULL for any
+ * write. Works on real and simulated hosts; meant for tests.
+ *
+ * Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` (NULL host, unknown kind, `nth` 0,
+ * `errnum` ≤ 0). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `kind` is NULL or a NUL-terminated string.
+ */
+int virtpci_host_inject_fault(VirtpciHost *host, const char *kind, unsigned int nth, int errnum);
 
 #ifdef __cplusplus
 }  // extern "C"
