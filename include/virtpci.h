@@ -79,6 +79,14 @@ typedef enum {
 } VirtpciErr;
 
 /**
+ * The address set of a running guest: which guest PCI addresses are in use, with libvirt's
+ * hotplug rules. Opaque; create it with `virtpci_address_set_new_from_xml()` and release it
+ * with `virtpci_address_set_free()`. Every function taking it may be called from several
+ * threads at once: calls on one set are serialised by an internal lock.
+ */
+typedef struct VirtpciAddressSet VirtpciAddressSet;
+
+/**
  * An opened host: a sysfs tree (the real `/sys` or any directory laid out like it) and the
  * writer that carries out its writes (the real kernel, or the simulated one). Opaque; create
  * it with `virtpci_host_open()` or `virtpci_host_open_simulated()`, release it with
@@ -135,6 +143,102 @@ int virtpci_pci_address_parse(const char *str, VirtpciPciAddress *out);
  * `addr` is NULL or valid for reading.
  */
 char *virtpci_pci_address_format(const VirtpciPciAddress *addr);
+
+/**
+ * Give every device of the domain in `domain_xml` a guest PCI address, adding PCI
+ * controllers where needed, exactly as libvirt 9.0 does when the domain is defined (x86 `pc`
+ * and `q35` machines).
+ *
+ * On success returns 0 and stores in `*out_xml` the domain XML with `<address>` elements and
+ * controllers added and every other byte of the input unchanged; release it with
+ * `virtpci_string_free()` or `free()`. Warnings (for instance a device with a PCI address that
+ * is not a PCI device) go to the log callback at `VIRTPCI_LOG_WARNING`.
+ *
+ * On failure returns -1, leaves `*out_xml` unchanged, and sets the last error to libvirt's
+ * code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
+ * Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
+ * slots", ...). `flags` must be 0 (`VIRTPCI_ERR_INVALID_ARG` otherwise); NULL arguments and
+ * non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`. Thread-safe; no state is kept between calls.
+ *
+ * # Safety
+ * `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
+ * one pointer.
+ */
+int virtpci_domain_assign_pci_addresses(const char *domain_xml, unsigned int flags, char **out_xml);
+
+/**
+ * Create the address set of the running guest defined by `xml` (its full domain XML, as a
+ * daemon keeps it for a running domain). Addresses the XML lacks are assigned first, as
+ * libvirt does when the domain starts.
+ *
+ * Returns a new handle, to be released with `virtpci_address_set_free()`, or NULL with the
+ * last error set (NULL or non-UTF-8 `xml`: `VIRTPCI_ERR_INVALID_ARG`; a domain libvirt would
+ * refuse: libvirt's error). Thread-safe.
+ *
+ * # Safety
+ * `xml` is NULL or a NUL-terminated string.
+ */
+VirtpciAddressSet *virtpci_address_set_new_from_xml(const char *xml);
+
+/**
+ * Reserve a guest address for hot-plugging the device described by `device_xml` (one device
+ * element, e.g. `<interface type='network'>...</interface>`), with libvirt's hotplug rules:
+ * the bus must support hotplug, no PCI controller is ever added, and an `<address>` given in
+ * `device_xml` is reserved as is (its function must be 0).
+ *
+ * Returns 0 and stores the address in `*out` when one was reserved; returns 1, leaving
+ * `*out` unchanged, when the device does not use a PCI address (a PS/2 mouse, a USB disk);
+ * returns -1 with the last error set otherwise (`VIRTPCI_ERR_INTERNAL` "internal error: No
+ * more available PCI slots", `VIRTPCI_ERR_XML_ERROR` for an address already in use or on a
+ * bus that cannot take it, `VIRTPCI_ERR_INVALID_ARG` for NULL arguments). Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle from `virtpci_address_set_new_from_xml()`; `device_xml` is
+ * NULL or a NUL-terminated string; `out` is NULL or valid for writing.
+ */
+int virtpci_address_set_reserve_next(VirtpciAddressSet *set,
+                                     const char *device_xml,
+                                     VirtpciPciAddress *out);
+
+/**
+ * Reserve `*addr` for hot-plugging the device described by `device_xml`, with libvirt's
+ * hotplug rules (function 0 only, the bus must support hotplug and accept the device).
+ *
+ * Returns 0, or -1 with the last error set: `VIRTPCI_ERR_INTERNAL` "internal error: Only PCI
+ * device addresses with function=0 are supported", `VIRTPCI_ERR_XML_ERROR` "XML error:
+ * Attempted double use of PCI Address ..." and libvirt's other address errors,
+ * `VIRTPCI_ERR_OPERATION_INVALID` when the device does not use PCI, `VIRTPCI_ERR_INVALID_ARG`
+ * for NULL arguments. Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `addr` is NULL or valid for reading; `device_xml` is NULL
+ * or a NUL-terminated string.
+ */
+int virtpci_address_set_reserve(VirtpciAddressSet *set,
+                                const VirtpciPciAddress *addr,
+                                const char *device_xml);
+
+/**
+ * Release the guest address `*addr` after a hot-unplug. Only that function is freed; as in
+ * libvirt, the slot keeps its "shared by root ports" mark. Releasing a free address is not an
+ * error.
+ *
+ * Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` when an argument is NULL or the address is
+ * outside the guest's topology. Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `addr` is NULL or valid for reading.
+ */
+int virtpci_address_set_release(VirtpciAddressSet *set, const VirtpciPciAddress *addr);
+
+/**
+ * Release an address set. NULL is accepted. No other thread may use `set` during or after
+ * this call.
+ *
+ * # Safety
+ * `set` is NULL or a handle from `virtpci_address_set_new_from_xml()` not yet released.
+ */
+void virtpci_address_set_free(VirtpciAddressSet *set);
 
 /**
  * The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.

@@ -3,13 +3,17 @@
 //! The core modules are safe Rust with no global state; `ffi` is the only unsafe code.
 #![deny(unsafe_code)]
 
+pub mod assign;
 pub mod error;
 pub mod host;
 pub mod pci;
+pub mod topology;
+pub mod xml;
 
 #[allow(unsafe_code)]
 pub mod ffi;
 
+pub use assign::{assign_domain_xml, AssignOutput};
 pub use error::{Error, ErrorCode, Result};
 pub use host::Host;
 pub use pci::PciAddress;

@@ -6,6 +6,7 @@
 //! cbindgen sees every signature.
 
 pub mod address;
+pub mod assign;
 pub mod boundary;
 pub mod general;
 pub mod host;

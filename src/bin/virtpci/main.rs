@@ -1,5 +1,6 @@
 //! The `virtpci` command-line tool, built on the library's Rust API.
 
+mod assign;
 mod groups;
 mod host;
 
@@ -26,6 +27,11 @@ enum Command {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
+    /// Assign guest PCI addresses to a domain as libvirt 9.0 does, and print the result.
+    Assign {
+        /// The domain XML file, or - for standard input.
+        file: String,
+    },
     /// List the host's IOMMU groups with their devices (address, class, ids, driver).
     Groups(groups::GroupsArgs),
     /// Record a host's PCI topology as JSON, or build a sysfs-shaped tree from such a record.
@@ -44,6 +50,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Assign { file } => assign::run(&file),
         Command::Groups(args) => groups::run(args),
         Command::Host(args) => host::run(args),
     }

@@ -1,0 +1,186 @@
+/* Guest PCI address assignment and the hotplug address set, through the C API. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "virtpci.h"
+
+static const char *Q35 =
+    "<domain type='qemu'>\n"
+    "  <name>c-test</name>\n"
+    "  <os><type arch='x86_64' machine='q35'>hvm</type></os>\n"
+    "  <devices>\n"
+    "    <!-- kept as written -->\n"
+    "    <controller type='pci' index='0' model='pcie-root'/>\n"
+    "    <controller type='sata' index='0'/>\n"
+    "    <controller type='usb' index='0' model='qemu-xhci'/>\n"
+    "    <interface type='user'>\n"
+    "      <mac address='52:54:00:00:00:01'/>\n"
+    "      <model type='virtio'/>\n"
+    "    </interface>\n"
+    "    <memballoon model='virtio'/>\n"
+    "  </devices>\n"
+    "</domain>\n";
+
+static void test_assign(void)
+{
+    char *out = NULL;
+    CHECK(virtpci_domain_assign_pci_addresses(Q35, 0, &out) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(out != NULL, "output");
+    if (!out)
+        return;
+    CHECK(strstr(out, "<!-- kept as written -->") != NULL, "comment kept");
+    CHECK(strstr(out, "<controller type='pci' index='1' model='pcie-root-port'>") != NULL,
+          "root port added");
+    CHECK(strstr(out, "<address type='pci' domain='0x0000' bus='0x00' slot='0x1f' "
+                      "function='0x2'/>") != NULL, "SATA at 1f.2");
+    /* the NIC gets the first root port: <interface> ... bus 0x01 */
+    const char *nic = strstr(out, "<interface type='user'>");
+    CHECK(nic && strstr(nic, "bus='0x01' slot='0x00' function='0x0'") != NULL, "NIC on bus 1");
+    free(out);
+}
+
+static void test_assign_errors(void)
+{
+    char *out = (char *)"untouched";
+    CHECK(virtpci_domain_assign_pci_addresses(Q35, 1, &out) == -1, "unknown flag refused");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "code %d",
+          virtpci_last_error_code());
+    CHECK(strcmp(out, "untouched") == 0, "out unchanged");
+
+    CHECK(virtpci_domain_assign_pci_addresses(NULL, 0, &out) == -1, "NULL xml");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "NULL xml code");
+    CHECK(virtpci_domain_assign_pci_addresses(Q35, 0, NULL) == -1, "NULL out");
+
+    const char *bad_slot =
+        "<domain><os><type machine='pc'>hvm</type></os><devices>"
+        "<memballoon model='virtio'><address type='pci' slot='0x20'/></memballoon>"
+        "</devices></domain>";
+    CHECK(virtpci_domain_assign_pci_addresses(bad_slot, 0, &out) == -1, "bad slot");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_XML_ERROR, "code %d",
+          virtpci_last_error_code());
+    CHECK_STR(virtpci_last_error_message(),
+              "XML error: Invalid PCI address slot='0x20', must be <= 0x1F");
+
+    const char *conflict =
+        "<domain><os><type machine='pc'>hvm</type></os><devices>"
+        "<controller type='ide' index='0'/>"
+        "<memballoon model='virtio'><address type='pci' slot='1' function='1'/></memballoon>"
+        "</devices></domain>";
+    CHECK(virtpci_domain_assign_pci_addresses(conflict, 0, &out) == -1, "conflict");
+    CHECK_STR(virtpci_last_error_message(),
+              "XML error: Attempted double use of PCI Address 0000:00:01.1");
+
+    CHECK(virtpci_domain_assign_pci_addresses("<domain><devices>", 0, &out) == -1,
+          "malformed");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_XML_ERROR, "malformed code");
+}
+
+static const char *HOTPLUG_DOMAIN =
+    "<domain type='qemu'><os><type machine='q35'>hvm</type></os><devices>"
+    "<controller type='pci' index='0' model='pcie-root'/>"
+    "<controller type='pci' index='1' model='pcie-root-port'/>"
+    "<controller type='pci' index='2' model='pcie-root-port'/>"
+    "<controller type='pci' index='3' model='pcie-root-port'><target hotplug='off'/></controller>"
+    "<controller type='usb' index='0' model='none'/><memballoon model='none'/>"
+    "</devices></domain>";
+static const char *NIC = "<interface type='user'><model type='virtio'/></interface>";
+
+static void test_address_set(void)
+{
+    VirtpciAddressSet *set = virtpci_address_set_new_from_xml(HOTPLUG_DOMAIN);
+    CHECK(set != NULL, "%s", virtpci_last_error_message());
+    if (!set)
+        return;
+    VirtpciPciAddress a = {0}, b = {0};
+    CHECK(virtpci_address_set_reserve_next(set, NIC, &a) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(a.domain == 0 && a.bus == 1 && a.slot == 0 && a.function == 0, "first port");
+    CHECK(virtpci_address_set_reserve_next(set, NIC, &b) == 0, "second");
+    CHECK(b.bus == 2, "second port, got bus %u", b.bus);
+    /* bus 3 has hotplug='off' and no bus is ever added during hotplug */
+    CHECK(virtpci_address_set_reserve_next(set, NIC, &b) == -1, "full");
+    CHECK_STR(virtpci_last_error_message(), "internal error: No more available PCI slots");
+
+    VirtpciPciAddress f1 = {0, 1, 0, 1};
+    CHECK(virtpci_address_set_reserve(set, &f1, NIC) == -1, "function 1 refused");
+    CHECK_STR(virtpci_last_error_message(),
+              "internal error: Only PCI device addresses with function=0 are supported");
+    CHECK(virtpci_address_set_reserve(set, &a, NIC) == -1, "double use");
+    CHECK_STR(virtpci_last_error_message(),
+              "XML error: Attempted double use of PCI Address 0000:01:00.0");
+
+    CHECK(virtpci_address_set_release(set, &a) == 0, "release");
+    CHECK(virtpci_address_set_reserve(set, &a, NIC) == 0, "%s", virtpci_last_error_message());
+
+    VirtpciPciAddress unused = {9, 9, 9, 9};
+    CHECK(virtpci_address_set_reserve_next(set, "<input type='mouse' bus='ps2'/>", &unused) == 1,
+          "non-PCI device");
+    CHECK(unused.domain == 9, "out unchanged for non-PCI device");
+
+    CHECK(virtpci_address_set_reserve_next(NULL, NIC, &a) == -1, "NULL set");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "NULL set code");
+    virtpci_address_set_free(set);
+    virtpci_address_set_free(NULL);
+
+    CHECK(virtpci_address_set_new_from_xml("<domain>") == NULL, "malformed domain");
+}
+
+struct worker {
+    VirtpciAddressSet *set;
+    int reserved;
+};
+
+static void *hotplug_worker(void *arg)
+{
+    struct worker *w = arg;
+    VirtpciPciAddress a;
+    for (int i = 0; i < 20; i++) {
+        if (virtpci_address_set_reserve_next(w->set, NIC, &a) == 0) {
+            w->reserved++;
+        }
+    }
+    return NULL;
+}
+
+static void test_address_set_threads(void)
+{
+    /* 30 hotpluggable root ports shared by 4 threads: exactly 30 reservations succeed. */
+    char xml[8192];
+    size_t len = (size_t)snprintf(xml, sizeof(xml),
+                                  "<domain><os><type machine='q35'>hvm</type></os><devices>"
+                                  "<controller type='pci' index='0' model='pcie-root'/>");
+    for (int i = 1; i <= 30; i++)
+        len += (size_t)snprintf(xml + len, sizeof(xml) - len,
+                                "<controller type='pci' index='%d' model='pcie-root-port'/>", i);
+    snprintf(xml + len, sizeof(xml) - len, "<controller type='usb' index='0' model='none'/><memballoon model='none'/></devices></domain>");
+    VirtpciAddressSet *set = virtpci_address_set_new_from_xml(xml);
+    CHECK(set != NULL, "%s", virtpci_last_error_message());
+    if (!set)
+        return;
+    pthread_t threads[4];
+    struct worker workers[4];
+    for (int i = 0; i < 4; i++) {
+        workers[i].set = set;
+        workers[i].reserved = 0;
+        pthread_create(&threads[i], NULL, hotplug_worker, &workers[i]);
+    }
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        total += workers[i].reserved;
+    }
+    CHECK(total == 30, "reserved %d", total);
+    virtpci_address_set_free(set);
+}
+
+int main(void)
+{
+    test_assign();
+    test_assign_errors();
+    test_address_set();
+    test_address_set_threads();
+    return check_exit_status("test-assign");
+}

@@ -1,0 +1,1456 @@
+//! libvirt 9.0's guest PCI address assignment (qemuDomainAssignPCIAddresses) over a
+//! [`DomainDef`]: a dry run that counts the buses needed and adds controllers for them, then
+//! the real pass that places controllers first and devices after, in libvirt's order.
+
+use super::set::{AddressSet, Bus};
+use crate::error::{Error, Result};
+use crate::pci::PciAddress;
+use crate::topology::{ConnectFlags, MachineKind, PciModel};
+use crate::xml::domain::{
+    Controller, Device, DeviceAddress, DeviceKind, DomainDef, Hostdev, Multifunction,
+    PciControllerOptions,
+};
+
+/// How one PCI controller's options were completed, for the writer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilledDefaults {
+    pub model_name: bool,
+    pub chassis_nr: bool,
+    pub chassis: bool,
+    pub port: bool,
+    pub bus_nr: bool,
+}
+
+/// The outcome of planning: the domain with its final addresses and controllers.
+#[derive(Debug)]
+pub struct Plan {
+    pub def: DomainDef,
+    /// Device indexes of the controllers in libvirt's order (which is the order in which
+    /// they are written).
+    pub controller_order: Vec<usize>,
+    /// Per device: which PCI controller options were filled in.
+    pub filled: Vec<FilledDefaults>,
+    /// Per device: the index attribute was filled in.
+    pub index_filled: Vec<bool>,
+    /// The final address set (pass 2).
+    pub set: AddressSet,
+    pub warnings: Vec<String>,
+}
+
+/// Assign every PCI address of `def` as libvirt 9.0 does.
+pub fn plan(def: DomainDef) -> Result<Plan> {
+    let mut planner = Planner::new(def);
+    planner.prepare()?;
+    planner.run()?;
+    planner.validate_after()?;
+    let Planner {
+        def,
+        controller_order,
+        filled,
+        index_filled,
+        set,
+        warnings,
+        ..
+    } = planner;
+    Ok(Plan {
+        def,
+        controller_order,
+        filled,
+        index_filled,
+        set: set.unwrap_or_else(|| AddressSet::new(Vec::new(), false)),
+        warnings,
+    })
+}
+
+struct Planner {
+    def: DomainDef,
+    flags: Vec<ConnectFlags>,
+    controller_order: Vec<usize>,
+    filled: Vec<FilledDefaults>,
+    index_filled: Vec<bool>,
+    set: Option<AddressSet>,
+    warnings: Vec<String>,
+}
+
+const PCI_FLAGS: ConnectFlags = ConnectFlags::PCI_AUTO;
+
+impl Planner {
+    fn new(def: DomainDef) -> Planner {
+        let n = def.devices.len();
+        Planner {
+            def,
+            flags: vec![ConnectFlags::NONE; n],
+            controller_order: Vec::new(),
+            filled: vec![FilledDefaults::default(); n],
+            index_filled: vec![false; n],
+            set: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn machine(&self) -> MachineKind {
+        self.def.machine_kind
+    }
+
+    fn device(&self, i: usize) -> &Device {
+        &self.def.devices[i]
+    }
+
+    fn controller(&self, i: usize) -> &Controller {
+        self.def.devices[i]
+            .controller()
+            .expect("controller_order holds controllers only")
+    }
+
+    fn pci_controllers(&self) -> impl Iterator<Item = (usize, &Controller, PciModel)> + '_ {
+        self.controller_order.iter().filter_map(move |&i| {
+            let c = self.controller(i);
+            c.pci_model().map(|m| (i, c, m))
+        })
+    }
+
+    fn root_model(&self) -> Option<PciModel> {
+        self.pci_controllers()
+            .find(|(_, c, _)| c.index == Some(0))
+            .map(|(_, _, m)| m)
+    }
+
+    fn has_pcie_root(&self) -> bool {
+        self.root_model() == Some(PciModel::PcieRoot)
+    }
+
+    fn has_pci_root(&self) -> bool {
+        self.root_model() == Some(PciModel::PciRoot)
+    }
+
+    /// Add a device that is not in the input; returns its index.
+    fn push_device(&mut self, device: Device) -> usize {
+        self.def.devices.push(device);
+        self.flags.push(ConnectFlags::NONE);
+        self.filled.push(FilledDefaults::default());
+        self.index_filled.push(false);
+        self.def.devices.len() - 1
+    }
+
+    /// Insert controller `i` into the controller list where libvirt's
+    /// virDomainControllerInsertPreAlloced puts it: among its type, ordered by index.
+    fn insert_controller(&mut self, i: usize) {
+        let new = self.controller(i).clone();
+        let key = |c: &Controller| c.index.map_or(-1, i64::from);
+        let new_key = key(&new);
+        let mut insert_at: Option<usize> = None;
+        for pos in (0..self.controller_order.len()).rev() {
+            let cur = self.controller(self.controller_order[pos]);
+            if cur.ctype != new.ctype {
+                continue;
+            }
+            if new.index.is_none() && cur.index.is_some() {
+                insert_at = Some(pos + 1);
+                break;
+            }
+            if key(cur) > new_key {
+                insert_at = Some(pos);
+            } else if key(cur) < new_key && insert_at.is_none() {
+                insert_at = Some(pos + 1);
+            }
+        }
+        let at = insert_at.unwrap_or(self.controller_order.len());
+        self.controller_order.insert(at, i);
+    }
+
+    /// Post-parse work and the checks libvirt makes before assigning addresses.
+    fn prepare(&mut self) -> Result<()> {
+        let controllers: Vec<usize> = (0..self.def.devices.len())
+            .filter(|&i| self.def.devices[i].controller().is_some())
+            .collect();
+        for i in controllers {
+            self.insert_controller(i);
+        }
+        // Controllers without an index get the lowest one unused for their type.
+        for pos in 0..self.controller_order.len() {
+            let i = self.controller_order[pos];
+            if self.controller(i).index.is_some() {
+                continue;
+            }
+            let ctype = self.controller(i).ctype.clone();
+            let mut index = 0u32;
+            while self.controller_order.iter().any(|&j| {
+                let c = self.controller(j);
+                c.ctype == ctype && c.index == Some(index)
+            }) {
+                index += 1;
+            }
+            if let Some(c) = self.def.devices[i].controller_mut() {
+                c.index = Some(index);
+            }
+            self.index_filled[i] = true;
+        }
+        self.check_duplicate_controllers()?;
+        self.check_controllers()?;
+        self.add_default_devices();
+        self.add_implicit_controllers();
+        self.check_devices()?;
+        Ok(())
+    }
+
+    fn check_duplicate_controllers(&self) -> Result<()> {
+        let mut seen: Vec<(&str, u32)> = Vec::new();
+        for &i in &self.controller_order {
+            let c = self.controller(i);
+            // USB2 companion controllers share an index on purpose.
+            if c.ctype == "usb" {
+                continue;
+            }
+            let key = (c.ctype.as_str(), c.index());
+            if seen.contains(&key) {
+                return Err(Error::xml(format!(
+                    "Multiple '{}' controllers with index '{}'",
+                    c.ctype,
+                    c.index()
+                )));
+            }
+            seen.push(key);
+        }
+        Ok(())
+    }
+
+    fn check_controllers(&self) -> Result<()> {
+        let machine = self.machine();
+        for &i in &self.controller_order {
+            let c = self.controller(i);
+            let Some((model, opts)) = &c.pci else {
+                continue;
+            };
+            let index = c.index();
+            if model.is_root() && index != 0 {
+                return Err(Error::xml(
+                    "pci-root and pcie-root controllers should have index 0",
+                ));
+            }
+            if model.is_root() && self.device(i).address != DeviceAddress::None {
+                return Err(Error::config_unsupported(
+                    "pci-root and pcie-root controllers should not have an address",
+                ));
+            }
+            if index == 0 && machine != MachineKind::Other && *model != machine.root_model() {
+                return Err(Error::xml(format!(
+                    "The PCI controller with index='0' must be model='{}' for this machine type, \
+                     but model='{}' was found instead",
+                    machine.root_model(),
+                    model
+                )));
+            }
+            if !model.is_root() && index == 0 {
+                return Err(Error::config_unsupported(format!(
+                    "Index for '{model}' controllers must be > 0"
+                )));
+            }
+            if index > 255 {
+                return Err(Error::config_unsupported(format!(
+                    "PCI controller index {index} too high, maximum is 255"
+                )));
+            }
+            match model {
+                PciModel::PciExpanderBus if machine != MachineKind::I440fx => {
+                    return Err(Error::config_unsupported(
+                        "pci-expander-bus controllers are only supported on 440fx-based machinetypes",
+                    ))
+                }
+                PciModel::PcieExpanderBus if machine != MachineKind::Q35 => {
+                    return Err(Error::config_unsupported(
+                        "pcie-expander-bus controllers are not supported with this machine type",
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(node) = opts.numa_node {
+                if index == 0 {
+                    return Err(Error::config_unsupported(
+                        "The PCI controller with index=0 can't be associated with a NUMA node",
+                    ));
+                }
+                if node < 0 || node as usize >= self.def.numa_cells {
+                    return Err(Error::xml(format!(
+                        "{model} with index {index} is configured for a NUMA node ({node}) not \
+                         present in the domain's <cpu><numa> array ({})",
+                        self.def.numa_cells
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn has_controller(&self, ctype: &str, index: u32) -> bool {
+        self.controller_order.iter().any(|&i| {
+            let c = self.controller(i);
+            c.ctype == ctype && c.index == Some(index)
+        })
+    }
+
+    /// Append a controller libvirt adds implicitly (it appends to its controller list).
+    fn add_implicit_controller(&mut self, ctype: &str, index: u32, model: Option<&str>) {
+        let pci = model
+            .and_then(PciModel::from_name)
+            .filter(|_| ctype == "pci");
+        let i = self.push_device(Device {
+            element: None,
+            address_element: None,
+            kind: DeviceKind::Controller(Controller {
+                ctype: ctype.into(),
+                model: model.map(str::to_string),
+                index: Some(index),
+                index_missing: false,
+                pci: pci.map(|m| (m, PciControllerOptions::default())),
+            }),
+            address: DeviceAddress::None,
+            address_controller: None,
+        });
+        self.controller_order.push(i);
+    }
+
+    /// The devices libvirt's QEMU driver adds to x86 `pc` and `q35` machines when the
+    /// definition lacks them (qemuDomainDefAddDefaultDevices): a USB controller, q35's SATA
+    /// controller, the root PCI controller and a virtio memory balloon.
+    fn add_default_devices(&mut self) {
+        let machine = self.machine();
+        if machine == MachineKind::Other {
+            return;
+        }
+        if !self.has_controller("usb", 0) {
+            let model = if machine == MachineKind::Q35 {
+                "qemu-xhci"
+            } else {
+                "piix3-uhci"
+            };
+            self.add_implicit_controller("usb", 0, Some(model));
+        }
+        if machine == MachineKind::Q35 && !self.has_controller("sata", 0) {
+            self.add_implicit_controller("sata", 0, None);
+        }
+        if !self.has_controller("pci", 0) {
+            self.add_implicit_controller("pci", 0, Some(machine.root_model().name()));
+        }
+        let has_balloon = self
+            .def
+            .devices
+            .iter()
+            .any(|d| matches!(d.kind, DeviceKind::Memballoon { .. }));
+        if !has_balloon {
+            self.push_device(Device {
+                element: None,
+                address_element: None,
+                kind: DeviceKind::Memballoon {
+                    model: "virtio".into(),
+                },
+                address: DeviceAddress::None,
+                address_controller: None,
+            });
+        }
+    }
+
+    /// The controllers libvirt adds for the devices that need them
+    /// (virDomainDefAddImplicitDevices): disk controllers for IDE, SATA and SCSI disks, a
+    /// virtio-serial controller for virtio channels and consoles, and a video device when
+    /// there is graphics but no video.
+    fn add_implicit_controllers(&mut self) {
+        let mut wanted: Vec<(&'static str, u32)> = Vec::new();
+        for device in &self.def.devices {
+            match &device.kind {
+                DeviceKind::Disk {
+                    bus,
+                    drive_controller,
+                    ..
+                } => {
+                    let ctype = match bus.as_str() {
+                        "ide" => "ide",
+                        "sata" => "sata",
+                        "scsi" => "scsi",
+                        "fdc" => "fdc",
+                        _ => continue,
+                    };
+                    wanted.push((ctype, drive_controller.unwrap_or(0)));
+                }
+                DeviceKind::Channel {
+                    target_type: Some(t),
+                }
+                | DeviceKind::Console {
+                    target_type: Some(t),
+                } if t == "virtio" => {
+                    wanted.push(("virtio-serial", device.address_controller.unwrap_or(0)))
+                }
+                _ => {}
+            }
+        }
+        for (ctype, index) in wanted {
+            if !self.has_controller(ctype, index) {
+                // QEMU on x86 gives a SCSI controller without a model an LSI Logic one.
+                let model = (ctype == "scsi").then_some("lsilogic");
+                self.add_implicit_controller(ctype, index, model);
+            }
+        }
+        let has_video = self
+            .def
+            .devices
+            .iter()
+            .any(|d| matches!(d.kind, DeviceKind::Video { .. }));
+        if self.def.has_graphics && !has_video {
+            self.push_device(Device {
+                element: None,
+                address_element: None,
+                kind: DeviceKind::Video {
+                    model: "cirrus".into(),
+                    primary: true,
+                },
+                address: DeviceAddress::None,
+                address_controller: None,
+            });
+        }
+    }
+
+    /// Device checks libvirt makes while parsing and validating the definition.
+    fn check_devices(&self) -> Result<()> {
+        for device in &self.def.devices {
+            let has_address = device.address != DeviceAddress::None;
+            match &device.kind {
+                DeviceKind::Disk { bus, target, .. } => {
+                    if matches!(device.address, DeviceAddress::Pci { .. }) && bus != "virtio" {
+                        if bus == "usb" {
+                            return Err(Error::internal("unexpected address type for usb disk"));
+                        }
+                        return Err(Error::config_unsupported(format!(
+                            "Invalid address type 'pci' for the disk '{target}' with the bus type '{bus}'"
+                        )));
+                    }
+                }
+                DeviceKind::Video { model, .. } if model == "ramfb" && has_address => {
+                    return Err(Error::config_unsupported(
+                        "address not supported for video type ramfb",
+                    ));
+                }
+                DeviceKind::Iommu { model } if model == "virtio" => {
+                    if !matches!(
+                        device.address,
+                        DeviceAddress::None | DeviceAddress::Pci { .. }
+                    ) {
+                        return Err(Error::config_unsupported(
+                            "IOMMU device: 'virtio' needs a PCI address",
+                        ));
+                    }
+                }
+                DeviceKind::Hostdev(h) if h.is_subsystem() && h.htype == "pci" => {
+                    if !matches!(
+                        device.address,
+                        DeviceAddress::None | DeviceAddress::Pci { .. } | DeviceAddress::Unassigned
+                    ) {
+                        return Err(Error::internal(
+                            "PCI host devices must use 'pci' or 'unassigned' address type",
+                        ));
+                    }
+                }
+                _ => {
+                    if device.address == DeviceAddress::Unassigned {
+                        return Err(Error::xml(
+                            "unassigned address type is only supported for PCI host devices",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- connect flags -------------------------------------------------------------
+
+    fn compute_flags(&mut self) {
+        let pcie = if self.has_pcie_root() {
+            ConnectFlags::PCIE_AUTO
+        } else {
+            PCI_FLAGS
+        };
+        for i in 0..self.def.devices.len() {
+            self.flags[i] = device_flags(&self.def.devices[i], pcie, pcie);
+        }
+    }
+
+    // ----- device lists in libvirt's order --------------------------------------------
+
+    fn devices_where(&self, keep: impl Fn(&Device) -> bool) -> Vec<usize> {
+        (0..self.def.devices.len())
+            .filter(|&i| keep(&self.def.devices[i]))
+            .collect()
+    }
+
+    /// PCI hostdevs as libvirt lists them: those of `<interface type='hostdev'>` first.
+    fn hostdev_order(&self) -> Vec<usize> {
+        let mut order = self.devices_where(|d| {
+            matches!(
+                &d.kind,
+                DeviceKind::Net {
+                    hostdev: Some(_),
+                    ..
+                }
+            )
+        });
+        order.extend(self.devices_where(|d| matches!(d.kind, DeviceKind::Hostdev(_))));
+        order
+    }
+
+    /// Videos as libvirt lists them: the primary one first.
+    fn video_order(&self) -> Vec<usize> {
+        let mut videos = self.devices_where(|d| matches!(d.kind, DeviceKind::Video { .. }));
+        if let Some(pos) = videos.iter().position(|&i| {
+            matches!(
+                self.def.devices[i].kind,
+                DeviceKind::Video { primary: true, .. }
+            )
+        }) {
+            let primary = videos.remove(pos);
+            videos.insert(0, primary);
+        }
+        videos
+    }
+
+    /// Every device in the order of libvirt's virDomainDeviceInfoIterate: by kind, then in
+    /// each kind's list order.
+    fn iterate_order(&self) -> Vec<usize> {
+        let backcompat_console = self.backcompat_console();
+        let primary_video = self.video_order().first().copied();
+        let mut controller_pos = vec![usize::MAX; self.def.devices.len()];
+        for (pos, &i) in self.controller_order.iter().enumerate() {
+            controller_pos[i] = pos;
+        }
+        let mut keyed: Vec<(u8, usize, usize)> = Vec::with_capacity(self.def.devices.len());
+        for (i, device) in self.def.devices.iter().enumerate() {
+            let rank = match device.kind {
+                DeviceKind::Disk { .. } => 0,
+                DeviceKind::Net { .. } => 1,
+                DeviceKind::Sound { .. } => 2,
+                DeviceKind::Hostdev(_) => 3,
+                DeviceKind::Video { .. } => 4,
+                DeviceKind::Controller(_) => 5,
+                DeviceKind::Smartcard => 6,
+                DeviceKind::Serial { .. } => 7,
+                DeviceKind::Parallel => 8,
+                DeviceKind::Channel { .. } => 9,
+                DeviceKind::Console { .. } if Some(i) == backcompat_console => continue,
+                DeviceKind::Console { .. } => 10,
+                DeviceKind::Input { .. } => 11,
+                DeviceKind::Filesystem { .. } => 12,
+                DeviceKind::Watchdog { .. } => 13,
+                DeviceKind::Memballoon { .. } => 14,
+                DeviceKind::Rng { .. } => 15,
+                DeviceKind::Nvram => 16,
+                DeviceKind::Hub => 17,
+                DeviceKind::Shmem => 18,
+                DeviceKind::Tpm => 19,
+                DeviceKind::Panic { .. } => 20,
+                DeviceKind::Memory { .. } => 21,
+                DeviceKind::Redirdev => 22,
+                DeviceKind::Vsock { .. } => 23,
+                DeviceKind::Iommu { .. } => 24,
+                DeviceKind::Crypto { .. } => 25,
+                DeviceKind::Other => continue,
+            };
+            let within = match device.kind {
+                DeviceKind::Controller(_) => controller_pos[i],
+                DeviceKind::Video { .. } if Some(i) == primary_video => 0,
+                _ => i + 1,
+            };
+            keyed.push((rank, within, i));
+        }
+        keyed.sort_unstable();
+        keyed.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    /// The first console, when it only mirrors the first serial port (libvirt skips it when
+    /// walking devices: its address is the serial's).
+    fn backcompat_console(&self) -> Option<usize> {
+        let has_serial = self
+            .def
+            .devices
+            .iter()
+            .any(|d| matches!(d.kind, DeviceKind::Serial { .. }));
+        let first = self
+            .def
+            .devices
+            .iter()
+            .position(|d| matches!(d.kind, DeviceKind::Console { .. }))?;
+        match &self.def.devices[first].kind {
+            DeviceKind::Console { target_type }
+                if has_serial && target_type.as_deref().map_or(true, |t| t == "serial") =>
+            {
+                Some(first)
+            }
+            _ => None,
+        }
+    }
+
+    // ----- the algorithm ---------------------------------------------------------------
+
+    fn run(&mut self) -> Result<()> {
+        self.compute_flags();
+        let max_index: i64 = self
+            .pci_controllers()
+            .map(|(_, c, _)| i64::from(c.index()))
+            .max()
+            .unwrap_or(-1);
+        let mut nbuses = (max_index + 1) as usize;
+        if nbuses > 0 {
+            let mut set = self.create_set(nbuses, true)?;
+            self.chipset_reservations(&mut set)?;
+            // i440fx: keep one slot in reserve so that a full bus gets a pci-bridge added.
+            if self.has_pci_root() && set.buses.iter().any(|b| !b.is_fully_reserved()) {
+                set.reserve_next(PCI_FLAGS, None)?;
+            }
+            self.assign_slots(&mut set)?;
+            // q35 without user PCI controllers: one empty root port for hotplug.
+            if max_index <= 0 && set.bus_count() as i64 > max_index + 1 && self.has_pcie_root() {
+                set.reserve_next(ConnectFlags::PCIE_AUTO, None)?;
+            }
+            self.add_controllers_for_new_buses(&mut set)?;
+            nbuses = set.bus_count();
+        }
+        let mut set = self.create_set(nbuses, false)?;
+        if self.machine() != MachineKind::Other || nbuses > 0 {
+            self.chipset_reservations(&mut set)?;
+            self.assign_slots(&mut set)?;
+            self.set_all_multifunction();
+            self.fill_controller_defaults()?;
+        }
+        self.set = Some(set);
+        Ok(())
+    }
+
+    /// Pass 1, last step: every bus the dry run added becomes a controller, which itself
+    /// needs an address (and may make the set grow again).
+    fn add_controllers_for_new_buses(&mut self, set: &mut AddressSet) -> Result<()> {
+        let mut present = vec![false; 256];
+        for (_, c, _) in self.pci_controllers() {
+            if let Some(slot) = present.get_mut(c.index() as usize) {
+                *slot = true;
+            }
+        }
+        let mut index = 1;
+        while index < set.bus_count() {
+            if !present.get(index).copied().unwrap_or(false) {
+                let model = set.buses[index].model;
+                let i = self.push_device(Device {
+                    element: None,
+                    address_element: None,
+                    kind: DeviceKind::Controller(Controller {
+                        ctype: "pci".into(),
+                        model: Some(model.name().into()),
+                        index: Some(index as u32),
+                        index_missing: false,
+                        pci: Some((model, PciControllerOptions::default())),
+                    }),
+                    address: DeviceAddress::None,
+                    address_controller: None,
+                });
+                // virDomainDefMaybeAddController appends to the controller list.
+                self.controller_order.push(i);
+                self.flags[i] = model.connect_flags();
+                if !model.is_root() {
+                    set.reserve_next(self.flags[i], None)?;
+                }
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// Build the address set for `nbuses` buses and reserve every configured address
+    /// (qemuDomainPCIAddressSetCreate + qemuDomainCollectPCIAddress).
+    fn create_set(&mut self, nbuses: usize, dry_run: bool) -> Result<AddressSet> {
+        let mut buses: Vec<Option<Bus>> = vec![None; nbuses];
+        for (_, c, model) in self.pci_controllers() {
+            let index = c.index() as usize;
+            let hotplug = c.pci.as_ref().and_then(|(_, o)| o.hotplug) != Some(false);
+            match buses.get_mut(index) {
+                Some(slot) => *slot = Some(Bus::new(model, hotplug)),
+                None => {
+                    return Err(Error::internal(format!(
+                        "Inappropriate new pci controller index {index} exceeds addrs array length"
+                    )))
+                }
+            }
+        }
+        if let Some(first) = buses.first_mut() {
+            if first.is_none() {
+                *first = Some(Bus::new(PciModel::PciRoot, true));
+            }
+        }
+        let gap_model = if self.has_pcie_root() {
+            PciModel::PcieRootPort
+        } else {
+            PciModel::PciBridge
+        };
+        let buses = buses
+            .into_iter()
+            .map(|b| b.unwrap_or_else(|| Bus::new(gap_model, true)))
+            .collect();
+        let mut set = AddressSet::new(buses, dry_run);
+        for i in self.iterate_order() {
+            self.collect_address(&mut set, i)?;
+        }
+        Ok(set)
+    }
+
+    fn collect_address(&mut self, set: &mut AddressSet, i: usize) -> Result<()> {
+        let Some(addr) = self.def.devices[i].address.present_pci() else {
+            return Ok(());
+        };
+        let mut flags = self.flags[i];
+        if flags.is_empty() {
+            let warning = format!(
+                "the device with PCI address {addr} should not have a PCI address; treating it \
+                 as a conventional PCI device"
+            );
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
+            flags = ConnectFlags::PCI_DEVICE;
+        }
+        // The PIIX3 IDE and USB functions of slot 1 are reserved by the chipset step.
+        if let Some(c) = self.def.devices[i].controller() {
+            if addr.domain == 0 && addr.bus == 0 && addr.slot == 1 {
+                let piix3 = (c.ctype == "ide" && c.index() == 0 && addr.function == 1)
+                    || (c.ctype == "usb"
+                        && c.index() == 0
+                        && (c.model.is_none() || c.model_is("piix3-uhci"))
+                        && addr.function == 2);
+                if piix3 {
+                    if !set.buses.is_empty()
+                        && !set.buses[0].accepts.intersects(ConnectFlags::PCI_DEVICE)
+                    {
+                        return Err(Error::internal(
+                            "Bus 0 must be PCI for integrated PIIX3 USB or IDE controllers",
+                        ));
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        set.reserve(&addr, flags, true)
+    }
+
+    fn set_address(&mut self, i: usize, addr: PciAddress, multi: Multifunction) {
+        self.def.devices[i].address = DeviceAddress::Pci { addr, multi };
+    }
+
+    /// Reserve the next free address for device `i`; outside a dry run, record it.
+    fn reserve_next_for(&mut self, set: &mut AddressSet, i: usize) -> Result<()> {
+        let addr = set.reserve_next(self.flags[i], None)?;
+        if !set.dry_run {
+            self.set_address(i, addr, Multifunction::Absent);
+        }
+        Ok(())
+    }
+
+    fn wants(&self, i: usize) -> bool {
+        self.def.devices[i].address.wants_pci()
+    }
+
+    /// The fixed places of the chipset's own functions and of the devices that go there
+    /// (qemuDomainValidateDevicePCISlotsChipsets). These placements are written into the
+    /// definition even in the dry run, as libvirt does.
+    fn chipset_reservations(&mut self, set: &mut AddressSet) -> Result<()> {
+        match self.machine() {
+            MachineKind::I440fx => self.chipset_piix3(set),
+            MachineKind::Q35 => self.chipset_q35(set),
+            MachineKind::Other => Ok(()),
+        }
+    }
+
+    fn chipset_piix3(&mut self, set: &mut AddressSet) -> Result<()> {
+        let flags = PCI_FLAGS;
+        let has_buses = set.bus_count() > 0;
+        for i in self.controller_order.clone() {
+            let c = self.controller(i);
+            let (fixed, message) = if c.ctype == "ide" && c.index() == 0 {
+                (
+                    PciAddress::new(0, 0, 1, 1),
+                    "Primary IDE controller must have PCI address 0:0:1.1",
+                )
+            } else if c.ctype == "usb"
+                && c.index() == 0
+                && (c.model.is_none() || c.model_is("piix3-uhci"))
+            {
+                (
+                    PciAddress::new(0, 0, 1, 2),
+                    "PIIX3 USB controller at index 0 must have PCI address 0:0:1.2",
+                )
+            } else {
+                continue;
+            };
+            match self.def.devices[i].address.present_pci() {
+                Some(addr) if addr != fixed => return Err(Error::internal(message)),
+                Some(_) => {}
+                None => self.set_address(i, fixed, Multifunction::Absent),
+            }
+            if has_buses {
+                set.reserve(&fixed, flags, true)?;
+            }
+        }
+        if has_buses {
+            set.reserve(&PciAddress::new(0, 0, 1, 0), flags, true)?;
+            set.reserve(&PciAddress::new(0, 0, 1, 3), flags, true)?;
+        }
+        self.primary_video(set, PciAddress::new(0, 0, 2, 0), flags)
+    }
+
+    /// The primary video wants `preferred`; if that slot is taken it gets the next free one.
+    fn primary_video(
+        &mut self,
+        set: &mut AddressSet,
+        preferred: PciAddress,
+        flags: ConnectFlags,
+    ) -> Result<()> {
+        let Some(&video) = self.video_order().first() else {
+            return Ok(());
+        };
+        if let DeviceKind::Video { model, .. } = &self.def.devices[video].kind {
+            if model == "none" || model == "ramfb" {
+                return Ok(());
+            }
+        }
+        if !self.wants(video) {
+            return Ok(());
+        }
+        set.validate(&preferred, flags, true)?;
+        if set.slot_in_use(&preferred) {
+            self.reserve_next_for(set, video)
+        } else {
+            set.reserve(&preferred, flags, true)?;
+            self.set_address(video, preferred, Multifunction::Absent);
+            Ok(())
+        }
+    }
+
+    fn chipset_q35(&mut self, set: &mut AddressSet) -> Result<()> {
+        let flags = ConnectFlags::PCIE_DEVICE;
+        for i in self.controller_order.clone() {
+            let c = self.controller(i);
+            let no_address = self.def.devices[i].address == DeviceAddress::None;
+            if c.ctype == "sata" && c.index() == 0 {
+                let fixed = PciAddress::new(0, 0, 0x1f, 2);
+                match self.def.devices[i].address.present_pci() {
+                    Some(addr) if addr != fixed => {
+                        return Err(Error::internal(
+                            "Primary SATA controller must have PCI address 0:0:1f.2",
+                        ))
+                    }
+                    Some(_) => {}
+                    None => self.set_address(i, fixed, Multifunction::Absent),
+                }
+            } else if c.ctype == "usb" && c.model_is("ich9-uhci1") && no_address {
+                // The first USB2 sets go where real ICH9 hardware has them, if free.
+                let place = [0x1d, 0x1a]
+                    .into_iter()
+                    .map(|slot| PciAddress::new(0, 0, slot, 0))
+                    .find(|a| !set.slot_in_use(a));
+                if let Some(addr) = place {
+                    set.reserve(&addr, flags, true)?;
+                    self.set_address(i, addr, Multifunction::On);
+                }
+            } else if c.pci_model() == Some(PciModel::DmiToPciBridge) && no_address {
+                let addr = PciAddress::new(0, 0, 0x1e, 0);
+                if !set.slot_in_use(&addr) {
+                    set.reserve(&addr, flags, true)?;
+                    self.set_address(i, addr, Multifunction::Absent);
+                }
+            }
+        }
+        if set.bus_count() > 0 {
+            set.reserve(&PciAddress::new(0, 0, 0x1f, 0), flags, true)?;
+            set.reserve(&PciAddress::new(0, 0, 0x1f, 3), flags, true)?;
+        }
+        self.primary_video(set, PciAddress::new(0, 0, 1, 0), flags)?;
+        let audio = PciAddress::new(0, 0, 0x1b, 0);
+        if !set.slot_in_use(&audio) {
+            let first_ich9 = self.devices_where(|d| {
+                matches!(&d.kind, DeviceKind::Sound { model } if model == "ich9")
+                    && d.address.wants_pci()
+            });
+            if let Some(&sound) = first_ich9.first() {
+                set.reserve(&audio, flags, true)?;
+                self.set_address(sound, audio, Multifunction::Absent);
+            }
+        }
+        Ok(())
+    }
+
+    /// Give every device that wants one an address, in libvirt's order
+    /// (qemuDomainAssignDevicePCISlots).
+    fn assign_slots(&mut self, set: &mut AddressSet) -> Result<()> {
+        // 1. PCI controllers other than the roots.
+        for i in self.controller_order.clone() {
+            if let Some(model) = self.controller(i).pci_model() {
+                if !model.is_root() && self.wants(i) {
+                    self.reserve_next_for(set, i)?;
+                }
+            }
+        }
+        // 2. Filesystems.
+        for i in self.devices_where(|d| matches!(d.kind, DeviceKind::Filesystem { .. })) {
+            if self.wants(i) {
+                self.reserve_next_for(set, i)?;
+            }
+        }
+        // 3. Network interfaces, except hostdev ones (they go with the hostdevs).
+        for i in self.devices_where(|d| matches!(&d.kind, DeviceKind::Net { hostdev: None, .. })) {
+            if self.wants(i) {
+                self.reserve_next_for(set, i)?;
+            }
+        }
+        // 4. Sound cards that are PCI devices.
+        for i in self.devices_where(|d| {
+            matches!(&d.kind, DeviceKind::Sound { model } if !matches!(model.as_str(), "sb16" | "pcspk" | "usb"))
+        }) {
+            if self.wants(i) {
+                self.reserve_next_for(set, i)?;
+            }
+        }
+        // 5. Other controllers.
+        for i in self.controller_order.clone() {
+            let c = self.controller(i);
+            let skip = c.ctype == "pci"
+                || (c.ctype == "usb" && c.model_is("none"))
+                || c.ctype == "fdc"
+                || c.ctype == "ccid"
+                || (c.ctype == "ide" && c.index() == 0)
+                || (c.ctype == "scsi" && c.model_is("ncr53c90"));
+            if skip || !self.wants(i) {
+                continue;
+            }
+            match usb2_companion_function(c) {
+                Some((function, multi)) => self.assign_usb2_companion(set, i, function, multi)?,
+                None => self.reserve_next_for(set, i)?,
+            }
+        }
+        // 6. virtio disks.
+        for i in self
+            .devices_where(|d| matches!(&d.kind, DeviceKind::Disk { bus, .. } if bus == "virtio"))
+        {
+            let address = &self.def.devices[i].address;
+            if address.present_pci().is_some()
+                || matches!(address, DeviceAddress::Other(t) if t == "ccw" || t == "virtio-mmio")
+            {
+                continue;
+            }
+            if !address.wants_pci() {
+                return Err(Error::config_unsupported(format!(
+                    "virtio disk cannot have an address of type '{}'",
+                    address.type_name()
+                )));
+            }
+            self.reserve_next_for(set, i)?;
+        }
+        // 7. Host devices that are PCI functions in the guest.
+        for i in self.hostdev_order() {
+            let hostdev = match &self.def.devices[i].kind {
+                DeviceKind::Hostdev(h) => h,
+                DeviceKind::Net {
+                    hostdev: Some(h), ..
+                } => h,
+                _ => continue,
+            };
+            let pci_in_guest = hostdev.is_subsystem()
+                && (hostdev.htype == "pci"
+                    || hostdev.htype == "scsi_host"
+                    || (hostdev.htype == "mdev" && hostdev.model.as_deref() == Some("vfio-pci")));
+            if pci_in_guest && self.wants(i) {
+                self.reserve_next_for(set, i)?;
+            }
+        }
+        // 8.-19. The rest, one kind after the other.
+        let rest: [fn(&DeviceKind) -> bool; 12] = [
+            |k| matches!(k, DeviceKind::Memballoon { model } if model != "none" && model != "xen"),
+            |k| matches!(k, DeviceKind::Rng { .. }),
+            |k| matches!(k, DeviceKind::Watchdog { model } if model == "i6300esb"),
+            |_| false, // videos: see below
+            |k| matches!(k, DeviceKind::Shmem),
+            |k| matches!(k, DeviceKind::Input { bus, .. } if bus == "virtio"),
+            |k| matches!(k, DeviceKind::Serial { target_type: Some(t) } if t == "pci-serial"),
+            |k| matches!(k, DeviceKind::Iommu { model } if model == "virtio"),
+            |k| matches!(k, DeviceKind::Vsock { .. }),
+            |k| matches!(k, DeviceKind::Memory { model } if model == "virtio-pmem" || model == "virtio-mem"),
+            |k| matches!(k, DeviceKind::Crypto { .. }),
+            |k| matches!(k, DeviceKind::Panic { model: Some(m) } if m == "pvpanic"),
+        ];
+        for (step, keep) in rest.iter().enumerate() {
+            let devices = if step == 3 {
+                self.video_order()
+                    .into_iter()
+                    .filter(|&i| {
+                        !matches!(&self.def.devices[i].kind, DeviceKind::Video { model, .. } if model == "none" || model == "ramfb")
+                    })
+                    .collect()
+            } else {
+                let mut list = self.devices_where(|d| keep(&d.kind));
+                // libvirt has a single memballoon, iommu and vsock.
+                if step == 0 || step == 7 || step == 8 {
+                    list.truncate(1);
+                }
+                list
+            };
+            for i in devices {
+                if self.wants(i) {
+                    self.reserve_next_for(set, i)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// ICH9 USB2 controllers of one index share a slot at fixed functions.
+    fn assign_usb2_companion(
+        &mut self,
+        set: &mut AddressSet,
+        i: usize,
+        function: u32,
+        multi: Multifunction,
+    ) -> Result<()> {
+        let index = self.controller(i).index();
+        let partner = self.controller_order.iter().find_map(|&j| {
+            let c = self.controller(j);
+            if usb2_companion_function(c).is_some() && c.index() == index {
+                self.def.devices[j].address.present_pci()
+            } else {
+                None
+            }
+        });
+        match partner {
+            Some(addr) => {
+                let addr = PciAddress { function, ..addr };
+                set.reserve(&addr, self.flags[i], true)?;
+                self.set_address(i, addr, multi);
+            }
+            None => {
+                let addr = set.reserve_next(self.flags[i], Some(function))?;
+                if !set.dry_run {
+                    self.set_address(i, addr, multi);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Function 0 of every slot with another function in use gets multifunction='on',
+    /// unless the definition says 'off' (virDomainPCIAddressSetAllMulti).
+    fn set_all_multifunction(&mut self) {
+        let order = self.iterate_order();
+        let pci = |d: &Device| match d.address {
+            DeviceAddress::Pci { addr, .. } => Some(addr),
+            _ => None,
+        };
+        let mut slots_with_others: Vec<PciAddress> = order
+            .iter()
+            .filter_map(|&i| pci(&self.def.devices[i]))
+            .filter(|a| a.function != 0)
+            .map(|a| PciAddress { function: 0, ..a })
+            .collect();
+        slots_with_others.sort();
+        slots_with_others.dedup();
+        for slot in slots_with_others {
+            if let Some(&i) = order
+                .iter()
+                .find(|&&i| pci(&self.def.devices[i]) == Some(slot))
+            {
+                if let DeviceAddress::Pci { multi, .. } = &mut self.def.devices[i].address {
+                    if *multi == Multifunction::Absent {
+                        *multi = Multifunction::On;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Model names and target values libvirt fills in after assignment.
+    fn fill_controller_defaults(&mut self) -> Result<()> {
+        for i in self.controller_order.clone() {
+            let address = match self.def.devices[i].address {
+                DeviceAddress::Pci { addr, .. } => addr,
+                _ => PciAddress::default(),
+            };
+            let is_expander = matches!(
+                self.controller(i).pci_model(),
+                Some(PciModel::PciExpanderBus | PciModel::PcieExpanderBus)
+            );
+            let lowest_bus_nr = if is_expander {
+                self.pci_controllers()
+                    .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
+                    .filter(|&nr| nr >= 0)
+                    .fold(256, i64::min)
+            } else {
+                256
+            };
+            let Some(c) = self.def.devices[i].controller_mut() else {
+                continue;
+            };
+            let index = i64::from(c.index());
+            let Some((model, opts)) = c.pci.as_mut() else {
+                continue;
+            };
+            let filled = &mut self.filled[i];
+            if opts.model_name.is_none() {
+                if let Some(name) = model.default_model_name() {
+                    opts.model_name = Some(name.to_string());
+                    filled.model_name = true;
+                }
+            }
+            match model {
+                PciModel::PciBridge if opts.chassis_nr.is_none() => {
+                    opts.chassis_nr = Some(index);
+                    filled.chassis_nr = true;
+                }
+                PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort => {
+                    if opts.chassis.is_none() {
+                        opts.chassis = Some(index);
+                        filled.chassis = true;
+                    }
+                    if opts.port.is_none() {
+                        opts.port = Some(if *model == PciModel::PcieRootPort {
+                            i64::from((address.slot << 3) + address.function)
+                        } else {
+                            i64::from(address.slot)
+                        });
+                        filled.port = true;
+                    }
+                }
+                PciModel::PciExpanderBus | PciModel::PcieExpanderBus if opts.bus_nr.is_none() => {
+                    if lowest_bus_nr <= 2 {
+                        return Err(Error::config_unsupported(format!(
+                            "No free busNr lower than current lowest busNr is available to \
+                             auto-assign to bus {}. Must be manually assigned",
+                            address.bus
+                        )));
+                    }
+                    opts.bus_nr = Some(lowest_bus_nr - 2);
+                    filled.bus_nr = true;
+                }
+                _ => {}
+            }
+            if *model == PciModel::PciBridge && index <= i64::from(address.bus) {
+                return Err(Error::config_unsupported(format!(
+                    "PCI controller at index {index} (0x{index:02x}) has bus='0x{:02x}', but \
+                     index must be larger than bus",
+                    address.bus
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks libvirt's validation makes on the completed definition.
+    fn validate_after(&self) -> Result<()> {
+        for (_, c, model) in self.pci_controllers() {
+            let index = c.index();
+            if index > 255 {
+                return Err(Error::config_unsupported(format!(
+                    "PCI controller index {index} too high, maximum is 255"
+                )));
+            }
+            let Some((_, opts)) = &c.pci else { continue };
+            let context = || {
+                format!(
+                    "for PCI controller with index '{index}', model '{model}' and modelName '{}'",
+                    opts.model_name.as_deref().unwrap_or_default()
+                )
+            };
+            if let Some(name) = &opts.model_name {
+                if model.is_root() || !model.valid_model_names().contains(&name.as_str()) {
+                    return Err(Error::config_unsupported(format!(
+                        "Option 'modelName' has invalid value {}",
+                        context()
+                    )));
+                }
+            }
+            let options: [(&str, Option<i64>, bool); 4] = [
+                ("chassisNr", opts.chassis_nr, model == PciModel::PciBridge),
+                (
+                    "chassis",
+                    opts.chassis,
+                    matches!(
+                        model,
+                        PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort
+                    ),
+                ),
+                (
+                    "port",
+                    opts.port,
+                    matches!(
+                        model,
+                        PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort
+                    ),
+                ),
+                (
+                    "busNr",
+                    opts.bus_nr,
+                    matches!(model, PciModel::PciExpanderBus | PciModel::PcieExpanderBus),
+                ),
+            ];
+            for (name, value, allowed) in options {
+                match (value, allowed) {
+                    (Some(_), false) => {
+                        return Err(Error::config_unsupported(format!(
+                            "Option '{name}' is not valid {}",
+                            context()
+                        )))
+                    }
+                    (None, true) => {
+                        return Err(Error::config_unsupported(format!(
+                            "Required option '{name}' is not set {}",
+                            context()
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+            if opts.hotplug.is_some() && !model.takes_hotplug_option() {
+                return Err(Error::config_unsupported(format!(
+                    "Option 'hotplug' is not valid {}",
+                    context()
+                )));
+            }
+            if opts.target_index.is_some() {
+                return Err(Error::config_unsupported(format!(
+                    "Option 'targetIndex' is not valid {}",
+                    context()
+                )));
+            }
+            let range = |value: Option<i64>, lo: i64, hi: i64, what: &str| -> Result<()> {
+                match value {
+                    Some(v) if v < lo || v > hi => Err(Error::config_unsupported(format!(
+                        "PCI controller {what} '{v}' out of range - must be {lo}-{hi}"
+                    ))),
+                    _ => Ok(()),
+                }
+            };
+            range(opts.chassis_nr, 1, 255, "chassisNr")?;
+            range(opts.chassis, 0, 255, "chassis")?;
+            range(opts.port, 0, 255, "port")?;
+            range(opts.bus_nr, 1, 254, "busNr")?;
+        }
+        Ok(())
+    }
+}
+
+/// The fixed function (and multifunction setting) of an ICH9 USB2 companion controller.
+fn usb2_companion_function(c: &Controller) -> Option<(u32, Multifunction)> {
+    if c.ctype != "usb" {
+        return None;
+    }
+    match c.model.as_deref()? {
+        "ich9-ehci1" => Some((7, Multifunction::Absent)),
+        "ich9-uhci1" => Some((0, Multifunction::On)),
+        "ich9-uhci2" => Some((1, Multifunction::Absent)),
+        "ich9-uhci3" => Some((2, Multifunction::Absent)),
+        _ => None,
+    }
+}
+
+/// The connect flags of one device (qemuDomainDeviceCalculatePCIConnectFlags).
+/// `pcie` is what a PCI Express endpoint gets (conventional PCI on machines without
+/// pcie-root); `virtio` is what virtio devices get (QEMU 7.2: same as `pcie`).
+pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -> ConnectFlags {
+    let pci = PCI_FLAGS;
+    let none = ConnectFlags::NONE;
+    let transitional = |model: Option<&str>| model == Some("virtio-transitional");
+    match &device.kind {
+        DeviceKind::Controller(c) => match c.ctype.as_str() {
+            "pci" => c.pci_model().map_or(none, PciModel::connect_flags),
+            "sata" | "ide" => pci,
+            "usb" => match c.model.as_deref() {
+                None => pci,
+                Some("nec-xhci" | "qemu-xhci") => pcie,
+                Some(
+                    "ehci" | "ich9-ehci1" | "ich9-uhci1" | "ich9-uhci2" | "ich9-uhci3"
+                    | "vt82c686b-uhci" | "piix3-uhci" | "piix4-uhci" | "pci-ohci",
+                ) => pci,
+                Some(_) => none,
+            },
+            "scsi" => match c.model.as_deref() {
+                None | Some("ncr53c90") => none,
+                Some("virtio-scsi" | "virtio-non-transitional") => virtio,
+                Some(_) => pci,
+            },
+            "virtio-serial" => {
+                if transitional(c.model.as_deref()) {
+                    pci
+                } else {
+                    virtio
+                }
+            }
+            _ => none,
+        },
+        DeviceKind::Filesystem { driver, model } => match driver.as_deref() {
+            None | Some("default" | "path" | "handle") => {
+                if transitional(model.as_deref()) {
+                    pci
+                } else {
+                    virtio
+                }
+            }
+            Some("virtiofs") => virtio,
+            _ => none,
+        },
+        DeviceKind::Net {
+            hostdev: Some(h), ..
+        } => hostdev_flags(h, device, pcie, virtio),
+        DeviceKind::Net { model, .. } => match model.as_deref() {
+            Some("usb-net") => none,
+            Some("virtio" | "virtio-non-transitional") => virtio,
+            Some("virtio-transitional") => pci,
+            Some("e1000e" | "igb") => pcie,
+            // No model: libvirt's x86 default, rtl8139.
+            None => pci,
+            Some(other) if known_net_model(other) => pci,
+            // A model libvirt does not know is "unknown", which it treats as PCI Express.
+            Some(_) => pcie,
+        },
+        DeviceKind::Sound { model } => match model.as_str() {
+            "es1370" | "ac97" | "ich6" | "ich9" => pci,
+            _ => none,
+        },
+        DeviceKind::Disk { bus, model, .. } => {
+            if bus != "virtio" {
+                none
+            } else if transitional(model.as_deref()) {
+                pci
+            } else {
+                virtio
+            }
+        }
+        DeviceKind::Hostdev(h) => hostdev_flags(h, device, pcie, virtio),
+        DeviceKind::Memballoon { model } => match model.as_str() {
+            "virtio-transitional" => pci,
+            "virtio" | "virtio-non-transitional" => virtio,
+            _ => none,
+        },
+        DeviceKind::Rng { model } => {
+            if model == "virtio-transitional" {
+                pci
+            } else {
+                virtio
+            }
+        }
+        DeviceKind::Watchdog { model } => {
+            if model == "i6300esb" {
+                pci
+            } else {
+                none
+            }
+        }
+        DeviceKind::Video { model, .. } => match model.as_str() {
+            "virtio" => virtio,
+            "vga" | "cirrus" | "vmvga" | "xen" | "vbox" | "qxl" | "parallels" => pci,
+            "bochs" => pcie,
+            _ => none,
+        },
+        DeviceKind::Shmem => pci,
+        DeviceKind::Input { bus, model } => {
+            if bus != "virtio" {
+                none
+            } else if transitional(model.as_deref()) {
+                pci
+            } else {
+                virtio
+            }
+        }
+        DeviceKind::Serial { target_type } => {
+            if target_type.as_deref() == Some("pci-serial") {
+                pci
+            } else {
+                none
+            }
+        }
+        DeviceKind::Iommu { model } => {
+            if model == "virtio" {
+                virtio | ConnectFlags::INTEGRATED
+            } else {
+                none
+            }
+        }
+        DeviceKind::Vsock { model } => match model.as_deref() {
+            Some("virtio-transitional") => pci,
+            _ => virtio,
+        },
+        DeviceKind::Memory { model } => match model.as_str() {
+            "virtio-pmem" | "virtio-mem" => virtio,
+            _ => none,
+        },
+        DeviceKind::Crypto { model } => {
+            if model == "virtio" {
+                pci
+            } else {
+                none
+            }
+        }
+        DeviceKind::Panic { model } => {
+            if model.as_deref() == Some("pvpanic") {
+                pci | ConnectFlags::INTEGRATED
+            } else {
+                none
+            }
+        }
+        _ => none,
+    }
+}
+
+/// The NIC models libvirt 9.0 knows by name (anything else is "unknown" to it).
+fn known_net_model(model: &str) -> bool {
+    matches!(
+        model,
+        "virtio"
+            | "virtio-transitional"
+            | "virtio-non-transitional"
+            | "e1000"
+            | "e1000e"
+            | "igb"
+            | "rtl8139"
+            | "netfront"
+            | "usb-net"
+            | "spapr-vlan"
+            | "lan9118"
+            | "scm91c111"
+            | "vlance"
+            | "vmxnet"
+            | "vmxnet2"
+            | "vmxnet3"
+            | "am79c970a"
+            | "am79c973"
+            | "82540EM"
+            | "82545EM"
+            | "82543GC"
+    )
+}
+
+fn hostdev_flags(
+    h: &Hostdev,
+    device: &Device,
+    pcie: ConnectFlags,
+    virtio: ConnectFlags,
+) -> ConnectFlags {
+    let pci = PCI_FLAGS;
+    let is_mdev = h.htype == "mdev";
+    if !is_mdev && (!h.is_subsystem() || (h.htype != "pci" && h.htype != "scsi_host")) {
+        return ConnectFlags::NONE;
+    }
+    if pci == pcie {
+        return pci;
+    }
+    if device.address.present_pci().is_some() || is_mdev {
+        return pcie;
+    }
+    if h.htype == "scsi_host" {
+        return if h.model.as_deref() == Some("virtio-transitional") {
+            pci
+        } else {
+            virtio
+        };
+    }
+    // libvirt opens the host device here; one that is not on this host counts as PCIe.
+    pcie
+}

@@ -1,0 +1,32 @@
+//! `virtpci assign FILE.xml|-`: print the domain with libvirt's PCI addresses filled in.
+
+use std::io::{Read, Write};
+use virtpci::{Error, Result};
+
+/// Read the domain from `path` (`-` is standard input), assign, print the XML on standard
+/// output and the warnings on standard error.
+pub fn run(path: &str) -> Result<()> {
+    let xml = read_input(path)?;
+    let out = virtpci::assign_domain_xml(&xml)?;
+    for warning in &out.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.xml.as_bytes())
+        .and_then(|_| stdout.flush())
+        .map_err(|e| Error::system("cannot write the result", &e))
+}
+
+fn read_input(path: &str) -> Result<String> {
+    let mut text = String::new();
+    if path == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::system("cannot read the domain XML from standard input", &e))?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .map_err(|e| Error::system(format!("cannot read '{path}'"), &e))?;
+    }
+    Ok(text)
+}

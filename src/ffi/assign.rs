@@ -1,0 +1,212 @@
+//! Guest PCI address assignment (`virtpci_domain_assign_pci_addresses`) and the address set
+//! of a running guest for hotplug (`virtpci_address_set_*`).
+
+use super::address::VirtpciPciAddress;
+use super::boundary::{guard, malloc_string, out_arg, ref_arg, str_arg};
+use super::log::{emit, VIRTPCI_LOG_WARNING};
+use crate::assign::HotplugAddressSet;
+use crate::error::{Error, Result};
+use crate::pci::PciAddress;
+use std::ffi::{c_char, c_int, c_uint};
+use std::sync::{Mutex, MutexGuard};
+
+/// The address set of a running guest: which guest PCI addresses are in use, with libvirt's
+/// hotplug rules. Opaque; create it with `virtpci_address_set_new_from_xml()` and release it
+/// with `virtpci_address_set_free()`. Every function taking it may be called from several
+/// threads at once: calls on one set are serialised by an internal lock.
+pub struct VirtpciAddressSet {
+    inner: Mutex<HotplugAddressSet>,
+}
+
+impl VirtpciAddressSet {
+    fn lock(&self) -> MutexGuard<'_, HotplugAddressSet> {
+        // A panic while the lock was held left the set consistent (every change is one
+        // bit flip at its end), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// libvirt's wording for flags a function does not know (`virCheckFlags`).
+fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
+    if flags != 0 {
+        return Err(Error::invalid_arg(format!(
+            "unsupported flags (0x{flags:x}) in function {func}"
+        )));
+    }
+    Ok(())
+}
+
+/// Give every device of the domain in `domain_xml` a guest PCI address, adding PCI
+/// controllers where needed, exactly as libvirt 9.0 does when the domain is defined (x86 `pc`
+/// and `q35` machines).
+///
+/// On success returns 0 and stores in `*out_xml` the domain XML with `<address>` elements and
+/// controllers added and every other byte of the input unchanged; release it with
+/// `virtpci_string_free()` or `free()`. Warnings (for instance a device with a PCI address that
+/// is not a PCI device) go to the log callback at `VIRTPCI_LOG_WARNING`.
+///
+/// On failure returns -1, leaves `*out_xml` unchanged, and sets the last error to libvirt's
+/// code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
+/// Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
+/// slots", ...). `flags` must be 0 (`VIRTPCI_ERR_INVALID_ARG` otherwise); NULL arguments and
+/// non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`. Thread-safe; no state is kept between calls.
+///
+/// # Safety
+/// `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
+/// one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
+    domain_xml: *const c_char,
+    flags: c_uint,
+    out_xml: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_domain_assign_pci_addresses";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let xml = unsafe { str_arg(domain_xml, "domain_xml", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
+        check_no_flags(flags, NAME)?;
+        let result = crate::assign::assign_domain_xml(xml)?;
+        for warning in &result.warnings {
+            emit(VIRTPCI_LOG_WARNING, warning);
+        }
+        *out = malloc_string(&result.xml)?;
+        Ok(0)
+    })
+}
+
+/// Create the address set of the running guest defined by `xml` (its full domain XML, as a
+/// daemon keeps it for a running domain). Addresses the XML lacks are assigned first, as
+/// libvirt does when the domain starts.
+///
+/// Returns a new handle, to be released with `virtpci_address_set_free()`, or NULL with the
+/// last error set (NULL or non-UTF-8 `xml`: `VIRTPCI_ERR_INVALID_ARG`; a domain libvirt would
+/// refuse: libvirt's error). Thread-safe.
+///
+/// # Safety
+/// `xml` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_address_set_new_from_xml(
+    xml: *const c_char,
+) -> *mut VirtpciAddressSet {
+    const NAME: &str = "virtpci_address_set_new_from_xml";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let xml = unsafe { str_arg(xml, "xml", NAME) }?;
+        let set = HotplugAddressSet::from_domain_xml(xml)?;
+        Ok(Box::into_raw(Box::new(VirtpciAddressSet {
+            inner: Mutex::new(set),
+        })))
+    })
+}
+
+/// Reserve a guest address for hot-plugging the device described by `device_xml` (one device
+/// element, e.g. `<interface type='network'>...</interface>`), with libvirt's hotplug rules:
+/// the bus must support hotplug, no PCI controller is ever added, and an `<address>` given in
+/// `device_xml` is reserved as is (its function must be 0).
+///
+/// Returns 0 and stores the address in `*out` when one was reserved; returns 1, leaving
+/// `*out` unchanged, when the device does not use a PCI address (a PS/2 mouse, a USB disk);
+/// returns -1 with the last error set otherwise (`VIRTPCI_ERR_INTERNAL` "internal error: No
+/// more available PCI slots", `VIRTPCI_ERR_XML_ERROR` for an address already in use or on a
+/// bus that cannot take it, `VIRTPCI_ERR_INVALID_ARG` for NULL arguments). Thread-safe.
+///
+/// # Safety
+/// `set` is NULL or a live handle from `virtpci_address_set_new_from_xml()`; `device_xml` is
+/// NULL or a NUL-terminated string; `out` is NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_address_set_reserve_next(
+    set: *mut VirtpciAddressSet,
+    device_xml: *const c_char,
+    out: *mut VirtpciPciAddress,
+) -> c_int {
+    const NAME: &str = "virtpci_address_set_reserve_next";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let set = unsafe { ref_arg(set as *const VirtpciAddressSet, "set", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let device_xml = unsafe { str_arg(device_xml, "device_xml", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let out = unsafe { out_arg(out, "out", NAME) }?;
+        match set.lock().reserve_next(device_xml)? {
+            Some(addr) => {
+                *out = addr.into();
+                Ok(0)
+            }
+            None => Ok(1),
+        }
+    })
+}
+
+/// Reserve `*addr` for hot-plugging the device described by `device_xml`, with libvirt's
+/// hotplug rules (function 0 only, the bus must support hotplug and accept the device).
+///
+/// Returns 0, or -1 with the last error set: `VIRTPCI_ERR_INTERNAL` "internal error: Only PCI
+/// device addresses with function=0 are supported", `VIRTPCI_ERR_XML_ERROR` "XML error:
+/// Attempted double use of PCI Address ..." and libvirt's other address errors,
+/// `VIRTPCI_ERR_OPERATION_INVALID` when the device does not use PCI, `VIRTPCI_ERR_INVALID_ARG`
+/// for NULL arguments. Thread-safe.
+///
+/// # Safety
+/// `set` is NULL or a live handle; `addr` is NULL or valid for reading; `device_xml` is NULL
+/// or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_address_set_reserve(
+    set: *mut VirtpciAddressSet,
+    addr: *const VirtpciPciAddress,
+    device_xml: *const c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_address_set_reserve";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let set = unsafe { ref_arg(set as *const VirtpciAddressSet, "set", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let addr = PciAddress::from(unsafe { ref_arg(addr, "addr", NAME) }?);
+        // SAFETY: forwarded caller contract.
+        let device_xml = unsafe { str_arg(device_xml, "device_xml", NAME) }?;
+        set.lock().reserve(&addr, device_xml)?;
+        Ok(0)
+    })
+}
+
+/// Release the guest address `*addr` after a hot-unplug. Only that function is freed; as in
+/// libvirt, the slot keeps its "shared by root ports" mark. Releasing a free address is not an
+/// error.
+///
+/// Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` when an argument is NULL or the address is
+/// outside the guest's topology. Thread-safe.
+///
+/// # Safety
+/// `set` is NULL or a live handle; `addr` is NULL or valid for reading.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_address_set_release(
+    set: *mut VirtpciAddressSet,
+    addr: *const VirtpciPciAddress,
+) -> c_int {
+    const NAME: &str = "virtpci_address_set_release";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let set = unsafe { ref_arg(set as *const VirtpciAddressSet, "set", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let addr = PciAddress::from(unsafe { ref_arg(addr, "addr", NAME) }?);
+        set.lock().release(&addr)?;
+        Ok(0)
+    })
+}
+
+/// Release an address set. NULL is accepted. No other thread may use `set` during or after
+/// this call.
+///
+/// # Safety
+/// `set` is NULL or a handle from `virtpci_address_set_new_from_xml()` not yet released.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_address_set_free(set: *mut VirtpciAddressSet) {
+    guard("virtpci_address_set_free", || {
+        if !set.is_null() {
+            // SAFETY: by contract the pointer came from Box::into_raw and is released once.
+            drop(unsafe { Box::from_raw(set) });
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,689 @@
+//! The parts of a domain definition that matter for guest PCI addresses, read from a
+//! [`Document`]: the machine type, every controller, and every device that can take a PCI
+//! address together with what decides its connect flags.
+
+use super::dom::{Document, ElementId};
+use crate::error::{Error, Result};
+use crate::pci::{parse_xml_uint, PciAddress};
+use crate::topology::{MachineKind, PciModel};
+
+/// The `multifunction` attribute of a PCI address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Multifunction {
+    #[default]
+    Absent,
+    On,
+    Off,
+}
+
+/// A device's guest address as far as PCI is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceAddress {
+    /// No `<address>` element.
+    None,
+    /// `<address type='pci' .../>`; all zero bus and slot means "pick one for me".
+    Pci {
+        addr: PciAddress,
+        multi: Multifunction,
+    },
+    /// `<address type='unassigned'/>` (PCI hostdevs only): no guest slot.
+    Unassigned,
+    /// Any other address type (drive, usb, virtio-serial, ...), by its `type` value.
+    Other(String),
+}
+
+impl DeviceAddress {
+    /// A PCI address is given and not empty (libvirt's "present").
+    pub fn present_pci(&self) -> Option<PciAddress> {
+        match self {
+            DeviceAddress::Pci { addr, .. } if !is_empty_pci(addr) => Some(*addr),
+            _ => None,
+        }
+    }
+
+    /// No address, or an empty PCI address (libvirt's "wanted").
+    pub fn wants_pci(&self) -> bool {
+        match self {
+            DeviceAddress::None => true,
+            DeviceAddress::Pci { addr, .. } => is_empty_pci(addr),
+            _ => false,
+        }
+    }
+
+    pub fn type_name(&self) -> &str {
+        match self {
+            DeviceAddress::None => "none",
+            DeviceAddress::Pci { .. } => "pci",
+            DeviceAddress::Unassigned => "unassigned",
+            DeviceAddress::Other(t) => t,
+        }
+    }
+}
+
+/// libvirt's "empty" address: domain, bus and slot all zero; the function is ignored.
+pub fn is_empty_pci(addr: &PciAddress) -> bool {
+    addr.domain == 0 && addr.bus == 0 && addr.slot == 0
+}
+
+/// The options of a `<controller type='pci'>` (`<model name>`, `<target>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PciControllerOptions {
+    pub model_name: Option<String>,
+    pub chassis_nr: Option<i64>,
+    pub chassis: Option<i64>,
+    pub port: Option<i64>,
+    pub bus_nr: Option<i64>,
+    pub target_index: Option<i64>,
+    /// `hotplug='on'|'off'`.
+    pub hotplug: Option<bool>,
+    pub numa_node: Option<i64>,
+}
+
+/// A `<controller>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Controller {
+    /// The `type` attribute (pci, usb, scsi, ide, sata, virtio-serial, fdc, ccid, ...).
+    pub ctype: String,
+    /// The `model` attribute as written.
+    pub model: Option<String>,
+    /// The index; `None` until libvirt's post-parse rule gives one to a controller without it.
+    pub index: Option<u32>,
+    /// True when the input had no `index` attribute.
+    pub index_missing: bool,
+    /// For `type='pci'`: the model and its options.
+    pub pci: Option<(PciModel, PciControllerOptions)>,
+}
+
+impl Controller {
+    pub fn index(&self) -> u32 {
+        self.index.unwrap_or(0)
+    }
+
+    pub fn pci_model(&self) -> Option<PciModel> {
+        self.pci.as_ref().map(|(m, _)| *m)
+    }
+
+    pub fn model_is(&self, name: &str) -> bool {
+        self.model.as_deref() == Some(name)
+    }
+}
+
+/// What a host device is, as far as connect flags go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hostdev {
+    /// `mode` (subsystem, capabilities).
+    pub mode: String,
+    /// `type` (pci, usb, scsi, scsi_host, mdev).
+    pub htype: String,
+    /// `model` attribute (mdev: vfio-pci, vfio-ccw, vfio-ap; scsi_host: virtio, ...).
+    pub model: Option<String>,
+}
+
+impl Hostdev {
+    pub fn is_subsystem(&self) -> bool {
+        self.mode == "subsystem"
+    }
+}
+
+/// The kinds of device, with what decides their connect flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    Disk {
+        bus: String,
+        model: Option<String>,
+        target: String,
+        /// The `controller` of a `type='drive'` address.
+        drive_controller: Option<u32>,
+    },
+    Controller(Controller),
+    Filesystem {
+        driver: Option<String>,
+        model: Option<String>,
+    },
+    Net {
+        net_type: String,
+        model: Option<String>,
+        /// Set for `type='hostdev'`: the interface is a host device in disguise.
+        hostdev: Option<Hostdev>,
+    },
+    Sound {
+        model: String,
+    },
+    Hostdev(Hostdev),
+    Memballoon {
+        model: String,
+    },
+    Rng {
+        model: String,
+    },
+    Watchdog {
+        model: String,
+    },
+    Video {
+        model: String,
+        primary: bool,
+    },
+    Shmem,
+    Input {
+        bus: String,
+        model: Option<String>,
+    },
+    Serial {
+        target_type: Option<String>,
+    },
+    Console {
+        target_type: Option<String>,
+    },
+    Channel {
+        target_type: Option<String>,
+    },
+    Parallel,
+    Smartcard,
+    Hub,
+    Redirdev,
+    Tpm,
+    Nvram,
+    Iommu {
+        model: String,
+    },
+    Vsock {
+        model: Option<String>,
+    },
+    Memory {
+        model: String,
+    },
+    Crypto {
+        model: String,
+    },
+    Panic {
+        model: Option<String>,
+    },
+    /// Anything else below `<devices>` (graphics, audio, lease, emulator, ...).
+    Other,
+}
+
+/// One child of `<devices>` (or one that virtpci adds).
+#[derive(Clone, Debug)]
+pub struct Device {
+    /// The device element, `None` for a device virtpci added.
+    pub element: Option<ElementId>,
+    /// The device's own `<address>` child, if any.
+    pub address_element: Option<ElementId>,
+    pub kind: DeviceKind,
+    pub address: DeviceAddress,
+    /// The `controller` attribute of a drive or virtio-serial address.
+    pub address_controller: Option<u32>,
+}
+
+impl Device {
+    pub fn controller(&self) -> Option<&Controller> {
+        match &self.kind {
+            DeviceKind::Controller(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn controller_mut(&mut self) -> Option<&mut Controller> {
+        match &mut self.kind {
+            DeviceKind::Controller(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn pci_controller(&self) -> Option<(&Controller, PciModel)> {
+        self.controller()
+            .and_then(|c| c.pci_model().map(|m| (c, m)))
+    }
+}
+
+/// What virtpci read from a domain definition.
+#[derive(Clone, Debug)]
+pub struct DomainDef {
+    pub machine: Option<String>,
+    pub machine_kind: MachineKind,
+    /// Number of `<cpu><numa><cell>` elements.
+    pub numa_cells: usize,
+    /// The domain has a `<graphics>` device (libvirt then adds a video if there is none).
+    pub has_graphics: bool,
+    /// The `<devices>` element.
+    pub devices_element: Option<ElementId>,
+    pub devices: Vec<Device>,
+}
+
+impl DomainDef {
+    /// Read a domain definition from a parsed document.
+    pub fn from_document(doc: &Document<'_>) -> Result<DomainDef> {
+        let root = doc.element(doc.root);
+        if root.name != "domain" {
+            return Err(Error::xml(format!(
+                "expecting root element of 'domain', not '{}'",
+                root.name
+            )));
+        }
+        let machine = doc
+            .child(doc.root, "os")
+            .and_then(|os| doc.child(os, "type"))
+            .and_then(|t| doc.element(t).attr("machine"))
+            .map(str::to_string);
+        let machine_kind = MachineKind::from_machine(machine.as_deref());
+        let numa_cells = doc
+            .child(doc.root, "cpu")
+            .and_then(|cpu| doc.child(cpu, "numa"))
+            .map_or(0, |numa| doc.children_named(numa, "cell").count());
+        let devices_element = doc.child(doc.root, "devices");
+        let mut devices = Vec::new();
+        if let Some(devs) = devices_element {
+            for &child in &doc.element(devs).children {
+                devices.push(read_device(doc, child)?);
+            }
+        }
+        let has_graphics = devices_element
+            .is_some_and(|devs| doc.children_named(devs, "graphics").next().is_some());
+        Ok(DomainDef {
+            machine,
+            machine_kind,
+            numa_cells,
+            has_graphics,
+            devices_element,
+            devices,
+        })
+    }
+}
+
+pub fn read_device(doc: &Document<'_>, id: ElementId) -> Result<Device> {
+    let el = doc.element(id);
+    let attr = |name: &str| el.attr(name).map(str::to_string);
+    let child_attr = |child: &str, name: &str| {
+        doc.child(id, child)
+            .and_then(|c| doc.element(c).attr(name))
+            .map(str::to_string)
+    };
+    let kind = match el.name.as_str() {
+        "disk" => {
+            let target = child_attr("target", "dev").unwrap_or_default();
+            let bus = child_attr("target", "bus").unwrap_or_else(|| default_disk_bus(&target));
+            let drive_controller = doc
+                .child(id, "address")
+                .filter(|&a| doc.element(a).attr("type") == Some("drive"))
+                .and_then(|a| doc.element(a).attr("controller"))
+                .and_then(parse_xml_uint);
+            DeviceKind::Disk {
+                bus,
+                model: attr("model"),
+                target,
+                drive_controller,
+            }
+        }
+        "controller" => DeviceKind::Controller(read_controller(doc, id)?),
+        "filesystem" => DeviceKind::Filesystem {
+            driver: child_attr("driver", "type"),
+            model: attr("model"),
+        },
+        "interface" => {
+            let net_type = attr("type").unwrap_or_default();
+            let hostdev = (net_type == "hostdev").then(|| Hostdev {
+                mode: "subsystem".into(),
+                htype: "pci".into(),
+                model: None,
+            });
+            DeviceKind::Net {
+                model: child_attr("model", "type"),
+                net_type,
+                hostdev,
+            }
+        }
+        "sound" => DeviceKind::Sound {
+            model: attr("model").unwrap_or_default(),
+        },
+        "hostdev" => DeviceKind::Hostdev(Hostdev {
+            mode: attr("mode").unwrap_or_else(|| "subsystem".into()),
+            htype: attr("type").unwrap_or_default(),
+            model: attr("model"),
+        }),
+        "memballoon" => DeviceKind::Memballoon {
+            model: attr("model").unwrap_or_default(),
+        },
+        "rng" => DeviceKind::Rng {
+            model: attr("model").unwrap_or_else(|| "virtio".into()),
+        },
+        "watchdog" => DeviceKind::Watchdog {
+            model: attr("model").unwrap_or_default(),
+        },
+        "video" => DeviceKind::Video {
+            // libvirt 9.0 with QEMU 7.2 picks cirrus for a video without a model type.
+            model: child_attr("model", "type").unwrap_or_else(|| "cirrus".into()),
+            primary: child_attr("model", "primary").as_deref() == Some("yes"),
+        },
+        "shmem" => DeviceKind::Shmem,
+        "input" => DeviceKind::Input {
+            bus: attr("bus").unwrap_or_else(|| "ps2".into()),
+            model: attr("model"),
+        },
+        "serial" => DeviceKind::Serial {
+            target_type: child_attr("target", "type"),
+        },
+        "console" => DeviceKind::Console {
+            target_type: child_attr("target", "type"),
+        },
+        "channel" => DeviceKind::Channel {
+            target_type: child_attr("target", "type"),
+        },
+        "parallel" => DeviceKind::Parallel,
+        "smartcard" => DeviceKind::Smartcard,
+        "hub" => DeviceKind::Hub,
+        "redirdev" => DeviceKind::Redirdev,
+        "tpm" => DeviceKind::Tpm,
+        "nvram" => DeviceKind::Nvram,
+        "iommu" => DeviceKind::Iommu {
+            model: attr("model").unwrap_or_default(),
+        },
+        "vsock" => DeviceKind::Vsock {
+            model: attr("model"),
+        },
+        "memory" => DeviceKind::Memory {
+            model: attr("model").unwrap_or_default(),
+        },
+        "crypto" => DeviceKind::Crypto {
+            model: attr("model").unwrap_or_default(),
+        },
+        "panic" => DeviceKind::Panic {
+            model: attr("model"),
+        },
+        _ => DeviceKind::Other,
+    };
+    let address_element = doc.child(id, "address");
+    let address = match address_element {
+        Some(a) => read_address(doc, a)?,
+        None => DeviceAddress::None,
+    };
+    let address_controller = address_element
+        .filter(|&a| matches!(doc.element(a).attr("type"), Some("drive" | "virtio-serial")))
+        .and_then(|a| doc.element(a).attr("controller"))
+        .and_then(parse_xml_uint);
+    Ok(Device {
+        element: Some(id),
+        address_element,
+        kind,
+        address,
+        address_controller,
+    })
+}
+
+/// The bus libvirt derives from a disk's target name when `bus` is missing.
+fn default_disk_bus(target: &str) -> String {
+    let bus = if target.starts_with("hd") {
+        "ide"
+    } else if target.starts_with("sd") {
+        "scsi"
+    } else if target.starts_with("vd") {
+        "virtio"
+    } else if target.starts_with("xvd") {
+        "xen"
+    } else if target.starts_with("ubd") {
+        "uml"
+    } else if target.starts_with("fd") {
+        "fdc"
+    } else {
+        "ide"
+    };
+    bus.to_string()
+}
+
+/// Parse an `<address>` element (libvirt's virPCIDeviceAddressParseXML for type='pci').
+pub fn read_address(doc: &Document<'_>, id: ElementId) -> Result<DeviceAddress> {
+    let el = doc.element(id);
+    let Some(atype) = el.attr("type") else {
+        return Err(Error::xml(format!(
+            "No type specified for device address (line {})",
+            doc.line_of(el.start)
+        )));
+    };
+    match atype {
+        "pci" => {
+            let part = |name: &str| -> Result<u32> {
+                match el.attr(name) {
+                    None => Ok(0),
+                    Some(text) => parse_xml_uint(text).ok_or_else(|| {
+                        Error::internal(format!("Cannot parse <address> '{name}' attribute"))
+                    }),
+                }
+            };
+            let addr = PciAddress::new(
+                part("domain")?,
+                part("bus")?,
+                part("slot")?,
+                part("function")?,
+            );
+            let multi = match el.attr("multifunction") {
+                None => Multifunction::Absent,
+                Some("on") => Multifunction::On,
+                Some("off") => Multifunction::Off,
+                Some(other) => {
+                    return Err(Error::config_unsupported(format!(
+                        "Unknown value '{other}' for <address> 'multifunction' attribute"
+                    )))
+                }
+            };
+            if !is_empty_pci(&addr) {
+                check_guest_address(&addr)?;
+            }
+            Ok(DeviceAddress::Pci { addr, multi })
+        }
+        "unassigned" => Ok(DeviceAddress::Unassigned),
+        other => Ok(DeviceAddress::Other(other.to_string())),
+    }
+}
+
+/// libvirt's virPCIDeviceAddressIsValid with its XML-error wording.
+fn check_guest_address(addr: &PciAddress) -> Result<()> {
+    if addr.bus > 0xFF {
+        return Err(Error::xml(format!(
+            "Invalid PCI address bus='0x{:x}', must be <= 0xFF",
+            addr.bus
+        )));
+    }
+    if addr.slot > 0x1F {
+        return Err(Error::xml(format!(
+            "Invalid PCI address slot='0x{:x}', must be <= 0x1F",
+            addr.slot
+        )));
+    }
+    if addr.function > 7 {
+        return Err(Error::xml(format!(
+            "Invalid PCI address function=0x{:x}, must be <= 7",
+            addr.function
+        )));
+    }
+    Ok(())
+}
+
+fn read_controller(doc: &Document<'_>, id: ElementId) -> Result<Controller> {
+    let el = doc.element(id);
+    let ctype = el.attr("type").unwrap_or("pci").to_string();
+    let (index, index_missing) = match el.attr("index") {
+        None => (None, true),
+        Some(text) => (Some(parse_controller_index(text)?), false),
+    };
+    let model = el.attr("model").map(str::to_string);
+    let pci = if ctype == "pci" {
+        let pci_model = match model.as_deref() {
+            Some(name) => PciModel::from_name(name).ok_or_else(|| {
+                Error::internal(format!(
+                    "Unknown PCI controller model '{name}' in <controller type='pci'> (line {})",
+                    doc.line_of(el.start)
+                ))
+            })?,
+            None => {
+                return Err(Error::internal(format!(
+                    "PCI controller model was not set correctly: <controller type='pci'> without \
+                     a model (line {})",
+                    doc.line_of(el.start)
+                )))
+            }
+        };
+        Some((pci_model, read_pci_options(doc, id)?))
+    } else {
+        None
+    };
+    Ok(Controller {
+        ctype,
+        model,
+        index,
+        index_missing,
+        pci,
+    })
+}
+
+/// The controller `index` attribute: a non-negative decimal integer.
+fn parse_controller_index(text: &str) -> Result<u32> {
+    let bad = |expected: &str| {
+        Error::xml(format!(
+            "Invalid value for attribute 'index' in element 'controller': '{text}'. Expected {expected}"
+        ))
+    };
+    match text.trim().parse::<i64>() {
+        Ok(v) if v < 0 => Err(bad("non-negative value")),
+        Ok(v) => u32::try_from(v).map_err(|_| bad("integer value")),
+        Err(_) => Err(bad("integer value")),
+    }
+}
+
+fn read_pci_options(doc: &Document<'_>, id: ElementId) -> Result<PciControllerOptions> {
+    let mut opts = PciControllerOptions {
+        model_name: doc
+            .child(id, "model")
+            .and_then(|m| doc.element(m).attr("name"))
+            .map(str::to_string),
+        ..Default::default()
+    };
+    let Some(target) = doc.child(id, "target") else {
+        return Ok(opts);
+    };
+    let el = doc.element(target);
+    let number = |name: &str| -> Result<Option<i64>> {
+        match el.attr(name) {
+            None => Ok(None),
+            Some(text) => parse_signed(text).map(Some).ok_or_else(|| {
+                Error::xml(format!(
+                    "Invalid value for attribute '{name}' in element 'target': '{text}'. Expected integer value"
+                ))
+            }),
+        }
+    };
+    opts.chassis_nr = number("chassisNr")?;
+    opts.chassis = number("chassis")?;
+    opts.port = number("port")?;
+    opts.bus_nr = number("busNr")?;
+    opts.target_index = number("index")?;
+    opts.hotplug = match el.attr("hotplug") {
+        None => None,
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        Some(other) => {
+            return Err(Error::config_unsupported(format!(
+                "Invalid value for attribute 'hotplug' in element 'target': '{other}'"
+            )))
+        }
+    };
+    if let Some(node) = doc.child(target, "node") {
+        let text = doc.element(node).text.trim().to_string();
+        opts.numa_node = Some(parse_signed(&text).ok_or_else(|| {
+            Error::xml(format!(
+                "invalid NUMA node in target of PCI controller: '{text}'"
+            ))
+        })?);
+    }
+    Ok(opts)
+}
+
+/// An integer with base auto-detection and an optional sign, as libvirt's virStrToLong_i.
+fn parse_signed(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let value = i64::from(parse_xml_uint(digits)?);
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(xml: &str) -> Result<DomainDef> {
+        let doc = Document::parse(xml)?;
+        DomainDef::from_document(&doc)
+    }
+
+    #[test]
+    fn reads_devices_and_addresses() {
+        let def = parse(
+            "<domain><os><type machine='pc-q35-7.2'>hvm</type></os><devices>\
+             <controller type='pci' index='1' model='pcie-root-port'><target chassis='5' port='0x10' hotplug='off'/></controller>\
+             <interface type='user'><model type='virtio'/><address type='pci' bus='1' slot='010'/></interface>\
+             <hostdev mode='subsystem' type='pci'><address type='unassigned'/></hostdev>\
+             </devices></domain>",
+        )
+        .unwrap();
+        assert_eq!(def.machine_kind, MachineKind::Q35);
+        assert_eq!(def.devices.len(), 3);
+        let (c, model) = def.devices[0].pci_controller().unwrap();
+        assert_eq!(model, PciModel::PcieRootPort);
+        let opts = &c.pci.as_ref().unwrap().1;
+        assert_eq!(
+            (opts.chassis, opts.port, opts.hotplug),
+            (Some(5), Some(16), Some(false))
+        );
+        assert_eq!(
+            def.devices[1].address,
+            DeviceAddress::Pci {
+                addr: PciAddress::new(0, 1, 8, 0),
+                multi: Multifunction::Absent
+            }
+        );
+        assert_eq!(def.devices[2].address, DeviceAddress::Unassigned);
+    }
+
+    #[test]
+    fn address_errors_use_libvirt_words() {
+        let wrap = |a: &str| {
+            format!(
+                "<domain><devices><memballoon model='virtio'>{a}</memballoon></devices></domain>"
+            )
+        };
+        let msg = |a: &str| parse(&wrap(a)).unwrap_err().message;
+        assert_eq!(
+            msg("<address type='pci' bus='0x100' slot='1'/>"),
+            "XML error: Invalid PCI address bus='0x100', must be <= 0xFF"
+        );
+        assert_eq!(
+            msg("<address type='pci' slot='0x20'/>"),
+            "XML error: Invalid PCI address slot='0x20', must be <= 0x1F"
+        );
+        assert_eq!(
+            msg("<address type='pci' slot='1' function='8'/>"),
+            "XML error: Invalid PCI address function=0x8, must be <= 7"
+        );
+        assert_eq!(
+            msg("<address type='pci' slot='x'/>"),
+            "internal error: Cannot parse <address> 'slot' attribute"
+        );
+        assert_eq!(
+            msg("<address type='pci' slot='1' multifunction='yes'/>"),
+            "unsupported configuration: Unknown value 'yes' for <address> 'multifunction' attribute"
+        );
+    }
+
+    #[test]
+    fn controller_index_errors() {
+        let err = parse("<domain><devices><controller type='pci' index='-1' model='pci-bridge'/></devices></domain>")
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "XML error: Invalid value for attribute 'index' in element 'controller': '-1'. Expected non-negative value"
+        );
+        let err = parse("<domain><devices><controller type='pci' index='1' model='pci-foo'/></devices></domain>")
+            .unwrap_err();
+        assert!(err.message.contains("pci-foo"), "{}", err.message);
+    }
+}

@@ -1,0 +1,9 @@
+//! Domain XML in and out: a span-keeping element tree ([`dom`]), the PCI-relevant model read
+//! from it ([`domain`]), and byte-preserving edits ([`edit`]).
+
+pub mod dom;
+pub mod domain;
+pub mod edit;
+
+pub use dom::{Document, ElementId};
+pub use domain::{DeviceAddress, DomainDef, Multifunction};

@@ -1,0 +1,170 @@
+//! Every case of the libvirt 9.0 conformance corpus (`../shared/conformance/cases`) through
+//! the library: positive cases must give libvirt's PCI layout, negative cases libvirt's error.
+//! The layout is the canonical one of `../shared/tools/pci-layout`: per device its tag, ordinal
+//! and address; per PCI controller its index, model, model name, target values, node and
+//! address. Skipped, with a notice, when the corpus is not there.
+
+use std::fs;
+use std::path::Path;
+use virtpci::xml::Document;
+
+fn number(v: &str) -> String {
+    let v = v.trim();
+    let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => i64::from_str_radix(hex, 16).ok(),
+        None => v.parse::<i64>().ok(),
+    };
+    parsed.map_or_else(|| v.to_string(), |n| n.to_string())
+}
+
+fn address_fact(doc: &Document<'_>, id: usize) -> Option<String> {
+    let a = doc.element(id);
+    match a.attr("type") {
+        Some("pci") => {
+            let part = |name: &str| {
+                a.attr(name)
+                    .map(number)
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(0)
+            };
+            let mut s = format!(
+                "pci {:04x}:{:02x}:{:02x}.{:x}",
+                part("domain"),
+                part("bus"),
+                part("slot"),
+                part("function")
+            );
+            if let Some(mf) = a.attr("multifunction") {
+                s.push_str(&format!(" multifunction={mf}"));
+            }
+            Some(s)
+        }
+        Some("unassigned") => Some("unassigned".into()),
+        _ => None,
+    }
+}
+
+/// The PCI layout of a domain XML, one sorted line per fact.
+pub fn layout(xml: &str) -> Vec<String> {
+    let doc = Document::parse(xml).expect("well-formed XML");
+    let Some(devices) = doc.child(doc.root, "devices") else {
+        return Vec::new();
+    };
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    let mut out = Vec::new();
+    for &dev in &doc.element(devices).children {
+        let el = doc.element(dev);
+        let count = seen.entry(el.name.clone()).or_default();
+        *count += 1;
+        let mut ident = format!("{}#{}", el.name, count);
+        let addr = doc.child(dev, "address");
+        if el.name == "controller" && el.attr("type") == Some("pci") {
+            let mut facts = vec![format!("model={}", el.attr("model").unwrap_or("None"))];
+            if let Some(name) = doc
+                .child(dev, "model")
+                .and_then(|m| doc.element(m).attr("name"))
+            {
+                facts.push(format!("model-name={name}"));
+            }
+            if let Some(t) = doc.child(dev, "target") {
+                let mut attrs: Vec<_> = doc.element(t).attrs.iter().collect();
+                attrs.sort_by(|a, b| a.name.cmp(&b.name));
+                for a in attrs {
+                    facts.push(format!("target.{}={}", a.name, number(&a.value)));
+                }
+                if let Some(node) = doc.child(t, "node") {
+                    facts.push(format!("target.node={}", number(&doc.element(node).text)));
+                }
+            }
+            let a = addr.and_then(|a| address_fact(&doc, a));
+            facts.push(format!("address={}", a.as_deref().unwrap_or("none")));
+            out.push(format!(
+                "pci-controller index={} {}",
+                el.attr("index")
+                    .map(number)
+                    .unwrap_or_else(|| "None".into()),
+                facts.join(" ")
+            ));
+            continue;
+        }
+        let Some(a) = addr.and_then(|a| address_fact(&doc, a)) else {
+            continue;
+        };
+        if el.name == "controller" {
+            ident = format!(
+                "controller type={} index={}",
+                el.attr("type").unwrap_or("None"),
+                el.attr("index")
+                    .map(number)
+                    .unwrap_or_else(|| "None".into())
+            );
+            if let Some(model) = el.attr("model") {
+                ident.push_str(&format!(" model={model}"));
+            }
+        }
+        out.push(format!("{ident} {a}"));
+    }
+    out.sort();
+    out
+}
+
+fn expected_message(text: &str) -> String {
+    let text = text.trim();
+    match text.rfind("error: ") {
+        Some(i) => text[i + "error: ".len()..].trim().to_string(),
+        None => text.to_string(),
+    }
+}
+
+#[test]
+fn conformance_corpus() {
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
+    let Ok(entries) = fs::read_dir(&cases) else {
+        println!(
+            "conformance corpus not found at {}; skipped",
+            cases.display()
+        );
+        return;
+    };
+    let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    names.sort();
+    let (mut passed, mut failed) = (0, 0);
+    for dir in names {
+        let Ok(input) = fs::read_to_string(dir.join("input.xml")) else {
+            continue;
+        };
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let result = virtpci::assign_domain_xml(&input);
+        let why = if let Ok(expected) = fs::read_to_string(dir.join("expected.xml")) {
+            match result {
+                Ok(out) if layout(&out.xml) == layout(&expected) => None,
+                Ok(out) => {
+                    let want = layout(&expected);
+                    let got = layout(&out.xml);
+                    let missing: Vec<_> = want.iter().filter(|l| !got.contains(l)).collect();
+                    let extra: Vec<_> = got.iter().filter(|l| !want.contains(l)).collect();
+                    Some(format!("layout differs: want {missing:?}, got {extra:?}"))
+                }
+                Err(e) => Some(format!("refused: {}", e.message)),
+            }
+        } else {
+            let want = expected_message(
+                &fs::read_to_string(dir.join("expected-error.txt")).unwrap_or_default(),
+            );
+            match result {
+                Ok(_) => Some(format!("accepted; libvirt refuses: {want}")),
+                Err(e) if e.message.contains(&want) => None,
+                Err(e) => Some(format!("want {want:?}, got {:?}", e.message)),
+            }
+        };
+        match why {
+            None => passed += 1,
+            Some(why) => {
+                failed += 1;
+                println!("FAIL {name}: {why}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    assert_eq!(failed, 0, "{failed} conformance cases failed");
+}
