@@ -68,12 +68,12 @@ pub fn layout(xml: &str) -> Vec<String> {
             }
             if let Some(t) = doc.child(dev, "target") {
                 let mut attrs: Vec<_> = doc.element(t).attrs.iter().collect();
-                attrs.sort_by(|a, b| a.name.cmp(&b.name));
+                attrs.sort_by(|a, b| a.name.cmp(b.name));
                 for a in attrs {
                     facts.push(format!("target.{}={}", a.name, number(&a.value)));
                 }
                 if let Some(node) = doc.child(t, "node") {
-                    facts.push(format!("target.node={}", number(&doc.element(node).text)));
+                    facts.push(format!("target.node={}", number(doc.element(node).text)));
                 }
             }
             let a = addr.and_then(|a| address_fact(&doc, a));

@@ -10,7 +10,7 @@ pub mod plan;
 pub mod set;
 
 pub use hotplug::HotplugAddressSet;
-pub use plan::{plan, Plan};
+pub use plan::{plan, plan_with, AssignOptions, Plan};
 pub use set::AddressSet;
 
 use crate::error::Result;
@@ -34,6 +34,13 @@ pub struct AssignOutput {
 ///
 /// Errors carry libvirt's code and full message ("XML error: ...", "internal error: ...").
 pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
+    assign_domain_xml_with(xml, &AssignOptions::default())
+}
+
+/// [`assign_domain_xml`] with virtpci's options beyond libvirt (hotplug room). Devices'
+/// `<addressPreferences>` are honoured in both; without preferences and with default
+/// options the result is libvirt 9.0's.
+pub fn assign_domain_xml_with(xml: &str, options: &AssignOptions) -> Result<AssignOutput> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
     let original: Vec<Original> = def
@@ -45,7 +52,7 @@ pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
             address: d.address.clone(),
         })
         .collect();
-    let mut plan = plan::plan(def)?;
+    let mut plan = plan::plan_with(def, options)?;
     let more = slots_without_function_zero(&plan.def, &plan.set);
     plan.warnings.extend(more);
     let xml = write_plan(&doc, &original, &plan);
@@ -324,11 +331,11 @@ fn push_controller_element(
     unit: &str,
 ) {
     out.push_str("<controller type='");
-    out.push_str(&c.ctype);
+    out.push_str(c.ctype);
     out.push_str("' index='");
     push_dec(out, i64::from(c.index()));
     out.push('\'');
-    let model = c.pci_model().map(PciModel::name).or(c.model.as_deref());
+    let model = c.pci_model().map(PciModel::name).or(c.model);
     if let Some(model) = model {
         out.push_str(" model='");
         out.push_str(model);
@@ -350,13 +357,27 @@ fn push_controller_element(
             out.push_str("'/>");
         }
         let attrs = target_attributes(c, None);
-        if !attrs.is_empty() {
+        if !attrs.is_empty() || opts.numa_node.is_some() {
             if !has_children {
                 out.push('>');
                 has_children = true;
             }
             child_start(out);
             push_target_element(out, &attrs);
+            if let Some(node) = opts.numa_node {
+                // `<target ...>` with a `<node>` child, as libvirt writes it.
+                out.truncate(out.len() - 2);
+                out.push('>');
+                out.push('\n');
+                out.push_str(indent);
+                out.push_str(unit);
+                out.push_str(unit);
+                out.push_str("<node>");
+                push_dec(out, node);
+                out.push_str("</node>");
+                child_start(out);
+                out.push_str("</target>");
+            }
         }
     }
     if let DeviceAddress::Pci { addr, multi } = address {

@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
 use crate::xml::domain::{
-    Controller, Device, DeviceAddress, DeviceKind, DomainDef, Hostdev, Multifunction,
-    PciControllerOptions,
+    BusPreference, Controller, Device, DeviceAddress, DeviceKind, DomainDef, Hostdev,
+    Multifunction, PciControllerOptions,
 };
 
 /// How one PCI controller's options were completed, for the writer.
@@ -37,9 +37,28 @@ pub struct Plan<'a> {
     pub warnings: Vec<String>,
 }
 
+/// virtpci's placement options beyond libvirt. The default is libvirt 9.0's behaviour.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AssignOptions {
+    /// Guarantee at least this many free hotplug-capable places after assignment: empty
+    /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
+    /// pc. `None`: libvirt's rule (one spare root port on q35 when controllers were added).
+    pub hotplug_ports: Option<u32>,
+    /// Keep placing devices where libvirt gives up (see issue 6); not implemented yet, so
+    /// asking for it is an error rather than a silent libvirt result.
+    pub extend: bool,
+}
+
 /// Assign every PCI address of `def` as libvirt 9.0 does.
 pub fn plan(def: DomainDef<'_>) -> Result<Plan<'_>> {
+    plan_with(def, &AssignOptions::default())
+}
+
+/// Assign every PCI address of `def` as libvirt 9.0 does, with virtpci's `options` and the
+/// devices' address preferences.
+pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan<'a>> {
     let mut planner = Planner::new(def);
+    planner.options = *options;
     planner.prepare()?;
     planner.run()?;
     planner.validate_after()?;
@@ -64,6 +83,7 @@ pub fn plan(def: DomainDef<'_>) -> Result<Plan<'_>> {
 
 struct Planner<'a> {
     def: DomainDef<'a>,
+    options: AssignOptions,
     flags: Vec<ConnectFlags>,
     controller_order: Vec<usize>,
     filled: Vec<FilledDefaults>,
@@ -79,6 +99,7 @@ impl<'a> Planner<'a> {
         let n = def.devices.len();
         Planner {
             def,
+            options: AssignOptions::default(),
             flags: vec![ConnectFlags::NONE; n],
             controller_order: Vec::new(),
             filled: vec![FilledDefaults::default(); n],
@@ -307,6 +328,7 @@ impl<'a> Planner<'a> {
             }),
             address: DeviceAddress::None,
             address_controller: None,
+            prefs: Default::default(),
         });
         self.controller_order.push(i);
     }
@@ -345,6 +367,7 @@ impl<'a> Planner<'a> {
                 kind: DeviceKind::Memballoon { model: "virtio" },
                 address: DeviceAddress::None,
                 address_controller: None,
+                prefs: Default::default(),
             });
         }
     }
@@ -404,6 +427,7 @@ impl<'a> Planner<'a> {
                 },
                 address: DeviceAddress::None,
                 address_controller: None,
+                prefs: Default::default(),
             });
         }
     }
@@ -475,6 +499,178 @@ impl<'a> Planner<'a> {
         for i in 0..self.def.devices.len() {
             self.flags[i] = device_flags(&self.def.devices[i], pcie, pcie);
         }
+    }
+
+    /// Turn each device's `bus` and `hotplug` preferences into its connect flags.
+    fn apply_preferences(&mut self) -> Result<()> {
+        let has_pcie_root = self.has_pcie_root();
+        for i in 0..self.def.devices.len() {
+            let device = &self.def.devices[i];
+            if device.prefs.is_empty() {
+                continue;
+            }
+            self.flags[i] = preferred_flags(device, self.flags[i], has_pcie_root)?;
+        }
+        Ok(())
+    }
+
+    /// `numa='N'` preferences: put each such device behind an expander bus whose `<node>` is
+    /// N (pcie-expander-bus on q35, pci-expander-bus on pc), adding the expander and, on q35,
+    /// one pcie-root-port behind it per device. The devices and the added root ports get
+    /// their addresses here; the expanders are placed by the usual algorithm on bus 0.
+    fn place_numa_devices(&mut self) -> Result<()> {
+        let mut wanted: Vec<(u32, usize)> = (0..self.def.devices.len())
+            .filter_map(|i| {
+                let d = &self.def.devices[i];
+                d.prefs
+                    .numa
+                    .filter(|_| d.address.wants_pci())
+                    .map(|n| (n, i))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        wanted.sort();
+        let machine = self.machine();
+        let expander_model = match machine {
+            MachineKind::Q35 => PciModel::PcieExpanderBus,
+            MachineKind::I440fx => PciModel::PciExpanderBus,
+            MachineKind::Other => {
+                return Err(Error::config_unsupported(
+                    "addressPreferences numa needs a pc or q35 machine",
+                ))
+            }
+        };
+        for &(node, i) in &wanted {
+            let d = &self.def.devices[i];
+            if node as usize >= self.def.numa_cells {
+                return Err(Error::xml(format!(
+                    "{}: addressPreferences numa='{node}' names a NUMA node the domain does not have (its <cpu><numa> has {} cell(s))",
+                    describe(d),
+                    self.def.numa_cells
+                )));
+            }
+            if machine == MachineKind::Q35 && d.prefs.bus == Some(BusPreference::Pci) {
+                return Err(Error::config_unsupported(format!(
+                    "{}: addressPreferences numa with bus='pci' is not supported on q35 (the devices behind a pcie-expander-bus are PCI Express)",
+                    describe(d)
+                )));
+            }
+        }
+        // New buses get indexes above every bus in use.
+        let mut next_index = self
+            .def
+            .devices
+            .iter()
+            .filter_map(|d| match (&d.kind, d.address.present_pci()) {
+                (DeviceKind::Controller(c), _) if c.ctype == "pci" => Some(c.index()),
+                (_, Some(addr)) => Some(addr.bus),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+            + 1;
+        // busNr ranges of the new expanders, from the top: each needs one number for itself
+        // and one per root port behind it.
+        let mut lowest_bus_nr: i64 = self
+            .pci_controllers()
+            .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
+            .fold(255, i64::min);
+        let mut start = 0;
+        while start < wanted.len() {
+            let node = wanted[start].0;
+            let end = wanted[start..]
+                .iter()
+                .position(|&(n, _)| n != node)
+                .map_or(wanted.len(), |p| start + p);
+            let devices: Vec<usize> = wanted[start..end].iter().map(|&(_, i)| i).collect();
+            start = end;
+            let per_bus = if machine == MachineKind::Q35 {
+                8 * 32
+            } else {
+                32
+            };
+            if devices.len() > per_bus {
+                return Err(Error::config_unsupported(format!(
+                    "{} devices prefer NUMA node {node}, but one expander bus takes at most {per_bus}",
+                    devices.len()
+                )));
+            }
+            let expander = next_index;
+            next_index += 1;
+            let children = if machine == MachineKind::Q35 {
+                devices.len() as i64
+            } else {
+                0
+            };
+            let bus_nr = lowest_bus_nr - 1 - children;
+            if bus_nr < 1 {
+                return Err(Error::config_unsupported(format!(
+                    "no bus numbers left for a NUMA node {node} expander bus"
+                )));
+            }
+            lowest_bus_nr = bus_nr;
+            let options = PciControllerOptions {
+                numa_node: Some(i64::from(node)),
+                bus_nr: Some(bus_nr),
+                ..Default::default()
+            };
+            self.add_pci_controller(expander, expander_model, options, DeviceAddress::None);
+            self.filled_last().bus_nr = true;
+            for (k, &device) in devices.iter().enumerate() {
+                let k = k as u32;
+                let target = if machine == MachineKind::Q35 {
+                    // One root port per device, eight to a slot of the expander bus.
+                    let port = next_index;
+                    next_index += 1;
+                    let at = PciAddress::new(0, expander, k / 8, k % 8);
+                    self.add_pci_controller(
+                        port,
+                        PciModel::PcieRootPort,
+                        PciControllerOptions::default(),
+                        DeviceAddress::Pci {
+                            addr: at,
+                            multi: Multifunction::Absent,
+                        },
+                    );
+                    PciAddress::new(0, port, 0, 0)
+                } else {
+                    PciAddress::new(0, expander, k, 0)
+                };
+                self.set_address(device, target, Multifunction::Absent);
+            }
+        }
+        Ok(())
+    }
+
+    /// Add a PCI controller that virtpci decided on (not libvirt).
+    fn add_pci_controller(
+        &mut self,
+        index: u32,
+        model: PciModel,
+        options: PciControllerOptions<'a>,
+        address: DeviceAddress,
+    ) {
+        let i = self.push_device(Device {
+            element: None,
+            address_element: None,
+            kind: DeviceKind::Controller(Controller {
+                ctype: "pci",
+                model: Some(model.name()),
+                index: Some(index),
+                index_missing: false,
+                pci: Some((model, options)),
+            }),
+            address,
+            address_controller: None,
+            prefs: Default::default(),
+        });
+        self.controller_order.push(i);
+    }
+
+    fn filled_last(&mut self) -> &mut FilledDefaults {
+        self.filled.last_mut().expect("a device was just added")
     }
 
     // ----- device lists in libvirt's order --------------------------------------------
@@ -588,7 +784,19 @@ impl<'a> Planner<'a> {
     // ----- the algorithm ---------------------------------------------------------------
 
     fn run(&mut self) -> Result<()> {
+        if self.options.extend {
+            return Err(Error::config_unsupported(
+                "extended placement (VIRTPCI_ASSIGN_EXTEND, --extend) is not implemented yet",
+            ));
+        }
+        let declared_max_index: i64 = self
+            .pci_controllers()
+            .map(|(_, c, _)| i64::from(c.index()))
+            .max()
+            .unwrap_or(-1);
+        self.place_numa_devices()?;
         self.compute_flags();
+        self.apply_preferences()?;
         let max_index: i64 = self
             .pci_controllers()
             .map(|(_, c, _)| i64::from(c.index()))
@@ -603,9 +811,28 @@ impl<'a> Planner<'a> {
                 set.reserve_next(PCI_FLAGS, None)?;
             }
             self.assign_slots(&mut set)?;
-            // q35 without user PCI controllers: one empty root port for hotplug.
-            if max_index <= 0 && set.bus_count() as i64 > max_index + 1 && self.has_pcie_root() {
-                set.reserve_next(ConnectFlags::PCIE_AUTO, None)?;
+            match self.options.hotplug_ports {
+                // q35 without user PCI controllers: one empty root port for hotplug.
+                None => {
+                    if declared_max_index <= 0
+                        && set.bus_count() as i64 > max_index + 1
+                        && self.has_pcie_root()
+                    {
+                        set.reserve_next(ConnectFlags::PCIE_AUTO, None)?;
+                    }
+                }
+                // Room for `n` hot-plugged devices: as many placeholder devices that need
+                // hotplug, which take free places or make the dry run add buses for them.
+                Some(n) => {
+                    let dummy = if self.has_pcie_root() {
+                        ConnectFlags::PCIE_AUTO
+                    } else {
+                        PCI_FLAGS
+                    } | ConnectFlags::HOTPLUGGABLE;
+                    for _ in 0..n {
+                        set.reserve_next(dummy, None)?;
+                    }
+                }
             }
             self.add_controllers_for_new_buses(&mut set)?;
             nbuses = set.bus_count();
@@ -646,6 +873,7 @@ impl<'a> Planner<'a> {
                     }),
                     address: DeviceAddress::None,
                     address_controller: None,
+                    prefs: Default::default(),
                 });
                 // virDomainDefMaybeAddController appends to the controller list.
                 self.controller_order.push(i);
@@ -997,7 +1225,7 @@ impl<'a> Planner<'a> {
             let pci_in_guest = hostdev.is_subsystem()
                 && (hostdev.htype == "pci"
                     || hostdev.htype == "scsi_host"
-                    || (hostdev.htype == "mdev" && hostdev.model.as_deref() == Some("vfio-pci")));
+                    || (hostdev.htype == "mdev" && hostdev.model == Some("vfio-pci")));
             if pci_in_guest && self.wants(i) {
                 self.reserve_next_for(set, i)?;
             }
@@ -1191,7 +1419,7 @@ impl<'a> Planner<'a> {
             let context = || {
                 format!(
                     "for PCI controller with index '{index}', model '{model}' and modelName '{}'",
-                    opts.model_name.as_deref().unwrap_or_default()
+                    opts.model_name.unwrap_or_default()
                 )
             };
             if let Some(name) = &opts.model_name {
@@ -1277,7 +1505,7 @@ fn usb2_companion_function(c: &Controller) -> Option<(u32, Multifunction)> {
     if c.ctype != "usb" {
         return None;
     }
-    match c.model.as_deref()? {
+    match c.model? {
         "ich9-ehci1" => Some((7, Multifunction::Absent)),
         "ich9-uhci1" => Some((0, Multifunction::On)),
         "ich9-uhci2" => Some((1, Multifunction::Absent)),
@@ -1297,7 +1525,7 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
         DeviceKind::Controller(c) => match c.ctype {
             "pci" => c.pci_model().map_or(none, PciModel::connect_flags),
             "sata" | "ide" => pci,
-            "usb" => match c.model.as_deref() {
+            "usb" => match c.model {
                 None => pci,
                 Some("nec-xhci" | "qemu-xhci") => pcie,
                 Some(
@@ -1306,13 +1534,13 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
                 ) => pci,
                 Some(_) => none,
             },
-            "scsi" => match c.model.as_deref() {
+            "scsi" => match c.model {
                 None | Some("ncr53c90") => none,
                 Some("virtio-scsi" | "virtio-non-transitional") => virtio,
                 Some(_) => pci,
             },
             "virtio-serial" => {
-                if transitional(c.model.as_deref()) {
+                if transitional(c.model) {
                     pci
                 } else {
                     virtio
@@ -1345,10 +1573,8 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             // A model libvirt does not know is "unknown", which it treats as PCI Express.
             Some(_) => pcie,
         },
-        DeviceKind::Sound { model } => match *model {
-            "es1370" | "ac97" | "ich6" | "ich9" => pci,
-            _ => none,
-        },
+        DeviceKind::Sound { model } if matches!(*model, "es1370" | "ac97" | "ich6" | "ich9") => pci,
+        DeviceKind::Sound { .. } => none,
         DeviceKind::Disk { bus, model, .. } => {
             if *bus != "virtio" {
                 none
@@ -1412,10 +1638,8 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             Some("virtio-transitional") => pci,
             _ => virtio,
         },
-        DeviceKind::Memory { model } => match *model {
-            "virtio-pmem" | "virtio-mem" => virtio,
-            _ => none,
-        },
+        DeviceKind::Memory { model } if matches!(*model, "virtio-pmem" | "virtio-mem") => virtio,
+        DeviceKind::Memory { .. } => none,
         DeviceKind::Crypto { model } => {
             if *model == "virtio" {
                 pci
@@ -1480,7 +1704,7 @@ fn hostdev_flags(
         return pcie;
     }
     if h.htype == "scsi_host" {
-        return if h.model.as_deref() == Some("virtio-transitional") {
+        return if h.model == Some("virtio-transitional") {
             pci
         } else {
             virtio
@@ -1488,4 +1712,108 @@ fn hostdev_flags(
     }
     // libvirt opens the host device here; one that is not on this host counts as PCIe.
     pcie
+}
+
+/// A short description of a device for messages about its preferences.
+fn describe(device: &Device) -> String {
+    let name = match &device.kind {
+        DeviceKind::Disk { .. } => "disk",
+        DeviceKind::Controller(_) => "controller",
+        DeviceKind::Filesystem { .. } => "filesystem",
+        DeviceKind::Net { .. } => "interface",
+        DeviceKind::Sound { .. } => "sound",
+        DeviceKind::Hostdev(_) => "hostdev",
+        DeviceKind::Memballoon { .. } => "memballoon",
+        DeviceKind::Rng { .. } => "rng",
+        DeviceKind::Watchdog { .. } => "watchdog",
+        DeviceKind::Video { .. } => "video",
+        DeviceKind::Shmem => "shmem",
+        DeviceKind::Input { .. } => "input",
+        DeviceKind::Serial { .. } => "serial",
+        DeviceKind::Console { .. } => "console",
+        DeviceKind::Channel { .. } => "channel",
+        DeviceKind::Iommu { .. } => "iommu",
+        DeviceKind::Vsock { .. } => "vsock",
+        DeviceKind::Memory { .. } => "memory",
+        DeviceKind::Crypto { .. } => "crypto",
+        DeviceKind::Panic { .. } => "panic",
+        _ => "device",
+    };
+    match device.prefs.line {
+        Some(line) => format!("<{name}> at line {line}"),
+        None => format!("<{name}>"),
+    }
+}
+
+/// Whether a device may be placed on either conventional PCI or PCI Express (virtio devices
+/// that are not transitional, PCI host devices, the xHCI USB controllers).
+fn can_use_either_bus(device: &Device) -> bool {
+    const MARK: ConnectFlags = ConnectFlags(1 << 20);
+    if device_flags(device, ConnectFlags::PCIE_AUTO, MARK).intersects(MARK) {
+        return true;
+    }
+    match &device.kind {
+        DeviceKind::Hostdev(h)
+        | DeviceKind::Net {
+            hostdev: Some(h), ..
+        } => h.is_subsystem() && h.htype == "pci",
+        DeviceKind::Controller(c) => {
+            c.ctype == "usb" && matches!(c.model, Some("nec-xhci" | "qemu-xhci"))
+        }
+        _ => false,
+    }
+}
+
+/// The connect flags of `device` (libvirt's are `flags`) after its `bus` and `hotplug`
+/// preferences; an error names the device when a preference cannot be met.
+pub fn preferred_flags(
+    device: &Device,
+    flags: ConnectFlags,
+    has_pcie_root: bool,
+) -> Result<ConnectFlags> {
+    let prefs = device.prefs;
+    if prefs.is_empty() {
+        return Ok(flags);
+    }
+    if flags.is_empty() {
+        return Err(Error::xml(format!(
+            "{}: addressPreferences apply only to devices that take a PCI address",
+            describe(device)
+        )));
+    }
+    let mut flags = flags;
+    let keep = flags & (ConnectFlags::INTEGRATED | ConnectFlags::HOTPLUGGABLE);
+    match prefs.bus {
+        None => {}
+        Some(BusPreference::Pci) if flags.intersects(ConnectFlags::PCI_DEVICE) => {}
+        Some(BusPreference::Pci) if can_use_either_bus(device) => flags = PCI_FLAGS | keep,
+        Some(BusPreference::Pci) => {
+            return Err(Error::config_unsupported(format!(
+                "{}: addressPreferences bus='pci' cannot be met, the device is PCI Express only",
+                describe(device)
+            )))
+        }
+        Some(BusPreference::Pcie) if !has_pcie_root => {
+            return Err(Error::config_unsupported(format!(
+                "{}: addressPreferences bus='pcie' needs a PCI Express machine (q35); this machine has conventional PCI only",
+                describe(device)
+            )))
+        }
+        Some(BusPreference::Pcie) if flags.intersects(ConnectFlags::PCIE_DEVICE) => {}
+        Some(BusPreference::Pcie) if can_use_either_bus(device) => {
+            flags = ConnectFlags::PCIE_AUTO | keep
+        }
+        Some(BusPreference::Pcie) => {
+            return Err(Error::config_unsupported(format!(
+                "{}: addressPreferences bus='pcie' cannot be met, the device is conventional PCI only",
+                describe(device)
+            )))
+        }
+    }
+    match prefs.hotplug {
+        None => {}
+        Some(true) => flags |= ConnectFlags::HOTPLUGGABLE,
+        Some(false) => flags |= ConnectFlags::PLACE_WITHOUT_HOTPLUG,
+    }
+    Ok(flags)
 }

@@ -206,6 +206,7 @@ impl AddressSet {
             }
         } else if device.intersects(ConnectFlags::AUTOASSIGN)
             && !bus.intersects(ConnectFlags::AUTOASSIGN)
+            && !device.intersects(ConnectFlags::PLACE_WITHOUT_HOTPLUG)
         {
             return Some(Incompatible::NoAutoassign);
         }
@@ -415,6 +416,25 @@ impl AddressSet {
         Ok(addr)
     }
 
+    /// Reserve the first free address for a device with `flags` on a bus that `allowed`
+    /// accepts, buses in order; the set never grows here.
+    pub fn reserve_next_on(
+        &mut self,
+        flags: ConnectFlags,
+        allowed: impl Fn(usize) -> bool,
+    ) -> Result<PciAddress> {
+        for bus_index in 0..self.buses.len() {
+            if !allowed(bus_index) {
+                continue;
+            }
+            if let Some(addr) = self.find_on_bus(bus_index, None, flags) {
+                self.buses[bus_index].take(addr.slot, addr.function, flags);
+                return Ok(addr);
+            }
+        }
+        Err(Error::internal("No more available PCI slots"))
+    }
+
     /// Add buses so that `addr.bus` exists, choosing their model from what the device needs
     /// (virDomainPCIAddressSetGrow). May move `addr` one bus up when a pure PCIe topology
     /// needs a pcie-root-port before the pcie-to-pci-bridge.
@@ -454,7 +474,7 @@ impl AddressSet {
                 )),
                 None => Error::internal(format!(
                     "Cannot automatically add a new PCI bus for a device with connect flags {:02x}",
-                    flags.0
+                    flags.0 & ConnectFlags::LIBVIRT_MASK.0
                 )),
             });
         };

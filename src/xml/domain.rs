@@ -213,6 +213,111 @@ pub struct Device<'a> {
     pub address: DeviceAddress,
     /// The `controller` attribute of a drive or virtio-serial address.
     pub address_controller: Option<u32>,
+    /// virtpci's placement preferences (`<addressPreferences>`, `<hotplug require>`).
+    pub prefs: AddressPreferences,
+}
+
+/// Which kind of bus a device that can use either should get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusPreference {
+    /// Conventional PCI.
+    Pci,
+    /// PCI Express.
+    Pcie,
+}
+
+/// Where a device would like to be placed when its address is picked automatically (seed
+/// thread S2): `<addressPreferences hotplug='yes|no' bus='pci|pcie' numa='N'/>`, and
+/// `<hotplug require='no'/>` for `hotplug='no'`. None of it changes a configured address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddressPreferences {
+    /// `Some(false)`: the device is never unplugged, so it may sit on a bus without hotplug
+    /// (pcie-root as an integrated endpoint). `Some(true)`: it must be on a bus with hotplug.
+    pub hotplug: Option<bool>,
+    pub bus: Option<BusPreference>,
+    /// The guest NUMA node whose expander bus the device should sit behind.
+    pub numa: Option<u32>,
+    /// The line of the device element, for messages.
+    pub line: Option<usize>,
+}
+
+impl AddressPreferences {
+    /// No preference is given.
+    pub fn is_empty(&self) -> bool {
+        self.hotplug.is_none() && self.bus.is_none() && self.numa.is_none()
+    }
+}
+
+/// Read the placement preferences of device element `id`.
+pub fn read_preferences(doc: &Document<'_>, id: ElementId) -> Result<AddressPreferences> {
+    let mut prefs = AddressPreferences::default();
+    let device = doc.element(id);
+    let line = || doc.line_of(device.start);
+    let bad = |what: String| Error::xml(format!("<{}> at line {}: {what}", device.name, line()));
+    if let Some(p) = doc.child(id, "addressPreferences") {
+        for attr in doc.element(p).attrs {
+            let value: &str = &attr.value;
+            match attr.name {
+                "hotplug" => {
+                    prefs.hotplug = Some(match value {
+                        "yes" => true,
+                        "no" => false,
+                        _ => {
+                            return Err(bad(format!(
+                                "addressPreferences hotplug='{value}' is not 'yes' or 'no'"
+                            )))
+                        }
+                    })
+                }
+                "bus" => {
+                    prefs.bus = Some(match value {
+                        "pci" => BusPreference::Pci,
+                        "pcie" => BusPreference::Pcie,
+                        _ => {
+                            return Err(bad(format!(
+                                "addressPreferences bus='{value}' is not 'pci' or 'pcie'"
+                            )))
+                        }
+                    })
+                }
+                "numa" => {
+                    let node = value.trim().parse::<u32>().map_err(|_| {
+                        bad(format!(
+                            "addressPreferences numa='{value}' is not a NUMA node number"
+                        ))
+                    })?;
+                    prefs.numa = Some(node);
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown address preference '{other}' (known: hotplug, bus, numa)"
+                    )))
+                }
+            }
+        }
+    }
+    if let Some(h) = doc.child(id, "hotplug") {
+        let required = match doc.element(h).attr("require") {
+            Some("no") => false,
+            Some("yes") => true,
+            Some(other) => {
+                return Err(bad(format!(
+                    "<hotplug require='{other}'/> is not 'yes' or 'no'"
+                )))
+            }
+            None => return Err(bad("<hotplug> without a 'require' attribute".into())),
+        };
+        if prefs.hotplug.is_some_and(|h| h != required) {
+            return Err(bad(
+                "<hotplug require> and addressPreferences hotplug contradict each other".into(),
+            ));
+        }
+        prefs.hotplug = Some(required);
+    }
+    if !prefs.is_empty() {
+        prefs.line = Some(line());
+    }
+    Ok(prefs)
 }
 
 impl<'a> Device<'a> {
@@ -318,7 +423,7 @@ pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a
         },
         "interface" => {
             let net_type = attr("type").unwrap_or_default();
-            let hostdev = (net_type == "hostdev").then(|| Hostdev {
+            let hostdev = (net_type == "hostdev").then_some(Hostdev {
                 mode: "subsystem",
                 htype: "pci",
                 model: None,
@@ -397,18 +502,20 @@ pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a
         .filter(|&a| matches!(doc.element(a).attr("type"), Some("drive" | "virtio-serial")))
         .and_then(|a| doc.element(a).attr("controller"))
         .and_then(parse_xml_uint);
+    let prefs = read_preferences(doc, id)?;
     Ok(Device {
         element: Some(id),
         address_element,
         kind,
         address,
         address_controller,
+        prefs,
     })
 }
 
 /// The bus libvirt derives from a disk's target name when `bus` is missing.
 fn default_disk_bus(target: &str) -> &'static str {
-    let bus = if target.starts_with("hd") {
+    (if target.starts_with("hd") {
         "ide"
     } else if target.starts_with("sd") {
         "scsi"
@@ -422,8 +529,7 @@ fn default_disk_bus(target: &str) -> &'static str {
         "fdc"
     } else {
         "ide"
-    };
-    bus
+    }) as _
 }
 
 /// Parse an `<address>` element (libvirt's virPCIDeviceAddressParseXML for type='pci').

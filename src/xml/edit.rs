@@ -18,6 +18,8 @@ pub struct Editor<'d, 'a> {
     doc: &'d Document<'a>,
     splices: Vec<Splice>,
     arena: String,
+    /// The texts of new last children, kept apart until they are spliced in.
+    children_arena: String,
     /// New last children per element, as (element, text range), in the order added; flushed
     /// together so a self-closing element is opened only once.
     appended: Vec<(ElementId, (usize, usize))>,
@@ -45,6 +47,7 @@ impl<'d, 'a> Editor<'d, 'a> {
             doc,
             splices: Vec::new(),
             arena: String::new(),
+            children_arena: String::new(),
             appended: Vec::new(),
             unit,
         }
@@ -124,9 +127,9 @@ impl<'d, 'a> Editor<'d, 'a> {
     /// Add an element written by `write` (one line, or several lines already indented for
     /// the child level after the first) as the last child of `id`.
     pub fn append_child_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
-        let from = self.arena.len();
-        write(&mut self.arena);
-        self.appended.push((id, (from, self.arena.len())));
+        let from = self.children_arena.len();
+        write(&mut self.children_arena);
+        self.appended.push((id, (from, self.children_arena.len())));
     }
 
     /// Make room for `bytes` more bytes of new text.
@@ -203,15 +206,15 @@ impl<'d, 'a> Editor<'d, 'a> {
         let own_indent = self.indent_of(id);
         let child_indent = self.child_indent(id);
         let text = self.doc.text;
-        // Children are copied within the arena: take it out while writing.
         let mut arena = std::mem::take(&mut self.arena);
+        let texts = &self.children_arena;
         let push_children = |arena: &mut String, ci: Option<&str>| {
             for &(_, (from, to)) in children {
                 if let Some(ci) = ci {
                     arena.push('\n');
                     arena.push_str(ci);
                 }
-                arena.extend_from_within(from..to);
+                arena.push_str(&texts[from..to]);
             }
         };
         let from = arena.len();

@@ -1,13 +1,31 @@
 //! `virtpci assign FILE.xml|-`: print the domain with libvirt's PCI addresses filled in.
 
 use std::io::{Read, Write};
-use virtpci::{Error, Result};
+use virtpci::{AssignOptions, Error, Result};
 
-/// Read the domain from `path` (`-` is standard input), assign, print the XML on standard
+/// `virtpci assign` arguments.
+#[derive(clap::Args)]
+pub struct AssignArgs {
+    /// The domain XML file, or - for standard input.
+    file: String,
+    /// Leave at least N free hotplug-capable places: empty pcie-root-ports on q35, free
+    /// slots on buses with hotplug on pc (default: libvirt's one spare root port).
+    #[arg(long, value_name = "N")]
+    hotplug_ports: Option<u32>,
+    /// Keep placing devices past libvirt's limits (not implemented yet: refused).
+    #[arg(long)]
+    extend: bool,
+}
+
+/// Read the domain from the file (`-` is standard input), assign, print the XML on standard
 /// output and the warnings on standard error.
-pub fn run(path: &str) -> Result<()> {
-    let xml = read_input(path)?;
-    let out = virtpci::assign_domain_xml(&xml)?;
+pub fn run(args: AssignArgs) -> Result<()> {
+    let xml = read_input(&args.file)?;
+    let options = AssignOptions {
+        hotplug_ports: args.hotplug_ports,
+        extend: args.extend,
+    };
+    let out = virtpci::assign_domain_xml_with(&xml, &options)?;
     for warning in &out.warnings {
         eprintln!("warning: {warning}");
     }

@@ -28,10 +28,7 @@ enum Command {
         addresses: Vec<String>,
     },
     /// Assign guest PCI addresses to a domain as libvirt 9.0 does, and print the result.
-    Assign {
-        /// The domain XML file, or - for standard input.
-        file: String,
-    },
+    Assign(assign::AssignArgs),
     /// List the host's IOMMU groups with their devices (address, class, ids, driver).
     Groups(groups::GroupsArgs),
     /// Record a host's PCI topology as JSON, or build a sysfs-shaped tree from such a record.
@@ -50,7 +47,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Assign { file } => assign::run(&file),
+        Command::Assign(args) => assign::run(args),
         Command::Groups(args) => groups::run(args),
         Command::Host(args) => host::run(args),
     }
