@@ -437,7 +437,6 @@ fn hotplug_room_leaves_free_places() {
         let xml = domain(machine, 0, &devices);
         let options = AssignOptions {
             hotplug_ports: Some(n),
-            ..Default::default()
         };
         let out = assign_domain_xml_with(&xml, &options).unwrap().xml;
         let topo = check_valid(&out);

@@ -44,9 +44,6 @@ pub struct AssignOptions {
     /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
     /// pc. `None`: libvirt's rule (one spare root port on q35 when controllers were added).
     pub hotplug_ports: Option<u32>,
-    /// Keep placing devices where libvirt gives up (see issue 6); not implemented yet, so
-    /// asking for it is an error rather than a silent libvirt result.
-    pub extend: bool,
 }
 
 /// Assign every PCI address of `def` as libvirt 9.0 does.
@@ -784,11 +781,6 @@ impl<'a> Planner<'a> {
     // ----- the algorithm ---------------------------------------------------------------
 
     fn run(&mut self) -> Result<()> {
-        if self.options.extend {
-            return Err(Error::config_unsupported(
-                "extended placement (VIRTPCI_ASSIGN_EXTEND, --extend) is not implemented yet",
-            ));
-        }
         let declared_max_index: i64 = self
             .pci_controllers()
             .map(|(_, c, _)| i64::from(c.index()))

@@ -12,9 +12,6 @@ pub struct AssignArgs {
     /// slots on buses with hotplug on pc (default: libvirt's one spare root port).
     #[arg(long, value_name = "N")]
     hotplug_ports: Option<u32>,
-    /// Keep placing devices past libvirt's limits (not implemented yet: refused).
-    #[arg(long)]
-    extend: bool,
 }
 
 /// Read the domain from the file (`-` is standard input), assign, print the XML on standard
@@ -23,7 +20,6 @@ pub fn run(args: AssignArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
     let options = AssignOptions {
         hotplug_ports: args.hotplug_ports,
-        extend: args.extend,
     };
     let out = virtpci::assign_domain_xml_with(&xml, &options)?;
     for warning in &out.warnings {
