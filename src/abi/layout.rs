@@ -92,6 +92,16 @@ impl std::fmt::Display for AddressFact {
     }
 }
 
+/// A controller's type, index and model (`usb 0 ich9-ehci1`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ControllerId {
+    #[serde(rename = "type")]
+    pub ctype: String,
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
 /// The facts of a `<controller type='pci'>` that the guest sees.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PciControllerFacts {
@@ -130,6 +140,8 @@ pub struct Entry {
     /// The definition gave the PCI address (it was not assigned automatically).
     pub address_written: bool,
     pub pci_controller: Option<PciControllerFacts>,
+    /// For a controller of any type: its type, index and model.
+    pub controller: Option<ControllerId>,
 }
 
 /// The PCI layout of one domain definition.
@@ -325,7 +337,13 @@ fn entry(
         }
     }
     if let DeviceKind::Controller(c) = &device.kind {
-        let name = format!("{} {}", c.ctype, c.index());
+        // USB2 companions share one index: the model tells them apart.
+        let name = format!(
+            "{} {} {}",
+            c.ctype,
+            c.index(),
+            c.model.as_deref().unwrap_or_default()
+        );
         model = c.model.clone();
         kind = format!("controller {}", c.ctype);
         label = Some(match &c.model {
@@ -387,6 +405,11 @@ fn entry(
         written_multi,
         address_written,
         pci_controller,
+        controller: device.controller().map(|c| ControllerId {
+            ctype: c.ctype.clone(),
+            index: c.index(),
+            model: c.model.clone(),
+        }),
     }
 }
 

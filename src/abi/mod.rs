@@ -19,8 +19,8 @@ pub mod layout;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::xml::domain::Multifunction;
-pub use layout::LayoutMode;
 use layout::{read_layout, Entry, Key, Layout};
+pub use layout::{ControllerId, LayoutMode};
 use serde::Serialize;
 
 /// What changed about one device or controller.
@@ -86,6 +86,9 @@ impl ChangeKind {
 pub struct Position {
     pub tag: String,
     pub ordinal: usize,
+    /// For a controller: its type, index and model (PCI controllers are known by index).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerId>,
 }
 
 /// One guest-visible (or, for [`ChangeKind::MultifunctionSpelling`], merely written) change.
@@ -359,14 +362,14 @@ pub fn pair_entries(old: &[Entry], new: &[Entry]) -> Vec<(Option<usize>, Option<
             if old_taken[o] || old[o].pci_controller.is_some() {
                 continue;
             }
-            let Some(key) = old[o].key(round) else {
+            let Some(key) = unique_key(old, o, round) else {
                 continue;
             };
             let found = (0..new.len()).find(|&n| {
                 !new_taken[n]
                     && new[n].pci_controller.is_none()
                     && new[n].tag == old[o].tag
-                    && new[n].key(round) == Some(key)
+                    && unique_key(new, n, round) == Some(key)
             });
             if let Some(n) = found {
                 link(o, n, &mut old_taken, &mut new_taken);
@@ -405,6 +408,17 @@ pub fn pair_entries(old: &[Entry], new: &[Entry]) -> Vec<(Option<usize>, Option<
     pairs
 }
 
+/// The key of `round` of `entries[i]`, unless another device of the same element has it too
+/// (two NICs with one MAC identify nothing).
+fn unique_key(entries: &[Entry], i: usize, round: usize) -> Option<&Key> {
+    let key = entries[i].key(round)?;
+    let shared = entries
+        .iter()
+        .enumerate()
+        .any(|(j, e)| j != i && e.tag == entries[i].tag && e.key(round) == Some(key));
+    (!shared).then_some(key)
+}
+
 /// Both devices have a key of the same kind, with different values.
 fn keys_conflict(a: &Entry, b: &Entry) -> bool {
     (0..Key::ROUNDS).any(|r| matches!((a.key(r), b.key(r)), (Some(x), Some(y)) if x != y))
@@ -414,6 +428,7 @@ fn position(e: &Entry) -> Position {
     Position {
         tag: e.tag.clone(),
         ordinal: e.ordinal,
+        controller: e.controller.clone(),
     }
 }
 
