@@ -5,6 +5,7 @@
 //! into `VIRTPCI_ERR_INTERNAL`: nothing unwinds into C. No exported item is made by a macro, so
 //! cbindgen sees every signature.
 
+pub mod abi;
 pub mod address;
 pub mod assign;
 pub mod boundary;

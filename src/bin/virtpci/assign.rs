@@ -18,7 +18,7 @@ pub fn run(path: &str) -> Result<()> {
         .map_err(|e| Error::system("cannot write the result", &e))
 }
 
-fn read_input(path: &str) -> Result<String> {
+pub fn read_input(path: &str) -> Result<String> {
     let mut text = String::new();
     if path == "-" {
         std::io::stdin()

@@ -1,5 +1,6 @@
 //! The `virtpci` command-line tool, built on the library's Rust API.
 
+mod abi_diff;
 mod assign;
 mod groups;
 mod host;
@@ -32,6 +33,8 @@ enum Command {
         /// The domain XML file, or - for standard input.
         file: String,
     },
+    /// List every guest-visible PCI change between two definitions of the same guest.
+    AbiDiff(abi_diff::AbiDiffArgs),
     /// List the host's IOMMU groups with their devices (address, class, ids, driver).
     Groups(groups::GroupsArgs),
     /// Record a host's PCI topology as JSON, or build a sysfs-shaped tree from such a record.
@@ -51,6 +54,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Assign { file } => assign::run(&file),
+        Command::AbiDiff(args) => abi_diff::run(args),
         Command::Groups(args) => groups::run(args),
         Command::Host(args) => host::run(args),
     }
