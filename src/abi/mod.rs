@@ -311,6 +311,9 @@ fn same_guest(old: &Layout, new: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// A rule saying two entries are the same device.
+type SameDevice = dyn Fn(&Entry, &Entry) -> bool;
+
 /// A pairing of old and new entries (indexes into each layout's `entries`).
 type Pair = (Option<usize>, Option<usize>);
 
@@ -325,7 +328,7 @@ pub fn pair_entries(old: &[Entry], new: &[Entry]) -> Vec<(Option<usize>, Option<
         pairs.push((Some(o), Some(n)));
     };
     // PCI controllers.
-    let pci_rounds: [&dyn Fn(&Entry, &Entry) -> bool; 4] = [
+    let pci_rounds: [&SameDevice; 4] = [
         &|a, b| a.key(0).is_some() && a.key(0) == b.key(0),
         &|a, b| {
             let (x, y) = (
