@@ -8,6 +8,7 @@
 pub mod hotplug;
 pub mod plan;
 pub mod set;
+pub mod slot_plan;
 
 pub use hotplug::HotplugAddressSet;
 pub use plan::{plan, Plan};
