@@ -12,3 +12,4 @@ pub mod boundary;
 pub mod general;
 pub mod host;
 pub mod log;
+pub mod slot_plan;
