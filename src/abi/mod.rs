@@ -818,4 +818,83 @@ mod tests {
             err.message
         );
     }
+
+    #[test]
+    fn anonymous_devices_pair_by_kind_same_address_first() {
+        let v = |slot: u32| {
+            format!(
+                "<video><model type='virtio'/><address type='pci' bus='0' slot='{slot}'/></video>"
+            )
+        };
+        let none = "<memballoon model='none'/>";
+        let old = dom(&format!("{}{}{none}", v(2), v(6)));
+        let new = dom(&format!("{}{none}", v(6)));
+        let r = check_abi_stability(&old, &new, AbiOptions::default()).unwrap();
+        assert_eq!(
+            kinds(&r),
+            vec![ChangeKind::DeviceRemoved],
+            "{}",
+            r.to_text()
+        );
+        assert_eq!(r.changes[0].old.as_deref(), Some("0000:00:02.0"));
+    }
+
+    #[test]
+    fn controller_changes_are_named() {
+        let q35 = |ctrls: &str| {
+            format!(
+                "<domain type='qemu'><name>q</name><os><type machine='q35'>hvm</type></os><devices>\
+                 <controller type='pci' index='0' model='pcie-root'/>{ctrls}\
+                 <controller type='usb' index='0' model='none'/><memballoon model='none'/>\
+                 </devices></domain>"
+            )
+        };
+        let port = |index: u32, chassis: u32, slot: u32| {
+            format!(
+                "<controller type='pci' index='{index}' model='pcie-root-port'>\
+                 <target chassis='{chassis}' port='0x10'/>\
+                 <address type='pci' bus='0' slot='{slot}'/></controller>"
+            )
+        };
+        let old = q35(&format!("{}{}", port(1, 1, 2), port(2, 2, 3)));
+        // Index 2 renumbered to 3 (same model and address), index 1's chassis changed. As
+        // written: assignment would add a controller for the missing index 2.
+        let new = q35(&format!("{}{}", port(1, 7, 2), port(3, 2, 3)));
+        let as_given = AbiOptions {
+            mode: LayoutMode::AsGiven,
+        };
+        let r = check_abi_stability(&old, &new, as_given).unwrap();
+        let text = r.to_text();
+        assert!(
+            r.changes
+                .iter()
+                .any(|c| c.kind == ChangeKind::ControllerTarget
+                    && c.attribute.as_deref() == Some("chassis")
+                    && c.old.as_deref() == Some("1")
+                    && c.new.as_deref() == Some("7")),
+            "{text}"
+        );
+        assert!(
+            r.changes
+                .iter()
+                .any(|c| c.kind == ChangeKind::ControllerRenumbered
+                    && c.old.as_deref() == Some("2")
+                    && c.new.as_deref() == Some("3")),
+            "{text}"
+        );
+        // A controller only in the new definition.
+        let added = q35(&format!(
+            "{}{}{}",
+            port(1, 1, 2),
+            port(2, 2, 3),
+            port(3, 3, 4)
+        ));
+        let r = check_abi_stability(&old, &added, AbiOptions::default()).unwrap();
+        assert_eq!(
+            kinds(&r),
+            vec![ChangeKind::ControllerAdded],
+            "{}",
+            r.to_text()
+        );
+    }
 }
