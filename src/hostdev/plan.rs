@@ -28,6 +28,18 @@ pub enum Action {
     Refused,
 }
 
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Detach { .. } => "detach",
+            Action::AlreadyOnStub => "already-on-stub",
+            Action::FromInactive => "from-inactive",
+            Action::Adopt => "adopt",
+            Action::Refused => "refused",
+        }
+    }
+}
+
 /// One hostdev of the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostdevCheck {
@@ -81,6 +93,75 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// The report as JSON (what `virtpci check --json` prints).
+    pub fn to_json(&self) -> String {
+        use serde_json::json;
+        let owner = |o: &Option<Owner>| {
+            o.as_ref()
+                .map(|o| json!({"driver": o.driver, "domain": o.domain}))
+        };
+        let hostdevs: Vec<_> = self
+            .hostdevs
+            .iter()
+            .map(|h| {
+                let (reset, also) = match &h.reset {
+                    Some(ResetCapability::Flr) => ("flr", vec![]),
+                    Some(ResetCapability::PowerManagement) => ("pm", vec![]),
+                    Some(ResetCapability::SecondaryBus { also_resets }) => {
+                        ("bus", also_resets.iter().map(|a| a.to_string()).collect())
+                    }
+                    Some(ResetCapability::None) => ("none", vec![]),
+                    None => ("unknown", vec![]),
+                };
+                json!({
+                    "source": h.source.to_string(),
+                    "managed": h.managed,
+                    "unassigned": h.unassigned,
+                    "stub": h.stub,
+                    "exists": h.exists,
+                    "driver": h.current.driver,
+                    "driver_override": h.current.driver_override,
+                    "iommu_group": h.iommu_group,
+                    "action": h.action.name(),
+                    "reset": reset,
+                    "bus_reset_also_resets": also,
+                    "critical": h.critical.as_ref().map(|c| c.to_string()),
+                })
+            })
+            .collect();
+        let groups: Vec<_> = self
+            .groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "number": g.number,
+                    "members": g.members.iter().map(|m| json!({
+                        "address": m.address.to_string(),
+                        "driver": m.driver,
+                        "bridge": m.bridge,
+                        "declared": m.declared,
+                        "owner": owner(&m.owner),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let violations: Vec<_> = self
+            .violations
+            .iter()
+            .map(|e| json!({"code": e.code as i32, "message": e.message}))
+            .collect();
+        let doc = json!({
+            "driver": self.owner.driver,
+            "domain": self.owner.domain,
+            "ok": self.ok(),
+            "hostdevs": hostdevs,
+            "groups": groups,
+            "violations": violations,
+            "warnings": self.warnings,
+        });
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     }
 
     /// The devices prepare would move to their stub.
