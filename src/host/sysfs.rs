@@ -122,14 +122,27 @@ impl Sysfs {
         let flags = flags | OFlags::CLOEXEC;
         let rel = if rel.is_empty() { "." } else { rel };
         match self.resolution {
-            Resolution::Kernel => rfs::openat2(
-                &self.dir,
-                rel,
-                flags,
-                Mode::empty(),
-                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-            )
-            .map_err(io::Error::from),
+            Resolution::Kernel => {
+                // openat2 with RESOLVE_BENEATH fails with EAGAIN when a rename happened
+                // anywhere on the system during the lookup (openat2(2)); retry, and after a
+                // few tries resolve in user space, which has no such race.
+                for _ in 0..8 {
+                    match rfs::openat2(
+                        &self.dir,
+                        rel,
+                        flags,
+                        Mode::empty(),
+                        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+                    ) {
+                        Err(rustix::io::Errno::AGAIN) => continue,
+                        other => return other.map_err(io::Error::from),
+                    }
+                }
+                let follow_last = !flags.contains(OFlags::NOFOLLOW);
+                let resolved = self.resolve_userland(rel, follow_last)?;
+                let resolved = if resolved.is_empty() { "." } else { &resolved };
+                rfs::openat(&self.dir, resolved, flags, Mode::empty()).map_err(io::Error::from)
+            }
             Resolution::Userland => {
                 let follow_last = !flags.contains(OFlags::NOFOLLOW);
                 let resolved = self.resolve_userland(rel, follow_last)?;
