@@ -401,7 +401,8 @@ impl HostdevManager {
                 self.warn(&format!("Failed to reset PCI device: {}", e.message));
             }
         }
-        let mut returned: Vec<&BookEntry> = Vec::new();
+        // Where each device is before re-attach moves it, to put it back on failure.
+        let mut returned: Vec<(&BookEntry, DeviceState)> = Vec::new();
         let mut failure: Option<Error> = None;
         for t in &targets {
             let e = &t.entry;
@@ -417,7 +418,14 @@ impl HostdevManager {
             if !e.managed {
                 continue;
             }
-            returned.push(e);
+            let prior = match moves::current(&self.host, &e.address) {
+                Ok(p) => p,
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            };
+            returned.push((e, prior));
             let moved = match &e.original {
                 Some(orig) => moves::restore(&self.host, &e.address, orig),
                 None => moves::release_to_host(&self.host, &e.address, &e.stub),
@@ -433,13 +441,8 @@ impl HostdevManager {
             None => s.commit_if_changed(after),
         };
         if let Err(err) = result {
-            for e in returned.iter().rev() {
-                if e.original.as_ref().and_then(|o| o.driver.as_deref()) == Some(&e.stub) {
-                    continue;
-                }
-                let back = moves::bind_to_stub(&self.host, &e.address, &e.stub)
-                    .and_then(|_| moves::confirm_driver(&self.host, &e.address, Some(&e.stub)));
-                if let Err(b) = back {
+            for (e, prior) in returned.iter().rev() {
+                if let Err(b) = moves::restore(&self.host, &e.address, prior) {
                     self.warn(&format!(
                         "Failed to return PCI device {} to {} after a failed re-attach: {}",
                         e.address, e.stub, b.message
@@ -609,15 +612,26 @@ impl HostdevManager {
             .as_ref()
             .and_then(|e| e.original.clone())
             .filter(|o| !o.driver.as_deref().is_some_and(moves::is_vfio_driver));
-        match original {
-            Some(orig) => moves::restore(&self.host, addr, &orig)?,
-            None => {
-                if let Some(d) = now.driver.as_deref().filter(|d| moves::is_vfio_driver(d)) {
-                    moves::release_to_host(&self.host, addr, d)?;
-                } else if now.driver_override.is_some() && entry.is_some() {
-                    self.host.set_driver_override(addr, None)?;
+        let moved = match original {
+            Some(orig) => moves::restore(&self.host, addr, &orig),
+            None => match now.driver.as_deref().filter(|d| moves::is_vfio_driver(d)) {
+                Some(d) => moves::release_to_host(&self.host, addr, d),
+                None if now.driver_override.is_some() && entry.is_some() => {
+                    self.host.set_driver_override(addr, None)
                 }
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = moved {
+            // Back where it was, still in the inactive list: the call may be retried.
+            if let Err(r) = moves::restore(&self.host, addr, &now) {
+                self.warn(&format!(
+                    "Failed to return PCI device {addr} to {} after a failed re-attach: {}",
+                    now.driver.as_deref().unwrap_or("no driver"),
+                    r.message
+                ));
             }
+            return Err(e);
         }
         let mut after = s.book.clone();
         after.take_inactive(addr);
