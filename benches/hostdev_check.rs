@@ -17,12 +17,24 @@ use virtpci::host::Host;
 use virtpci::hostdev::{HostdevManager, HostdevSpec};
 use virtpci::PciAddress;
 
-fn rec(addr: String, parent: Option<String>, class: &str, driver: &str, group: u32, pcie: &str, mf: bool) -> DeviceRecord {
+fn rec(
+    addr: String,
+    parent: Option<String>,
+    class: &str,
+    driver: &str,
+    group: u32,
+    pcie: &str,
+    mf: bool,
+) -> DeviceRecord {
     DeviceRecord {
         address: addr,
         parent,
         vendor: "0x8086".into(),
-        device: if class == "0x060400" { "0x2030".into() } else { "0x1521".into() },
+        device: if class == "0x060400" {
+            "0x2030".into()
+        } else {
+            "0x1521".into()
+        },
         class: class.into(),
         subsystem_vendor: None,
         subsystem_device: None,
@@ -56,24 +68,56 @@ fn generate(dir: &Path) -> (usize, Vec<Vec<PciAddress>>) {
         let mut bus = 1u32;
         for rp in 0..8u32 {
             let rp_addr = format!("{domain:04x}:00:{:02x}.0", rp + 1);
-            devices.push(rec(rp_addr.clone(), None, "0x060400", "pcieport", group, "root_port", false));
+            devices.push(rec(
+                rp_addr.clone(),
+                None,
+                "0x060400",
+                "pcieport",
+                group,
+                "root_port",
+                false,
+            ));
             group += 1;
             let us_bus = bus;
             let ds_bus = bus + 1;
             bus += 2;
             let us_addr = format!("{domain:04x}:{us_bus:02x}:00.0");
-            devices.push(rec(us_addr.clone(), Some(rp_addr), "0x060400", "pcieport", group, "upstream_port", false));
+            devices.push(rec(
+                us_addr.clone(),
+                Some(rp_addr),
+                "0x060400",
+                "pcieport",
+                group,
+                "upstream_port",
+                false,
+            ));
             group += 1;
             for ds in 0..14u32 {
                 let ds_addr = format!("{domain:04x}:{ds_bus:02x}:{ds:02x}.0");
-                devices.push(rec(ds_addr.clone(), Some(us_addr.clone()), "0x060400", "pcieport", group, "downstream_port", false));
+                devices.push(rec(
+                    ds_addr.clone(),
+                    Some(us_addr.clone()),
+                    "0x060400",
+                    "pcieport",
+                    group,
+                    "downstream_port",
+                    false,
+                ));
                 group += 1;
                 let ep_bus = bus;
                 bus += 1;
                 for half in 0..2u32 {
                     let mut members = Vec::new();
                     for f in half * 4..half * 4 + 4 {
-                        devices.push(rec(format!("{domain:04x}:{ep_bus:02x}:00.{f}"), Some(ds_addr.clone()), "0x020000", "igb", group, "endpoint", f == 0));
+                        devices.push(rec(
+                            format!("{domain:04x}:{ep_bus:02x}:00.{f}"),
+                            Some(ds_addr.clone()),
+                            "0x020000",
+                            "igb",
+                            group,
+                            "endpoint",
+                            f == 0,
+                        ));
                         members.push(PciAddress::new(domain, ep_bus, 0, f));
                     }
                     endpoint_groups.push(members);
@@ -104,11 +148,34 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let dir = std::env::temp_dir().join(format!("virtpci-bench-hostdev-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
+    // The tree lives on tmpfs when there is one (as /sys does); VIRTPCI_BENCH_DIR keeps it
+    // between runs (it is generated when missing).
+    let keep = std::env::var_os("VIRTPCI_BENCH_DIR").map(std::path::PathBuf::from);
+    let base = if Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = keep
+        .clone()
+        .unwrap_or_else(|| base.join(format!("virtpci-bench-hostdev-{}", std::process::id())));
+    let reuse = keep.is_some() && dir.join("bus/pci/devices").is_dir();
+    if !reuse {
+        let _ = fs::remove_dir_all(&dir);
+    }
     let t = Instant::now();
-    let (n, groups) = generate(&dir);
-    println!("generated {n} devices in {:?} at {}", t.elapsed(), dir.display());
+    let (n, groups) = if reuse {
+        (8192, layout())
+    } else {
+        generate(&dir)
+    };
+    let _ = fs::remove_dir_all(dir.join(".state"));
+    println!(
+        "{} {n} devices in {:?} at {}",
+        if reuse { "reused" } else { "generated" },
+        t.elapsed(),
+        dir.display()
+    );
     assert_eq!(n, 8192);
 
     let host = Arc::new(Host::open_simulated(&dir).expect("open"));
@@ -146,17 +213,48 @@ fn main() {
     let partial = &hostdevs[1..];
     let t = Instant::now();
     let r = mgr.check("QEMU", "bench", partial, 0).unwrap();
-    println!("check with an S5 violation: {:?} ({})", t.elapsed(), r.violations[0].message);
+    println!(
+        "check with an S5 violation: {:?} ({})",
+        t.elapsed(),
+        r.violations[0].message
+    );
 
     let t = Instant::now();
-    mgr.prepare_pci_devices("QEMU", "bench", None, &hostdevs, 0).unwrap();
+    mgr.prepare_pci_devices("QEMU", "bench", None, &hostdevs, 0)
+        .unwrap();
     let prep = t.elapsed();
     let t = Instant::now();
-    mgr.reattach_pci_devices("QEMU", "bench", &hostdevs).unwrap();
+    mgr.reattach_pci_devices("QEMU", "bench", &hostdevs)
+        .unwrap();
     println!(
         "for scale, on the simulated kernel: prepare {prep:?} ({} sysfs writes), re-attach {:?}",
         host.faults().attempted_total(),
         t.elapsed()
     );
-    let _ = fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// The endpoint groups of the generated layout, without generating it.
+fn layout() -> Vec<Vec<PciAddress>> {
+    let mut out = Vec::new();
+    for domain in 0..8u32 {
+        let mut bus = 1u32;
+        for _ in 0..8u32 {
+            bus += 2;
+            for _ in 0..14u32 {
+                let ep_bus = bus;
+                bus += 1;
+                for half in 0..2u32 {
+                    out.push(
+                        (half * 4..half * 4 + 4)
+                            .map(|f| PciAddress::new(domain, ep_bus, 0, f))
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
+    out
 }

@@ -45,15 +45,28 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn check_reports_groups_actions_and_violations() {
     let tree = fixture_tree("workstation");
-    let partial = write_domain(&tree.path, "gaming", &(hostdev(1, 0, 0, "") + &hostdev(1, 0, 1, "")));
+    let partial = write_domain(
+        &tree.path,
+        "gaming",
+        &(hostdev(1, 0, 0, "") + &hostdev(1, 0, 1, "")),
+    );
     let out = run(&tree, &["check"], &partial);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("hostdev 0000:01:00.0 (managed)"), "{stdout}");
+    assert!(
+        stdout.contains("hostdev 0000:01:00.0 (managed)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("detach: nvidia -> vfio-pci"), "{stdout}");
     assert!(stdout.contains("IOMMU group 1:"));
-    assert!(stdout.contains("0000:00:01.0  pcieport       bridge, exempt"), "{stdout}");
-    assert!(stdout.contains("0000:01:00.2  xhci_hcd       NOT declared"), "{stdout}");
+    assert!(
+        stdout.contains("0000:00:01.0  pcieport       bridge, exempt"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("0000:01:00.2  xhci_hcd       NOT declared"),
+        "{stdout}"
+    );
     assert!(stdout.contains("PM reset"));
     assert_eq!(
         text(&out.stderr).trim(),
@@ -65,7 +78,20 @@ fn check_reports_groups_actions_and_violations() {
     assert!(text(&out.stdout).contains("0000:01:00.2 of IOMMU group 1 stays on xhci_hcd"));
 
     // JSON for the whole group; nothing was changed by the dry runs.
-    let full: String = (0..4).map(|f| hostdev(1, 0, f, if f == 0 { "" } else { "<address type='unassigned'/>" })).collect();
+    let full: String = (0..4)
+        .map(|f| {
+            hostdev(
+                1,
+                0,
+                f,
+                if f == 0 {
+                    ""
+                } else {
+                    "<address type='unassigned'/>"
+                },
+            )
+        })
+        .collect();
     let whole = write_domain(&tree.path, "gaming2", &full);
     let out = run(&tree, &["check", "--json"], &whole);
     assert!(out.status.success());
@@ -80,8 +106,14 @@ fn check_reports_groups_actions_and_violations() {
     assert_eq!(v["groups"][0]["number"], 1);
     assert_eq!(v["groups"][0]["members"].as_array().unwrap().len(), 5);
     let host = Host::open_simulated(&tree.path).unwrap();
-    assert_eq!(host.driver(&addr("0000:01:00.0")).unwrap().as_deref(), Some("nvidia"));
-    assert!(!tree.join(".virtpci-sim/hostdevmgr").exists(), "the dry run creates no state");
+    assert_eq!(
+        host.driver(&addr("0000:01:00.0")).unwrap().as_deref(),
+        Some("nvidia")
+    );
+    assert!(
+        !tree.join(".virtpci-sim/hostdevmgr").exists(),
+        "the dry run creates no state"
+    );
 }
 
 #[test]
@@ -95,7 +127,9 @@ fn check_names_host_critical_devices() {
     let xml = write_domain(&tree.path, "vm", &hostdev(0, 0x19, 0, ""));
     let out = run(&tree, &["check"], &xml);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("host-critical: it holds network interface eno1, which carries the default route"));
+    assert!(text(&out.stdout).contains(
+        "host-critical: it holds network interface eno1, which carries the default route"
+    ));
     assert!(text(&out.stderr).contains("PCI device 0000:00:19.0 is critical to the host"));
     let out = run(&tree, &["check", "--force"], &xml);
     assert!(out.status.success());
@@ -111,7 +145,11 @@ fn prepare_and_reattach_with_a_driver_name_and_state_dir() {
     let xml = write_domain(&tree.path, "vm1", &body);
     let state = tree.join("state");
     let state_arg = state.to_str().unwrap();
-    let out = run(&tree, &["prepare", "--driver", "QEMU", "--state", state_arg], &xml);
+    let out = run(
+        &tree,
+        &["prepare", "--driver", "QEMU", "--state", state_arg],
+        &xml,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).lines().next().unwrap(),
@@ -119,22 +157,36 @@ fn prepare_and_reattach_with_a_driver_name_and_state_dir() {
     );
     // The dry run now sees the owner, and another domain is refused.
     let other = write_domain(&tree.path, "vm2", &body);
-    let out = run(&tree, &["check", "--driver", "QEMU", "--state", state_arg], &other);
+    let out = run(
+        &tree,
+        &["check", "--driver", "QEMU", "--state", state_arg],
+        &other,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("used by QEMU/vm1"));
-    assert!(text(&out.stderr).contains("PCI device 0000:02:00.0 is in use by driver QEMU, domain vm1"));
+    assert!(
+        text(&out.stderr).contains("PCI device 0000:02:00.0 is in use by driver QEMU, domain vm1")
+    );
     // A reattach under the wrong driver name touches nothing.
     let out = run(&tree, &["reattach", "--state", state_arg], &xml);
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("vfio-pci  used by QEMU/vm1"));
-    let out = run(&tree, &["reattach", "--driver", "QEMU", "--state", state_arg], &xml);
+    let out = run(
+        &tree,
+        &["reattach", "--driver", "QEMU", "--state", state_arg],
+        &xml,
+    );
     assert!(out.status.success());
     assert_eq!(
         text(&out.stdout).lines().next().unwrap(),
         "0000:02:00.0  tg3  not booked"
     );
     // Bad invocations.
-    let out = Command::new(BIN).args(["prepare", "--simulate"]).arg(&xml).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["prepare", "--simulate"])
+        .arg(&xml)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--simulate needs --sysfs ROOT"));
 }

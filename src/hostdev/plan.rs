@@ -280,7 +280,10 @@ pub fn check(
         violations: Vec::new(),
         warnings: Vec::new(),
     };
-    let mut header_types: HashMap<PciAddress, HeaderType> = HashMap::new();
+    // Each device is read once per check, whether it comes up as a hostdev or a group member.
+    let mut configs: HashMap<PciAddress, ConfigSpace> = HashMap::new();
+    let mut drivers: HashMap<PciAddress, Option<String>> = HashMap::new();
+    let mut group_of: HashMap<PciAddress, crate::host::IommuGroup> = HashMap::new();
     let mut checked_groups: BTreeSet<u32> = BTreeSet::new();
     let mut critical: Option<BTreeMap<PciAddress, CriticalUse>> = None;
     let mut loaded: HashMap<String, bool> = HashMap::new();
@@ -305,8 +308,10 @@ pub fn check(
             report.hostdevs.push(item);
             continue;
         }
-        let cfg = host.config_space(&addr)?;
-        header_types.insert(addr, cfg.header_type);
+        let cfg = match configs.remove(&addr) {
+            Some(c) => c,
+            None => host.config_space(&addr)?,
+        };
         if cfg.header_type != HeaderType::Endpoint {
             report.violations.push(Error::internal(
                 "Non-endpoint PCI devices cannot be assigned to guests",
@@ -315,7 +320,11 @@ pub fn check(
         if let Some(a) = book.active_entry(&addr) {
             report.violations.push(in_use_error(&addr, &a.owner));
         }
-        match host.iommu_group(&addr)? {
+        let group = match group_of.get(&addr) {
+            Some(g) => Some(g.clone()),
+            None => host.iommu_group(&addr)?,
+        };
+        match group {
             None => report.warnings.push(format!(
                 "PCI device {addr} has no IOMMU group: VFIO cannot assign it on this host"
             )),
@@ -331,17 +340,22 @@ pub fn check(
                 if checked_groups.insert(group.number) {
                     let mut members = Vec::with_capacity(group.devices.len());
                     for m in &group.devices {
-                        let ht = match header_types.get(m) {
-                            Some(t) => *t,
-                            None => {
-                                let t = host.config_space(m)?.header_type;
-                                header_types.insert(*m, t);
-                                t
+                        let ht = if *m == addr {
+                            cfg.header_type
+                        } else {
+                            let c = host.config_space(m)?;
+                            let t = c.header_type;
+                            if declared.contains(m) {
+                                configs.insert(*m, c);
+                                group_of.insert(*m, group.clone());
                             }
+                            t
                         };
+                        let driver = host.driver(m)?;
+                        drivers.insert(*m, driver.clone());
                         members.push(GroupMember {
                             address: *m,
-                            driver: host.driver(m)?,
+                            driver,
                             bridge: ht == HeaderType::PciBridge,
                             declared: declared.contains(m),
                             owner: book.active_entry(m).map(|a| a.owner.clone()),
@@ -379,7 +393,10 @@ pub fn check(
             }
         }
         item.current = DeviceState {
-            driver: host.driver(&addr)?,
+            driver: match drivers.get(&addr) {
+                Some(d) => d.clone(),
+                None => host.driver(&addr)?,
+            },
             driver_override: host.driver_override(&addr)?,
         };
         let on_stub = item.current.driver.as_deref() == Some(item.stub.as_str());
