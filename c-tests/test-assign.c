@@ -84,7 +84,7 @@ static const char *HOTPLUG_DOMAIN =
     "<controller type='pci' index='1' model='pcie-root-port'/>"
     "<controller type='pci' index='2' model='pcie-root-port'/>"
     "<controller type='pci' index='3' model='pcie-root-port'><target hotplug='off'/></controller>"
-    "<memballoon model='none'/>"
+    "<controller type='usb' index='0' model='none'/><memballoon model='none'/>"
     "</devices></domain>";
 static const char *NIC = "<interface type='user'><model type='virtio'/></interface>";
 
@@ -155,7 +155,7 @@ static void test_address_set_threads(void)
     for (int i = 1; i <= 30; i++)
         len += (size_t)snprintf(xml + len, sizeof(xml) - len,
                                 "<controller type='pci' index='%d' model='pcie-root-port'/>", i);
-    snprintf(xml + len, sizeof(xml) - len, "<memballoon model='none'/></devices></domain>");
+    snprintf(xml + len, sizeof(xml) - len, "<controller type='usb' index='0' model='none'/><memballoon model='none'/></devices></domain>");
     VirtpciAddressSet *set = virtpci_address_set_new_from_xml(xml);
     CHECK(set != NULL, "%s", virtpci_last_error_message());
     if (!set)

@@ -73,6 +73,7 @@ fn new_controllers_follow_the_existing_ones_with_their_indentation() {
     let input =
         "<domain type='qemu'>\n  <os><type machine='q35'>hvm</type></os>\n  <devices>\n    \
                  <controller type='sata' index='0'/>\n    \
+                 <controller type='usb' index='0' model='none'/>\n    \
                  <controller type='pci' index='0' model='pcie-root'/>\n    \
                  <!-- after the root -->\n    \
                  <interface type='user'><model type='e1000e'/></interface>\n    \
@@ -103,4 +104,32 @@ fn controller_indexes_and_targets_are_completed_in_place() {
          <target hotplug='off' chassis='1' port='0x8'/>\n      \
          <address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'/>\n    </controller>"
     ), "{out}");
+}
+
+#[test]
+fn a_slot_without_function_zero_is_a_warning_not_an_error() {
+    let input = "<domain type='qemu'><os><type machine='pc'>hvm</type></os><devices>\
+                 <controller type='pci' index='0' model='pci-root'/>\
+                 <memballoon model='virtio'><address type='pci' slot='5' function='2'/></memballoon>\
+                 </devices></domain>";
+    let out = assign_domain_xml(input).unwrap();
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert!(out.warnings[0].contains("0000:00:05"), "{:?}", out.warnings);
+}
+
+#[test]
+fn libvirts_default_devices_are_added() {
+    let input =
+        "<domain type='qemu'>\n  <os><type machine='q35'>hvm</type></os>\n  <devices>\n    \
+                 <graphics type='vnc'/>\n  </devices>\n</domain>\n";
+    let out = assign_domain_xml(input).unwrap().xml;
+    for wanted in [
+        "<controller type='usb' index='0' model='qemu-xhci'>",
+        "<controller type='sata' index='0'>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x1f' function='0x2'/>",
+        "<controller type='pci' index='0' model='pcie-root'/>",
+        "<memballoon model='virtio'>",
+        "<model type='cirrus' vram='16384' heads='1' primary='yes'/>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'/>",
+    ] {
+        assert!(out.contains(wanted), "missing {wanted:?} in\n{out}");
+    }
 }

@@ -115,7 +115,7 @@ mod tests {
         <controller type='pci' index='0' model='pcie-root'/>\
         <controller type='pci' index='1' model='pcie-root-port'/>\
         <controller type='pci' index='2' model='pcie-root-port'><target hotplug='off'/></controller>\
-        <memballoon model='none'/>\
+        <controller type='usb' index='0' model='none'/><memballoon model='none'/>\
         </devices></domain>";
     const NIC: &str = "<interface type='user'><model type='virtio'/></interface>";
 

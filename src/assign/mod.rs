@@ -15,7 +15,8 @@ pub use set::AddressSet;
 
 use crate::error::Result;
 use crate::pci::PciAddress;
-use crate::xml::domain::{Controller, Device, DeviceAddress, DomainDef, Multifunction};
+use crate::topology::PciModel;
+use crate::xml::domain::{Controller, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
 use crate::xml::edit::Editor;
 use crate::xml::Document;
 
@@ -35,9 +36,18 @@ pub struct AssignOutput {
 pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
-    let original: Vec<Device> = def.devices.clone();
+    let original: Vec<Original> = def
+        .devices
+        .iter()
+        .map(|d| Original {
+            element: d.element,
+            address_element: d.address_element,
+            address: d.address.clone(),
+        })
+        .collect();
     let mut plan = plan::plan(def)?;
-    plan.warnings.extend(slots_without_function_zero(&plan.def));
+    let more = slots_without_function_zero(&plan.def, &plan.set);
+    plan.warnings.extend(more);
     let xml = write_plan(&doc, &original, &plan);
     Ok(AssignOutput {
         xml,
@@ -46,17 +56,18 @@ pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
 }
 
 /// Seed thread S1: libvirt accepts a slot whose function 0 is unused; guests may not find it.
-fn slots_without_function_zero(def: &DomainDef) -> Vec<String> {
-    let used: Vec<PciAddress> = def
-        .devices
-        .iter()
-        .filter_map(|d| d.address.present_pci())
-        .collect();
+/// Function 0 may also be a chipset function (q35's 1f.0), which the address set knows.
+fn slots_without_function_zero(def: &DomainDef, set: &AddressSet) -> Vec<String> {
     let mut warnings = Vec::new();
-    let mut seen = Vec::new();
-    for a in &used {
-        let slot = PciAddress { function: 0, ..*a };
-        if a.function != 0 && !used.contains(&slot) && !seen.contains(&slot) {
+    let mut seen: Vec<PciAddress> = Vec::new();
+    for a in def.devices.iter().filter_map(|d| d.address.present_pci()) {
+        let slot = PciAddress { function: 0, ..a };
+        let function_zero_used = set
+            .buses
+            .get(a.bus as usize)
+            .and_then(|b| b.slots.get(a.slot as usize))
+            .is_some_and(|s| s.functions & 1 != 0);
+        if a.function != 0 && !function_zero_used && !seen.contains(&slot) {
             seen.push(slot);
             warnings.push(format!(
                 "guest PCI slot {:04x}:{:02x}:{:02x} is used without function 0; some guests \
@@ -68,28 +79,83 @@ fn slots_without_function_zero(def: &DomainDef) -> Vec<String> {
     warnings
 }
 
-/// `<address type='pci' .../>` as libvirt formats it, without the angle brackets.
+/// Append `value` in lower-case hexadecimal, zero-padded to `width` digits.
+fn push_hex(out: &mut String, value: u32, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 8];
+    let mut n = value;
+    let mut len = 0;
+    while n > 0 || len == 0 {
+        buf[len] = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+        len += 1;
+    }
+    for _ in len..width {
+        out.push('0');
+    }
+    for &b in buf[..len].iter().rev() {
+        out.push(b as char);
+    }
+}
+
+/// Append `value` in decimal.
+fn push_dec(out: &mut String, value: i64) {
+    if value < 0 {
+        out.push('-');
+    }
+    let mut n = value.unsigned_abs();
+    let mut buf = [0u8; 20];
+    let mut len = 0;
+    while n > 0 || len == 0 {
+        buf[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+    }
+    for &b in buf[..len].iter().rev() {
+        out.push(b as char);
+    }
+}
+
+/// `address type='pci' domain=... bus=... slot=... function=... [multifunction=...]` as
+/// libvirt formats it, without the angle brackets.
 pub fn pci_address_tag(addr: &PciAddress, multi: Multifunction) -> String {
-    let mut tag = format!(
-        "address type='pci' domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'",
-        addr.domain, addr.bus, addr.slot, addr.function
-    );
+    let mut tag = String::with_capacity(96);
+    push_pci_address_tag(&mut tag, addr, multi);
+    tag
+}
+
+fn push_pci_address_tag(out: &mut String, addr: &PciAddress, multi: Multifunction) {
+    out.push_str("address type='pci' domain='0x");
+    push_hex(out, addr.domain, 4);
+    out.push_str("' bus='0x");
+    push_hex(out, addr.bus, 2);
+    out.push_str("' slot='0x");
+    push_hex(out, addr.slot, 2);
+    out.push_str("' function='0x");
+    push_hex(out, addr.function, 1);
+    out.push('\'');
     match multi {
-        Multifunction::On => tag.push_str(" multifunction='on'"),
-        Multifunction::Off => tag.push_str(" multifunction='off'"),
+        Multifunction::On => out.push_str(" multifunction='on'"),
+        Multifunction::Off => out.push_str(" multifunction='off'"),
         Multifunction::Absent => {}
     }
-    tag
 }
 
 fn address_element(address: &DeviceAddress) -> Option<String> {
     match address {
-        DeviceAddress::Pci { addr, multi } => Some(format!("<{}/>", pci_address_tag(addr, *multi))),
+        DeviceAddress::Pci { addr, multi } => {
+            let mut out = String::with_capacity(100);
+            out.push('<');
+            push_pci_address_tag(&mut out, addr, *multi);
+            out.push_str("/>");
+            Some(out)
+        }
         _ => None,
     }
 }
 
-/// The `<target .../>` attributes of a PCI controller, in libvirt's order.
+/// The `<target .../>` attributes of a PCI controller, in libvirt's order: all of them, or
+/// with `only`, those that were filled in.
 fn target_attributes(
     c: &Controller,
     only: Option<&plan::FilledDefaults>,
@@ -98,27 +164,34 @@ fn target_attributes(
         return Vec::new();
     };
     let wanted = |filled: bool| only.is_none() || filled;
+    let dec = |v: i64| {
+        let mut s = String::new();
+        push_dec(&mut s, v);
+        s
+    };
     let mut attrs = Vec::new();
     if let Some(v) = opts
         .chassis_nr
         .filter(|_| wanted(only.is_some_and(|f| f.chassis_nr)))
     {
-        attrs.push(("chassisNr", v.to_string()));
+        attrs.push(("chassisNr", dec(v)));
     }
     if let Some(v) = opts
         .chassis
         .filter(|_| wanted(only.is_some_and(|f| f.chassis)))
     {
-        attrs.push(("chassis", v.to_string()));
+        attrs.push(("chassis", dec(v)));
     }
     if let Some(v) = opts.port.filter(|_| wanted(only.is_some_and(|f| f.port))) {
-        attrs.push(("port", format!("0x{v:x}")));
+        let mut s = String::from("0x");
+        push_hex(&mut s, u32::try_from(v).unwrap_or(0), 1);
+        attrs.push(("port", s));
     }
     if let Some(v) = opts
         .bus_nr
         .filter(|_| wanted(only.is_some_and(|f| f.bus_nr)))
     {
-        attrs.push(("busNr", v.to_string()));
+        attrs.push(("busNr", dec(v)));
     }
     if only.is_none() {
         if let Some(h) = opts.hotplug {
@@ -126,6 +199,18 @@ fn target_attributes(
         }
     }
     attrs
+}
+
+fn push_target_element(out: &mut String, attrs: &[(&str, String)]) {
+    out.push_str("<target");
+    for (k, v) in attrs {
+        out.push(' ');
+        out.push_str(k);
+        out.push_str("='");
+        out.push_str(v);
+        out.push('\'');
+    }
+    out.push_str("/>");
 }
 
 /// A whole `<controller>` element for a controller virtpci added, indented at `indent` with
@@ -136,32 +221,95 @@ fn new_controller_element(
     indent: &str,
     unit: &str,
 ) -> String {
-    let model = c.pci_model().map_or_else(
-        || c.model.clone().unwrap_or_default(),
-        |m| m.name().to_string(),
-    );
-    let head = format!(
-        "<controller type='{}' index='{}' model='{}'",
-        c.ctype,
-        c.index(),
-        model
-    );
-    let mut children = Vec::new();
+    let mut out = String::with_capacity(320);
+    out.push_str("<controller type='");
+    out.push_str(&c.ctype);
+    out.push_str("' index='");
+    push_dec(&mut out, i64::from(c.index()));
+    out.push('\'');
+    let model = c.pci_model().map(PciModel::name).or(c.model.as_deref());
+    if let Some(model) = model {
+        out.push_str(" model='");
+        out.push_str(model);
+        out.push('\'');
+    }
+    let child_start = |out: &mut String| {
+        out.push('\n');
+        out.push_str(indent);
+        out.push_str(unit);
+    };
+    let mut has_children = false;
     if let Some((_, opts)) = &c.pci {
         if let Some(name) = &opts.model_name {
-            children.push(format!("<model name='{name}'/>"));
+            out.push('>');
+            has_children = true;
+            child_start(&mut out);
+            out.push_str("<model name='");
+            out.push_str(name);
+            out.push_str("'/>");
         }
         let attrs = target_attributes(c, None);
         if !attrs.is_empty() {
-            let body: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
-            children.push(format!("<target {}/>", body.join(" ")));
+            if !has_children {
+                out.push('>');
+                has_children = true;
+            }
+            child_start(&mut out);
+            push_target_element(&mut out, &attrs);
         }
     }
-    children.extend(address_element(address));
-    if children.is_empty() {
-        return format!("{head}/>");
+    if let DeviceAddress::Pci { addr, multi } = address {
+        if !has_children {
+            out.push('>');
+            has_children = true;
+        }
+        child_start(&mut out);
+        out.push('<');
+        push_pci_address_tag(&mut out, addr, *multi);
+        out.push_str("/>");
     }
-    let mut out = format!("{head}>");
+    if !has_children {
+        out.push_str("/>");
+        return out;
+    }
+    out.push('\n');
+    out.push_str(indent);
+    out.push_str("</controller>");
+    out
+}
+
+/// What the writer needs to know about a device as it was in the input.
+struct Original {
+    element: Option<crate::xml::ElementId>,
+    address_element: Option<crate::xml::ElementId>,
+    address: DeviceAddress,
+}
+
+/// A whole element for a non-controller device virtpci added (the default memory balloon,
+/// the video libvirt adds for graphics).
+fn new_device_element(device: &Device, indent: &str, unit: &str) -> Option<String> {
+    let (open, model_child, close) = match &device.kind {
+        DeviceKind::Memballoon { model } => (
+            format!("<memballoon model='{model}'"),
+            None,
+            "</memballoon>",
+        ),
+        DeviceKind::Video { model, .. } => (
+            "<video".to_string(),
+            Some(format!(
+                "<model type='{model}' vram='16384' heads='1' primary='yes'/>"
+            )),
+            "</video>",
+        ),
+        _ => return None,
+    };
+    let mut children: Vec<String> = model_child.into_iter().collect();
+    children.extend(address_element(&device.address));
+    if children.is_empty() {
+        return Some(format!("{open}/>"));
+    }
+    let mut out = open;
+    out.push('>');
     for child in children {
         out.push('\n');
         out.push_str(indent);
@@ -170,12 +318,12 @@ fn new_controller_element(
     }
     out.push('\n');
     out.push_str(indent);
-    out.push_str("</controller>");
-    out
+    out.push_str(close);
+    Some(out)
 }
 
 /// Splice the plan's results into the original text.
-fn write_plan(doc: &Document<'_>, original: &[Device], plan: &Plan) -> String {
+fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String {
     let mut ed = Editor::new(doc);
     for (i, before) in original.iter().enumerate() {
         let after = &plan.def.devices[i];
@@ -210,9 +358,9 @@ fn write_plan(doc: &Document<'_>, original: &[Device], plan: &Plan) -> String {
                             }
                         }
                         None => {
-                            let body: Vec<String> =
-                                attrs.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
-                            new_children.push(format!("<target {}/>", body.join(" ")));
+                            let mut target = String::new();
+                            push_target_element(&mut target, &attrs);
+                            new_children.push(target);
                         }
                     }
                 }
@@ -223,12 +371,20 @@ fn write_plan(doc: &Document<'_>, original: &[Device], plan: &Plan) -> String {
                 for child in new_children.drain(..) {
                     ed.insert_child_before(addr_el, child);
                 }
-                if before.address != after.address {
+                // libvirt prints every PCI address in its own hex form, so an address the user
+                // wrote as `slot='010'` (octal 8) comes back as `slot='0x08'`.
+                let canonical = match &after.address {
+                    DeviceAddress::Pci { addr, multi } => {
+                        written_as_libvirt_does(doc, addr_el, addr, *multi)
+                    }
+                    _ => true,
+                };
+                if before.address != after.address || !canonical {
                     match (&before.address, &after.address) {
                         (
                             DeviceAddress::Pci { addr: a, .. },
                             DeviceAddress::Pci { addr: b, multi },
-                        ) if a == b && before.address.present_pci().is_some() => {
+                        ) if a == b && canonical && before.address.present_pci().is_some() => {
                             let value = match multi {
                                 Multifunction::On => "on",
                                 Multifunction::Off => "off",
@@ -255,6 +411,35 @@ fn write_plan(doc: &Document<'_>, original: &[Device], plan: &Plan) -> String {
     }
     write_new_devices(original.len(), plan, &mut ed);
     ed.finish()
+}
+
+/// Whether the `<address>` element `id` already reads exactly as libvirt would print `addr`.
+fn written_as_libvirt_does(
+    doc: &Document<'_>,
+    id: crate::xml::ElementId,
+    addr: &PciAddress,
+    multi: Multifunction,
+) -> bool {
+    let el = doc.element(id);
+    let mut text = String::with_capacity(8);
+    let parts = [
+        ("domain", addr.domain, 4),
+        ("bus", addr.bus, 2),
+        ("slot", addr.slot, 2),
+        ("function", addr.function, 1),
+    ];
+    let numbers_match = parts.iter().all(|&(name, value, width)| {
+        text.clear();
+        text.push_str("0x");
+        push_hex(&mut text, value, width);
+        el.attr(name) == Some(text.as_str())
+    });
+    let multi_text = match multi {
+        Multifunction::On => Some("on"),
+        Multifunction::Off => Some("off"),
+        Multifunction::Absent => None,
+    };
+    numbers_match && el.attr("multifunction") == multi_text
 }
 
 /// Place the devices virtpci added: controllers where libvirt lists them, after the
@@ -290,6 +475,14 @@ fn write_new_devices(first_new: usize, plan: &Plan, ed: &mut Editor<'_, '_>) {
                 ed.append_child(devs, text);
             }
             (None, None, None) => {}
+        }
+    }
+    if let Some(devs) = plan.def.devices_element {
+        let indent = ed.child_indent(devs).unwrap_or_default();
+        for device in &devices[first_new..] {
+            if let Some(text) = new_device_element(device, &indent, &unit) {
+                ed.append_child(devs, text);
+            }
         }
     }
 }

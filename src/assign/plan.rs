@@ -109,12 +109,6 @@ impl Planner {
         })
     }
 
-    fn find_pci_controller(&self, index: u32) -> Option<usize> {
-        self.pci_controllers()
-            .find(|(_, c, _)| c.index == Some(index))
-            .map(|(i, _, _)| i)
-    }
-
     fn root_model(&self) -> Option<PciModel> {
         self.pci_controllers()
             .find(|(_, c, _)| c.index == Some(0))
@@ -150,7 +144,9 @@ impl Planner {
             if cur.ctype != new.ctype {
                 continue;
             }
-            if new.index.is_none() && cur.index.is_some() {
+            // A controller without an index goes after every controller of its type, so
+            // index-less ones keep their document order (and get indexes in that order).
+            if new.index.is_none() {
                 insert_at = Some(pos + 1);
                 break;
             }
@@ -193,7 +189,8 @@ impl Planner {
         }
         self.check_duplicate_controllers()?;
         self.check_controllers()?;
-        self.add_implicit_root();
+        self.add_default_devices();
+        self.add_implicit_controllers();
         self.check_devices()?;
         Ok(())
     }
@@ -286,26 +283,131 @@ impl Planner {
         Ok(())
     }
 
-    /// libvirt adds the root controller a machine needs when the definition lacks it.
-    fn add_implicit_root(&mut self) {
-        if self.machine() == MachineKind::Other || self.find_pci_controller(0).is_some() {
-            return;
-        }
-        let model = self.machine().root_model();
+    fn has_controller(&self, ctype: &str, index: u32) -> bool {
+        self.controller_order.iter().any(|&i| {
+            let c = self.controller(i);
+            c.ctype == ctype && c.index == Some(index)
+        })
+    }
+
+    /// Append a controller libvirt adds implicitly (it appends to its controller list).
+    fn add_implicit_controller(&mut self, ctype: &str, index: u32, model: Option<&str>) {
+        let pci = model
+            .and_then(PciModel::from_name)
+            .filter(|_| ctype == "pci");
         let i = self.push_device(Device {
             element: None,
             address_element: None,
             kind: DeviceKind::Controller(Controller {
-                ctype: "pci".into(),
-                model: Some(model.name().into()),
-                index: Some(0),
+                ctype: ctype.into(),
+                model: model.map(str::to_string),
+                index: Some(index),
                 index_missing: false,
-                pci: Some((model, PciControllerOptions::default())),
+                pci: pci.map(|m| (m, PciControllerOptions::default())),
             }),
             address: DeviceAddress::None,
+            address_controller: None,
         });
-        // Implicit controllers are appended to the controller list.
         self.controller_order.push(i);
+    }
+
+    /// The devices libvirt's QEMU driver adds to x86 `pc` and `q35` machines when the
+    /// definition lacks them (qemuDomainDefAddDefaultDevices): a USB controller, q35's SATA
+    /// controller, the root PCI controller and a virtio memory balloon.
+    fn add_default_devices(&mut self) {
+        let machine = self.machine();
+        if machine == MachineKind::Other {
+            return;
+        }
+        if !self.has_controller("usb", 0) {
+            let model = if machine == MachineKind::Q35 {
+                "qemu-xhci"
+            } else {
+                "piix3-uhci"
+            };
+            self.add_implicit_controller("usb", 0, Some(model));
+        }
+        if machine == MachineKind::Q35 && !self.has_controller("sata", 0) {
+            self.add_implicit_controller("sata", 0, None);
+        }
+        if !self.has_controller("pci", 0) {
+            self.add_implicit_controller("pci", 0, Some(machine.root_model().name()));
+        }
+        let has_balloon = self
+            .def
+            .devices
+            .iter()
+            .any(|d| matches!(d.kind, DeviceKind::Memballoon { .. }));
+        if !has_balloon {
+            self.push_device(Device {
+                element: None,
+                address_element: None,
+                kind: DeviceKind::Memballoon {
+                    model: "virtio".into(),
+                },
+                address: DeviceAddress::None,
+                address_controller: None,
+            });
+        }
+    }
+
+    /// The controllers libvirt adds for the devices that need them
+    /// (virDomainDefAddImplicitDevices): disk controllers for IDE, SATA and SCSI disks, a
+    /// virtio-serial controller for virtio channels and consoles, and a video device when
+    /// there is graphics but no video.
+    fn add_implicit_controllers(&mut self) {
+        let mut wanted: Vec<(&'static str, u32)> = Vec::new();
+        for device in &self.def.devices {
+            match &device.kind {
+                DeviceKind::Disk {
+                    bus,
+                    drive_controller,
+                    ..
+                } => {
+                    let ctype = match bus.as_str() {
+                        "ide" => "ide",
+                        "sata" => "sata",
+                        "scsi" => "scsi",
+                        "fdc" => "fdc",
+                        _ => continue,
+                    };
+                    wanted.push((ctype, drive_controller.unwrap_or(0)));
+                }
+                DeviceKind::Channel {
+                    target_type: Some(t),
+                }
+                | DeviceKind::Console {
+                    target_type: Some(t),
+                } if t == "virtio" => {
+                    wanted.push(("virtio-serial", device.address_controller.unwrap_or(0)))
+                }
+                _ => {}
+            }
+        }
+        for (ctype, index) in wanted {
+            if !self.has_controller(ctype, index) {
+                // QEMU on x86 gives a SCSI controller without a model an LSI Logic one.
+                let model = (ctype == "scsi").then_some("lsilogic");
+                self.add_implicit_controller(ctype, index, model);
+            }
+        }
+        let has_video = self
+            .def
+            .devices
+            .iter()
+            .any(|d| matches!(d.kind, DeviceKind::Video { .. }));
+        if self.def.has_graphics && !has_video {
+            self.push_device(Device {
+                element: None,
+                address_element: None,
+                kind: DeviceKind::Video {
+                    model: "cirrus".into(),
+                    primary: true,
+                },
+                address: DeviceAddress::None,
+                address_controller: None,
+            });
+        }
     }
 
     /// Device checks libvirt makes while parsing and validating the definition.
@@ -322,6 +424,10 @@ impl Planner {
                             "Invalid address type 'pci' for the disk '{target}' with the bus type '{bus}'"
                         )));
                     }
+                }
+                // pvpanic-pci is an ARM virt device: libvirt 9.0 refuses it on x86 machines.
+                DeviceKind::Panic { model: Some(m) } if m == "pvpanic" => {
+                    return Err(Error::config_unsupported("unknown panic model 'pvpanic'"));
                 }
                 DeviceKind::Video { model, .. } if model == "ramfb" && has_address => {
                     return Err(Error::config_unsupported(
@@ -350,8 +456,8 @@ impl Planner {
                 }
                 _ => {
                     if device.address == DeviceAddress::Unassigned {
-                        return Err(Error::xml(
-                            "unassigned address type is only supported for PCI host devices",
+                        return Err(Error::config_unsupported(
+                            "address of type 'unassigned' is supported only for hostdevs",
                         ));
                     }
                 }
@@ -411,46 +517,56 @@ impl Planner {
         videos
     }
 
-    /// Every device in the order of libvirt's virDomainDeviceInfoIterate.
+    /// Every device in the order of libvirt's virDomainDeviceInfoIterate: by kind, then in
+    /// each kind's list order.
     fn iterate_order(&self) -> Vec<usize> {
-        let kind_is = |f: fn(&DeviceKind) -> bool| self.devices_where(move |d| f(&d.kind));
-        let mut order = Vec::with_capacity(self.def.devices.len());
-        order.extend(kind_is(|k| matches!(k, DeviceKind::Disk { .. })));
-        order.extend(kind_is(|k| matches!(k, DeviceKind::Net { .. })));
-        order.extend(kind_is(|k| matches!(k, DeviceKind::Sound { .. })));
-        order.extend(kind_is(|k| matches!(k, DeviceKind::Hostdev(_))));
-        order.extend(self.video_order());
-        order.extend(self.controller_order.iter().copied());
         let backcompat_console = self.backcompat_console();
-        for f in [
-            (|k: &DeviceKind| matches!(k, DeviceKind::Smartcard)) as fn(&DeviceKind) -> bool,
-            |k| matches!(k, DeviceKind::Serial { .. }),
-            |k| matches!(k, DeviceKind::Parallel),
-            |k| matches!(k, DeviceKind::Channel),
-            |k| matches!(k, DeviceKind::Console { .. }),
-            |k| matches!(k, DeviceKind::Input { .. }),
-            |k| matches!(k, DeviceKind::Filesystem { .. }),
-            |k| matches!(k, DeviceKind::Watchdog { .. }),
-            |k| matches!(k, DeviceKind::Memballoon { .. }),
-            |k| matches!(k, DeviceKind::Rng { .. }),
-            |k| matches!(k, DeviceKind::Nvram),
-            |k| matches!(k, DeviceKind::Hub),
-            |k| matches!(k, DeviceKind::Shmem),
-            |k| matches!(k, DeviceKind::Tpm),
-            |k| matches!(k, DeviceKind::Panic { .. }),
-            |k| matches!(k, DeviceKind::Memory { .. }),
-            |k| matches!(k, DeviceKind::Redirdev),
-            |k| matches!(k, DeviceKind::Vsock { .. }),
-            |k| matches!(k, DeviceKind::Iommu { .. }),
-            |k| matches!(k, DeviceKind::Crypto { .. }),
-        ] {
-            order.extend(
-                kind_is(f)
-                    .into_iter()
-                    .filter(|&i| Some(i) != backcompat_console),
-            );
+        let primary_video = self.video_order().first().copied();
+        let mut controller_pos = vec![usize::MAX; self.def.devices.len()];
+        for (pos, &i) in self.controller_order.iter().enumerate() {
+            controller_pos[i] = pos;
         }
-        order
+        let mut keyed: Vec<(u8, usize, usize)> = Vec::with_capacity(self.def.devices.len());
+        for (i, device) in self.def.devices.iter().enumerate() {
+            let rank = match device.kind {
+                DeviceKind::Disk { .. } => 0,
+                DeviceKind::Net { .. } => 1,
+                DeviceKind::Sound { .. } => 2,
+                DeviceKind::Hostdev(_) => 3,
+                DeviceKind::Video { .. } => 4,
+                DeviceKind::Controller(_) => 5,
+                DeviceKind::Smartcard => 6,
+                DeviceKind::Serial { .. } => 7,
+                DeviceKind::Parallel => 8,
+                DeviceKind::Channel { .. } => 9,
+                DeviceKind::Console { .. } if Some(i) == backcompat_console => continue,
+                DeviceKind::Console { .. } => 10,
+                DeviceKind::Input { .. } => 11,
+                DeviceKind::Filesystem { .. } => 12,
+                DeviceKind::Watchdog { .. } => 13,
+                DeviceKind::Memballoon { .. } => 14,
+                DeviceKind::Rng { .. } => 15,
+                DeviceKind::Nvram => 16,
+                DeviceKind::Hub => 17,
+                DeviceKind::Shmem => 18,
+                DeviceKind::Tpm => 19,
+                DeviceKind::Panic { .. } => 20,
+                DeviceKind::Memory { .. } => 21,
+                DeviceKind::Redirdev => 22,
+                DeviceKind::Vsock { .. } => 23,
+                DeviceKind::Iommu { .. } => 24,
+                DeviceKind::Crypto { .. } => 25,
+                DeviceKind::Other => continue,
+            };
+            let within = match device.kind {
+                DeviceKind::Controller(_) => controller_pos[i],
+                DeviceKind::Video { .. } if Some(i) == primary_video => 0,
+                _ => i + 1,
+            };
+            keyed.push((rank, within, i));
+        }
+        keyed.sort_unstable();
+        keyed.into_iter().map(|(_, _, i)| i).collect()
     }
 
     /// The first console, when it only mirrors the first serial port (libvirt skips it when
@@ -515,9 +631,15 @@ impl Planner {
     /// Pass 1, last step: every bus the dry run added becomes a controller, which itself
     /// needs an address (and may make the set grow again).
     fn add_controllers_for_new_buses(&mut self, set: &mut AddressSet) -> Result<()> {
+        let mut present = vec![false; 256];
+        for (_, c, _) in self.pci_controllers() {
+            if let Some(slot) = present.get_mut(c.index() as usize) {
+                *slot = true;
+            }
+        }
         let mut index = 1;
         while index < set.bus_count() {
-            if self.find_pci_controller(index as u32).is_none() {
+            if !present.get(index).copied().unwrap_or(false) {
                 let model = set.buses[index].model;
                 let i = self.push_device(Device {
                     element: None,
@@ -530,6 +652,7 @@ impl Planner {
                         pci: Some((model, PciControllerOptions::default())),
                     }),
                     address: DeviceAddress::None,
+                    address_controller: None,
                 });
                 // virDomainDefMaybeAddController appends to the controller list.
                 self.controller_order.push(i);
@@ -957,11 +1080,18 @@ impl Planner {
                 DeviceAddress::Pci { addr, .. } => addr,
                 _ => PciAddress::default(),
             };
-            let lowest_bus_nr = self
-                .pci_controllers()
-                .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
-                .filter(|&nr| nr >= 0)
-                .fold(256, i64::min);
+            let is_expander = matches!(
+                self.controller(i).pci_model(),
+                Some(PciModel::PciExpanderBus | PciModel::PcieExpanderBus)
+            );
+            let lowest_bus_nr = if is_expander {
+                self.pci_controllers()
+                    .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
+                    .filter(|&nr| nr >= 0)
+                    .fold(256, i64::min)
+            } else {
+                256
+            };
             let Some(c) = self.def.devices[i].controller_mut() else {
                 continue;
             };
@@ -1029,14 +1159,17 @@ impl Planner {
                 )));
             }
             let Some((_, opts)) = &c.pci else { continue };
-            let model_name = opts.model_name.clone().unwrap_or_default();
-            let context = format!(
-                "for PCI controller with index '{index}', model '{model}' and modelName '{model_name}'"
-            );
+            let context = || {
+                format!(
+                    "for PCI controller with index '{index}', model '{model}' and modelName '{}'",
+                    opts.model_name.as_deref().unwrap_or_default()
+                )
+            };
             if let Some(name) = &opts.model_name {
                 if model.is_root() || !model.valid_model_names().contains(&name.as_str()) {
                     return Err(Error::config_unsupported(format!(
-                        "Option 'modelName' has invalid value {context}"
+                        "Option 'modelName' has invalid value {}",
+                        context()
                     )));
                 }
             }
@@ -1068,12 +1201,14 @@ impl Planner {
                 match (value, allowed) {
                     (Some(_), false) => {
                         return Err(Error::config_unsupported(format!(
-                            "Option '{name}' is not valid {context}"
+                            "Option '{name}' is not valid {}",
+                            context()
                         )))
                     }
                     (None, true) => {
                         return Err(Error::config_unsupported(format!(
-                            "Required option '{name}' is not set {context}"
+                            "Required option '{name}' is not set {}",
+                            context()
                         )))
                     }
                     _ => {}
@@ -1081,12 +1216,14 @@ impl Planner {
             }
             if opts.hotplug.is_some() && !model.takes_hotplug_option() {
                 return Err(Error::config_unsupported(format!(
-                    "Option 'hotplug' is not valid {context}"
+                    "Option 'hotplug' is not valid {}",
+                    context()
                 )));
             }
             if opts.target_index.is_some() {
                 return Err(Error::config_unsupported(format!(
-                    "Option 'targetIndex' is not valid {context}"
+                    "Option 'targetIndex' is not valid {}",
+                    context()
                 )));
             }
             let range = |value: Option<i64>, lo: i64, hi: i64, what: &str| -> Result<()> {

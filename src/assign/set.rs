@@ -54,6 +54,58 @@ pub struct AddressSet {
     pub buses: Vec<Bus>,
     /// In a dry run the set grows instead of failing, to count the buses needed.
     pub dry_run: bool,
+    /// Per (device flags, function): the first bus worth searching. Buses only fill up while
+    /// addresses are reserved, so a bus that could not take such a device never will; a
+    /// release forgets these.
+    search_from: Vec<(ConnectFlags, Option<u32>, usize)>,
+}
+
+/// Why a device may not sit on a bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Incompatible {
+    NotIntegrated,
+    NoAutoassign,
+    NoHotplug,
+    WrongType,
+}
+
+impl Incompatible {
+    fn message(self, addr: &PciAddress, device: ConnectFlags, from_config: bool) -> String {
+        match self {
+            Incompatible::NotIntegrated => {
+                format!("The device at PCI address {addr} needs to be an integrated device (bus=0)")
+            }
+            Incompatible::NoAutoassign => format!(
+                "The device at PCI address {addr} was auto-assigned this address, but the PCI \
+                 controller with index='{}' doesn't allow auto-assignment",
+                addr.bus
+            ),
+            Incompatible::NoHotplug => format!(
+                "The device at PCI address {addr} requires hotplug capability, but the PCI \
+                 controller with index='{}' doesn't support hotplug",
+                addr.bus
+            ),
+            Incompatible::WrongType => {
+                // A configured bridge was also treated as an endpoint, as libvirt does.
+                let device = if from_config && device.intersects(ConnectFlags::PCI_BRIDGE) {
+                    device | ConnectFlags::PCI_DEVICE
+                } else {
+                    device
+                };
+                match device.required_type_name() {
+                    Some(name) => format!(
+                        "The device at PCI address {addr} cannot be plugged into the PCI \
+                         controller with index='{}'. It requires a controller that accepts a {name}.",
+                        addr.bus
+                    ),
+                    None => format!(
+                        "The device at PCI address {addr} has unrecognized connection type flags 0x{:02x}",
+                        device.0 & ConnectFlags::TYPES_MASK.0
+                    ),
+                }
+            }
+        }
+    }
 }
 
 fn error(from_config: bool, detail: String) -> Error {
@@ -66,7 +118,11 @@ fn error(from_config: bool, detail: String) -> Error {
 
 impl AddressSet {
     pub fn new(buses: Vec<Bus>, dry_run: bool) -> AddressSet {
-        AddressSet { buses, dry_run }
+        AddressSet {
+            buses,
+            dry_run,
+            search_from: Vec::new(),
+        }
     }
 
     pub fn bus_count(&self) -> usize {
@@ -90,23 +146,31 @@ impl AddressSet {
         report: bool,
         from_config: bool,
     ) -> Result<bool> {
+        match Self::incompatibility(addr, bus, device, from_config) {
+            None => Ok(true),
+            Some(_) if !report => Ok(false),
+            Some(reason) => Err(error(
+                from_config,
+                reason.message(addr, device, from_config),
+            )),
+        }
+    }
+
+    /// Why a device with `device` flags may not sit on a bus accepting `bus` flags, if it may
+    /// not. Cheap: the message is only worded when it is reported.
+    fn incompatibility(
+        addr: &PciAddress,
+        bus: ConnectFlags,
+        device: ConnectFlags,
+        from_config: bool,
+    ) -> Option<Incompatible> {
         let mut bus = bus;
         let mut device = device;
-        let fail = |detail: String| -> Result<bool> {
-            if report {
-                Err(error(from_config, detail))
-            } else {
-                Ok(false)
-            }
-        };
         if device.intersects(ConnectFlags::INTEGRATED) {
-            if addr.bus == 0 {
-                bus |= ConnectFlags::PCI_DEVICE | ConnectFlags::AUTOASSIGN;
-            } else {
-                return fail(format!(
-                    "The device at PCI address {addr} needs to be an integrated device (bus=0)"
-                ));
+            if addr.bus != 0 {
+                return Some(Incompatible::NotIntegrated);
             }
+            bus |= ConnectFlags::PCI_DEVICE | ConnectFlags::AUTOASSIGN;
         }
         if from_config {
             // The user may put any endpoint on any endpoint bus, and a bridge where
@@ -120,35 +184,17 @@ impl AddressSet {
         } else if device.intersects(ConnectFlags::AUTOASSIGN)
             && !bus.intersects(ConnectFlags::AUTOASSIGN)
         {
-            return fail(format!(
-                "The device at PCI address {addr} was auto-assigned this address, but the PCI \
-                 controller with index='{}' doesn't allow auto-assignment",
-                addr.bus
-            ));
+            return Some(Incompatible::NoAutoassign);
         }
         if device.intersects(ConnectFlags::HOTPLUGGABLE)
             && !bus.intersects(ConnectFlags::HOTPLUGGABLE)
         {
-            return fail(format!(
-                "The device at PCI address {addr} requires hotplug capability, but the PCI \
-                 controller with index='{}' doesn't support hotplug",
-                addr.bus
-            ));
+            return Some(Incompatible::NoHotplug);
         }
         if !(device & bus).intersects(ConnectFlags::TYPES_MASK) {
-            return fail(match device.required_type_name() {
-                Some(name) => format!(
-                    "The device at PCI address {addr} cannot be plugged into the PCI controller \
-                     with index='{}'. It requires a controller that accepts a {name}.",
-                    addr.bus
-                ),
-                None => format!(
-                    "The device at PCI address {addr} has unrecognized connection type flags 0x{:02x}",
-                    device.0 & ConnectFlags::TYPES_MASK.0
-                ),
-            });
+            return Some(Incompatible::WrongType);
         }
-        Ok(true)
+        None
     }
 
     /// Check that `addr` exists and suits a device with `flags` (virDomainPCIAddressValidate).
@@ -244,6 +290,7 @@ impl AddressSet {
                 slot.functions &= !(1u8 << addr.function);
             }
         }
+        self.search_from.clear();
     }
 
     /// Look for a free function on `bus_index` (virDomainPCIAddressFindUnusedFunctionOnBus).
@@ -255,7 +302,7 @@ impl AddressSet {
     ) -> Option<PciAddress> {
         let bus = &self.buses[bus_index];
         let mut addr = PciAddress::new(0, bus_index as u32, bus.min_slot, function.unwrap_or(0));
-        if !Self::flags_compatible(&addr, bus.accepts, flags, false, false).unwrap_or(false) {
+        if Self::incompatibility(&addr, bus.accepts, flags, false).is_some() {
             return None;
         }
         while addr.slot <= bus.max_slot {
@@ -295,10 +342,23 @@ impl AddressSet {
         }
         // Isolation groups only matter on pSeries, so every bus is in group 0 and one scan
         // over all buses is libvirt's two rounds.
-        for bus_index in 0..self.buses.len() {
+        let cursor = self
+            .search_from
+            .iter()
+            .position(|&(f, func, _)| f == flags && func == function);
+        let start = cursor.map_or(0, |c| self.search_from[c].2);
+        for bus_index in start..self.buses.len() {
             if let Some(found) = self.find_on_bus(bus_index, function, flags) {
+                match cursor {
+                    Some(c) => self.search_from[c].2 = bus_index,
+                    None => self.search_from.push((flags, function, bus_index)),
+                }
                 return Ok(found);
             }
+        }
+        match cursor {
+            Some(c) => self.search_from[c].2 = self.buses.len(),
+            None => self.search_from.push((flags, function, self.buses.len())),
         }
         if self.dry_run {
             let mut addr = PciAddress::new(0, self.buses.len() as u32, 0, function.unwrap_or(0));
@@ -348,7 +408,11 @@ impl AddressSet {
         {
             PciModel::PcieRootPort
         } else {
-            return Err(match PciModel::from_connect_flags(flags) {
+            // libvirt names the model of a controller it cannot add, except the
+            // pcie-to-pci-bridge, which its lookup table lacks (the generic message then).
+            let model =
+                PciModel::from_connect_flags(flags).filter(|m| *m != PciModel::PcieToPciBridge);
+            return Err(match model {
                 Some(model) => Error::internal(format!(
                     "a PCI slot is needed to connect a PCI controller model='{model}', but none \
                      is available, and it cannot be automatically added"

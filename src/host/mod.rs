@@ -45,8 +45,7 @@ pub use writer::{Fault, Faults, KernelWriter, SysfsWrite, SysfsWriter, WriteKind
 
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
-use names::{check_driver_name, is_valid_driver_name, parse_device_name};
-use std::collections::BTreeMap;
+use names::{check_driver_name, is_valid_driver_name, parse_device_name, parse_device_name_bytes};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -234,12 +233,14 @@ impl Host {
     /// Every PCI device, in address order. Entries of `bus/pci/devices` that are not
     /// `dddd:bb:ss.f` are skipped, as libvirt skips them ("Unusual entry").
     pub fn device_addresses(&self) -> Result<Vec<PciAddress>> {
-        let entries = self.sysfs.read_dir_opt(DEVICES_DIR)?.unwrap_or_default();
-        let mut out: Vec<PciAddress> = entries
-            .iter()
-            .filter_map(|e| parse_device_name(&e.name))
-            .collect();
-        out.sort();
+        let mut out = Vec::new();
+        self.sysfs.for_each_entry(DEVICES_DIR, |name, _| {
+            if let Some(a) = parse_device_name_bytes(name) {
+                out.push(a);
+            }
+            Ok(())
+        })?;
+        out.sort_unstable();
         Ok(out)
     }
 
@@ -264,14 +265,23 @@ impl Host {
     /// Vendor, device, subsystem ids and class.
     pub fn ids(&self, addr: &PciAddress) -> Result<PciIds> {
         self.require_device(addr)?;
+        self.read_ids(addr, true)
+    }
+
+    /// Read the id attributes; the device is known to exist, or a missing `vendor` is
+    /// reported as a missing device.
+    fn read_ids(&self, addr: &PciAddress, subsystem: bool) -> Result<PciIds> {
         let id = |attr: &str, required: bool| -> Result<Option<u16>> {
             let rel = dev_path(addr, attr);
             match self.sysfs.read_attr_opt(&rel)? {
                 None if !required => Ok(None),
-                None => Err(Error::internal(format!(
-                    "Failed to read product/vendor ID for {addr}: '{}' is missing",
-                    self.sysfs.display(&rel)
-                ))),
+                None => {
+                    self.require_device(addr)?;
+                    Err(Error::internal(format!(
+                        "Failed to read product/vendor ID for {addr}: '{}' is missing",
+                        self.sysfs.display(&rel)
+                    )))
+                }
                 Some(text) => parse_hex_u16(&text).map(Some).ok_or_else(|| {
                     Error::internal(format!(
                         "Unusual value in {}: {}",
@@ -281,6 +291,8 @@ impl Host {
                 }),
             }
         };
+        let vendor = id("vendor", true)?.unwrap_or(0);
+        let device = id("device", true)?.unwrap_or(0);
         let class_rel = dev_path(addr, "class");
         let class_text = self.sysfs.read_attr(&class_rel)?;
         let class = parse_class(&class_text).ok_or_else(|| {
@@ -290,11 +302,19 @@ impl Host {
                 class_text.escape_debug()
             ))
         })?;
+        let (subsystem_vendor, subsystem_device) = if subsystem {
+            (
+                id("subsystem_vendor", false)?,
+                id("subsystem_device", false)?,
+            )
+        } else {
+            (None, None)
+        };
         Ok(PciIds {
-            vendor: id("vendor", true)?.unwrap_or(0),
-            device: id("device", true)?.unwrap_or(0),
-            subsystem_vendor: id("subsystem_vendor", false)?,
-            subsystem_device: id("subsystem_device", false)?,
+            vendor,
+            device,
+            subsystem_vendor,
+            subsystem_device,
             class,
         })
     }
@@ -568,11 +588,13 @@ impl Host {
         })
     }
 
-    /// Address, ids and driver of a device.
+    /// Address, ids (without subsystem ids) and driver of a device: what listings need, read
+    /// with as few system calls as possible.
     pub fn summary(&self, addr: &PciAddress) -> Result<DeviceSummary> {
+        addr.check_ranges()?;
         Ok(DeviceSummary {
             address: *addr,
-            ids: self.ids(addr)?,
+            ids: self.read_ids(addr, false)?,
             driver: self.driver(addr)?,
         })
     }
@@ -612,21 +634,27 @@ impl Host {
     /// an entry is not a device name ("Found invalid device link").
     pub fn iommu_group_by_number(&self, number: u32) -> Result<IommuGroup> {
         let rel = format!("{IOMMU_GROUPS_DIR}/{number}/devices");
-        let entries = self.sysfs.read_dir(&rel)?;
-        let mut devices = Vec::with_capacity(entries.len());
-        for e in entries {
-            match parse_device_name(&e.name) {
-                Some(a) => devices.push(a),
-                None => {
-                    return Err(Error::internal(format!(
+        let mut devices = Vec::new();
+        let found =
+            self.sysfs
+                .for_each_entry(&rel, |name, _| match parse_device_name_bytes(name) {
+                    Some(a) => {
+                        devices.push(a);
+                        Ok(())
+                    }
+                    None => Err(Error::internal(format!(
                         "Found invalid device link '{}' in '{}'",
-                        e.name.escape_debug(),
+                        String::from_utf8_lossy(name).escape_debug(),
                         self.sysfs.display(&rel)
-                    )))
-                }
-            }
+                    ))),
+                })?;
+        if !found {
+            return Err(Error::system(
+                format!("Failed to open directory '{}'", self.sysfs.display(&rel)),
+                &std::io::Error::from_raw_os_error(libc::ENOENT),
+            ));
         }
-        devices.sort();
+        devices.sort_unstable();
         Ok(IommuGroup { number, devices })
     }
 
@@ -644,34 +672,37 @@ impl Host {
     /// link), which is what makes it as fast as a plain walk.
     pub fn iommu_groups(&self) -> Result<IommuGroups> {
         let mut numbers: Vec<u32> = Vec::new();
-        if let Some(entries) = self.sysfs.read_dir_opt(IOMMU_GROUPS_DIR)? {
-            for e in entries {
-                match e.name.parse::<u32>() {
-                    Ok(n) if n.to_string() == e.name => numbers.push(n),
-                    _ => {
-                        return Err(Error::internal(format!(
-                            "Unusual entry '{}' in '{}'",
-                            e.name.escape_debug(),
-                            self.sysfs.display(IOMMU_GROUPS_DIR)
-                        )))
-                    }
+        self.sysfs.for_each_entry(IOMMU_GROUPS_DIR, |name, _| {
+            let number = std::str::from_utf8(name)
+                .ok()
+                .filter(|t| !t.is_empty() && t.len() <= 9 && t.bytes().all(|b| b.is_ascii_digit()))
+                .filter(|t| t.len() == 1 || !t.starts_with('0'))
+                .and_then(|t| t.parse::<u32>().ok());
+            match number {
+                Some(n) => {
+                    numbers.push(n);
+                    Ok(())
                 }
+                None => Err(Error::internal(format!(
+                    "Unusual entry '{}' in '{}'",
+                    String::from_utf8_lossy(name).escape_debug(),
+                    self.sysfs.display(IOMMU_GROUPS_DIR)
+                ))),
             }
-        }
+        })?;
         numbers.sort_unstable();
         let mut groups = Vec::with_capacity(numbers.len());
-        let mut grouped: BTreeMap<PciAddress, u32> = BTreeMap::new();
+        let mut grouped: Vec<PciAddress> = Vec::new();
         for n in numbers {
             let g = self.iommu_group_by_number(n)?;
-            for a in &g.devices {
-                grouped.insert(*a, n);
-            }
+            grouped.extend_from_slice(&g.devices);
             groups.push(g);
         }
+        grouped.sort_unstable();
         let no_group = self
             .device_addresses()?
             .into_iter()
-            .filter(|a| !grouped.contains_key(a))
+            .filter(|a| grouped.binary_search(a).is_err())
             .collect();
         Ok(IommuGroups { groups, no_group })
     }

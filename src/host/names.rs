@@ -7,11 +7,27 @@ use crate::pci::PciAddress;
 /// kernel writes it (so that formatting the address gives back the same name). `None` for
 /// anything else, `../../etc` included.
 pub fn parse_device_name(name: &str) -> Option<PciAddress> {
-    if name.len() != 12 {
+    parse_device_name_bytes(name.as_bytes())
+}
+
+/// [`parse_device_name`] on bytes, without allocating (directory walks call it per entry).
+pub fn parse_device_name_bytes(name: &[u8]) -> Option<PciAddress> {
+    if name.len() != 12 || name[4] != b':' || name[7] != b':' || name[10] != b'.' {
         return None;
     }
-    let addr = PciAddress::parse(name).ok()?;
-    (addr.to_string() == name).then_some(addr)
+    let hex = |range: std::ops::Range<usize>| -> Option<u32> {
+        name[range].iter().try_fold(0u32, |acc, &b| {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            Some(acc * 16 + d as u32)
+        })
+    };
+    let addr = PciAddress::new(hex(0..4)?, hex(5..7)?, hex(8..10)?, hex(11..12)?);
+    addr.check_ranges().ok()?;
+    Some(addr)
 }
 
 /// Whether `name` is acceptable as a driver name: `[A-Za-z0-9_.-]+`, at most 64 characters,

@@ -25,6 +25,10 @@
 //! * `devices/<dev>/config`: the bytes are stored at the offset.
 //!   Any other write: `EACCES`.
 //!
+//! Not modelled: `/dev/vfio/<group>` (the tree is a sysfs root, `/dev` lies outside it),
+//! module loading (a driver is loaded when `bus/pci/drivers/<drv>` exists), the real effect of a
+//! reset on the device, and `remove`/`rescan`.
+//!
 //! # How it knows native drivers
 //! A kernel knows which driver claims a device from the drivers' id tables; a tree does not
 //! say. The simulator keeps that knowledge in the tree, in `.virtpci-sim/native-drivers`:

@@ -377,6 +377,12 @@ impl HostSnapshot {
             }
         }
 
+        let mut children: BTreeMap<PciAddress, Vec<PciAddress>> = BTreeMap::new();
+        for (addr, d) in &by_addr {
+            if let Some(parent) = d.parent.as_deref().and_then(parse_device_name) {
+                children.entry(parent).or_default().push(*addr);
+            }
+        }
         let mut rules: BTreeSet<IdRule> = BTreeSet::new();
         let mut vfs_of: BTreeMap<PciAddress, Vec<PciAddress>> = BTreeMap::new();
         for (addr, d) in &by_addr {
@@ -443,7 +449,7 @@ impl HostSnapshot {
                 0o644,
             )?;
             put(&format!("{p}/enable"), b"1\n", 0o644)?;
-            let config = self.config_bytes(addr, d, vendor, device, class, &by_addr)?;
+            let config = self.config_bytes(addr, d, vendor, device, class, &children)?;
             put(&format!("{p}/config"), &config, 0o644)?;
             if let Some(m) = &d.reset_method {
                 put(&format!("{p}/reset"), b"", 0o200)?;
@@ -538,7 +544,7 @@ impl HostSnapshot {
         vendor: u16,
         device: u16,
         class: u32,
-        by_addr: &BTreeMap<PciAddress, &DeviceRecord>,
+        children: &BTreeMap<PciAddress, Vec<PciAddress>>,
     ) -> Result<Vec<u8>> {
         let c = &d.config;
         if let Some(hex) = &c.hex {
@@ -564,23 +570,20 @@ impl HostSnapshot {
             Some((p, s, sub))
         } else if is_bridge {
             // Secondary: the bus of the direct children; subordinate: the highest bus below.
-            let mut below: Vec<u32> = Vec::new();
-            let mut frontier = vec![*addr];
             let mut secondary: Option<u32> = None;
+            let mut subordinate: Option<u32> = None;
+            let mut frontier = vec![*addr];
             while let Some(a) = frontier.pop() {
-                for (child, rec) in by_addr.iter() {
-                    if rec.parent.as_deref() == Some(&a.to_string()) {
-                        if a == *addr {
-                            secondary = Some(secondary.map_or(child.bus, |s| s.min(child.bus)));
-                        }
-                        below.push(child.bus);
-                        frontier.push(*child);
+                for child in children.get(&a).map(Vec::as_slice).unwrap_or(&[]) {
+                    if a == *addr {
+                        secondary = Some(secondary.map_or(child.bus, |s| s.min(child.bus)));
                     }
+                    subordinate = Some(subordinate.map_or(child.bus, |s| s.max(child.bus)));
+                    frontier.push(*child);
                 }
             }
             let s = secondary.unwrap_or(0);
-            let sub = below.into_iter().max().unwrap_or(s);
-            Some((addr.bus as u8, s as u8, sub as u8))
+            Some((addr.bus as u8, s as u8, subordinate.unwrap_or(s) as u8))
         } else {
             None
         };

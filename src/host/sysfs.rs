@@ -123,9 +123,8 @@ impl Sysfs {
         let rel = if rel.is_empty() { "." } else { rel };
         match self.resolution {
             Resolution::Kernel => {
-                // openat2 with RESOLVE_BENEATH fails with EAGAIN when a rename happened
-                // anywhere on the system during the lookup (openat2(2)); retry, and after a
-                // few tries resolve in user space, which has no such race.
+                // EAGAIN: a concurrent rename anywhere made the kernel unsure that a ".." stayed
+                // beneath; openat2(2) says to retry. After a few tries, resolve in user space.
                 for _ in 0..8 {
                     match rfs::openat2(
                         &self.dir,
@@ -135,7 +134,7 @@ impl Sysfs {
                         ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
                     ) {
                         Err(rustix::io::Errno::AGAIN) => continue,
-                        other => return other.map_err(io::Error::from),
+                        r => return r.map_err(io::Error::from),
                     }
                 }
                 let follow_last = !flags.contains(OFlags::NOFOLLOW);
@@ -310,27 +309,34 @@ impl Sysfs {
     /// `Ok(None)` when `rel` does not exist; an error when it is not a symlink, when its
     /// target leaves the root, or when the target does not exist.
     pub fn read_link(&self, rel: &str) -> Result<Option<String>> {
-        let (parent, name) = match rel.rsplit_once('/') {
-            Some((p, n)) => (p, n),
-            None => ("", rel),
-        };
-        let dir = match self.open_at(parent, OFlags::PATH | OFlags::DIRECTORY) {
-            Ok(d) => d,
-            Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) => return Err(self.io_error("Failed to open", parent, e)),
-        };
-        let text = match rfs::readlinkat(&dir, name, Vec::new()) {
+        // First let the kernel follow the link beneath the root: this refuses every escape,
+        // through the link itself or through any component before it. Only then read the
+        // link's text (its basename is what callers use).
+        let followed = self.open_at(rel, OFlags::PATH);
+        let text = match rfs::readlinkat(&self.dir, rel, Vec::new()) {
             Ok(t) => t.to_string_lossy().into_owned(),
-            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => {
+                return match followed {
+                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                        Err(outside_root(&self.root, rel))
+                    }
+                    _ => Ok(None),
+                }
+            }
             Err(rustix::io::Errno::INVAL) => {
-                return Err(Error::internal(format!(
-                    "'{}' is not a symlink",
-                    self.display(rel)
-                )))
+                return match followed {
+                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                        Err(outside_root(&self.root, rel))
+                    }
+                    _ => Err(Error::internal(format!(
+                        "'{}' is not a symlink",
+                        self.display(rel)
+                    ))),
+                }
             }
             Err(e) => return Err(self.io_error("Failed to read link", rel, e.into())),
         };
-        match self.open_at(rel, OFlags::PATH) {
+        match followed {
             Ok(_) => Ok(Some(text)),
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Err(outside_root(&self.root, rel)),
             Err(e) => Err(Error::system(
@@ -344,12 +350,17 @@ impl Sysfs {
         }
     }
 
-    /// The entries of the directory `rel` (without `.` and `..`), in directory order.
-    /// `Ok(None)` when it does not exist.
-    pub fn read_dir_opt(&self, rel: &str) -> Result<Option<Vec<DirEntry>>> {
+    /// Call `f` with the name and kind of every entry of the directory `rel` (without `.` and
+    /// `..`), in directory order, without allocating per entry. `Ok(false)` when the directory
+    /// does not exist; the first error of `f` stops the walk and is returned.
+    pub fn for_each_entry(
+        &self,
+        rel: &str,
+        mut f: impl FnMut(&[u8], EntryKind) -> Result<()>,
+    ) -> Result<bool> {
         let fd = match self.open_at(rel, OFlags::RDONLY | OFlags::DIRECTORY) {
             Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
                 return Err(Error::internal(format!(
                     "'{}' is not a directory",
@@ -358,10 +369,9 @@ impl Sysfs {
             }
             Err(e) => return Err(self.io_error("Failed to open directory", rel, e)),
         };
-        let mut dir =
-            rfs::Dir::new(fd).map_err(|e| self.io_error("Failed to read", rel, e.into()))?;
-        let mut out = Vec::new();
-        while let Some(entry) = dir.read() {
+        let mut buf = [const { std::mem::MaybeUninit::<u8>::uninit() }; 8192];
+        let mut dir = rfs::RawDir::new(&fd, &mut buf);
+        while let Some(entry) = dir.next() {
             let entry = entry.map_err(|e| self.io_error("Failed to read", rel, e.into()))?;
             let name = entry.file_name().to_bytes();
             if name == b"." || name == b".." {
@@ -373,12 +383,23 @@ impl Sysfs {
                 FileType::Symlink => EntryKind::Symlink,
                 _ => EntryKind::Other,
             };
+            f(name, kind)?;
+        }
+        Ok(true)
+    }
+
+    /// The entries of the directory `rel` (without `.` and `..`), in directory order.
+    /// `Ok(None)` when it does not exist.
+    pub fn read_dir_opt(&self, rel: &str) -> Result<Option<Vec<DirEntry>>> {
+        let mut out = Vec::new();
+        let found = self.for_each_entry(rel, |name, kind| {
             out.push(DirEntry {
                 name: String::from_utf8_lossy(name).into_owned(),
                 kind,
             });
-        }
-        Ok(Some(out))
+            Ok(())
+        })?;
+        Ok(found.then_some(out))
     }
 
     /// The entries of the directory `rel`, which must exist.

@@ -85,13 +85,11 @@ impl<'a> Document<'a> {
             match event {
                 Event::Start(ref start) | Event::Empty(ref start) => {
                     let self_closing = matches!(event, Event::Empty(_));
-                    for attr in start.attributes().with_checks(true) {
-                        attr.map_err(|e| malformed(text, before, &e.to_string()))?;
-                    }
                     let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
                     let raw = text.get(before..after).unwrap_or_default();
-                    let attrs = scan_attributes(raw, before)
-                        .ok_or_else(|| malformed(text, before, "malformed attributes"))?;
+                    let attrs = scan_attributes(raw, before).ok_or_else(|| {
+                        malformed(text, before, &format!("malformed attributes in <{name}>"))
+                    })?;
                     let id = elements.len();
                     let parent = stack.last().copied();
                     if parent.is_none() {
@@ -129,7 +127,10 @@ impl<'a> Document<'a> {
                 Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => {
                     let raw = text.get(before..after).unwrap_or_default();
                     match stack.last() {
-                        Some(&id) => elements[id].text.push_str(raw),
+                        // Only content matters to readers; indentation is not kept here
+                        // (the writer works on the original text).
+                        Some(&id) if !raw.trim().is_empty() => elements[id].text.push_str(raw),
+                        Some(_) => {}
                         None if raw.trim().is_empty() => {}
                         None => {
                             return Err(malformed(text, before, "text outside the root element"))
@@ -216,7 +217,7 @@ fn scan_attributes(raw: &str, base: usize) -> Option<Vec<Attribute>> {
     while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
         i += 1;
     }
-    let mut attrs = Vec::new();
+    let mut attrs = Vec::with_capacity(4);
     loop {
         while i < bytes.len() && is_space(bytes[i]) {
             i += 1;
@@ -229,6 +230,9 @@ fn scan_attributes(raw: &str, base: usize) -> Option<Vec<Attribute>> {
             i += 1;
         }
         let name = raw.get(name_start..i)?.to_string();
+        if name.is_empty() {
+            return None;
+        }
         while i < bytes.len() && is_space(bytes[i]) {
             i += 1;
         }
@@ -247,8 +251,18 @@ fn scan_attributes(raw: &str, base: usize) -> Option<Vec<Attribute>> {
         let value_len = raw.get(value_start..)?.find(quote as char)?;
         let value_end = value_start + value_len;
         let raw_value = raw.get(value_start..value_end)?;
-        let value = quick_xml::escape::unescape(raw_value).ok()?.into_owned();
+        if raw_value.contains('<') || attrs.iter().any(|a: &Attribute| a.name == name) {
+            return None;
+        }
+        let value = if raw_value.contains('&') {
+            quick_xml::escape::unescape(raw_value).ok()?.into_owned()
+        } else {
+            raw_value.to_string()
+        };
         i = value_end + 1;
+        if i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
+            return None;
+        }
         attrs.push(Attribute {
             name,
             value,

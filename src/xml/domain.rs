@@ -132,6 +132,8 @@ pub enum DeviceKind {
         bus: String,
         model: Option<String>,
         target: String,
+        /// The `controller` of a `type='drive'` address.
+        drive_controller: Option<u32>,
     },
     Controller(Controller),
     Filesystem {
@@ -172,7 +174,9 @@ pub enum DeviceKind {
     Console {
         target_type: Option<String>,
     },
-    Channel,
+    Channel {
+        target_type: Option<String>,
+    },
     Parallel,
     Smartcard,
     Hub,
@@ -207,6 +211,8 @@ pub struct Device {
     pub address_element: Option<ElementId>,
     pub kind: DeviceKind,
     pub address: DeviceAddress,
+    /// The `controller` attribute of a drive or virtio-serial address.
+    pub address_controller: Option<u32>,
 }
 
 impl Device {
@@ -237,6 +243,8 @@ pub struct DomainDef {
     pub machine_kind: MachineKind,
     /// Number of `<cpu><numa><cell>` elements.
     pub numa_cells: usize,
+    /// The domain has a `<graphics>` device (libvirt then adds a video if there is none).
+    pub has_graphics: bool,
     /// The `<devices>` element.
     pub devices_element: Option<ElementId>,
     pub devices: Vec<Device>,
@@ -269,10 +277,13 @@ impl DomainDef {
                 devices.push(read_device(doc, child)?);
             }
         }
+        let has_graphics = devices_element
+            .is_some_and(|devs| doc.children_named(devs, "graphics").next().is_some());
         Ok(DomainDef {
             machine,
             machine_kind,
             numa_cells,
+            has_graphics,
             devices_element,
             devices,
         })
@@ -291,10 +302,16 @@ pub fn read_device(doc: &Document<'_>, id: ElementId) -> Result<Device> {
         "disk" => {
             let target = child_attr("target", "dev").unwrap_or_default();
             let bus = child_attr("target", "bus").unwrap_or_else(|| default_disk_bus(&target));
+            let drive_controller = doc
+                .child(id, "address")
+                .filter(|&a| doc.element(a).attr("type") == Some("drive"))
+                .and_then(|a| doc.element(a).attr("controller"))
+                .and_then(parse_xml_uint);
             DeviceKind::Disk {
                 bus,
                 model: attr("model"),
                 target,
+                drive_controller,
             }
         }
         "controller" => DeviceKind::Controller(read_controller(doc, id)?),
@@ -348,7 +365,9 @@ pub fn read_device(doc: &Document<'_>, id: ElementId) -> Result<Device> {
         "console" => DeviceKind::Console {
             target_type: child_attr("target", "type"),
         },
-        "channel" => DeviceKind::Channel,
+        "channel" => DeviceKind::Channel {
+            target_type: child_attr("target", "type"),
+        },
         "parallel" => DeviceKind::Parallel,
         "smartcard" => DeviceKind::Smartcard,
         "hub" => DeviceKind::Hub,
@@ -377,11 +396,16 @@ pub fn read_device(doc: &Document<'_>, id: ElementId) -> Result<Device> {
         Some(a) => read_address(doc, a)?,
         None => DeviceAddress::None,
     };
+    let address_controller = address_element
+        .filter(|&a| matches!(doc.element(a).attr("type"), Some("drive" | "virtio-serial")))
+        .and_then(|a| doc.element(a).attr("controller"))
+        .and_then(parse_xml_uint);
     Ok(Device {
         element: Some(id),
         address_element,
         kind,
         address,
+        address_controller,
     })
 }
 
@@ -420,7 +444,10 @@ pub fn read_address(doc: &Document<'_>, id: ElementId) -> Result<DeviceAddress> 
                 match el.attr(name) {
                     None => Ok(0),
                     Some(text) => parse_xml_uint(text).ok_or_else(|| {
-                        Error::internal(format!("Cannot parse <address> '{name}' attribute"))
+                        Error::xml(format!(
+                            "Invalid value for attribute '{name}' in element 'address': '{text}'. \
+                             Expected non-negative integer value"
+                        ))
                     }),
                 }
             };
@@ -435,8 +462,9 @@ pub fn read_address(doc: &Document<'_>, id: ElementId) -> Result<DeviceAddress> 
                 Some("on") => Multifunction::On,
                 Some("off") => Multifunction::Off,
                 Some(other) => {
-                    return Err(Error::config_unsupported(format!(
-                        "Unknown value '{other}' for <address> 'multifunction' attribute"
+                    return Err(Error::xml(format!(
+                        "Invalid value for attribute 'multifunction' in element 'address': \
+                         '{other}'."
                     )))
                 }
             };
@@ -642,11 +670,12 @@ mod tests {
         );
         assert_eq!(
             msg("<address type='pci' slot='x'/>"),
-            "internal error: Cannot parse <address> 'slot' attribute"
+            "XML error: Invalid value for attribute 'slot' in element 'address': 'x'. \
+             Expected non-negative integer value"
         );
         assert_eq!(
             msg("<address type='pci' slot='1' multifunction='yes'/>"),
-            "unsupported configuration: Unknown value 'yes' for <address> 'multifunction' attribute"
+            "XML error: Invalid value for attribute 'multifunction' in element 'address': 'yes'."
         );
     }
 
