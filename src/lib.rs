@@ -6,6 +6,7 @@
 pub mod assign;
 pub mod error;
 pub mod host;
+pub mod hostdev;
 pub mod pci;
 pub mod topology;
 pub mod xml;
@@ -16,4 +17,5 @@ pub mod ffi;
 pub use assign::{assign_domain_xml, AssignOutput};
 pub use error::{Error, ErrorCode, Result};
 pub use host::Host;
+pub use hostdev::{HostdevManager, HostdevSpec};
 pub use pci::PciAddress;

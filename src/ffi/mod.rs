@@ -10,4 +10,5 @@ pub mod assign;
 pub mod boundary;
 pub mod general;
 pub mod host;
+pub mod hostdev;
 pub mod log;
