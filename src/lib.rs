@@ -3,9 +3,11 @@
 //! The core modules are safe Rust with no global state; `ffi` is the only unsafe code.
 #![deny(unsafe_code)]
 
+pub mod abi;
 pub mod assign;
 pub mod error;
 pub mod host;
+pub mod hostdev;
 pub mod pci;
 pub mod topology;
 pub mod xml;
@@ -16,4 +18,5 @@ pub mod ffi;
 pub use assign::{assign_domain_xml, assign_domain_xml_with, AssignOptions, AssignOutput};
 pub use error::{Error, ErrorCode, Result};
 pub use host::Host;
+pub use hostdev::{HostdevManager, HostdevSpec};
 pub use pci::PciAddress;

@@ -437,8 +437,9 @@ fn hotplug_room_leaves_free_places() {
         let xml = domain(machine, 0, &devices);
         let options = AssignOptions {
             hotplug_ports: Some(n),
+            ..Default::default()
         };
-        let out = assign_domain_xml_with(&xml, &options).unwrap().xml;
+        let out = assign_domain_xml_with(&xml, options).unwrap().xml;
         let topo = check_valid(&out);
         let free = free_hotplug_places(&topo);
         assert!(
@@ -467,7 +468,7 @@ fn without_preferences_the_result_is_libvirts() {
     let xml = domain("pc-q35-7.2", 0, &(nic("") + &nic("")));
     assert_eq!(
         assign(&xml),
-        assign_domain_xml_with(&xml, &AssignOptions::default())
+        assign_domain_xml_with(&xml, AssignOptions::default())
             .unwrap()
             .xml
     );

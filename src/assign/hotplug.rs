@@ -4,6 +4,7 @@
 
 use super::plan::{device_flags, plan, preferred_flags};
 use super::set::AddressSet;
+use super::slot_plan::Inventory;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, PciModel};
@@ -13,7 +14,9 @@ use crate::xml::Document;
 /// The PCI addresses in use in a running guest.
 #[derive(Debug, Clone)]
 pub struct HotplugAddressSet {
-    set: AddressSet,
+    pub(super) set: AddressSet,
+    /// Which device uses which address, for whole-slot plans (slot_plan.rs).
+    pub(super) inventory: Inventory,
     /// What a PCI Express endpoint gets in this guest (conventional PCI without pcie-root).
     pcie_flags: ConnectFlags,
     /// Per bus, the NUMA node of the expander bus it sits behind, if any.
@@ -66,6 +69,7 @@ impl HotplugAddressSet {
             })
             .collect();
         Ok(HotplugAddressSet {
+            inventory: Inventory::from_definition(&doc, &done.def),
             set: done.set,
             bus_numa,
             pcie_flags: if has_pcie_root {
@@ -88,9 +92,27 @@ impl HotplugAddressSet {
         with(&device)
     }
 
+    /// The flags a hotplugged device needs (libvirt's, plus hotplug), or `None` when it
+    /// does not use PCI. Preferences are not looked at (slot plans use this).
+    pub(super) fn hotplug_flags(&self, device: &Device) -> Option<ConnectFlags> {
+        let flags = device_flags(device, self.pcie_flags, self.pcie_flags);
+        (!flags.is_empty()).then_some(flags | ConnectFlags::HOTPLUGGABLE)
+    }
+
+    /// Read the device element `device_xml`: its address and the flags
+    /// [`Self::hotplug_flags`] gives it.
+    pub(super) fn parse_for_hotplug(
+        &self,
+        device_xml: &str,
+    ) -> Result<(DeviceAddress, Option<ConnectFlags>)> {
+        Self::with_device(device_xml, |device| {
+            Ok((device.address.clone(), self.hotplug_flags(device)))
+        })
+    }
+
     /// The flags a hotplugged device needs (after its `bus` preference), or `None` when it
     /// does not use PCI. A device that prefers `hotplug='no'` cannot be hot-plugged.
-    fn hotplug_flags(&self, device: &Device) -> Result<Option<ConnectFlags>> {
+    fn preferred_hotplug_flags(&self, device: &Device) -> Result<Option<ConnectFlags>> {
         let flags = device_flags(device, self.pcie_flags, self.pcie_flags);
         if flags.is_empty() && device.prefs.is_empty() {
             return Ok(None);
@@ -128,7 +150,7 @@ impl HotplugAddressSet {
             device.prefs.bus = prefs.bus.or(device.prefs.bus);
             device.prefs.numa = prefs.numa.or(device.prefs.numa);
             Ok((
-                self.hotplug_flags(&device)?,
+                self.preferred_hotplug_flags(&device)?,
                 device.address.present_pci(),
                 device.prefs.numa,
             ))
@@ -136,31 +158,37 @@ impl HotplugAddressSet {
         let Some(flags) = flags else {
             return Ok(None);
         };
-        if let Some(addr) = present {
-            self.reserve_checked(&addr, flags)?;
-            return Ok(Some(addr));
-        }
-        match numa {
-            None => self.set.reserve_next(flags, None).map(Some),
-            Some(node) => {
-                if !self.bus_numa.contains(&Some(node)) {
-                    return Err(Error::operation_invalid(format!(
-                        "no bus of this guest is behind an expander bus of NUMA node {node}"
-                    )));
-                }
-                let bus_numa = &self.bus_numa;
-                self.set
-                    .reserve_next_on(flags, |bus| bus_numa.get(bus) == Some(&Some(node)))
-                    .map(Some)
+        let addr = match present {
+            Some(addr) => {
+                self.reserve_checked(&addr, flags)?;
+                addr
             }
-        }
+            None => match numa {
+                None => self.set.reserve_next(flags, None)?,
+                Some(node) => {
+                    if !self.bus_numa.contains(&Some(node)) {
+                        return Err(Error::operation_invalid(format!(
+                            "no bus of this guest is behind an expander bus of NUMA node {node}"
+                        )));
+                    }
+                    let bus_numa = &self.bus_numa;
+                    self.set
+                        .reserve_next_on(flags, |bus| bus_numa.get(bus) == Some(&Some(node)))?
+                }
+            },
+        };
+        self.inventory.add_from_xml(addr, device_xml);
+        Ok(Some(addr))
     }
 
     /// Reserve `addr` for the device described by `device_xml`.
     pub fn reserve(&mut self, addr: &PciAddress, device_xml: &str) -> Result<()> {
-        let flags = Self::with_device(device_xml, |device| self.hotplug_flags(device))?
-            .ok_or_else(|| Error::operation_invalid("the device does not use a PCI address"))?;
-        self.reserve_checked(addr, flags)
+        let flags =
+            Self::with_device(device_xml, |device| self.preferred_hotplug_flags(device))?
+                .ok_or_else(|| Error::operation_invalid("the device does not use a PCI address"))?;
+        self.reserve_checked(addr, flags)?;
+        self.inventory.add_from_xml(*addr, device_xml);
+        Ok(())
     }
 
     fn reserve_checked(&mut self, addr: &PciAddress, flags: ConnectFlags) -> Result<()> {
@@ -186,6 +214,7 @@ impl HotplugAddressSet {
             )));
         }
         self.set.release(addr);
+        self.inventory.remove(addr);
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! the real pass that places controllers first and devices after, in libvirt's order.
 
 use super::set::{AddressSet, Bus};
+use super::AssignOptions;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
@@ -35,15 +36,6 @@ pub struct Plan<'a> {
     /// The final address set (pass 2).
     pub set: AddressSet,
     pub warnings: Vec<String>,
-}
-
-/// virtpci's placement options beyond libvirt. The default is libvirt 9.0's behaviour.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AssignOptions {
-    /// Guarantee at least this many free hotplug-capable places after assignment: empty
-    /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
-    /// pc. `None`: libvirt's rule (one spare root port on q35 when controllers were added).
-    pub hotplug_ports: Option<u32>,
 }
 
 /// Assign every PCI address of `def` as libvirt 9.0 does.

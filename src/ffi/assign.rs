@@ -20,12 +20,18 @@ pub struct VirtpciAddressSet {
 }
 
 impl VirtpciAddressSet {
-    fn lock(&self) -> MutexGuard<'_, HotplugAddressSet> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HotplugAddressSet> {
         // A panic while the lock was held left the set consistent (every change is one
         // bit flip at its end), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Flag of `virtpci_domain_assign_pci_addresses()` (seed thread S1): on x86 machine types
+/// (pc, q35), a guest PCI slot with functions above 0 in use but nothing at function 0 is an
+/// error (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`) instead of a warning, since Linux and Windows
+/// guests on x86 would not see those functions. pSeries guests find them and stay accepted.
+pub const VIRTPCI_ASSIGN_STRICT_FUNCTION0: c_uint = 1 << 0;
 
 /// libvirt's wording for flags a function does not know (`virCheckFlags`).
 fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
@@ -43,14 +49,16 @@ fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
 ///
 /// On success returns 0 and stores in `*out_xml` the domain XML with `<address>` elements and
 /// controllers added and every other byte of the input unchanged; release it with
-/// `virtpci_string_free()` or `free()`. Warnings (for instance a device with a PCI address that
-/// is not a PCI device) go to the log callback at `VIRTPCI_LOG_WARNING`.
+/// `virtpci_string_free()` or `free()`. Warnings go to the log callback at
+/// `VIRTPCI_LOG_WARNING`, one message each: a device with a PCI address that is not a PCI
+/// device, and (seed thread S1) each slot used without function 0, naming the slot, its
+/// functions and the guests that will not see them.
 ///
 /// On failure returns -1, leaves `*out_xml` unchanged, and sets the last error to libvirt's
 /// code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
 /// Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
-/// slots", ...). `flags` must be 0 (`VIRTPCI_ERR_INVALID_ARG` otherwise); NULL arguments and
-/// non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`. Thread-safe; no state is kept between calls.
+/// slots", ...). `flags` is 0 or `VIRTPCI_ASSIGN_STRICT_FUNCTION0` (other bits:
+/// `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`. Thread-safe; no state is kept between calls.
 ///
 /// # Safety
 /// `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
@@ -67,8 +75,12 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
         let xml = unsafe { str_arg(domain_xml, "domain_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
-        check_no_flags(flags, NAME)?;
-        let result = crate::assign::assign_domain_xml(xml)?;
+        check_no_flags(flags & !VIRTPCI_ASSIGN_STRICT_FUNCTION0, NAME)?;
+        let options = crate::assign::AssignOptions {
+            strict_function0: flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
+            hotplug_ports: None,
+        };
+        let result = crate::assign::assign_domain_xml_with(xml, options)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);
         }
@@ -86,7 +98,8 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
 pub struct VirtpciAssignOptions {
     /// `sizeof(VirtpciAssignOptions)` as the caller knows it.
     pub size: c_uint,
-    /// Reserved, must be 0.
+    /// The flags of `virtpci_domain_assign_pci_addresses()` (`VIRTPCI_ASSIGN_STRICT_FUNCTION0`);
+    /// any other bit is refused.
     pub flags: c_uint,
     /// Guarantee at least this many free hotplug-capable places after assignment: empty
     /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
@@ -105,7 +118,8 @@ pub struct VirtpciAssignOptions {
 /// `virtpci_domain_assign_pci_addresses()`; `VIRTPCI_ERR_XML_ERROR` or
 /// `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a preference that is malformed or cannot be met (the
 /// message names the device and its line); `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, a
-/// `size` smaller than the first version of the struct, or non-zero `flags`. Thread-safe.
+/// `size` smaller than the first version of the struct, or an unknown bit in `flags`.
+/// Thread-safe.
 ///
 /// # Safety
 /// `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
@@ -131,11 +145,12 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
                 std::mem::size_of::<VirtpciAssignOptions>()
             )));
         }
-        check_no_flags(opts.flags, NAME)?;
+        check_no_flags(opts.flags & !VIRTPCI_ASSIGN_STRICT_FUNCTION0, NAME)?;
         let options = AssignOptions {
+            strict_function0: opts.flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
             hotplug_ports: u32::try_from(opts.hotplug_ports).ok(),
         };
-        let result = crate::assign::assign_domain_xml_with(xml, &options)?;
+        let result = crate::assign::assign_domain_xml_with(xml, options)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);
         }

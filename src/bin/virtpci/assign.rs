@@ -1,27 +1,14 @@
 //! `virtpci assign FILE.xml|-`: print the domain with libvirt's PCI addresses filled in.
 
 use std::io::{Read, Write};
-use virtpci::{AssignOptions, Error, Result};
+use virtpci::assign::AssignOptions;
+use virtpci::{Error, Result};
 
-/// `virtpci assign` arguments.
-#[derive(clap::Args)]
-pub struct AssignArgs {
-    /// The domain XML file, or - for standard input.
-    file: String,
-    /// Leave at least N free hotplug-capable places: empty pcie-root-ports on q35, free
-    /// slots on buses with hotplug on pc (default: libvirt's one spare root port).
-    #[arg(long, value_name = "N")]
-    hotplug_ports: Option<u32>,
-}
-
-/// Read the domain from the file (`-` is standard input), assign, print the XML on standard
+/// Read the domain from `path` (`-` is standard input), assign, print the XML on standard
 /// output and the warnings on standard error.
-pub fn run(args: AssignArgs) -> Result<()> {
-    let xml = read_input(&args.file)?;
-    let options = AssignOptions {
-        hotplug_ports: args.hotplug_ports,
-    };
-    let out = virtpci::assign_domain_xml_with(&xml, &options)?;
+pub fn run(path: &str, options: AssignOptions) -> Result<()> {
+    let xml = read_input(path)?;
+    let out = virtpci::assign::assign_domain_xml_with(&xml, options)?;
     for warning in &out.warnings {
         eprintln!("warning: {warning}");
     }
@@ -32,7 +19,23 @@ pub fn run(args: AssignArgs) -> Result<()> {
         .map_err(|e| Error::system("cannot write the result", &e))
 }
 
-fn read_input(path: &str) -> Result<String> {
+/// `virtpci assign --explain`: each device's address and why, as text or JSON. The strict
+/// function-0 rule, when asked for, fails as the plain assignment would.
+pub fn explain(path: &str, json: bool, options: AssignOptions) -> Result<()> {
+    let xml = read_input(path)?;
+    if options.strict_function0 {
+        virtpci::assign::assign_domain_xml_with(&xml, options)?;
+    }
+    let explanation = virtpci::assign::explain::explain(&xml)?;
+    if json {
+        println!("{}", explanation.to_json());
+    } else {
+        print!("{}", explanation.to_text());
+    }
+    Ok(())
+}
+
+pub fn read_input(path: &str) -> Result<String> {
     let mut text = String::new();
     if path == "-" {
         std::io::stdin()

@@ -1,8 +1,11 @@
 //! The `virtpci` command-line tool, built on the library's Rust API.
 
+mod abi_diff;
 mod assign;
+mod check;
 mod groups;
 mod host;
+mod prepare;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,11 +31,38 @@ enum Command {
         addresses: Vec<String>,
     },
     /// Assign guest PCI addresses to a domain as libvirt 9.0 does, and print the result.
-    Assign(assign::AssignArgs),
+    Assign {
+        /// The domain XML file, or - for standard input.
+        file: String,
+        /// Instead of the XML, print for each device the address it got and why, each
+        /// controller that was added and why, and the warnings (a slot used without function 0).
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: print JSON.
+        #[arg(long, requires = "explain")]
+        json: bool,
+        /// A slot used without function 0 is an error on x86 machine types (pSeries stays
+        /// accepted).
+        #[arg(long)]
+        strict_function0: bool,
+        /// Leave at least N free hotplug-capable places: empty pcie-root-ports on q35, free
+        /// slots on buses with hotplug on pc (default: libvirt's one spare root port).
+        #[arg(long, value_name = "N")]
+        hotplug_ports: Option<u32>,
+    },
+    /// List every guest-visible PCI change between two definitions of the same guest.
+    AbiDiff(abi_diff::AbiDiffArgs),
     /// List the host's IOMMU groups with their devices (address, class, ids, driver).
     Groups(groups::GroupsArgs),
     /// Record a host's PCI topology as JSON, or build a sysfs-shaped tree from such a record.
     Host(host::HostArgs),
+    /// Dry run of prepare for a domain: per PCI hostdev its IOMMU group, what would be detached
+    /// and reset, and every violation; exits 1 with the message when prepare would fail.
+    Check(check::CheckArgs),
+    /// Detach a domain's PCI hostdevs from the host and book them to it (real or --simulate).
+    Prepare(prepare::PrepareArgs),
+    /// Give a domain's PCI hostdevs back to their original drivers (real or --simulate).
+    Reattach(prepare::ReattachArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -47,9 +77,32 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Assign(args) => assign::run(args),
+        Command::Assign {
+            file,
+            explain,
+            json,
+            strict_function0,
+            hotplug_ports,
+        } => {
+            let options = virtpci::assign::AssignOptions {
+                strict_function0,
+                hotplug_ports,
+            };
+            if explain {
+                assign::explain(&file, json, options)
+            } else {
+                assign::run(&file, options)
+            }
+        }
+        Command::AbiDiff(args) => abi_diff::run(args),
         Command::Groups(args) => groups::run(args),
         Command::Host(args) => host::run(args),
+        Command::Check(args) => match check::run(args)? {
+            None => Ok(()),
+            Some(violation) => Err(violation),
+        },
+        Command::Prepare(args) => prepare::run_prepare(args),
+        Command::Reattach(args) => prepare::run_reattach(args),
     }
 }
 
