@@ -6,6 +6,7 @@
 pub mod assign;
 pub mod error;
 pub mod host;
+pub mod limits;
 pub mod pci;
 pub mod topology;
 pub mod xml;

@@ -2,7 +2,7 @@
 //! of a running guest for hotplug (`virtpci_address_set_*`).
 
 use super::address::VirtpciPciAddress;
-use super::boundary::{guard, malloc_string, out_arg, ref_arg, str_arg};
+use super::boundary::{guard, malloc_string, out_arg, ref_arg, xml_arg};
 use super::log::{emit, VIRTPCI_LOG_WARNING};
 use crate::assign::HotplugAddressSet;
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
     const NAME: &str = "virtpci_domain_assign_pci_addresses";
     guard(NAME, || {
         // SAFETY: forwarded caller contract.
-        let xml = unsafe { str_arg(domain_xml, "domain_xml", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
         check_no_flags(flags, NAME)?;
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn virtpci_address_set_new_from_xml(
     const NAME: &str = "virtpci_address_set_new_from_xml";
     guard(NAME, || {
         // SAFETY: forwarded caller contract.
-        let xml = unsafe { str_arg(xml, "xml", NAME) }?;
+        let xml = unsafe { xml_arg(xml, "xml", NAME) }?;
         let set = HotplugAddressSet::from_domain_xml(xml)?;
         Ok(Box::into_raw(Box::new(VirtpciAddressSet {
             inner: Mutex::new(set),
@@ -126,7 +126,7 @@ pub unsafe extern "C" fn virtpci_address_set_reserve_next(
         // SAFETY: forwarded caller contract.
         let set = unsafe { ref_arg(set as *const VirtpciAddressSet, "set", NAME) }?;
         // SAFETY: forwarded caller contract.
-        let device_xml = unsafe { str_arg(device_xml, "device_xml", NAME) }?;
+        let device_xml = unsafe { xml_arg(device_xml, "device_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out, "out", NAME) }?;
         match set.lock().reserve_next(device_xml)? {
@@ -164,7 +164,7 @@ pub unsafe extern "C" fn virtpci_address_set_reserve(
         // SAFETY: forwarded caller contract.
         let addr = PciAddress::from(unsafe { ref_arg(addr, "addr", NAME) }?);
         // SAFETY: forwarded caller contract.
-        let device_xml = unsafe { str_arg(device_xml, "device_xml", NAME) }?;
+        let device_xml = unsafe { xml_arg(device_xml, "device_xml", NAME) }?;
         set.lock().reserve(&addr, device_xml)?;
         Ok(0)
     })

@@ -120,6 +120,29 @@ pub unsafe fn str_arg<'a>(ptr: *const c_char, arg: &str, func: &str) -> Result<&
         .map_err(|_| Error::invalid_arg(format!("{arg} in {func} is not valid UTF-8")))
 }
 
+/// Borrow a C string argument that holds XML, as [`str_arg`] does, except that a string longer
+/// than [`crate::limits::MAX_XML_BYTES`] is refused after reading at most that many bytes plus
+/// one (a 1 GB string costs no more than a 16 MiB one, and nothing is copied).
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string, or to at least `MAX_XML_BYTES + 1`
+/// readable bytes, that outlives the returned borrow.
+pub unsafe fn xml_arg<'a>(ptr: *const c_char, arg: &str, func: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(null_arg(arg, func));
+    }
+    let max = crate::limits::MAX_XML_BYTES;
+    // SAFETY: non-NULL; strnlen reads at most max + 1 bytes, stopping at the NUL.
+    let len = unsafe { libc::strnlen(ptr, max + 1) };
+    if len > max {
+        return Err(crate::limits::xml_too_large(None, max));
+    }
+    // SAFETY: the len bytes before the NUL are readable and outlive the borrow.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) };
+    std::str::from_utf8(bytes)
+        .map_err(|_| Error::invalid_arg(format!("{arg} in {func} is not valid UTF-8")))
+}
+
 /// Borrow an optional C string argument: NULL gives `None`.
 ///
 /// # Safety

@@ -2,6 +2,7 @@
 //! text, so that edits can be spliced into the original bytes and everything else survives.
 
 use crate::error::{Error, Result};
+use crate::limits::{xml_too_large, XmlLimits};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -65,7 +66,17 @@ pub struct Document<'a> {
 
 impl<'a> Document<'a> {
     /// Parse `text`; any well-formedness problem is an XML error naming the line and column.
+    /// The limits of [`crate::limits`] apply.
     pub fn parse(text: &'a str) -> Result<Document<'a>> {
+        Document::parse_with_limits(text, &XmlLimits::DEFAULT)
+    }
+
+    /// [`Document::parse`] with the given limits: a longer text is refused before it is read,
+    /// deeper nesting, more elements or more attributes on one element when first seen.
+    pub fn parse_with_limits(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>> {
+        if text.len() > limits.max_bytes {
+            return Err(xml_too_large(Some(text.len()), limits.max_bytes));
+        }
         let mut reader = Reader::from_str(text);
         let config = reader.config_mut();
         config.trim_text(false);
@@ -85,11 +96,24 @@ impl<'a> Document<'a> {
             match event {
                 Event::Start(ref start) | Event::Empty(ref start) => {
                     let self_closing = matches!(event, Event::Empty(_));
+                    if stack.len() >= limits.max_depth {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("elements nested deeper than {}", limits.max_depth),
+                        ));
+                    }
+                    if elements.len() >= limits.max_elements {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("more than {} elements", limits.max_elements),
+                        ));
+                    }
                     let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
                     let raw = text.get(before..after).unwrap_or_default();
-                    let attrs = scan_attributes(raw, before).ok_or_else(|| {
-                        malformed(text, before, &format!("malformed attributes in <{name}>"))
-                    })?;
+                    let attrs = scan_attributes(raw, before, limits.max_attributes)
+                        .map_err(|why| malformed(text, before, &why.describe(&name, limits)))?;
                     let id = elements.len();
                     let parent = stack.last().copied();
                     if parent.is_none() {
@@ -208,22 +232,73 @@ fn malformed(text: &str, offset: usize, why: &str) -> Error {
     Error::xml(format!("malformed XML at line {line}, column {col}: {why}"))
 }
 
+/// Why [`scan_attributes`] refused a tag.
+enum BadAttributes {
+    Malformed,
+    TooMany,
+}
+
+impl BadAttributes {
+    fn describe(&self, element: &str, limits: &XmlLimits) -> String {
+        match self {
+            BadAttributes::Malformed => format!("malformed attributes in <{element}>"),
+            BadAttributes::TooMany => format!(
+                "more than {} attributes in <{element}>",
+                limits.max_attributes
+            ),
+        }
+    }
+}
+
 /// Find the attributes of a start tag (`raw` is the whole tag, `base` its offset in the
-/// document). quick-xml has already checked the tag; this only records spans.
-fn scan_attributes(raw: &str, base: usize) -> Option<Vec<Attribute>> {
+/// document), at most `max` of them. quick-xml has already checked the tag; this only records
+/// spans.
+fn scan_attributes(
+    raw: &str,
+    base: usize,
+    max: usize,
+) -> std::result::Result<Vec<Attribute>, BadAttributes> {
+    if attribute_count_exceeds(raw, max) {
+        return Err(BadAttributes::TooMany);
+    }
+    scan_attribute_spans(raw, base).ok_or(BadAttributes::Malformed)
+}
+
+/// More than `max` `=` signs outside quotes: more than `max` attributes. Counted first, so
+/// that the duplicate check below (quadratic in the count) stays bounded.
+fn attribute_count_exceeds(raw: &str, max: usize) -> bool {
+    let mut quote = None;
+    let mut count = 0;
+    for b in raw.bytes() {
+        match (quote, b) {
+            (None, b'\'' | b'"') => quote = Some(b),
+            (Some(q), _) if q == b => quote = None,
+            (None, b'=') => {
+                count += 1;
+                if count > max {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+fn scan_attribute_spans(raw: &str, base: usize) -> Option<Vec<Attribute>> {
     let bytes = raw.as_bytes();
     let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     let mut i = 1; // after '<'
     while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
         i += 1;
     }
-    let mut attrs = Vec::with_capacity(4);
+    let mut attrs = Vec::new();
     loop {
         while i < bytes.len() && is_space(bytes[i]) {
             i += 1;
         }
         if i >= bytes.len() || bytes[i] == b'/' || bytes[i] == b'>' {
-            return Some(attrs);
+            return without_duplicates(attrs);
         }
         let name_start = i;
         while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'=' {
@@ -251,7 +326,7 @@ fn scan_attributes(raw: &str, base: usize) -> Option<Vec<Attribute>> {
         let value_len = raw.get(value_start..)?.find(quote as char)?;
         let value_end = value_start + value_len;
         let raw_value = raw.get(value_start..value_end)?;
-        if raw_value.contains('<') || attrs.iter().any(|a: &Attribute| a.name == name) {
+        if raw_value.contains('<') {
             return None;
         }
         let value = if raw_value.contains('&') {
@@ -272,6 +347,16 @@ fn scan_attributes(raw: &str, base: usize) -> Option<Vec<Attribute>> {
             value_end: base + value_end,
         });
     }
+}
+
+/// `attrs`, or `None` when two have the same name; sorting keeps this O(n log n).
+fn without_duplicates(attrs: Vec<Attribute>) -> Option<Vec<Attribute>> {
+    let mut names: Vec<&str> = attrs.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
+    Some(attrs)
 }
 
 #[cfg(test)]
