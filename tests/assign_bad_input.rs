@@ -44,10 +44,11 @@ fn numbers_that_do_not_parse_name_the_attribute() {
         "pc",
         "<memballoon model='virtio'><address type='pci' bus='0x0g' slot='3'/></memballoon>",
     ));
-    assert_eq!(code, ErrorCode::Internal);
+    assert_eq!(code, ErrorCode::XmlError);
     assert_eq!(
         message,
-        "internal error: Cannot parse <address> 'bus' attribute"
+        "XML error: Invalid value for attribute 'bus' in element 'address': '0x0g'. \
+         Expected non-negative integer value"
     );
     let (_, message) = error_of(&domain(
         "pc",
@@ -88,7 +89,9 @@ fn values_out_of_range() {
         ),
         (
             "<address type='pci' bus='0' slot='99999999999'/>",
-            "internal error: Cannot parse <address> 'slot' attribute",
+            // Checked against libvirt 9.0: an overflow reads as a malformed number.
+            "XML error: Invalid value for attribute 'slot' in element 'address': \
+             '99999999999'. Expected non-negative integer value",
         ),
     ];
     for (address, want) in cases {

@@ -116,17 +116,14 @@ fn expected_message(text: &str) -> String {
     }
 }
 
-#[test]
-fn conformance_corpus() {
-    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
-    let Ok(entries) = fs::read_dir(&cases) else {
-        println!(
-            "conformance corpus not found at {}; skipped",
-            cases.display()
-        );
-        return;
-    };
-    let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+/// Run every case directory under `cases` (input.xml with expected.xml or
+/// expected-error.txt) through the library; returns (passed, failed) and prints each failure.
+fn run_cases(cases: &Path) -> (usize, usize) {
+    let mut names: Vec<_> = fs::read_dir(cases)
+        .unwrap_or_else(|e| panic!("{}: {e}", cases.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     names.sort();
     let (mut passed, mut failed) = (0, 0);
     for dir in names {
@@ -166,5 +163,29 @@ fn conformance_corpus() {
         }
     }
     println!("{passed} passed, {failed} failed");
+    (passed, failed)
+}
+
+#[test]
+fn conformance_corpus() {
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
+    if !cases.is_dir() {
+        println!(
+            "conformance corpus not found at {}; skipped",
+            cases.display()
+        );
+        return;
+    }
+    let (passed, failed) = run_cases(&cases);
     assert_eq!(failed, 0, "{failed} conformance cases failed");
+    assert!(passed >= 269, "only {passed} cases found");
+}
+
+/// The project's own cases (tests/golden), each expected output made by the real libvirt 9.0.
+#[test]
+fn golden_cases() {
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cases");
+    let (passed, failed) = run_cases(&cases);
+    assert_eq!(failed, 0, "{failed} golden cases failed");
+    assert!(passed >= 100, "only {passed} golden cases found");
 }

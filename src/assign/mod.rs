@@ -371,12 +371,20 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String 
                 for child in new_children.drain(..) {
                     ed.insert_child_before(addr_el, child);
                 }
-                if before.address != after.address {
+                // libvirt prints every PCI address in its own hex form, so an address the user
+                // wrote as `slot='010'` (octal 8) comes back as `slot='0x08'`.
+                let canonical = match &after.address {
+                    DeviceAddress::Pci { addr, multi } => {
+                        written_as_libvirt_does(doc, addr_el, addr, *multi)
+                    }
+                    _ => true,
+                };
+                if before.address != after.address || !canonical {
                     match (&before.address, &after.address) {
                         (
                             DeviceAddress::Pci { addr: a, .. },
                             DeviceAddress::Pci { addr: b, multi },
-                        ) if a == b && before.address.present_pci().is_some() => {
+                        ) if a == b && canonical && before.address.present_pci().is_some() => {
                             let value = match multi {
                                 Multifunction::On => "on",
                                 Multifunction::Off => "off",
@@ -403,6 +411,35 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String 
     }
     write_new_devices(original.len(), plan, &mut ed);
     ed.finish()
+}
+
+/// Whether the `<address>` element `id` already reads exactly as libvirt would print `addr`.
+fn written_as_libvirt_does(
+    doc: &Document<'_>,
+    id: crate::xml::ElementId,
+    addr: &PciAddress,
+    multi: Multifunction,
+) -> bool {
+    let el = doc.element(id);
+    let mut text = String::with_capacity(8);
+    let parts = [
+        ("domain", addr.domain, 4),
+        ("bus", addr.bus, 2),
+        ("slot", addr.slot, 2),
+        ("function", addr.function, 1),
+    ];
+    let numbers_match = parts.iter().all(|&(name, value, width)| {
+        text.clear();
+        text.push_str("0x");
+        push_hex(&mut text, value, width);
+        el.attr(name) == Some(text.as_str())
+    });
+    let multi_text = match multi {
+        Multifunction::On => Some("on"),
+        Multifunction::Off => Some("off"),
+        Multifunction::Absent => None,
+    };
+    numbers_match && el.attr("multifunction") == multi_text
 }
 
 /// Place the devices virtpci added: controllers where libvirt lists them, after the

@@ -144,7 +144,9 @@ impl Planner {
             if cur.ctype != new.ctype {
                 continue;
             }
-            if new.index.is_none() && cur.index.is_some() {
+            // A controller without an index goes after every controller of its type, so
+            // index-less ones keep their document order (and get indexes in that order).
+            if new.index.is_none() {
                 insert_at = Some(pos + 1);
                 break;
             }
@@ -423,6 +425,10 @@ impl Planner {
                         )));
                     }
                 }
+                // pvpanic-pci is an ARM virt device: libvirt 9.0 refuses it on x86 machines.
+                DeviceKind::Panic { model: Some(m) } if m == "pvpanic" => {
+                    return Err(Error::config_unsupported("unknown panic model 'pvpanic'"));
+                }
                 DeviceKind::Video { model, .. } if model == "ramfb" && has_address => {
                     return Err(Error::config_unsupported(
                         "address not supported for video type ramfb",
@@ -450,8 +456,8 @@ impl Planner {
                 }
                 _ => {
                     if device.address == DeviceAddress::Unassigned {
-                        return Err(Error::xml(
-                            "unassigned address type is only supported for PCI host devices",
+                        return Err(Error::config_unsupported(
+                            "address of type 'unassigned' is supported only for hostdevs",
                         ));
                     }
                 }

@@ -408,7 +408,11 @@ impl AddressSet {
         {
             PciModel::PcieRootPort
         } else {
-            return Err(match PciModel::from_connect_flags(flags) {
+            // libvirt names the model of a controller it cannot add, except the
+            // pcie-to-pci-bridge, which its lookup table lacks (the generic message then).
+            let model =
+                PciModel::from_connect_flags(flags).filter(|m| *m != PciModel::PcieToPciBridge);
+            return Err(match model {
                 Some(model) => Error::internal(format!(
                     "a PCI slot is needed to connect a PCI controller model='{model}', but none \
                      is available, and it cannot be automatically added"

@@ -444,7 +444,10 @@ pub fn read_address(doc: &Document<'_>, id: ElementId) -> Result<DeviceAddress> 
                 match el.attr(name) {
                     None => Ok(0),
                     Some(text) => parse_xml_uint(text).ok_or_else(|| {
-                        Error::internal(format!("Cannot parse <address> '{name}' attribute"))
+                        Error::xml(format!(
+                            "Invalid value for attribute '{name}' in element 'address': '{text}'. \
+                             Expected non-negative integer value"
+                        ))
                     }),
                 }
             };
@@ -459,8 +462,9 @@ pub fn read_address(doc: &Document<'_>, id: ElementId) -> Result<DeviceAddress> 
                 Some("on") => Multifunction::On,
                 Some("off") => Multifunction::Off,
                 Some(other) => {
-                    return Err(Error::config_unsupported(format!(
-                        "Unknown value '{other}' for <address> 'multifunction' attribute"
+                    return Err(Error::xml(format!(
+                        "Invalid value for attribute 'multifunction' in element 'address': \
+                         '{other}'."
                     )))
                 }
             };
@@ -666,11 +670,12 @@ mod tests {
         );
         assert_eq!(
             msg("<address type='pci' slot='x'/>"),
-            "internal error: Cannot parse <address> 'slot' attribute"
+            "XML error: Invalid value for attribute 'slot' in element 'address': 'x'. \
+             Expected non-negative integer value"
         );
         assert_eq!(
             msg("<address type='pci' slot='1' multifunction='yes'/>"),
-            "unsupported configuration: Unknown value 'yes' for <address> 'multifunction' attribute"
+            "XML error: Invalid value for attribute 'multifunction' in element 'address': 'yes'."
         );
     }
 
