@@ -158,7 +158,9 @@ char *virtpci_pci_address_format(const VirtpciPciAddress *addr);
  * code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
  * Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
  * slots", ...). `flags` must be 0 (`VIRTPCI_ERR_INVALID_ARG` otherwise); NULL arguments and
- * non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`. Thread-safe; no state is kept between calls.
+ * non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting
+ * 256 deep; see the README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of
+ * `domain_xml` are read. Thread-safe; no state is kept between calls.
  *
  * # Safety
  * `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
@@ -172,8 +174,9 @@ int virtpci_domain_assign_pci_addresses(const char *domain_xml, unsigned int fla
  * libvirt does when the domain starts.
  *
  * Returns a new handle, to be released with `virtpci_address_set_free()`, or NULL with the
- * last error set (NULL or non-UTF-8 `xml`: `VIRTPCI_ERR_INVALID_ARG`; a domain libvirt would
- * refuse: libvirt's error). Thread-safe.
+ * last error set (NULL or non-UTF-8 `xml`: `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's
+ * limits: `VIRTPCI_ERR_XML_ERROR`, after reading at most 16 MiB + 1 bytes; a domain libvirt
+ * would refuse: libvirt's error). Thread-safe.
  *
  * # Safety
  * `xml` is NULL or a NUL-terminated string.

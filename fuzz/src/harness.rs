@@ -492,7 +492,7 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
                         sets.push(set);
                     }
                 }
-                4 | 5 | 6 => {
+                4..=6 => {
                     let pick = p.byte() as usize;
                     let set = if pick < sets.len() {
                         sets[pick]
