@@ -403,6 +403,19 @@ unsafe extern "C" fn count_cb(_addr: *const VirtpciPciAddress, opaque: *mut c_vo
     }
 }
 
+const LOG_OPAQUE: usize = 0x10c0;
+
+/// The log callback the program may install: the level is one of libvirt's, the message a
+/// UTF-8 C string, the opaque pointer the one given. (A panic here aborts: a finding.)
+unsafe extern "C" fn check_log(level: c_int, message: *const c_char, opaque: *mut c_void) {
+    assert!((1..=4).contains(&level), "log level {level}");
+    assert_eq!(opaque as usize, LOG_OPAQUE, "log opaque pointer");
+    assert!(!message.is_null(), "NULL log message");
+    // SAFETY: valid during the call, by the callback contract.
+    let text = unsafe { CStr::from_ptr(message) };
+    assert!(text.to_str().is_ok(), "log message is not UTF-8");
+}
+
 /// Run the byte program in `data` against the C entry points. Handles made by the program are
 /// all released at the end; strings returned are released as they come.
 pub fn ffi(data: &[u8], hosts: &FfiHosts) {
@@ -410,6 +423,7 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
     let mut sets: Vec<*mut f_assign::VirtpciAddressSet> = Vec::new();
     let mut host_handles: Vec<*mut f_host::VirtpciHost> = Vec::new();
     let mut steps = 0;
+    let mut log_installed = false;
     while !p.done() && steps < 64 {
         steps += 1;
         let op = p.byte() % 12;
@@ -666,22 +680,37 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
                     }
                 }
                 _ => {
-                    // The error slot's own calls, and releasing NULL.
-                    match p.byte() % 4 {
+                    // The error slot's own calls, releasing NULL, and the log callback.
+                    match p.byte() % 6 {
                         0 => {
                             f_gen::virtpci_reset_last_error();
                             expect_ok("reset_last_error");
                         }
                         1 => f_gen::virtpci_string_free(std::ptr::null_mut()),
                         2 => f_host::virtpci_pci_address_list_free(std::ptr::null_mut()),
-                        _ => {
+                        3 => {
                             let v = CStr::from_ptr(f_gen::virtpci_version());
                             assert!(!v.to_bytes().is_empty());
+                        }
+                        4 => {
+                            f_gen::virtpci_set_log_callback(
+                                Some(check_log),
+                                LOG_OPAQUE as *mut c_void,
+                            );
+                            log_installed = true;
+                        }
+                        _ => {
+                            f_gen::virtpci_set_log_callback(None, std::ptr::null_mut());
+                            log_installed = false;
                         }
                     }
                 }
             }
         }
+    }
+    if log_installed {
+        // SAFETY: removing the callback is always allowed.
+        unsafe { f_gen::virtpci_set_log_callback(None, std::ptr::null_mut()) };
     }
     for set in sets {
         // SAFETY: made by this program, released once.
