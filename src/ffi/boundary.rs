@@ -1,7 +1,7 @@
 //! The panic and error boundary, the thread-local last error, and argument conversion.
 
 use crate::error::{Error, ErrorCode, Result};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -33,16 +33,24 @@ impl FailureValue for () {
 }
 
 struct LastError {
-    code: ErrorCode,
     message: CString,
 }
 
 thread_local! {
     static LAST_ERROR: RefCell<Option<LastError>> = const { RefCell::new(None) };
+    /// The last error's code, also kept here: a `Cell` of a `Copy` type has no destructor, so
+    /// it stays usable while the thread exits, after `LAST_ERROR` is destroyed (a daemon may
+    /// call virtpci from its own thread-local destructors).
+    static LAST_CODE: Cell<ErrorCode> = const { Cell::new(ErrorCode::Ok) };
 }
 
+/// The message given for an error set after the thread's error slot was destroyed.
+const MESSAGE_UNAVAILABLE: &CStr = c"error message unavailable: the calling thread is exiting";
+
 pub fn reset_last_error() {
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = None);
+    LAST_CODE.set(ErrorCode::Ok);
+    // During thread exit the slot may be gone; the code above is then what counts.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = None);
 }
 
 /// Record `err` as this thread's last error and send it to the log callback.
@@ -56,24 +64,25 @@ pub fn set_last_error(err: Error) {
         .unwrap_or_default()
         .to_string();
     let message = CString::new(text).unwrap_or_default();
-    LAST_ERROR.with(|slot| {
-        *slot.borrow_mut() = Some(LastError {
-            code: err.code,
-            message,
-        })
-    });
+    LAST_CODE.set(err.code);
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = Some(LastError { message }));
 }
 
 pub fn last_error_code() -> ErrorCode {
-    LAST_ERROR.with(|slot| slot.borrow().as_ref().map_or(ErrorCode::Ok, |e| e.code))
+    LAST_CODE.get()
 }
 
 /// The last error's message; the pointer stays valid until the slot is next written.
 pub fn last_error_message_ptr() -> *const c_char {
-    LAST_ERROR.with(|slot| match slot.borrow().as_ref() {
-        Some(e) => e.message.as_ptr(),
-        None => c"no error".as_ptr(),
-    })
+    if LAST_CODE.get() == ErrorCode::Ok {
+        return c"no error".as_ptr();
+    }
+    LAST_ERROR
+        .try_with(|slot| match slot.borrow().as_ref() {
+            Some(e) => e.message.as_ptr(),
+            None => MESSAGE_UNAVAILABLE.as_ptr(),
+        })
+        .unwrap_or(MESSAGE_UNAVAILABLE.as_ptr())
 }
 
 /// Run the body of the exported function `name`: reset the last error, catch panics, and map
