@@ -45,7 +45,8 @@ static void test_assign(void)
 static void test_assign_errors(void)
 {
     char *out = (char *)"untouched";
-    CHECK(virtpci_domain_assign_pci_addresses(Q35, 1, &out) == -1, "unknown flag refused");
+    CHECK(virtpci_domain_assign_pci_addresses(Q35, 1u << 30, &out) == -1,
+          "unknown flag refused");
     CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "code %d",
           virtpci_last_error_code());
     CHECK(strcmp(out, "untouched") == 0, "out unchanged");

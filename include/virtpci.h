@@ -17,6 +17,30 @@
 #include <stdint.h>
 
 /**
+ * Flag of `virtpci_domain_check_abi_stability()`: any guest-visible change is an error.
+ */
+#define VIRTPCI_ABI_STRICT (1 << 0)
+
+/**
+ * Flag of `virtpci_domain_check_abi_stability()`: write the report as JSON instead of text.
+ */
+#define VIRTPCI_ABI_REPORT_JSON (1 << 1)
+
+/**
+ * Flag of `virtpci_domain_check_abi_stability()`: compare the definitions exactly as
+ * written, without running address assignment on them first.
+ */
+#define VIRTPCI_ABI_AS_GIVEN (1 << 2)
+
+/**
+ * Flag of `virtpci_domain_assign_pci_addresses()` (seed thread S1): on x86 machine types
+ * (pc, q35), a guest PCI slot with functions above 0 in use but nothing at function 0 is an
+ * error (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`) instead of a warning, since Linux and Windows
+ * guests on x86 would not see those functions. pSeries guests find them and stay accepted.
+ */
+#define VIRTPCI_ASSIGN_STRICT_FUNCTION0 (1 << 0)
+
+/**
  * Log levels, numbered as libvirt's `virLogPriority`.
  */
 #define VIRTPCI_LOG_DEBUG 1
@@ -26,6 +50,21 @@
 #define VIRTPCI_LOG_WARNING 3
 
 #define VIRTPCI_LOG_ERROR 4
+
+/**
+ * `virtpci_address_set_get_pluggability()`: the device can be hot-unplugged alone.
+ */
+#define VIRTPCI_PLUGGABLE 0
+
+/**
+ * `virtpci_address_set_get_pluggability()`: only together with the rest of its slot.
+ */
+#define VIRTPCI_PLUGGABLE_WITH_SLOT 1
+
+/**
+ * `virtpci_address_set_get_pluggability()`: not at all.
+ */
+#define VIRTPCI_NOT_PLUGGABLE 2
 
 /**
  * Error codes. Explicit values, append-only; identical to libvirt's `virErrorNumber` where the
@@ -95,6 +134,13 @@ typedef struct VirtpciAddressSet VirtpciAddressSet;
 typedef struct VirtpciHost VirtpciHost;
 
 /**
+ * A whole-slot plan: the devices of one guest PCI slot in the order to hand them to the
+ * emulator. Opaque; read it with `virtpci_slot_plan_items()`, release it with
+ * `virtpci_slot_plan_free()`. Immutable once made, so it may be read from several threads.
+ */
+typedef struct VirtpciSlotPlan VirtpciSlotPlan;
+
+/**
  * A PCI address: domain (0..0xFFFF), bus (0..0xFF), slot (0..0x1F), function (0..7).
  */
 typedef struct {
@@ -118,9 +164,72 @@ typedef void (*VirtpciLogCallback)(int level, const char *message, void *opaque)
  */
 typedef int (*VirtpciPciAddressCallback)(const VirtpciPciAddress *addr, void *opaque);
 
+/**
+ * One device of a slot plan. Its strings belong to the plan and stay valid until
+ * `virtpci_slot_plan_free()`.
+ */
+typedef struct {
+  /**
+   * The device's guest PCI address.
+   */
+  VirtpciPciAddress address;
+  /**
+   * 1 when this function carries `multifunction='on'` (function 0 of a slot with more than
+   * one function), else 0.
+   */
+  int multifunction;
+  /**
+   * Attach plans: the device XML with its `<address>` filled in, to hand to the emulator.
+   * Detach plans: the device element as the guest's definition (or the attach) gave it.
+   */
+  const char *device_xml;
+  /**
+   * A short name for messages, e.g. "interface (mac 52:54:00:00:00:01)".
+   */
+  const char *description;
+} VirtpciSlotPlanItem;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * List every guest-visible PCI change between `old_xml` and `new_xml`, two definitions of
+ * the same guest: devices whose address moved, multifunction bits that flipped, devices and
+ * PCI controllers added or removed, controllers renumbered or changed (model, model name,
+ * chassis, chassisNr, port, busNr, target index, hotplug, NUMA node), device models. Devices
+ * are paired by identity (alias, MAC, disk target, host source address, controller type and
+ * index, then by kind), not by position.
+ *
+ * By default both definitions are first completed by libvirt's address assignment, so the
+ * comparison is of what the guest gets: a multifunction bit set automatically because a
+ * sibling used the slot counts, and so does an address assigned automatically.
+ * `VIRTPCI_ABI_AS_GIVEN` compares the definitions as written instead.
+ *
+ * `flags`: `VIRTPCI_ABI_STRICT`, `VIRTPCI_ABI_REPORT_JSON`, `VIRTPCI_ABI_AS_GIVEN`, or'ed.
+ *
+ * Returns 0 when there is no guest-visible change, or when there are some and
+ * `VIRTPCI_ABI_STRICT` is not given. With `VIRTPCI_ABI_STRICT` and at least one
+ * guest-visible change, returns -1 with `VIRTPCI_ERR_CONFIG_UNSUPPORTED` and a message
+ * listing the changes. In both cases, when `report` is not NULL, `*report` receives the full
+ * report (text, or JSON with `VIRTPCI_ABI_REPORT_JSON`), to be released with
+ * `virtpci_string_free()` or `free()`.
+ *
+ * Other errors return -1 and leave `*report` unchanged: NULL or non-UTF-8 XML or unknown
+ * flags (`VIRTPCI_ERR_INVALID_ARG`); XML beyond virtpci's limits (`VIRTPCI_ERR_XML_ERROR`,
+ * after reading at most 16 MiB + 1 bytes of each); a definition libvirt would refuse (its
+ * error, the message starting with "old definition: " or "new definition: "); two definitions of
+ * different guests, i.e. different UUIDs, or different names when a UUID is missing
+ * (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`). Thread-safe; no state is kept between calls.
+ *
+ * # Safety
+ * `old_xml` and `new_xml` are NULL or NUL-terminated strings; `report` is NULL or valid for
+ * writing one pointer.
+ */
+int virtpci_domain_check_abi_stability(const char *old_xml,
+                                       const char *new_xml,
+                                       unsigned int flags,
+                                       char **report);
 
 /**
  * Parse "DDDD:BB:SS.F" or "BB:SS.F" (hexadecimal) into `*out`.
@@ -151,16 +260,19 @@ char *virtpci_pci_address_format(const VirtpciPciAddress *addr);
  *
  * On success returns 0 and stores in `*out_xml` the domain XML with `<address>` elements and
  * controllers added and every other byte of the input unchanged; release it with
- * `virtpci_string_free()` or `free()`. Warnings (for instance a device with a PCI address that
- * is not a PCI device) go to the log callback at `VIRTPCI_LOG_WARNING`.
+ * `virtpci_string_free()` or `free()`. Warnings go to the log callback at
+ * `VIRTPCI_LOG_WARNING`, one message each: a device with a PCI address that is not a PCI
+ * device, and (seed thread S1) each slot used without function 0, naming the slot, its
+ * functions and the guests that will not see them.
  *
  * On failure returns -1, leaves `*out_xml` unchanged, and sets the last error to libvirt's
  * code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
  * Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
- * slots", ...). `flags` must be 0 (`VIRTPCI_ERR_INVALID_ARG` otherwise); NULL arguments and
- * non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting
- * 256 deep; see the README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of
- * `domain_xml` are read. Thread-safe; no state is kept between calls.
+ * slots", ...). `flags` is 0 or `VIRTPCI_ASSIGN_STRICT_FUNCTION0` (other bits:
+ * `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are
+ * `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting 256 deep; see the
+ * README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of `domain_xml` are read.
+ * Thread-safe; no state is kept between calls.
  *
  * # Safety
  * `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
@@ -415,6 +527,121 @@ int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, ch
  * `host` is NULL or a live handle; `kind` is NULL or a NUL-terminated string.
  */
 int virtpci_host_inject_fault(VirtpciHost *host, const char *kind, unsigned int nth, int errnum);
+
+/**
+ * Plan the hot-plug of `n` devices as the functions of one free guest PCI slot, and reserve
+ * their addresses in `set`.
+ *
+ * `device_xmls` holds `n` device elements (1 to 8), e.g. `<interface type='network'>...`.
+ * Without `<address>` in them, device `i` becomes function `i` of the first free slot on a
+ * hotplug-capable bus that accepts every device. Otherwise every device must give an address,
+ * all in one free slot, one of them function 0. The plan lists the devices in the order to
+ * hand them to the emulator: functions above 0 first, function 0 last (the guest learns of
+ * the slot when function 0 arrives); function 0 gets `multifunction='on'` when `n > 1`. The
+ * single-device calls keep libvirt's rule (function 0 only) and are not affected.
+ *
+ * Returns 0 and stores a new plan in `*out` (release it with `virtpci_slot_plan_free()`).
+ * If the hot-plug fails, give the addresses back with
+ * `virtpci_address_set_release_slot_plan()`. Returns -1 with the last error set, booking
+ * nothing and leaving `*out` unchanged: `VIRTPCI_ERR_INVALID_ARG` for NULL arguments,
+ * non-UTF-8 XML, `n` of 0 or above 8, a device that does not use PCI, addresses in several
+ * slots, without function 0, or given for some devices only; `VIRTPCI_ERR_OPERATION_INVALID`
+ * when the given slot is in use (the message names what uses it); `VIRTPCI_ERR_XML_ERROR`
+ * for malformed device XML or a bus that cannot take a device; `VIRTPCI_ERR_INTERNAL` when
+ * no free slot takes the devices; `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for
+ * `multifunction='off'` on function 0 of several. Thread-safe (calls on one set are
+ * serialised).
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `device_xmls` is NULL or points to `n` pointers, each NULL
+ * or a NUL-terminated string; `out` is NULL or valid for writing one pointer.
+ */
+int virtpci_address_set_plan_slot_attach(VirtpciAddressSet *set,
+                                         const char *const *device_xmls,
+                                         size_t n,
+                                         VirtpciSlotPlan **out);
+
+/**
+ * Plan the hot-unplug of the whole guest PCI slot of `*addr` (its function is ignored):
+ * every device of the slot, function 0 first (removing it takes the slot away from the
+ * guest), then the others. `set` is not changed: once the emulator has let the devices go,
+ * call `virtpci_address_set_release_slot_plan()`.
+ *
+ * Returns 0 and stores a new plan in `*out` (release it with `virtpci_slot_plan_free()`), or
+ * -1 with the last error set and `*out` unchanged: `VIRTPCI_ERR_OPERATION_FAILED` "cannot hot
+ * unplug guest PCI slot DDDD:BB:SS: function ...: why; ..." naming every function that
+ * cannot go (a chipset function, a controller that still has devices behind it, a device
+ * marked `hotplug='no'` or `<hotplug require='no'/>`, a bus without hotplug);
+ * `VIRTPCI_ERR_DEVICE_MISSING` when no device uses the slot; `VIRTPCI_ERR_INVALID_ARG` for
+ * NULL arguments or an address outside the guest's topology. Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `addr` is NULL or valid for reading; `out` is NULL or
+ * valid for writing one pointer.
+ */
+int virtpci_address_set_plan_slot_detach(VirtpciAddressSet *set,
+                                         const VirtpciPciAddress *addr,
+                                         VirtpciSlotPlan **out);
+
+/**
+ * Give back every address of `plan` to `set`: after the devices of a detach plan are gone,
+ * or when the hot-plug of an attach plan failed. Addresses already free are not an error.
+ * `plan` stays valid and must still be released with `virtpci_slot_plan_free()`.
+ *
+ * Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` for NULL arguments or a plan made for a
+ * guest with another topology (nothing is released then). Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `plan` is NULL or a live plan.
+ */
+int virtpci_address_set_release_slot_plan(VirtpciAddressSet *set, const VirtpciSlotPlan *plan);
+
+/**
+ * Whether the device at `*addr` can be hot-unplugged: stores `VIRTPCI_PLUGGABLE`,
+ * `VIRTPCI_PLUGGABLE_WITH_SLOT` or `VIRTPCI_NOT_PLUGGABLE` in `*out`. When `reason` is not
+ * NULL, `*reason` receives NULL, or for `VIRTPCI_NOT_PLUGGABLE` a new string saying why
+ * (release it with `virtpci_string_free()` or `free()`).
+ *
+ * Returns 0, or -1 with `VIRTPCI_ERR_DEVICE_MISSING` when no device uses `*addr`,
+ * `VIRTPCI_ERR_INVALID_ARG` for NULL arguments or an address outside the topology.
+ * Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `addr` is NULL or valid for reading; `out` is NULL or
+ * valid for writing; `reason` is NULL or valid for writing one pointer.
+ */
+int virtpci_address_set_get_pluggability(VirtpciAddressSet *set,
+                                         const VirtpciPciAddress *addr,
+                                         int *out,
+                                         char **reason);
+
+/**
+ * The devices of `plan` in hand-over order: returns a pointer to `*n` items owned by the
+ * plan (valid until `virtpci_slot_plan_free()`), or NULL with `VIRTPCI_ERR_INVALID_ARG` when
+ * an argument is NULL. Thread-safe.
+ *
+ * # Safety
+ * `plan` is NULL or a live plan; `n` is NULL or valid for writing.
+ */
+const VirtpciSlotPlanItem *virtpci_slot_plan_items(const VirtpciSlotPlan *plan, size_t *n);
+
+/**
+ * The slot of `plan` (function 0) in `*out`. Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG`
+ * when an argument is NULL. Thread-safe.
+ *
+ * # Safety
+ * `plan` is NULL or a live plan; `out` is NULL or valid for writing.
+ */
+int virtpci_slot_plan_slot(const VirtpciSlotPlan *plan, VirtpciPciAddress *out);
+
+/**
+ * Release a plan (and the strings of its items). NULL is accepted. Releasing a plan does not
+ * change any address set.
+ *
+ * # Safety
+ * `plan` is NULL or a plan not yet released, not in use by another thread.
+ */
+void virtpci_slot_plan_free(VirtpciSlotPlan *plan);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,6 +3,7 @@
 //! The core modules are safe Rust with no global state; `ffi` is the only unsafe code.
 #![deny(unsafe_code)]
 
+pub mod abi;
 pub mod assign;
 pub mod error;
 pub mod host;

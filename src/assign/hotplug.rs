@@ -4,6 +4,7 @@
 
 use super::plan::{device_flags, plan};
 use super::set::AddressSet;
+use super::slot_plan::Inventory;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, PciModel};
@@ -13,7 +14,9 @@ use crate::xml::Document;
 /// The PCI addresses in use in a running guest.
 #[derive(Debug, Clone)]
 pub struct HotplugAddressSet {
-    set: AddressSet,
+    pub(super) set: AddressSet,
+    /// Which device uses which address, for whole-slot plans (slot_plan.rs).
+    pub(super) inventory: Inventory,
     /// What a PCI Express endpoint gets in this guest (conventional PCI without pcie-root).
     pcie_flags: ConnectFlags,
 }
@@ -30,6 +33,7 @@ impl HotplugAddressSet {
                 .is_some_and(|(c, m)| m == PciModel::PcieRoot && c.index() == 0)
         });
         Ok(HotplugAddressSet {
+            inventory: Inventory::from_definition(&doc, &done.def),
             set: done.set,
             pcie_flags: if has_pcie_root {
                 ConnectFlags::PCIE_AUTO
@@ -44,13 +48,13 @@ impl HotplugAddressSet {
         &self.set
     }
 
-    fn parse_device(device_xml: &str) -> Result<Device> {
+    pub(super) fn parse_device(device_xml: &str) -> Result<Device> {
         let doc = Document::parse(device_xml)?;
         read_device(&doc, doc.root)
     }
 
     /// The flags a hotplugged device needs, or `None` when it does not use PCI.
-    fn hotplug_flags(&self, device: &Device) -> Option<ConnectFlags> {
+    pub(super) fn hotplug_flags(&self, device: &Device) -> Option<ConnectFlags> {
         let flags = device_flags(device, self.pcie_flags, self.pcie_flags);
         (!flags.is_empty()).then_some(flags | ConnectFlags::HOTPLUGGABLE)
     }
@@ -64,11 +68,15 @@ impl HotplugAddressSet {
         let Some(flags) = self.hotplug_flags(&device) else {
             return Ok(None);
         };
-        if let Some(addr) = device.address.present_pci() {
-            self.reserve_checked(&addr, flags)?;
-            return Ok(Some(addr));
-        }
-        self.set.reserve_next(flags, None).map(Some)
+        let addr = match device.address.present_pci() {
+            Some(addr) => {
+                self.reserve_checked(&addr, flags)?;
+                addr
+            }
+            None => self.set.reserve_next(flags, None)?,
+        };
+        self.inventory.add_from_xml(addr, device_xml);
+        Ok(Some(addr))
     }
 
     /// Reserve `addr` for the device described by `device_xml`.
@@ -77,7 +85,9 @@ impl HotplugAddressSet {
         let flags = self
             .hotplug_flags(&device)
             .ok_or_else(|| Error::operation_invalid("the device does not use a PCI address"))?;
-        self.reserve_checked(addr, flags)
+        self.reserve_checked(addr, flags)?;
+        self.inventory.add_from_xml(*addr, device_xml);
+        Ok(())
     }
 
     fn reserve_checked(&mut self, addr: &PciAddress, flags: ConnectFlags) -> Result<()> {
@@ -103,6 +113,7 @@ impl HotplugAddressSet {
             )));
         }
         self.set.release(addr);
+        self.inventory.remove(addr);
         Ok(())
     }
 }

@@ -5,9 +5,11 @@
 //! [`set::AddressSet`] is the address bookkeeping, also used for hotplug by
 //! [`HotplugAddressSet`].
 
+pub mod explain;
 pub mod hotplug;
 pub mod plan;
 pub mod set;
+pub mod slot_plan;
 
 pub use hotplug::HotplugAddressSet;
 pub use plan::{plan, Plan};
@@ -30,10 +32,23 @@ pub struct AssignOutput {
     pub warnings: Vec<String>,
 }
 
+/// Choices beyond libvirt's behaviour for [`assign_domain_xml_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AssignOptions {
+    /// Seed thread S1: on x86 machine types, a slot used without function 0 is an error
+    /// instead of a warning (pSeries guests find such functions and stay accepted).
+    pub strict_function0: bool,
+}
+
 /// Assign guest PCI addresses to the domain in `xml` as libvirt 9.0 does on define.
 ///
 /// Errors carry libvirt's code and full message ("XML error: ...", "internal error: ...").
 pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
+    assign_domain_xml_with(xml, AssignOptions::default())
+}
+
+/// [`assign_domain_xml`] with `options`.
+pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<AssignOutput> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
     let original: Vec<Original> = def
@@ -46,37 +61,16 @@ pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
         })
         .collect();
     let mut plan = plan::plan(def)?;
-    let more = slots_without_function_zero(&plan.def, &plan.set);
-    plan.warnings.extend(more);
+    if options.strict_function0 {
+        explain::check_function_zero_strict(&plan.def, &plan.set)?;
+    }
+    let more = explain::function_zero_warnings(&plan.def, &plan.set);
+    plan.warnings.extend(more.into_iter().map(|w| w.message));
     let xml = write_plan(&doc, &original, &plan);
     Ok(AssignOutput {
         xml,
         warnings: plan.warnings,
     })
-}
-
-/// Seed thread S1: libvirt accepts a slot whose function 0 is unused; guests may not find it.
-/// Function 0 may also be a chipset function (q35's 1f.0), which the address set knows.
-fn slots_without_function_zero(def: &DomainDef, set: &AddressSet) -> Vec<String> {
-    let mut warnings = Vec::new();
-    let mut seen: Vec<PciAddress> = Vec::new();
-    for a in def.devices.iter().filter_map(|d| d.address.present_pci()) {
-        let slot = PciAddress { function: 0, ..a };
-        let function_zero_used = set
-            .buses
-            .get(a.bus as usize)
-            .and_then(|b| b.slots.get(a.slot as usize))
-            .is_some_and(|s| s.functions & 1 != 0);
-        if a.function != 0 && !function_zero_used && !seen.contains(&slot) {
-            seen.push(slot);
-            warnings.push(format!(
-                "guest PCI slot {:04x}:{:02x}:{:02x} is used without function 0; some guests \
-                 (Linux on x86) will not scan its other functions",
-                slot.domain, slot.bus, slot.slot
-            ));
-        }
-    }
-    warnings
 }
 
 /// Append `value` in lower-case hexadecimal, zero-padded to `width` digits.

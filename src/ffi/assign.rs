@@ -19,12 +19,18 @@ pub struct VirtpciAddressSet {
 }
 
 impl VirtpciAddressSet {
-    fn lock(&self) -> MutexGuard<'_, HotplugAddressSet> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HotplugAddressSet> {
         // A panic while the lock was held left the set consistent (every change is one
         // bit flip at its end), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Flag of `virtpci_domain_assign_pci_addresses()` (seed thread S1): on x86 machine types
+/// (pc, q35), a guest PCI slot with functions above 0 in use but nothing at function 0 is an
+/// error (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`) instead of a warning, since Linux and Windows
+/// guests on x86 would not see those functions. pSeries guests find them and stay accepted.
+pub const VIRTPCI_ASSIGN_STRICT_FUNCTION0: c_uint = 1 << 0;
 
 /// libvirt's wording for flags a function does not know (`virCheckFlags`).
 fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
@@ -42,16 +48,19 @@ fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
 ///
 /// On success returns 0 and stores in `*out_xml` the domain XML with `<address>` elements and
 /// controllers added and every other byte of the input unchanged; release it with
-/// `virtpci_string_free()` or `free()`. Warnings (for instance a device with a PCI address that
-/// is not a PCI device) go to the log callback at `VIRTPCI_LOG_WARNING`.
+/// `virtpci_string_free()` or `free()`. Warnings go to the log callback at
+/// `VIRTPCI_LOG_WARNING`, one message each: a device with a PCI address that is not a PCI
+/// device, and (seed thread S1) each slot used without function 0, naming the slot, its
+/// functions and the guests that will not see them.
 ///
 /// On failure returns -1, leaves `*out_xml` unchanged, and sets the last error to libvirt's
 /// code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
 /// Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
-/// slots", ...). `flags` must be 0 (`VIRTPCI_ERR_INVALID_ARG` otherwise); NULL arguments and
-/// non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting
-/// 256 deep; see the README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of
-/// `domain_xml` are read. Thread-safe; no state is kept between calls.
+/// slots", ...). `flags` is 0 or `VIRTPCI_ASSIGN_STRICT_FUNCTION0` (other bits:
+/// `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are
+/// `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting 256 deep; see the
+/// README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of `domain_xml` are read.
+/// Thread-safe; no state is kept between calls.
 ///
 /// # Safety
 /// `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
@@ -68,8 +77,11 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
-        check_no_flags(flags, NAME)?;
-        let result = crate::assign::assign_domain_xml(xml)?;
+        check_no_flags(flags & !VIRTPCI_ASSIGN_STRICT_FUNCTION0, NAME)?;
+        let options = crate::assign::AssignOptions {
+            strict_function0: flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
+        };
+        let result = crate::assign::assign_domain_xml_with(xml, options)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);
         }

@@ -5,9 +5,11 @@
 //! into `VIRTPCI_ERR_INTERNAL`: nothing unwinds into C. No exported item is made by a macro, so
 //! cbindgen sees every signature.
 
+pub mod abi;
 pub mod address;
 pub mod assign;
 pub mod boundary;
 pub mod general;
 pub mod host;
 pub mod log;
+pub mod slot_plan;

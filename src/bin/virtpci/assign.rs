@@ -1,13 +1,14 @@
 //! `virtpci assign FILE.xml|-`: print the domain with libvirt's PCI addresses filled in.
 
 use std::io::{Read, Write};
+use virtpci::assign::AssignOptions;
 use virtpci::{Error, Result};
 
 /// Read the domain from `path` (`-` is standard input), assign, print the XML on standard
 /// output and the warnings on standard error.
-pub fn run(path: &str) -> Result<()> {
+pub fn run(path: &str, options: AssignOptions) -> Result<()> {
     let xml = read_input(path)?;
-    let out = virtpci::assign_domain_xml(&xml)?;
+    let out = virtpci::assign::assign_domain_xml_with(&xml, options)?;
     for warning in &out.warnings {
         eprintln!("warning: {warning}");
     }
@@ -18,7 +19,23 @@ pub fn run(path: &str) -> Result<()> {
         .map_err(|e| Error::system("cannot write the result", &e))
 }
 
-fn read_input(path: &str) -> Result<String> {
+/// `virtpci assign --explain`: each device's address and why, as text or JSON. The strict
+/// function-0 rule, when asked for, fails as the plain assignment would.
+pub fn explain(path: &str, json: bool, options: AssignOptions) -> Result<()> {
+    let xml = read_input(path)?;
+    if options.strict_function0 {
+        virtpci::assign::assign_domain_xml_with(&xml, options)?;
+    }
+    let explanation = virtpci::assign::explain::explain(&xml)?;
+    if json {
+        println!("{}", explanation.to_json());
+    } else {
+        print!("{}", explanation.to_text());
+    }
+    Ok(())
+}
+
+pub fn read_input(path: &str) -> Result<String> {
     let mut text = String::new();
     if path == "-" {
         std::io::stdin()

@@ -1,5 +1,6 @@
 //! The `virtpci` command-line tool, built on the library's Rust API.
 
+mod abi_diff;
 mod assign;
 mod groups;
 mod host;
@@ -31,7 +32,20 @@ enum Command {
     Assign {
         /// The domain XML file, or - for standard input.
         file: String,
+        /// Instead of the XML, print for each device the address it got and why, each
+        /// controller that was added and why, and the warnings (a slot used without function 0).
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: print JSON.
+        #[arg(long, requires = "explain")]
+        json: bool,
+        /// A slot used without function 0 is an error on x86 machine types (pSeries stays
+        /// accepted).
+        #[arg(long)]
+        strict_function0: bool,
     },
+    /// List every guest-visible PCI change between two definitions of the same guest.
+    AbiDiff(abi_diff::AbiDiffArgs),
     /// List the host's IOMMU groups with their devices (address, class, ids, driver).
     Groups(groups::GroupsArgs),
     /// Record a host's PCI topology as JSON, or build a sysfs-shaped tree from such a record.
@@ -50,7 +64,20 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Assign { file } => assign::run(&file),
+        Command::Assign {
+            file,
+            explain,
+            json,
+            strict_function0,
+        } => {
+            let options = virtpci::assign::AssignOptions { strict_function0 };
+            if explain {
+                assign::explain(&file, json, options)
+            } else {
+                assign::run(&file, options)
+            }
+        }
+        Command::AbiDiff(args) => abi_diff::run(args),
         Command::Groups(args) => groups::run(args),
         Command::Host(args) => host::run(args),
     }

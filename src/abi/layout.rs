@@ -1,0 +1,426 @@
+//! The guest-visible PCI layout of one domain definition, device by device, with what
+//! identifies each device across two definitions of the same guest.
+
+use crate::assign::plan::plan;
+use crate::error::Result;
+use crate::pci::{parse_xml_uint, PciAddress};
+use crate::topology::PciModel;
+use crate::xml::domain::{Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
+use crate::xml::{Document, ElementId};
+
+/// Which layout of a definition is compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutMode {
+    /// What the guest gets: the definition after libvirt's address assignment (addresses,
+    /// multifunction bits, controllers and their defaults filled in).
+    Effective,
+    /// The definition exactly as written; devices without an address have none.
+    AsGiven,
+}
+
+/// What identifies a device, strongest first. Two devices of the same element name with an
+/// equal key of the same kind are the same device.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// `<alias name>` (user aliases `ua-*` are stable across definitions).
+    Alias(String),
+    /// An interface's `<mac address>`, lower case.
+    Mac(String),
+    /// A disk's `<target dev>` or a filesystem's `<target dir>`.
+    Target(String),
+    /// A host device's source: the host PCI address or the mdev UUID.
+    Source(String),
+    /// A non-PCI controller's type and index (`usb 0`), or a shmem/channel name.
+    Name(String),
+}
+
+impl Key {
+    /// The matching rounds, in order.
+    pub const ROUNDS: usize = 5;
+
+    fn round(&self) -> usize {
+        match self {
+            Key::Alias(_) => 0,
+            Key::Mac(_) => 1,
+            Key::Target(_) => 2,
+            Key::Source(_) => 3,
+            Key::Name(_) => 4,
+        }
+    }
+}
+
+/// A guest-side address as far as the ABI goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressFact {
+    /// No PCI address (none at all, or one of another type such as `drive` or `usb`).
+    NotPci,
+    /// A PCI address with its `multifunction` attribute as written (or as assignment set it).
+    Pci {
+        addr: PciAddress,
+        multi: Multifunction,
+    },
+    /// `<address type='unassigned'/>`: a host device that the guest does not see.
+    Unassigned,
+}
+
+impl AddressFact {
+    pub fn pci(&self) -> Option<(PciAddress, Multifunction)> {
+        match self {
+            AddressFact::Pci { addr, multi } => Some((*addr, *multi)),
+            _ => None,
+        }
+    }
+
+    /// Whether the guest sees the device at a PCI address.
+    pub fn is_pci(&self) -> bool {
+        matches!(self, AddressFact::Pci { .. })
+    }
+
+    /// The device has a PCI-side address (a slot, or an explicit "unassigned").
+    pub fn matters(&self) -> bool {
+        !matches!(self, AddressFact::NotPci)
+    }
+}
+
+impl std::fmt::Display for AddressFact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddressFact::NotPci => f.write_str("no PCI address"),
+            AddressFact::Unassigned => f.write_str("unassigned"),
+            AddressFact::Pci { addr, .. } => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// A controller's type, index and model (`usb 0 ich9-ehci1`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ControllerId {
+    #[serde(rename = "type")]
+    pub ctype: String,
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// The facts of a `<controller type='pci'>` that the guest sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciControllerFacts {
+    pub index: u32,
+    pub model: PciModel,
+    /// `<model name>`.
+    pub model_name: Option<String>,
+    /// `<target>` values in a fixed order: chassisNr, chassis, port, busNr, index (the
+    /// pSeries target index), hotplug, node.
+    pub target: Vec<(&'static str, Option<String>)>,
+}
+
+/// One device of the layout.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The element name (`interface`, `disk`, `controller`, ...).
+    pub tag: String,
+    /// 1-based position among the `<devices>` children with the same element name, in
+    /// document order; devices that assignment adds (implicit controllers, the default
+    /// memballoon) come after those of the input, in the order they are written.
+    pub ordinal: usize,
+    /// The device was written in the definition (not added by assignment).
+    pub written: bool,
+    /// Identity keys, strongest first.
+    pub keys: Vec<Key>,
+    /// What the device is, for pairing devices that have no identity key: element name plus
+    /// type and model.
+    pub kind: String,
+    /// The device model as the guest sees it (NIC model, controller model, video type, ...).
+    pub model: Option<String>,
+    /// A short human name: `interface (mac 52:54:00:00:00:01)`, `disk vda`, ...
+    pub label: String,
+    pub address: AddressFact,
+    /// The `multifunction` attribute as written in the definition, when it had a PCI address.
+    pub written_multi: Option<Multifunction>,
+    /// The definition gave the PCI address (it was not assigned automatically).
+    pub address_written: bool,
+    pub pci_controller: Option<PciControllerFacts>,
+    /// For a controller of any type: its type, index and model.
+    pub controller: Option<ControllerId>,
+}
+
+/// The PCI layout of one domain definition.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+    pub machine: Option<String>,
+    pub entries: Vec<Entry>,
+}
+
+/// Read the PCI layout of the domain in `xml`.
+pub fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
+    let doc = Document::parse(xml)?;
+    let def = DomainDef::from_document(&doc)?;
+    let root = doc.root;
+    let text_of = |name: &str| {
+        doc.child(root, name)
+            .map(|id| doc.element(id).text.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    let name = text_of("name");
+    let uuid = text_of("uuid");
+    let machine = def.machine.clone();
+    let written: Vec<(DeviceAddress, bool)> = def
+        .devices
+        .iter()
+        .map(|d| (d.address.clone(), d.address.present_pci().is_some()))
+        .collect();
+    let devices: Vec<Device> = match mode {
+        LayoutMode::AsGiven => def.devices,
+        LayoutMode::Effective => plan(def)?.def.devices,
+    };
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut entries = Vec::with_capacity(devices.len());
+    for (i, device) in devices.iter().enumerate() {
+        let tag = match device.element {
+            Some(id) => doc.element(id).name.clone(),
+            None => implicit_tag(&device.kind).to_string(),
+        };
+        let ordinal = match counts.iter_mut().find(|(t, _)| *t == tag) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                counts.push((tag.clone(), 1));
+                1
+            }
+        };
+        let (written_address, address_written) = written
+            .get(i)
+            .cloned()
+            .unwrap_or((DeviceAddress::None, false));
+        let written_multi = match written_address {
+            DeviceAddress::Pci { multi, .. } if address_written => Some(multi),
+            _ => None,
+        };
+        entries.push(entry(
+            &doc,
+            device,
+            tag,
+            ordinal,
+            written_multi,
+            address_written,
+        ));
+    }
+    Ok(Layout {
+        name,
+        uuid,
+        machine,
+        entries,
+    })
+}
+
+/// The element name of a device that assignment added.
+fn implicit_tag(kind: &DeviceKind) -> &'static str {
+    match kind {
+        DeviceKind::Controller(_) => "controller",
+        DeviceKind::Memballoon { .. } => "memballoon",
+        DeviceKind::Video { .. } => "video",
+        _ => "device",
+    }
+}
+
+fn address_fact(address: &DeviceAddress) -> AddressFact {
+    match address {
+        DeviceAddress::Pci { addr, multi } if address.present_pci().is_some() => AddressFact::Pci {
+            addr: *addr,
+            multi: *multi,
+        },
+        DeviceAddress::Unassigned => AddressFact::Unassigned,
+        _ => AddressFact::NotPci,
+    }
+}
+
+fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option<String> {
+    doc.child(id, child)
+        .and_then(|c| doc.element(c).attr(name))
+        .map(str::to_string)
+}
+
+/// `<source><address domain= bus= slot= function=/>` of a PCI host device, normalised.
+fn host_source(doc: &Document<'_>, id: ElementId) -> Option<String> {
+    let source = doc.child(id, "source")?;
+    let address = doc.child(source, "address")?;
+    let el = doc.element(address);
+    if let Some(uuid) = el.attr("uuid") {
+        return Some(format!("mdev {}", uuid.to_ascii_lowercase()));
+    }
+    let part = |name: &str| el.attr(name).and_then(parse_xml_uint);
+    let addr = PciAddress::new(
+        part("domain").unwrap_or(0),
+        part("bus")?,
+        part("slot")?,
+        part("function").unwrap_or(0),
+    );
+    Some(format!("host {addr}"))
+}
+
+fn entry(
+    doc: &Document<'_>,
+    device: &Device,
+    tag: String,
+    ordinal: usize,
+    written_multi: Option<Multifunction>,
+    address_written: bool,
+) -> Entry {
+    let mut keys = Vec::new();
+    let mut model: Option<String> = None;
+    let mut kind = tag.clone();
+    let mut label: Option<String> = None;
+    if let Some(id) = device.element {
+        let el = doc.element(id);
+        if let Some(alias) = attr_of(doc, id, "alias", "name") {
+            keys.push(Key::Alias(alias));
+        }
+        if let Some(t) = el.attr("type") {
+            kind.push(' ');
+            kind.push_str(t);
+        }
+        match tag.as_str() {
+            "interface" => {
+                if let Some(mac) = attr_of(doc, id, "mac", "address") {
+                    let mac = mac.to_ascii_lowercase();
+                    label = Some(format!("interface (mac {mac})"));
+                    keys.push(Key::Mac(mac));
+                }
+                if let Some(source) = host_source(doc, id) {
+                    keys.push(Key::Source(source));
+                }
+                model = attr_of(doc, id, "model", "type");
+            }
+            "disk" => {
+                if let Some(dev) = attr_of(doc, id, "target", "dev") {
+                    label = Some(format!("disk {dev}"));
+                    keys.push(Key::Target(dev));
+                }
+                model = attr_of(doc, id, "target", "bus");
+            }
+            "filesystem" => {
+                if let Some(dir) = attr_of(doc, id, "target", "dir") {
+                    label = Some(format!("filesystem {dir}"));
+                    keys.push(Key::Target(dir));
+                }
+            }
+            "hostdev" => {
+                if let Some(source) = host_source(doc, id) {
+                    label = Some(format!("hostdev ({source})"));
+                    keys.push(Key::Source(source));
+                }
+            }
+            "shmem" => {
+                if let Some(name) = el.attr("name") {
+                    label = Some(format!("shmem {name}"));
+                    keys.push(Key::Name(format!("shmem {name}")));
+                }
+            }
+            "video" | "sound" | "watchdog" | "memballoon" | "rng" | "input" | "iommu" | "vsock"
+            | "panic" | "crypto" | "memory" => {
+                model = el
+                    .attr("model")
+                    .map(str::to_string)
+                    .or_else(|| attr_of(doc, id, "model", "type"));
+            }
+            _ => {}
+        }
+        if tag != "interface" && tag != "disk" {
+            if let Some(m) = &model {
+                kind.push(' ');
+                kind.push_str(m);
+            }
+        }
+    }
+    if let DeviceKind::Controller(c) = &device.kind {
+        // USB2 companions share one index: the model tells them apart.
+        let name = format!(
+            "{} {} {}",
+            c.ctype,
+            c.index(),
+            c.model.as_deref().unwrap_or_default()
+        );
+        model = c.model.clone();
+        kind = format!("controller {}", c.ctype);
+        label = Some(match &c.model {
+            Some(m) => format!("controller {} index {} ({m})", c.ctype, c.index()),
+            None => format!("controller {} index {}", c.ctype, c.index()),
+        });
+        if c.pci.is_none() {
+            keys.push(Key::Name(name));
+        }
+    } else if device.element.is_none() {
+        model = match &device.kind {
+            DeviceKind::Memballoon { model } => Some(model.clone()),
+            DeviceKind::Video { model, .. } => Some(model.clone()),
+            _ => None,
+        };
+        if let Some(m) = &model {
+            kind = format!("{tag} {m}");
+        }
+    }
+    let pci_controller = device.pci_controller().map(|(c, m)| {
+        let opts = c.pci.as_ref().map(|(_, o)| o.clone()).unwrap_or_default();
+        let num = |v: Option<i64>| v.map(|n| n.to_string());
+        PciControllerFacts {
+            index: c.index(),
+            model: m,
+            model_name: opts.model_name.clone(),
+            target: vec![
+                ("chassisNr", num(opts.chassis_nr)),
+                ("chassis", num(opts.chassis)),
+                ("port", num(opts.port)),
+                ("busNr", num(opts.bus_nr)),
+                ("index", num(opts.target_index)),
+                (
+                    "hotplug",
+                    opts.hotplug
+                        .map(|h| if h { "on" } else { "off" }.to_string()),
+                ),
+                ("node", num(opts.numa_node)),
+            ],
+        }
+    });
+    let label = label.unwrap_or_else(|| {
+        let base = match &model {
+            Some(m) => format!("{tag} {m}"),
+            None => tag.clone(),
+        };
+        format!("{base} #{ordinal}")
+    });
+    keys.sort_by_key(Key::round);
+    Entry {
+        tag,
+        ordinal,
+        written: device.element.is_some(),
+        keys,
+        kind,
+        model,
+        label,
+        address: address_fact(&device.address),
+        written_multi,
+        address_written,
+        pci_controller,
+        controller: device.controller().map(|c| ControllerId {
+            ctype: c.ctype.clone(),
+            index: c.index(),
+            model: c.model.clone(),
+        }),
+    }
+}
+
+impl Entry {
+    /// The key of `round`, if the device has one.
+    pub fn key(&self, round: usize) -> Option<&Key> {
+        self.keys.iter().find(|k| k.round() == round)
+    }
+
+    /// Whether this device matters for the PCI ABI at all.
+    pub fn matters(&self) -> bool {
+        self.pci_controller.is_some() || self.address.matters()
+    }
+}
