@@ -41,6 +41,25 @@
 #define VIRTPCI_ASSIGN_STRICT_FUNCTION0 (1 << 0)
 
 /**
+ * libvirt's VIR_HOSTDEV_STRICT_ACS_CHECK. Accepted by prepare; it has no effect on VFIO
+ * devices (the kernel's IOMMU groups already isolate them).
+ */
+#define VIRTPCI_HOSTDEV_STRICT_ACS_CHECK (1 << 0)
+
+/**
+ * Prepare: apply libvirt 9.0's group rule (refuse only when another domain uses a member of
+ * the device's IOMMU group) instead of virtpci's default, which requires every member of the
+ * group (PCI bridges and PCIe ports excepted) to be declared in the same domain.
+ */
+#define VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK (1 << 2)
+
+/**
+ * Prepare and node-device detach: detach devices the host needs (the disk of a mounted
+ * filesystem, the network interface with the default route).
+ */
+#define VIRTPCI_HOSTDEV_FORCE (1 << 3)
+
+/**
  * Log levels, numbered as libvirt's `virLogPriority`.
  */
 #define VIRTPCI_LOG_DEBUG 1
@@ -129,9 +148,22 @@ typedef struct VirtpciAddressSet VirtpciAddressSet;
  * An opened host: a sysfs tree (the real `/sys` or any directory laid out like it) and the
  * writer that carries out its writes (the real kernel, or the simulated one). Opaque; create
  * it with `virtpci_host_open()` or `virtpci_host_open_simulated()`, release it with
- * `virtpci_host_free()`. A handle may be used from several threads at once.
+ * `virtpci_host_free()`. A handle may be used from several threads at once. The host inside
+ * is reference-counted: a hostdev manager made from the handle keeps its own reference, so the
+ * handle may be released before the manager.
  */
 typedef struct VirtpciHost VirtpciHost;
+
+/**
+ * The hostdev manager: the active list (device → driver name and domain name of its user)
+ * and the inactive list (detached devices nobody uses), saved in a state directory so that a
+ * manager created on the same directory after a crash knows who owns what. Opaque; create
+ * it with `virtpci_hostdev_manager_new()`, release it with `virtpci_hostdev_manager_free()`.
+ * Every function taking it may be called from several threads at once: operations are
+ * serialised by the manager (and, between processes sharing the state directory, by a lock
+ * file), each holding the lists for its whole duration as libvirt does.
+ */
+typedef struct VirtpciHostdevManager VirtpciHostdevManager;
 
 /**
  * A whole-slot plan: the devices of one guest PCI slot in the order to hand them to the
@@ -163,6 +195,31 @@ typedef void (*VirtpciLogCallback)(int level, const char *message, void *opaque)
  * the walk and is returned by the iterate call.
  */
 typedef int (*VirtpciPciAddressCallback)(const VirtpciPciAddress *addr, void *opaque);
+
+/**
+ * One PCI host device of a domain, as libvirt's `virDomainHostdevDef` says it for PCI.
+ */
+typedef struct {
+  /**
+   * The device's host address.
+   */
+  VirtpciPciAddress source;
+  /**
+   * Non-zero for `managed='yes'`: virtpci detaches the device from its host driver on
+   * prepare and gives it back on re-attach. Zero: the device must already be on vfio-pci.
+   */
+  int managed;
+  /**
+   * Non-zero for `<address type='unassigned'/>`: detached and booked like any other, but not
+   * meant for the guest.
+   */
+  int unassigned;
+  /**
+   * The stub driver: NULL (or "vfio", "vfio-pci") for vfio-pci, or the name of a vfio
+   * variant driver. Only read during the call.
+   */
+  const char *driver;
+} VirtpciHostdev;
 
 /**
  * One device of a slot plan. Its strings belong to the plan and stay valid until
@@ -430,6 +487,7 @@ VirtpciHost *virtpci_host_open_simulated(const char *root);
 
 /**
  * Release a host handle. NULL is accepted. The handle must not be in use by another thread.
+ * Hostdev managers made from it keep the host alive until they are released themselves.
  *
  * # Safety
  * `host` is NULL or a handle from `virtpci_host_open*` not yet released.
@@ -527,6 +585,220 @@ int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, ch
  * `host` is NULL or a live handle; `kind` is NULL or a NUL-terminated string.
  */
 int virtpci_host_inject_fault(VirtpciHost *host, const char *kind, unsigned int nth, int errnum);
+
+/**
+ * Create a manager for `host` whose lists are kept in `state_dir` (created with mode 0700
+ * when missing; libvirt uses /run/libvirt/hostdevmgr). Lists saved there by an earlier
+ * manager, including one in a process that was killed, are taken over: owners, original
+ * drivers, and devices an interrupted prepare left half-moved (the owner's next re-attach
+ * puts those back). The manager takes its own reference to the host: `host` may be released
+ * before the manager. On a simulated host, mount and route tables are read from
+ * `ROOT/.virtpci-sim/proc/self/mounts`, `.../net/route` and `.../net/ipv6_route` (missing
+ * means empty); on a real host from /proc. Warnings go to the log callback.
+ *
+ * Returns a new handle, or NULL with the last error set: `VIRTPCI_ERR_INVALID_ARG` (NULL
+ * argument, non-UTF-8 path), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
+ * unreadable state), `VIRTPCI_ERR_INTERNAL` (a state file that is not virtpci's). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live host handle; `state_dir` is NULL or a NUL-terminated string.
+ */
+VirtpciHostdevManager *virtpci_hostdev_manager_new(VirtpciHost *host, const char *state_dir);
+
+/**
+ * Release a manager. NULL is accepted. The lists stay saved in the state directory; devices
+ * stay where they are. The handle must not be in use by another thread.
+ *
+ * # Safety
+ * `mgr` is NULL or a handle from `virtpci_hostdev_manager_new` not yet released.
+ */
+void virtpci_hostdev_manager_free(VirtpciHostdevManager *mgr);
+
+/**
+ * libvirt's virHostdevPreparePCIDevices: make the `n` devices of `hostdevs` ready for the
+ * domain `dom_name` of the daemon driver `drv_name` (e.g. "QEMU"), and book them to it.
+ *
+ * Checks first, changing nothing when one fails (messages are libvirt's where libvirt has
+ * the check): the device exists ("Device %s not found: could not access %s"); it is a PCI
+ * endpoint ("Non-endpoint PCI devices cannot be assigned to guests"); neither it nor, for a
+ * different domain, a member of its IOMMU group is in use ("PCI device %s is in use by driver
+ * %s, domain %s", naming the member); every member of its IOMMU group other than PCI bridges
+ * and PCIe ports is listed in `hostdevs` ("All devices of the same IOMMU group %d of the PCI
+ * device %s must belong to domain %s"; not with `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`); an
+ * unmanaged device is already on a vfio driver ("Unmanaged PCI device %s must be manually
+ * detached from the host"); a managed device to detach is not needed by the host ("PCI device
+ * %s is critical to the host: …"; not with `VIRTPCI_HOSTDEV_FORCE`).
+ *
+ * Then, in libvirt's order: managed devices are moved to their stub (driver_override, unbind,
+ * drivers_probe) and every device is confirmed bound to it ("PCI device %s did not bind to
+ * vfio-pci: …"); devices are reset by libvirt's rules (VFIO-bound devices are left to VFIO);
+ * all are booked to the domain with the driver each was on. Any failure returns every device
+ * to exactly the driver and driver_override it had, and leaves both lists as they were.
+ *
+ * `uuid` is NULL or 16 bytes (recorded with the owner). `hostdevs` may be NULL when `n` is 0
+ * (then nothing is done). `flags`: `VIRTPCI_HOSTDEV_STRICT_ACS_CHECK`,
+ * `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`, `VIRTPCI_HOSTDEV_FORCE`; others are
+ * `VIRTPCI_ERR_INVALID_ARG`. Returns 0, or -1 with the last error set. Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; strings are NULL or NUL-terminated; `uuid` is NULL or
+ * valid for reading 16 bytes; `hostdevs` is NULL or valid for reading `n` elements.
+ */
+int virtpci_hostdev_prepare_pci_devices(VirtpciHostdevManager *mgr,
+                                        const char *drv_name,
+                                        const char *dom_name,
+                                        const unsigned char *uuid,
+                                        const VirtpciHostdev *hostdevs,
+                                        size_t n,
+                                        unsigned int flags);
+
+/**
+ * libvirt's virHostdevReAttachPCIDevices: release the devices of `hostdevs` that the domain
+ * `dom_name` of `drv_name` uses (others are not touched), together with any device an
+ * interrupted prepare of that domain left half-moved. Each is unbooked and reset by libvirt's
+ * rules; a managed device is returned to the driver and driver_override it had before prepare
+ * and confirmed there ("PCI device %s did not bind to %s: …"); an unmanaged device, or one that
+ * was detached through `virtpci_hostdev_pci_node_device_detach()` before, stays on its stub in
+ * the inactive list. Hostdevs whose device has left the host are forgotten.
+ *
+ * Unlike libvirt (which cannot fail), this is all or nothing: on failure every device is
+ * put back on its stub, both lists are unchanged, and the call may be retried. Returns 0, or
+ * -1 with the last error set. Thread-safe.
+ *
+ * # Safety
+ * As `virtpci_hostdev_prepare_pci_devices()`.
+ */
+int virtpci_hostdev_reattach_pci_devices(VirtpciHostdevManager *mgr,
+                                         const char *drv_name,
+                                         const char *dom_name,
+                                         const VirtpciHostdev *hostdevs,
+                                         size_t n);
+
+/**
+ * libvirt's virHostdevUpdateActivePCIDevices, for a daemon that restarts and finds the domain
+ * running: book the devices of `hostdevs` to the domain. Devices already booked to it keep
+ * what the state directory remembers (their original drivers); devices the manager never
+ * saw are booked with an unknown original driver (re-attach then lets the kernel choose, as
+ * libvirt does); devices booked to the domain but not listed move to the inactive list.
+ * Errors: a device that does not exist (`VIRTPCI_ERR_SYSTEM_ERROR` "Device %s not found: …"),
+ * a device another domain uses (`VIRTPCI_ERR_OPERATION_INVALID` "PCI device %s is in use by
+ * driver %s, domain %s"); nothing is changed then. Returns 0 or -1. Thread-safe.
+ *
+ * # Safety
+ * As `virtpci_hostdev_prepare_pci_devices()`.
+ */
+int virtpci_hostdev_update_active_pci_devices(VirtpciHostdevManager *mgr,
+                                              const char *drv_name,
+                                              const char *dom_name,
+                                              const VirtpciHostdev *hostdevs,
+                                              size_t n);
+
+/**
+ * libvirt's virHostdevPCINodeDeviceDetach (`virsh nodedev-detach`): bind the device at
+ * `addr` to its stub (`driver` as in `VirtpciHostdev`; NULL for vfio-pci), confirm it got
+ * there, and keep it in the inactive list, unmanaged, remembering its original driver.
+ * Refused when a domain uses it ("PCI device %s is in use by driver %s, domain %s") and, unless
+ * `flags` has `VIRTPCI_HOSTDEV_FORCE`, when the host needs it. On failure the device is put
+ * back. Returns 0, or -1 with the last error set. Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; `addr` is NULL or valid for reading; `driver` is NULL or a
+ * NUL-terminated string.
+ */
+int virtpci_hostdev_pci_node_device_detach(VirtpciHostdevManager *mgr,
+                                           const VirtpciPciAddress *addr,
+                                           const char *driver,
+                                           unsigned int flags);
+
+/**
+ * libvirt's virHostdevPCINodeDeviceReAttach (`virsh nodedev-reattach`): give a device no
+ * domain uses back to its host driver — the one it had when virtpci detached it, else the one
+ * the kernel probes — even when virtpci did not detach it, and drop it from the inactive
+ * list. Refused when a domain uses it. Returns 0, or -1 with the last error set. Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; `addr` is NULL or valid for reading.
+ */
+int virtpci_hostdev_pci_node_device_reattach(VirtpciHostdevManager *mgr,
+                                             const VirtpciPciAddress *addr);
+
+/**
+ * libvirt's virHostdevPCINodeDeviceReset (`virsh nodedev-reset`), with libvirt's rules: a
+ * non-endpoint or a device in use is refused; nothing is done for a device on a vfio driver
+ * (VFIO resets it) or with FLR (the hypervisor does it); else a PM reset (D3hot, D0, config
+ * space restored); else, off bus 0, a secondary bus reset through the parent bridge, refused
+ * while another device of the bus is not in the inactive list ("Active %s devices on bus with
+ * %s, not doing bus reset"). Returns 0 when nothing was needed, 1 after a PM reset, 2 after a
+ * bus reset, or -1 with the last error set ("Unable to reset PCI device %s: …"). Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; `addr` is NULL or valid for reading.
+ */
+int virtpci_hostdev_pci_node_device_reset(VirtpciHostdevManager *mgr,
+                                          const VirtpciPciAddress *addr);
+
+/**
+ * `virtpci_hostdev_prepare_pci_devices()` for the PCI host devices of a domain definition:
+ * every `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with its
+ * `managed`, `<driver name>`, `<source><address>` and `<address type='unassigned'/>`; the domain
+ * name and UUID come from `<name>` and `<uuid>`. XML problems are `VIRTPCI_ERR_XML_ERROR`.
+ * Returns 0, or -1 with the last error set. Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; strings are NULL or NUL-terminated.
+ */
+int virtpci_hostdev_prepare_domain(VirtpciHostdevManager *mgr,
+                                   const char *drv_name,
+                                   const char *domain_xml,
+                                   unsigned int flags);
+
+/**
+ * `virtpci_hostdev_reattach_pci_devices()` for the PCI host devices of a domain definition
+ * (read as by `virtpci_hostdev_prepare_domain()`). Returns 0, or -1 with the last error set.
+ * Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; strings are NULL or NUL-terminated.
+ */
+int virtpci_hostdev_reattach_domain(VirtpciHostdevManager *mgr,
+                                    const char *drv_name,
+                                    const char *domain_xml);
+
+/**
+ * The dry run of `virtpci_hostdev_prepare_domain()`: every check, nothing changed. Stores in
+ * `*report_json` a new JSON string (release with `virtpci_string_free()` or `free()`) with,
+ * per hostdev, its IOMMU group, what prepare would do ("detach", "already-on-stub",
+ * "from-inactive", "adopt", "refused") and the reset it supports; per group, its members with
+ * driver, bridge and owner; every violation (code and message, in prepare's order) and the
+ * warnings. Returns 0 when prepare would pass the checks, 1 when it would fail (the first
+ * violation is then also the last error), or -1 with the last error set when the check itself
+ * failed. Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; strings are NULL or NUL-terminated; `report_json` is NULL
+ * or valid for writing one pointer.
+ */
+int virtpci_hostdev_check_domain(VirtpciHostdevManager *mgr,
+                                 const char *drv_name,
+                                 const char *domain_xml,
+                                 unsigned int flags,
+                                 char **report_json);
+
+/**
+ * Who uses the device at `addr`: on return `*drv_name` and `*dom_name` are new strings
+ * (release with `virtpci_string_free()` or `free()`) naming the owner when a domain uses
+ * it, or both NULL when none does. Returns 1 when the device is in the active list, 2 when it
+ * is in the inactive list (detached, unused), 0 when in neither, or -1 with the last error set.
+ * Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; `addr` is NULL or valid for reading; `drv_name` and
+ * `dom_name` are NULL or valid for writing one pointer.
+ */
+int virtpci_hostdev_get_owner(VirtpciHostdevManager *mgr,
+                              const VirtpciPciAddress *addr,
+                              char **drv_name,
+                              char **dom_name);
 
 /**
  * Plan the hot-plug of `n` devices as the functions of one free guest PCI slot, and reserve

@@ -9,13 +9,16 @@ use crate::host::{Host, WriteKind};
 use crate::pci::PciAddress;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::path::Path;
+use std::sync::Arc;
 
 /// An opened host: a sysfs tree (the real `/sys` or any directory laid out like it) and the
 /// writer that carries out its writes (the real kernel, or the simulated one). Opaque; create
 /// it with `virtpci_host_open()` or `virtpci_host_open_simulated()`, release it with
-/// `virtpci_host_free()`. A handle may be used from several threads at once.
+/// `virtpci_host_free()`. A handle may be used from several threads at once. The host inside
+/// is reference-counted: a hostdev manager made from the handle keeps its own reference, so the
+/// handle may be released before the manager.
 pub struct VirtpciHost {
-    host: Host,
+    pub(crate) host: Arc<Host>,
 }
 
 /// Called once per device by `virtpci_pci_address_iommu_group_iterate()`: `addr` is valid only
@@ -30,7 +33,7 @@ pub type VirtpciPciAddressCallback =
 /// `host` is NULL or a live handle from `virtpci_host_open*`.
 unsafe fn host_arg<'a>(host: *const VirtpciHost, func: &str) -> Result<&'a Host> {
     // SAFETY: forwarded caller contract.
-    Ok(&unsafe { ref_arg(host, "host", func) }?.host)
+    Ok(&*unsafe { ref_arg(host, "host", func) }?.host)
 }
 
 /// Borrow and check an address argument.
@@ -45,7 +48,9 @@ unsafe fn addr_arg(addr: *const VirtpciPciAddress, arg: &str, func: &str) -> Res
 }
 
 fn boxed(host: Host) -> *mut VirtpciHost {
-    Box::into_raw(Box::new(VirtpciHost { host }))
+    Box::into_raw(Box::new(VirtpciHost {
+        host: Arc::new(host),
+    }))
 }
 
 /// Open the host whose sysfs is at `sysfs_root` (NULL means "/sys"). Writes made through this
@@ -91,6 +96,7 @@ pub unsafe extern "C" fn virtpci_host_open_simulated(root: *const c_char) -> *mu
 }
 
 /// Release a host handle. NULL is accepted. The handle must not be in use by another thread.
+/// Hostdev managers made from it keep the host alive until they are released themselves.
 ///
 /// # Safety
 /// `host` is NULL or a handle from `virtpci_host_open*` not yet released.

@@ -11,5 +11,6 @@ pub mod assign;
 pub mod boundary;
 pub mod general;
 pub mod host;
+pub mod hostdev;
 pub mod log;
 pub mod slot_plan;

@@ -2,8 +2,10 @@
 
 mod abi_diff;
 mod assign;
+mod check;
 mod groups;
 mod host;
+mod prepare;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -50,6 +52,13 @@ enum Command {
     Groups(groups::GroupsArgs),
     /// Record a host's PCI topology as JSON, or build a sysfs-shaped tree from such a record.
     Host(host::HostArgs),
+    /// Dry run of prepare for a domain: per PCI hostdev its IOMMU group, what would be detached
+    /// and reset, and every violation; exits 1 with the message when prepare would fail.
+    Check(check::CheckArgs),
+    /// Detach a domain's PCI hostdevs from the host and book them to it (real or --simulate).
+    Prepare(prepare::PrepareArgs),
+    /// Give a domain's PCI hostdevs back to their original drivers (real or --simulate).
+    Reattach(prepare::ReattachArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -80,6 +89,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::AbiDiff(args) => abi_diff::run(args),
         Command::Groups(args) => groups::run(args),
         Command::Host(args) => host::run(args),
+        Command::Check(args) => match check::run(args)? {
+            None => Ok(()),
+            Some(violation) => Err(violation),
+        },
+        Command::Prepare(args) => prepare::run_prepare(args),
+        Command::Reattach(args) => prepare::run_reattach(args),
     }
 }
 

@@ -1,0 +1,502 @@
+//! The hostdev manager through the C ABI: prepare, re-attach, update-active, node-device
+//! detach/re-attach/reset, the domain-XML conveniences and the dry run.
+
+use super::address::VirtpciPciAddress;
+use super::boundary::{
+    guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
+};
+use super::host::VirtpciHost;
+use super::log::{emit, VIRTPCI_LOG_WARNING};
+use crate::error::Result;
+use crate::hostdev::{HostdevManager, HostdevSpec, ResetOutcome};
+use crate::pci::PciAddress;
+use std::ffi::{c_char, c_int, c_uchar, c_uint};
+use std::path::Path;
+use std::sync::Arc;
+
+/// libvirt's VIR_HOSTDEV_STRICT_ACS_CHECK. Accepted by prepare; it has no effect on VFIO
+/// devices (the kernel's IOMMU groups already isolate them).
+pub const VIRTPCI_HOSTDEV_STRICT_ACS_CHECK: c_uint = 1 << 0;
+/// Prepare: apply libvirt 9.0's group rule (refuse only when another domain uses a member of
+/// the device's IOMMU group) instead of virtpci's default, which requires every member of the
+/// group (PCI bridges and PCIe ports excepted) to be declared in the same domain.
+pub const VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK: c_uint = 1 << 2;
+/// Prepare and node-device detach: detach devices the host needs (the disk of a mounted
+/// filesystem, the network interface with the default route).
+pub const VIRTPCI_HOSTDEV_FORCE: c_uint = 1 << 3;
+
+/// One PCI host device of a domain, as libvirt's `virDomainHostdevDef` says it for PCI.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct VirtpciHostdev {
+    /// The device's host address.
+    pub source: VirtpciPciAddress,
+    /// Non-zero for `managed='yes'`: virtpci detaches the device from its host driver on
+    /// prepare and gives it back on re-attach. Zero: the device must already be on vfio-pci.
+    pub managed: c_int,
+    /// Non-zero for `<address type='unassigned'/>`: detached and booked like any other, but not
+    /// meant for the guest.
+    pub unassigned: c_int,
+    /// The stub driver: NULL (or "vfio", "vfio-pci") for vfio-pci, or the name of a vfio
+    /// variant driver. Only read during the call.
+    pub driver: *const c_char,
+}
+
+/// The hostdev manager: the active list (device → driver name and domain name of its user)
+/// and the inactive list (detached devices nobody uses), saved in a state directory so that a
+/// manager created on the same directory after a crash knows who owns what. Opaque; create
+/// it with `virtpci_hostdev_manager_new()`, release it with `virtpci_hostdev_manager_free()`.
+/// Every function taking it may be called from several threads at once: operations are
+/// serialised by the manager (and, between processes sharing the state directory, by a lock
+/// file), each holding the lists for its whole duration as libvirt does.
+pub struct VirtpciHostdevManager {
+    mgr: HostdevManager,
+}
+
+/// Borrow a manager handle.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle from `virtpci_hostdev_manager_new`.
+unsafe fn mgr_arg<'a>(mgr: *const VirtpciHostdevManager, func: &str) -> Result<&'a HostdevManager> {
+    // SAFETY: forwarded caller contract.
+    Ok(&unsafe { ref_arg(mgr, "mgr", func) }?.mgr)
+}
+
+/// Convert the caller's hostdev array.
+///
+/// # Safety
+/// `hostdevs` is NULL (only with `n` 0) or valid for reading `n` elements whose `driver` is
+/// NULL or a NUL-terminated string.
+unsafe fn hostdevs_arg(
+    hostdevs: *const VirtpciHostdev,
+    n: usize,
+    func: &str,
+) -> Result<Vec<HostdevSpec>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if hostdevs.is_null() {
+        return Err(null_arg("hostdevs", func));
+    }
+    // SAFETY: non-NULL and valid for n elements by the caller's contract.
+    let items = unsafe { std::slice::from_raw_parts(hostdevs, n) };
+    items
+        .iter()
+        .map(|h| {
+            let source = PciAddress::from(&h.source);
+            source.check_ranges()?;
+            // SAFETY: forwarded caller contract for the driver string.
+            let driver = unsafe { opt_str_arg(h.driver, "hostdevs[].driver", func) }?;
+            Ok(HostdevSpec {
+                source,
+                managed: h.managed != 0,
+                unassigned: h.unassigned != 0,
+                driver: driver.map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+/// # Safety
+/// `addr` is NULL or valid for reading.
+unsafe fn addr_arg(addr: *const VirtpciPciAddress, func: &str) -> Result<PciAddress> {
+    // SAFETY: forwarded caller contract.
+    let a = PciAddress::from(unsafe { ref_arg(addr, "addr", func) }?);
+    a.check_ranges()?;
+    Ok(a)
+}
+
+/// Create a manager for `host` whose lists are kept in `state_dir` (created with mode 0700
+/// when missing; libvirt uses /run/libvirt/hostdevmgr). Lists saved there by an earlier
+/// manager, including one in a process that was killed, are taken over: owners, original
+/// drivers, and devices an interrupted prepare left half-moved (the owner's next re-attach
+/// puts those back). The manager takes its own reference to the host: `host` may be released
+/// before the manager. On a simulated host, mount and route tables are read from
+/// `ROOT/.virtpci-sim/proc/self/mounts`, `.../net/route` and `.../net/ipv6_route` (missing
+/// means empty); on a real host from /proc. Warnings go to the log callback.
+///
+/// Returns a new handle, or NULL with the last error set: `VIRTPCI_ERR_INVALID_ARG` (NULL
+/// argument, non-UTF-8 path), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
+/// unreadable state), `VIRTPCI_ERR_INTERNAL` (a state file that is not virtpci's). Thread-safe.
+///
+/// # Safety
+/// `host` is NULL or a live host handle; `state_dir` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_manager_new(
+    host: *mut VirtpciHost,
+    state_dir: *const c_char,
+) -> *mut VirtpciHostdevManager {
+    const NAME: &str = "virtpci_hostdev_manager_new";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let host = unsafe { ref_arg(host, "host", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let dir = unsafe { str_arg(state_dir, "state_dir", NAME) }?;
+        let mgr = HostdevManager::new(Arc::clone(&host.host), Path::new(dir))?
+            .with_logger(Arc::new(|m: &str| emit(VIRTPCI_LOG_WARNING, m)));
+        Ok(Box::into_raw(Box::new(VirtpciHostdevManager { mgr })))
+    })
+}
+
+/// Release a manager. NULL is accepted. The lists stay saved in the state directory; devices
+/// stay where they are. The handle must not be in use by another thread.
+///
+/// # Safety
+/// `mgr` is NULL or a handle from `virtpci_hostdev_manager_new` not yet released.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_manager_free(mgr: *mut VirtpciHostdevManager) {
+    guard("virtpci_hostdev_manager_free", || {
+        if !mgr.is_null() {
+            // SAFETY: by contract the pointer came from Box::into_raw and is released once.
+            drop(unsafe { Box::from_raw(mgr) });
+        }
+        Ok(())
+    })
+}
+
+/// libvirt's virHostdevPreparePCIDevices: make the `n` devices of `hostdevs` ready for the
+/// domain `dom_name` of the daemon driver `drv_name` (e.g. "QEMU"), and book them to it.
+///
+/// Checks first, changing nothing when one fails (messages are libvirt's where libvirt has
+/// the check): the device exists ("Device %s not found: could not access %s"); it is a PCI
+/// endpoint ("Non-endpoint PCI devices cannot be assigned to guests"); neither it nor, for a
+/// different domain, a member of its IOMMU group is in use ("PCI device %s is in use by driver
+/// %s, domain %s", naming the member); every member of its IOMMU group other than PCI bridges
+/// and PCIe ports is listed in `hostdevs` ("All devices of the same IOMMU group %d of the PCI
+/// device %s must belong to domain %s"; not with `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`); an
+/// unmanaged device is already on a vfio driver ("Unmanaged PCI device %s must be manually
+/// detached from the host"); a managed device to detach is not needed by the host ("PCI device
+/// %s is critical to the host: …"; not with `VIRTPCI_HOSTDEV_FORCE`).
+///
+/// Then, in libvirt's order: managed devices are moved to their stub (driver_override, unbind,
+/// drivers_probe) and every device is confirmed bound to it ("PCI device %s did not bind to
+/// vfio-pci: …"); devices are reset by libvirt's rules (VFIO-bound devices are left to VFIO);
+/// all are booked to the domain with the driver each was on. Any failure returns every device
+/// to exactly the driver and driver_override it had, and leaves both lists as they were.
+///
+/// `uuid` is NULL or 16 bytes (recorded with the owner). `hostdevs` may be NULL when `n` is 0
+/// (then nothing is done). `flags`: `VIRTPCI_HOSTDEV_STRICT_ACS_CHECK`,
+/// `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`, `VIRTPCI_HOSTDEV_FORCE`; others are
+/// `VIRTPCI_ERR_INVALID_ARG`. Returns 0, or -1 with the last error set. Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; strings are NULL or NUL-terminated; `uuid` is NULL or
+/// valid for reading 16 bytes; `hostdevs` is NULL or valid for reading `n` elements.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_prepare_pci_devices(
+    mgr: *mut VirtpciHostdevManager,
+    drv_name: *const c_char,
+    dom_name: *const c_char,
+    uuid: *const c_uchar,
+    hostdevs: *const VirtpciHostdev,
+    n: usize,
+    flags: c_uint,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_prepare_pci_devices";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
+        let dom = unsafe { str_arg(dom_name, "dom_name", NAME) }?;
+        let uuid: Option<[u8; 16]> = if uuid.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and valid for 16 bytes by contract.
+            Some(unsafe { *(uuid as *const [u8; 16]) })
+        };
+        let list = unsafe { hostdevs_arg(hostdevs, n, NAME) }?;
+        mgr.prepare_pci_devices(drv, dom, uuid.as_ref(), &list, flags)?;
+        Ok(0)
+    })
+}
+
+/// libvirt's virHostdevReAttachPCIDevices: release the devices of `hostdevs` that the domain
+/// `dom_name` of `drv_name` uses (others are not touched), together with any device an
+/// interrupted prepare of that domain left half-moved. Each is unbooked and reset by libvirt's
+/// rules; a managed device is returned to the driver and driver_override it had before prepare
+/// and confirmed there ("PCI device %s did not bind to %s: …"); an unmanaged device, or one that
+/// was detached through `virtpci_hostdev_pci_node_device_detach()` before, stays on its stub in
+/// the inactive list. Hostdevs whose device has left the host are forgotten.
+///
+/// Unlike libvirt (which cannot fail), this is all or nothing: on failure every device is
+/// put back on its stub, both lists are unchanged, and the call may be retried. Returns 0, or
+/// -1 with the last error set. Thread-safe.
+///
+/// # Safety
+/// As `virtpci_hostdev_prepare_pci_devices()`.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_reattach_pci_devices(
+    mgr: *mut VirtpciHostdevManager,
+    drv_name: *const c_char,
+    dom_name: *const c_char,
+    hostdevs: *const VirtpciHostdev,
+    n: usize,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_reattach_pci_devices";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
+        let dom = unsafe { str_arg(dom_name, "dom_name", NAME) }?;
+        let list = unsafe { hostdevs_arg(hostdevs, n, NAME) }?;
+        mgr.reattach_pci_devices(drv, dom, &list)?;
+        Ok(0)
+    })
+}
+
+/// libvirt's virHostdevUpdateActivePCIDevices, for a daemon that restarts and finds the domain
+/// running: book the devices of `hostdevs` to the domain. Devices already booked to it keep
+/// what the state directory remembers (their original drivers); devices the manager never
+/// saw are booked with an unknown original driver (re-attach then lets the kernel choose, as
+/// libvirt does); devices booked to the domain but not listed move to the inactive list.
+/// Errors: a device that does not exist (`VIRTPCI_ERR_SYSTEM_ERROR` "Device %s not found: …"),
+/// a device another domain uses (`VIRTPCI_ERR_OPERATION_INVALID` "PCI device %s is in use by
+/// driver %s, domain %s"); nothing is changed then. Returns 0 or -1. Thread-safe.
+///
+/// # Safety
+/// As `virtpci_hostdev_prepare_pci_devices()`.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_update_active_pci_devices(
+    mgr: *mut VirtpciHostdevManager,
+    drv_name: *const c_char,
+    dom_name: *const c_char,
+    hostdevs: *const VirtpciHostdev,
+    n: usize,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_update_active_pci_devices";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
+        let dom = unsafe { str_arg(dom_name, "dom_name", NAME) }?;
+        let list = unsafe { hostdevs_arg(hostdevs, n, NAME) }?;
+        mgr.update_active_pci_devices(drv, dom, &list)?;
+        Ok(0)
+    })
+}
+
+/// libvirt's virHostdevPCINodeDeviceDetach (`virsh nodedev-detach`): bind the device at
+/// `addr` to its stub (`driver` as in `VirtpciHostdev`; NULL for vfio-pci), confirm it got
+/// there, and keep it in the inactive list, unmanaged, remembering its original driver.
+/// Refused when a domain uses it ("PCI device %s is in use by driver %s, domain %s") and, unless
+/// `flags` has `VIRTPCI_HOSTDEV_FORCE`, when the host needs it. On failure the device is put
+/// back. Returns 0, or -1 with the last error set. Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; `addr` is NULL or valid for reading; `driver` is NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_pci_node_device_detach(
+    mgr: *mut VirtpciHostdevManager,
+    addr: *const VirtpciPciAddress,
+    driver: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_pci_node_device_detach";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let addr = unsafe { addr_arg(addr, NAME) }?;
+        let driver = unsafe { opt_str_arg(driver, "driver", NAME) }?;
+        mgr.node_device_detach(&addr, driver, flags)?;
+        Ok(0)
+    })
+}
+
+/// libvirt's virHostdevPCINodeDeviceReAttach (`virsh nodedev-reattach`): give a device no
+/// domain uses back to its host driver — the one it had when virtpci detached it, else the one
+/// the kernel probes — even when virtpci did not detach it, and drop it from the inactive
+/// list. Refused when a domain uses it. Returns 0, or -1 with the last error set. Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; `addr` is NULL or valid for reading.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_pci_node_device_reattach(
+    mgr: *mut VirtpciHostdevManager,
+    addr: *const VirtpciPciAddress,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_pci_node_device_reattach";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let addr = unsafe { addr_arg(addr, NAME) }?;
+        mgr.node_device_reattach(&addr)?;
+        Ok(0)
+    })
+}
+
+/// libvirt's virHostdevPCINodeDeviceReset (`virsh nodedev-reset`), with libvirt's rules: a
+/// non-endpoint or a device in use is refused; nothing is done for a device on a vfio driver
+/// (VFIO resets it) or with FLR (the hypervisor does it); else a PM reset (D3hot, D0, config
+/// space restored); else, off bus 0, a secondary bus reset through the parent bridge, refused
+/// while another device of the bus is not in the inactive list ("Active %s devices on bus with
+/// %s, not doing bus reset"). Returns 0 when nothing was needed, 1 after a PM reset, 2 after a
+/// bus reset, or -1 with the last error set ("Unable to reset PCI device %s: …"). Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; `addr` is NULL or valid for reading.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_pci_node_device_reset(
+    mgr: *mut VirtpciHostdevManager,
+    addr: *const VirtpciPciAddress,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_pci_node_device_reset";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let addr = unsafe { addr_arg(addr, NAME) }?;
+        Ok(match mgr.node_device_reset(&addr)? {
+            ResetOutcome::LeftToVfio | ResetOutcome::LeftToFlr => 0,
+            ResetOutcome::PowerManagement => 1,
+            ResetOutcome::SecondaryBus { .. } => 2,
+        })
+    })
+}
+
+/// `virtpci_hostdev_prepare_pci_devices()` for the PCI host devices of a domain definition:
+/// every `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with its
+/// `managed`, `<driver name>`, `<source><address>` and `<address type='unassigned'/>`; the domain
+/// name and UUID come from `<name>` and `<uuid>`. XML problems are `VIRTPCI_ERR_XML_ERROR`.
+/// Returns 0, or -1 with the last error set. Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_prepare_domain(
+    mgr: *mut VirtpciHostdevManager,
+    drv_name: *const c_char,
+    domain_xml: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_prepare_domain";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
+        mgr.prepare_domain(drv, xml, flags)?;
+        Ok(0)
+    })
+}
+
+/// `virtpci_hostdev_reattach_pci_devices()` for the PCI host devices of a domain definition
+/// (read as by `virtpci_hostdev_prepare_domain()`). Returns 0, or -1 with the last error set.
+/// Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_reattach_domain(
+    mgr: *mut VirtpciHostdevManager,
+    drv_name: *const c_char,
+    domain_xml: *const c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_reattach_domain";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
+        mgr.reattach_domain(drv, xml)?;
+        Ok(0)
+    })
+}
+
+/// The dry run of `virtpci_hostdev_prepare_domain()`: every check, nothing changed. Stores in
+/// `*report_json` a new JSON string (release with `virtpci_string_free()` or `free()`) with,
+/// per hostdev, its IOMMU group, what prepare would do ("detach", "already-on-stub",
+/// "from-inactive", "adopt", "refused") and the reset it supports; per group, its members with
+/// driver, bridge and owner; every violation (code and message, in prepare's order) and the
+/// warnings. Returns 0 when prepare would pass the checks, 1 when it would fail (the first
+/// violation is then also the last error), or -1 with the last error set when the check itself
+/// failed. Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; strings are NULL or NUL-terminated; `report_json` is NULL
+/// or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_check_domain(
+    mgr: *mut VirtpciHostdevManager,
+    drv_name: *const c_char,
+    domain_xml: *const c_char,
+    flags: c_uint,
+    report_json: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_check_domain";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
+        let out = unsafe { out_arg(report_json, "report_json", NAME) }?;
+        let report = mgr.check_domain(drv, xml, flags)?;
+        *out = malloc_string(&report.to_json())?;
+        match report.violations.first() {
+            None => Ok(0),
+            Some(v) => {
+                super::boundary::set_last_error(v.clone());
+                Ok(1)
+            }
+        }
+    })
+}
+
+/// Who uses the device at `addr`: on return `*drv_name` and `*dom_name` are new strings
+/// (release with `virtpci_string_free()` or `free()`) naming the owner when a domain uses
+/// it, or both NULL when none does. Returns 1 when the device is in the active list, 2 when it
+/// is in the inactive list (detached, unused), 0 when in neither, or -1 with the last error set.
+/// Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; `addr` is NULL or valid for reading; `drv_name` and
+/// `dom_name` are NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_get_owner(
+    mgr: *mut VirtpciHostdevManager,
+    addr: *const VirtpciPciAddress,
+    drv_name: *mut *mut c_char,
+    dom_name: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_get_owner";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let addr = unsafe { addr_arg(addr, NAME) }?;
+        let drv_out = unsafe { out_arg(drv_name, "drv_name", NAME) }?;
+        let dom_out = unsafe { out_arg(dom_name, "dom_name", NAME) }?;
+        let book = mgr.book()?;
+        if let Some(a) = book.active_entry(&addr) {
+            let d = malloc_string(&a.owner.driver)?;
+            let n = match malloc_string(&a.owner.domain) {
+                Ok(n) => n,
+                Err(e) => {
+                    // SAFETY: d was just allocated with malloc and is not shared.
+                    unsafe { libc::free(d as *mut libc::c_void) };
+                    return Err(e);
+                }
+            };
+            *drv_out = d;
+            *dom_out = n;
+            return Ok(1);
+        }
+        *drv_out = std::ptr::null_mut();
+        *dom_out = std::ptr::null_mut();
+        Ok(if book.is_inactive(&addr) { 2 } else { 0 })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hostdev;
+
+    #[test]
+    fn flag_values_match_the_core() {
+        assert_eq!(VIRTPCI_HOSTDEV_STRICT_ACS_CHECK, hostdev::STRICT_ACS_CHECK);
+        assert_eq!(
+            VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK,
+            hostdev::LEGACY_GROUP_CHECK
+        );
+        assert_eq!(VIRTPCI_HOSTDEV_FORCE, hostdev::FORCE);
+    }
+}

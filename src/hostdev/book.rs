@@ -1,0 +1,227 @@
+//! The ownership book: libvirt's two PCI lists, as plain data that is saved whole.
+//!
+//! * **active**: devices a domain uses, each with its owner (driver name, domain name). A device
+//!   is "in use" exactly when it is here. An entry marked `interrupted` belongs to an operation
+//!   that did not finish (a crash, or a rollback that failed): the device may be anywhere between
+//!   its original driver and the stub, and the owner's next re-attach puts it back.
+//! * **inactive**: devices on a stub that nobody uses (node-device detach, unmanaged devices
+//!   adopted by a domain that has stopped).
+//!
+//! Every entry remembers where the device was before virtpci first moved it (`original`), so that
+//! it can be put back exactly: driver and `driver_override`.
+
+use crate::error::{Error, Result};
+use crate::pci::PciAddress;
+use serde::{Deserialize, Serialize};
+
+/// Format tag of the saved book.
+pub const FORMAT: &str = "virtpci-hostdev-state/1";
+
+/// Where a device was: its driver (None = unbound) and its `driver_override` (None = clear).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DeviceState {
+    pub driver: Option<String>,
+    pub driver_override: Option<String>,
+}
+
+/// Who uses an active device: the daemon's driver name ("QEMU") and the domain name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub driver: String,
+    pub domain: String,
+}
+
+impl Owner {
+    pub fn new(driver: &str, domain: &str) -> Owner {
+        Owner {
+            driver: driver.to_string(),
+            domain: domain.to_string(),
+        }
+    }
+}
+
+/// One device in either list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookEntry {
+    #[serde(with = "address_text")]
+    pub address: PciAddress,
+    /// The stub driver the device is (to be) bound to: vfio-pci or a vfio variant.
+    pub stub: String,
+    /// libvirt's `managed` of the entry: whether re-attach gives it back to its host driver.
+    /// An entry made by node-device detach or by adopting an unmanaged device is not managed.
+    pub managed: bool,
+    /// libvirt's `unbind_from_stub`: virtpci moved the device to the stub itself.
+    pub unbind_from_stub: bool,
+    /// Where the device was before virtpci moved it; `None` when unknown (entries rebuilt by
+    /// update-active for devices virtpci never saw before).
+    pub original: Option<DeviceState>,
+}
+
+/// An entry of the active list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveEntry {
+    #[serde(flatten)]
+    pub entry: BookEntry,
+    pub owner: Owner,
+    /// The domain's UUID, as text, when the caller gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Declared with `<address type='unassigned'/>`: detached and booked, hidden from the guest.
+    #[serde(default)]
+    pub unassigned: bool,
+    /// Left by an operation that did not finish; see the module documentation.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// Both lists, and the generation of the saved file they came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnershipBook {
+    pub format: String,
+    /// Incremented by every save; tells a reader whether the file changed.
+    pub generation: u64,
+    pub active: Vec<ActiveEntry>,
+    pub inactive: Vec<BookEntry>,
+}
+
+impl Default for OwnershipBook {
+    fn default() -> Self {
+        OwnershipBook {
+            format: FORMAT.to_string(),
+            generation: 0,
+            active: Vec::new(),
+            inactive: Vec::new(),
+        }
+    }
+}
+
+impl OwnershipBook {
+    pub fn from_json(text: &str, what: &str) -> Result<OwnershipBook> {
+        let book: OwnershipBook = serde_json::from_str(text)
+            .map_err(|e| Error::internal(format!("Failed to parse hostdev state '{what}': {e}")))?;
+        if book.format != FORMAT {
+            return Err(Error::internal(format!(
+                "Failed to parse hostdev state '{what}': format '{}' is not '{FORMAT}'",
+                book.format
+            )));
+        }
+        book.check_unique(what)?;
+        Ok(book)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// A device appears at most once in both lists together: anything else is a corrupt file.
+    fn check_unique(&self, what: &str) -> Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        let all = self
+            .active
+            .iter()
+            .map(|a| a.entry.address)
+            .chain(self.inactive.iter().map(|e| e.address));
+        for a in all {
+            if !seen.insert(a) {
+                return Err(Error::internal(format!(
+                    "Failed to parse hostdev state '{what}': device {a} is listed twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn active_entry(&self, addr: &PciAddress) -> Option<&ActiveEntry> {
+        self.active.iter().find(|a| a.entry.address == *addr)
+    }
+
+    pub fn inactive_entry(&self, addr: &PciAddress) -> Option<&BookEntry> {
+        self.inactive.iter().find(|e| e.address == *addr)
+    }
+
+    pub fn is_active(&self, addr: &PciAddress) -> bool {
+        self.active_entry(addr).is_some()
+    }
+
+    pub fn is_inactive(&self, addr: &PciAddress) -> bool {
+        self.inactive_entry(addr).is_some()
+    }
+
+    pub fn take_active(&mut self, addr: &PciAddress) -> Option<ActiveEntry> {
+        let i = self.active.iter().position(|a| a.entry.address == *addr)?;
+        Some(self.active.remove(i))
+    }
+
+    pub fn take_inactive(&mut self, addr: &PciAddress) -> Option<BookEntry> {
+        let i = self.inactive.iter().position(|e| e.address == *addr)?;
+        Some(self.inactive.remove(i))
+    }
+
+    /// Drop every record of `addr` (a device that left the host).
+    pub fn forget(&mut self, addr: &PciAddress) {
+        self.take_active(addr);
+        self.take_inactive(addr);
+    }
+
+    /// The same lists without the generation, to compare contents.
+    pub fn lists(&self) -> (Vec<ActiveEntry>, Vec<BookEntry>) {
+        (self.active.clone(), self.inactive.clone())
+    }
+}
+
+/// libvirt's used-by error: `%s` is the device found in the list (a group sibling for the
+/// group check).
+pub fn in_use_error(addr: &PciAddress, owner: &Owner) -> Error {
+    Error::operation_invalid(format!(
+        "PCI device {addr} is in use by driver {}, domain {}",
+        owner.driver, owner.domain
+    ))
+}
+
+mod address_text {
+    use crate::pci::PciAddress;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &PciAddress, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&a.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PciAddress, D::Error> {
+        let text = String::deserialize(d)?;
+        PciAddress::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_duplicates() {
+        let entry = BookEntry {
+            address: PciAddress::new(0, 2, 0, 1),
+            stub: "vfio-pci".into(),
+            managed: true,
+            unbind_from_stub: true,
+            original: Some(DeviceState {
+                driver: Some("tg3".into()),
+                driver_override: None,
+            }),
+        };
+        let mut book = OwnershipBook::default();
+        book.active.push(ActiveEntry {
+            entry: entry.clone(),
+            owner: Owner::new("QEMU", "vm1"),
+            uuid: None,
+            unassigned: true,
+            interrupted: false,
+        });
+        let again = OwnershipBook::from_json(&book.to_json(), "x").unwrap();
+        assert_eq!(again, book);
+        assert!(book.to_json().contains("\"address\": \"0000:02:00.1\""));
+        book.inactive.push(entry);
+        let e = OwnershipBook::from_json(&book.to_json(), "f").unwrap_err();
+        assert!(e.message.contains("listed twice"), "{}", e.message);
+        assert!(OwnershipBook::from_json("{", "f").is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! The PCI host devices of a domain definition, read with the crate's XML reader: every
+//! `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with `managed`,
+//! `<driver name>`, the host address in `<source><address>`, and whether the guest address is
+//! `<address type='unassigned'/>`; plus the domain's `<name>` and `<uuid>`.
+
+use super::HostdevSpec;
+use crate::error::{Error, Result};
+use crate::pci::{parse_xml_uint, PciAddress};
+use crate::xml::domain::{read_device, DeviceKind};
+use crate::xml::{DeviceAddress, Document};
+
+/// What a domain definition says about its PCI host devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainHostdevs {
+    pub name: Option<String>,
+    pub uuid: Option<[u8; 16]>,
+    pub hostdevs: Vec<HostdevSpec>,
+}
+
+/// Parse `8e3f…` with or without dashes (libvirt's virUUIDParse accepts both).
+pub fn parse_uuid(text: &str) -> Result<[u8; 16]> {
+    let digits: Vec<u8> = text
+        .trim()
+        .bytes()
+        .filter(|b| *b != b'-' && *b != b' ')
+        .collect();
+    let bad = || Error::xml(format!("malformed uuid element '{}'", text.escape_debug()));
+    if digits.len() != 32 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
+        out[i] = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// Format a UUID as libvirt does (8-4-4-4-12, lower case).
+pub fn format_uuid(u: &[u8; 16]) -> String {
+    let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        h[..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..].concat()
+    )
+}
+
+fn xml_yes(v: Option<&str>) -> bool {
+    matches!(v, Some("yes") | Some("on"))
+}
+
+/// Read the PCI host devices of `xml`.
+pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
+    let doc = Document::parse(xml)?;
+    let root = doc.element(doc.root);
+    if root.name != "domain" {
+        return Err(Error::xml(format!(
+            "expecting root element of 'domain', not '{}'",
+            root.name
+        )));
+    }
+    let text_of = |name: &str| {
+        doc.child(doc.root, name)
+            .map(|id| doc.element(id).text.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    let name = text_of("name");
+    let uuid = text_of("uuid").map(|t| parse_uuid(&t)).transpose()?;
+    let mut hostdevs: Vec<HostdevSpec> = Vec::new();
+    let Some(devices) = doc.child(doc.root, "devices") else {
+        return Ok(DomainHostdevs {
+            name,
+            uuid,
+            hostdevs,
+        });
+    };
+    for &id in &doc.element(devices).children {
+        let dev = read_device(&doc, id)?;
+        let is_pci_hostdev = match &dev.kind {
+            DeviceKind::Hostdev(h) => h.is_subsystem() && h.htype == "pci",
+            DeviceKind::Net { hostdev, .. } => hostdev.is_some(),
+            _ => false,
+        };
+        if !is_pci_hostdev {
+            continue;
+        }
+        let el = doc.element(id);
+        let line = doc.line_of(el.start);
+        let source = doc
+            .child(id, "source")
+            .and_then(|s| doc.child(s, "address"))
+            .ok_or_else(|| {
+                Error::xml(format!(
+                    "Missing <source><address> in PCI host device (line {line})"
+                ))
+            })?;
+        let a = doc.element(source);
+        let part = |attr: &str, required: bool| -> Result<u32> {
+            match a.attr(attr) {
+                None if !required => Ok(0),
+                None => Err(Error::xml(format!(
+                    "Missing '{attr}' in the source address of a PCI host device (line {line})"
+                ))),
+                Some(v) => parse_xml_uint(v).ok_or_else(|| {
+                    Error::xml(format!("Cannot parse <address> '{attr}' attribute"))
+                }),
+            }
+        };
+        let address = PciAddress::new(
+            part("domain", false)?,
+            part("bus", true)?,
+            part("slot", true)?,
+            part("function", false)?,
+        );
+        address.check_ranges().map_err(|e| Error::xml(e.message))?;
+        let driver = doc
+            .child(id, "driver")
+            .and_then(|d| doc.element(d).attr("name"))
+            .map(str::to_string);
+        let spec = HostdevSpec {
+            source: address,
+            managed: xml_yes(el.attr("managed")),
+            unassigned: dev.address == DeviceAddress::Unassigned,
+            driver,
+        };
+        if hostdevs.iter().any(|h| h.source == spec.source) {
+            return Err(Error::xml(format!(
+                "Hostdev already exists in the domain configuration (PCI device {address})"
+            )));
+        }
+        hostdevs.push(spec);
+    }
+    Ok(DomainHostdevs {
+        name,
+        uuid,
+        hostdevs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_hostdevs() {
+        let xml = "<domain type='kvm'><name>vm1</name>\
+            <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid><devices>\
+            <hostdev mode='subsystem' type='pci' managed='yes'><source>\
+            <address domain='0x0000' bus='0x02' slot='0x00' function='0x1'/></source></hostdev>\
+            <hostdev mode='subsystem' type='pci'><driver name='vfio'/><source>\
+            <address bus='2' slot='0' function='0'/></source><address type='unassigned'/></hostdev>\
+            <interface type='hostdev' managed='yes'><source>\
+            <address type='pci' domain='0' bus='0x3b' slot='0x02' function='0x4'/></source></interface>\
+            <hostdev mode='subsystem' type='usb'><source><vendor id='0x1'/></source></hostdev>\
+            </devices></domain>";
+        let d = hostdevs_from_domain_xml(xml).unwrap();
+        assert_eq!(d.name.as_deref(), Some("vm1"));
+        assert_eq!(
+            format_uuid(&d.uuid.unwrap()),
+            "c7a5fdbd-edaf-9455-926a-d65c16db1809"
+        );
+        assert_eq!(d.hostdevs.len(), 3);
+        assert!(d.hostdevs[0].managed && !d.hostdevs[0].unassigned);
+        assert_eq!(d.hostdevs[1].source, PciAddress::new(0, 2, 0, 0));
+        assert!(!d.hostdevs[1].managed && d.hostdevs[1].unassigned);
+        assert_eq!(d.hostdevs[1].driver.as_deref(), Some("vfio"));
+        assert_eq!(d.hostdevs[2].source, PciAddress::new(0, 0x3b, 2, 4));
+        let dup = xml.replace(
+            "bus='2' slot='0' function='0'",
+            "bus='2' slot='0' function='1'",
+        );
+        let e = hostdevs_from_domain_xml(&dup).unwrap_err();
+        assert!(e.message.starts_with("XML error: Hostdev already exists"));
+    }
+}

@@ -1,0 +1,702 @@
+//! The hostdev manager: which domain owns which host PCI device, and the moves that give
+//! devices to guests and back, as libvirt's virHostdevPreparePCIDevices and
+//! virHostdevReAttachPCIDevices do them, with two changes of virtpci's (seeds S1 and S5) and
+//! three safeguards libvirt lacks.
+//!
+//! # The API in brief
+//! * [`HostdevManager::new`]`(host, state_dir)`: a manager for a [`Host`] whose lists live in
+//!   `state_dir` (see [`state`]). Several managers (threads, processes) may share a directory.
+//! * [`HostdevManager::prepare_pci_devices`]: checks (device exists, is an endpoint, is not
+//!   used by anyone, no member of its IOMMU group is used by another domain, every non-bridge
+//!   member of the group is declared by this domain unless [`LEGACY_GROUP_CHECK`], unmanaged
+//!   devices are on a stub, nothing the host needs is detached unless [`FORCE`]); then detach
+//!   the managed devices and **confirm** each one reached its stub; reset by libvirt's rules;
+//!   book them active. Any failure puts every device back exactly where it was.
+//! * [`HostdevManager::reattach_pci_devices`]: unbook, reset, and give managed devices back
+//!   to their original driver and `driver_override`, confirming they arrived. All or nothing.
+//! * [`HostdevManager::update_active_pci_devices`]: reconcile the book with a running domain.
+//! * Node-device calls: [`HostdevManager::node_device_detach`], `_reattach`, `_reset`.
+//! * [`HostdevManager::check`]: the dry run; [`HostdevManager::prepare_domain`] and
+//!   [`HostdevManager::reattach_domain`] read the hostdevs from domain XML.
+//!
+//! # Crash safety
+//! The book is saved before sysfs is touched: prepare first records every device it will move
+//! as an *interrupted* active entry of the domain, with its original driver and override; then
+//! it moves them; then it saves the final book. A process killed in between leaves those
+//! entries on disk, so the devices stay owned (no other domain can take them or their group)
+//! and the domain's next re-attach returns each one to where it was, whatever step the crash
+//! interrupted: every move starts from what sysfs says now. Re-attach changes the book only
+//! after every device arrived, so a crash there leaves the devices booked and a retry finishes.
+
+pub mod book;
+pub mod critical;
+pub mod domain_xml;
+pub mod moves;
+pub mod plan;
+pub mod state;
+
+pub use book::{ActiveEntry, BookEntry, DeviceState, Owner, OwnershipBook};
+pub use critical::{CriticalUse, HostUsage, ProcUsage, StaticUsage};
+pub use moves::{ResetCapability, ResetOutcome, ResetTimings};
+pub use plan::{Action, CheckReport, GroupCheck, GroupMember, HostdevCheck};
+
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::pci::PciAddress;
+use state::{StateLock, StateStore};
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// libvirt's VIR_HOSTDEV_STRICT_ACS_CHECK: accepted; it only matters for non-VFIO stubs,
+/// which virtpci does not drive.
+pub const STRICT_ACS_CHECK: u32 = 1 << 0;
+/// Only refuse a group whose members another domain uses (libvirt 9.0), instead of requiring
+/// every member of the group to be declared by the domain (seed S5, the default).
+pub const LEGACY_GROUP_CHECK: u32 = 1 << 2;
+/// Detach devices the host needs (a mounted filesystem's disk, the default route's NIC).
+pub const FORCE: u32 = 1 << 3;
+/// Flags prepare accepts.
+pub const PREPARE_FLAGS: u32 = STRICT_ACS_CHECK | LEGACY_GROUP_CHECK | FORCE;
+/// Flags node-device detach accepts.
+pub const NODE_DETACH_FLAGS: u32 = FORCE;
+
+/// One PCI host device of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostdevSpec {
+    /// The host address.
+    pub source: PciAddress,
+    /// `managed='yes'`: virtpci detaches it and gives it back.
+    pub managed: bool,
+    /// `<address type='unassigned'/>`: prepared and booked like any other, never shown to the
+    /// guest (seed S1).
+    pub unassigned: bool,
+    /// The stub: `None`, "vfio" or "vfio-pci" for vfio-pci, or a vfio variant driver's name.
+    pub driver: Option<String>,
+}
+
+impl HostdevSpec {
+    pub fn managed(source: PciAddress) -> HostdevSpec {
+        HostdevSpec {
+            source,
+            managed: true,
+            unassigned: false,
+            driver: None,
+        }
+    }
+
+    pub fn unmanaged(source: PciAddress) -> HostdevSpec {
+        HostdevSpec {
+            managed: false,
+            ..HostdevSpec::managed(source)
+        }
+    }
+}
+
+/// Where warnings go (libvirt logs them: failed resets during re-attach, failed rollbacks).
+pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// libvirt's virCheckFlags wording.
+pub fn check_flags(flags: u32, allowed: u32, func: &str) -> Result<()> {
+    let unknown = flags & !allowed;
+    if unknown != 0 {
+        return Err(Error::invalid_arg(format!(
+            "unsupported flags (0x{unknown:x}) in function {func}"
+        )));
+    }
+    Ok(())
+}
+
+/// The manager. See the module documentation. `Send + Sync`: every operation holds the lists'
+/// mutex (and the state directory's lock) for its whole duration, as libvirt holds its list
+/// locks.
+pub struct HostdevManager {
+    host: Arc<Host>,
+    store: StateStore,
+    usage: Box<dyn HostUsage>,
+    timings: ResetTimings,
+    logger: Option<Logger>,
+    lists: Mutex<OwnershipBook>,
+}
+
+impl fmt::Debug for HostdevManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostdevManager")
+            .field("root", &self.host.root())
+            .field("state_dir", &self.store.dir())
+            .finish()
+    }
+}
+
+/// One operation's hold on the book: the mutex, the directory lock, the book as on disk.
+struct Session<'a> {
+    book: MutexGuard<'a, OwnershipBook>,
+    _lock: StateLock,
+    store: &'a StateStore,
+}
+
+impl Session<'_> {
+    /// Save `new` as the next generation, then make it the book in memory.
+    fn commit(&mut self, mut new: OwnershipBook) -> Result<()> {
+        new.generation = self.book.generation + 1;
+        self.store.save(&new)?;
+        *self.book = new;
+        Ok(())
+    }
+
+    /// Save `new` when its lists differ from the book's.
+    fn commit_if_changed(&mut self, new: OwnershipBook) -> Result<()> {
+        if new.lists() != self.book.lists() {
+            self.commit(new)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl HostdevManager {
+    /// A manager for `host` keeping its lists in `state_dir` (created, mode 0700, if missing).
+    /// The lists saved there by an earlier manager, live or dead, are taken over. On a simulated
+    /// host, mounts and routes are read from `ROOT/.virtpci-sim/proc/` and resets do not wait;
+    /// on a real host they come from `/proc`.
+    pub fn new(host: Arc<Host>, state_dir: &Path) -> Result<HostdevManager> {
+        let simulated = host.simulator().is_some();
+        let usage: Box<dyn HostUsage> = if simulated {
+            Box::new(ProcUsage::simulated(host.root()))
+        } else {
+            Box::new(ProcUsage::system())
+        };
+        let store = StateStore::open(state_dir)?;
+        let book = {
+            let _lock = store.lock()?;
+            store.load()?
+        };
+        Ok(HostdevManager {
+            host,
+            store,
+            usage,
+            timings: if simulated {
+                ResetTimings::NONE
+            } else {
+                ResetTimings::LIBVIRT
+            },
+            logger: None,
+            lists: Mutex::new(book),
+        })
+    }
+
+    /// Read mounts and routes from `usage` instead.
+    pub fn with_usage(mut self, usage: Box<dyn HostUsage>) -> HostdevManager {
+        self.usage = usage;
+        self
+    }
+
+    pub fn with_reset_timings(mut self, timings: ResetTimings) -> HostdevManager {
+        self.timings = timings;
+        self
+    }
+
+    pub fn with_logger(mut self, logger: Logger) -> HostdevManager {
+        self.logger = Some(logger);
+        self
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    fn warn(&self, message: &str) {
+        if let Some(l) = &self.logger {
+            l(message);
+        }
+    }
+
+    fn session(&self) -> Result<Session<'_>> {
+        // A panic while holding the mutex cannot leave a half-changed book behind: the book
+        // is reloaded from disk here.
+        let mut book = self.lists.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = self.store.lock()?;
+        *book = self.store.load()?;
+        Ok(Session {
+            book,
+            _lock: lock,
+            store: &self.store,
+        })
+    }
+
+    /// Both lists as saved now.
+    pub fn book(&self) -> Result<OwnershipBook> {
+        Ok(self.session()?.book.clone())
+    }
+
+    /// The dry run of prepare: every check, nothing changed. Fails only when sysfs or the
+    /// state cannot be read or the request is malformed; violations are in the report.
+    pub fn check(
+        &self,
+        drv_name: &str,
+        dom_name: &str,
+        hostdevs: &[HostdevSpec],
+        flags: u32,
+    ) -> Result<CheckReport> {
+        check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_check")?;
+        let s = self.session()?;
+        plan::check(
+            &self.host,
+            &s.book,
+            &*self.usage,
+            &Owner::new(drv_name, dom_name),
+            hostdevs,
+            flags,
+        )
+    }
+
+    /// libvirt's virHostdevPreparePCIDevices; see the module documentation.
+    pub fn prepare_pci_devices(
+        &self,
+        drv_name: &str,
+        dom_name: &str,
+        uuid: Option<&[u8; 16]>,
+        hostdevs: &[HostdevSpec],
+        flags: u32,
+    ) -> Result<()> {
+        check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_prepare_pci_devices")?;
+        if hostdevs.is_empty() {
+            return Ok(());
+        }
+        let mut s = self.session()?;
+        let owner = Owner::new(drv_name, dom_name);
+        let uuid = uuid.map(domain_xml::format_uuid);
+        let report = plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, flags)?;
+        if let Some(v) = report.violations.first() {
+            return Err(v.clone());
+        }
+        let before = s.book.clone();
+        let moving: Vec<&HostdevCheck> = report.detaching().collect();
+        let active_entry = |h: &HostdevCheck, entry: BookEntry, interrupted: bool| ActiveEntry {
+            entry,
+            owner: owner.clone(),
+            uuid: uuid.clone(),
+            unassigned: h.unassigned,
+            interrupted,
+        };
+
+        // The intent: the devices about to move, with where they are now.
+        if !moving.is_empty() {
+            let mut intent = before.clone();
+            for h in &moving {
+                intent.active.push(active_entry(h, moved_entry(h), true));
+            }
+            s.commit(intent)?;
+        }
+
+        let host = &*self.host;
+        let run = || -> Result<()> {
+            for h in &moving {
+                moves::bind_to_stub(host, &h.source, &h.stub)?;
+            }
+            for h in &report.hostdevs {
+                moves::confirm_driver(host, &h.source, Some(&h.stub))?;
+            }
+            // Reset as libvirt does, while every device sits in the inactive list.
+            let mut resetting = before.clone();
+            for h in &report.hostdevs {
+                if !resetting.is_inactive(&h.source) {
+                    resetting.inactive.push(moved_entry(h));
+                }
+            }
+            for h in &report.hostdevs {
+                moves::reset(host, &h.source, &resetting, self.timings).inspect_err(|e| {
+                    self.warn(&format!("Failed to reset PCI device: {}", e.message))
+                })?;
+            }
+            Ok(())
+        };
+        let result = run().and_then(|()| {
+            let mut done = before.clone();
+            for h in &report.hostdevs {
+                let entry = match done.take_inactive(&h.source) {
+                    Some(e) => e,
+                    None => moved_entry(h),
+                };
+                done.active.push(active_entry(h, entry, false));
+            }
+            s.commit(done)
+        });
+        if let Err(e) = result {
+            self.undo_prepare(&mut s, &before, &moving, &active_entry);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Put every moved device back where it was and the book back as it was. A device that
+    /// cannot be put back stays booked as interrupted, for the domain's re-attach to retry.
+    fn undo_prepare(
+        &self,
+        s: &mut Session<'_>,
+        before: &OwnershipBook,
+        moving: &[&HostdevCheck],
+        active_entry: &dyn Fn(&HostdevCheck, BookEntry, bool) -> ActiveEntry,
+    ) {
+        let mut after = before.clone();
+        for h in moving.iter().rev() {
+            // A device that left the host (sysfs `remove`) cannot be put back and belongs to
+            // nobody: booking it would block it for other domains after a rescan.
+            if !self.host.device_exists(&h.source).unwrap_or(true) {
+                continue;
+            }
+            if let Err(e) = moves::restore(&self.host, &h.source, &h.current) {
+                self.warn(&format!("Failed to re-attach PCI device: {}", e.message));
+                after.active.push(active_entry(h, moved_entry(h), true));
+            }
+        }
+        if let Err(e) = s.commit_if_changed(after) {
+            self.warn(&format!(
+                "Failed to save the hostdev state after a rollback: {}",
+                e.message
+            ));
+        }
+    }
+
+    /// libvirt's virHostdevReAttachPCIDevices, all or nothing: devices the domain owns (and
+    /// interrupted entries it left) are unbooked, reset, and — when managed — returned to their
+    /// original driver and override and confirmed there. Devices of other domains are not
+    /// touched. Hostdevs whose device left the host are forgotten. On failure every device is
+    /// put back on its stub, the book is unchanged, and the error names the device.
+    pub fn reattach_pci_devices(
+        &self,
+        drv_name: &str,
+        dom_name: &str,
+        hostdevs: &[HostdevSpec],
+    ) -> Result<()> {
+        plan::check_duplicates(hostdevs)?;
+        let mut s = self.session()?;
+        let owner = Owner::new(drv_name, dom_name);
+        let before = s.book.clone();
+        let mut after = before.clone();
+        let mut targets: Vec<ActiveEntry> = Vec::new();
+        for h in hostdevs {
+            if !self.host.device_exists(&h.source)? {
+                after.forget(&h.source);
+                continue;
+            }
+            if after
+                .active_entry(&h.source)
+                .is_some_and(|a| a.owner == owner)
+            {
+                targets.extend(after.take_active(&h.source));
+            }
+        }
+        while let Some(i) = after
+            .active
+            .iter()
+            .position(|a| a.owner == owner && a.interrupted)
+        {
+            targets.push(after.active.remove(i));
+        }
+        for t in targets.iter().filter(|t| !t.interrupted) {
+            after.inactive.push(t.entry.clone());
+        }
+        for t in targets.iter().filter(|t| !t.interrupted) {
+            if let Err(e) = moves::reset(&self.host, &t.entry.address, &after, self.timings) {
+                self.warn(&format!("Failed to reset PCI device: {}", e.message));
+            }
+        }
+        // Where each device is before re-attach moves it, to put it back on failure.
+        let mut returned: Vec<(&BookEntry, DeviceState)> = Vec::new();
+        let mut failure: Option<Error> = None;
+        for t in &targets {
+            let e = &t.entry;
+            if t.interrupted {
+                if let Some(orig) = &e.original {
+                    if let Err(err) = moves::restore(&self.host, &e.address, orig) {
+                        failure = Some(err);
+                        break;
+                    }
+                }
+                continue;
+            }
+            if !e.managed {
+                continue;
+            }
+            let prior = match moves::current(&self.host, &e.address) {
+                Ok(p) => p,
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            };
+            returned.push((e, prior));
+            let moved = match &e.original {
+                Some(orig) => moves::restore(&self.host, &e.address, orig),
+                None => moves::release_to_host(&self.host, &e.address, &e.stub),
+            };
+            if let Err(err) = moved {
+                failure = Some(err);
+                break;
+            }
+            after.take_inactive(&e.address);
+        }
+        let result = match failure {
+            Some(err) => Err(err),
+            None => s.commit_if_changed(after),
+        };
+        if let Err(err) = result {
+            for (e, prior) in returned.iter().rev() {
+                if let Err(b) = moves::restore(&self.host, &e.address, prior) {
+                    self.warn(&format!(
+                        "Failed to return PCI device {} to {} after a failed re-attach: {}",
+                        e.address, e.stub, b.message
+                    ));
+                }
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Rebuild the book for a running domain (libvirt's virHostdevUpdateActivePCIDevices, after
+    /// a daemon restart), reconciling with what was saved: listed devices not yet booked are
+    /// booked to the domain (a missing device is an error, another owner too); devices already
+    /// booked to it keep their original drivers; devices booked to it but no longer listed
+    /// move to the inactive list (still on the stub, owned by nobody).
+    pub fn update_active_pci_devices(
+        &self,
+        drv_name: &str,
+        dom_name: &str,
+        hostdevs: &[HostdevSpec],
+    ) -> Result<()> {
+        plan::check_duplicates(hostdevs)?;
+        let mut s = self.session()?;
+        let owner = Owner::new(drv_name, dom_name);
+        let mut after = s.book.clone();
+        for h in hostdevs {
+            let stub = plan::stub_for(h)?;
+            if !self.host.device_exists(&h.source)? {
+                return Err(plan::missing_device_error(&self.host, &h.source));
+            }
+            let on_stub = self
+                .host
+                .driver(&h.source)?
+                .as_deref()
+                .is_some_and(moves::is_vfio_driver);
+            if let Some(a) = after
+                .active
+                .iter_mut()
+                .find(|a| a.entry.address == h.source)
+            {
+                if a.owner != owner {
+                    return Err(book::in_use_error(&h.source, &a.owner));
+                }
+                // A running domain uses it, so an interrupted prepare did finish its moves.
+                if a.interrupted && on_stub {
+                    a.interrupted = false;
+                }
+                a.unassigned = h.unassigned;
+                continue;
+            }
+            if !on_stub {
+                self.warn(&format!(
+                    "PCI device {} is booked for domain {dom_name} but is not bound to a vfio driver",
+                    h.source
+                ));
+            }
+            let entry = after.take_inactive(&h.source).unwrap_or(BookEntry {
+                address: h.source,
+                stub,
+                managed: h.managed,
+                unbind_from_stub: h.managed,
+                original: None,
+            });
+            after.active.push(ActiveEntry {
+                entry,
+                owner: owner.clone(),
+                uuid: None,
+                unassigned: h.unassigned,
+                interrupted: false,
+            });
+        }
+        let listed: Vec<PciAddress> = hostdevs.iter().map(|h| h.source).collect();
+        while let Some(i) = after
+            .active
+            .iter()
+            .position(|a| a.owner == owner && !a.interrupted && !listed.contains(&a.entry.address))
+        {
+            let a = after.active.remove(i);
+            after.inactive.push(a.entry);
+        }
+        s.commit_if_changed(after)
+    }
+
+    /// libvirt's virHostdevPCINodeDeviceDetach: bind the device to its stub (`driver` as in
+    /// [`HostdevSpec::driver`]) and keep it in the inactive list, unmanaged. Refused for a
+    /// device in use, and for a device the host needs unless [`FORCE`].
+    pub fn node_device_detach(
+        &self,
+        addr: &PciAddress,
+        driver: Option<&str>,
+        flags: u32,
+    ) -> Result<()> {
+        check_flags(
+            flags,
+            NODE_DETACH_FLAGS,
+            "virtpci_hostdev_pci_node_device_detach",
+        )?;
+        addr.check_ranges()?;
+        let spec = HostdevSpec {
+            driver: driver.map(str::to_string),
+            ..HostdevSpec::unmanaged(*addr)
+        };
+        let stub = plan::stub_for(&spec)?;
+        let mut s = self.session()?;
+        if !self.host.device_exists(addr)? {
+            return Err(plan::missing_device_error(&self.host, addr));
+        }
+        if let Some(a) = s.book.active_entry(addr) {
+            return Err(book::in_use_error(addr, &a.owner));
+        }
+        let before = s.book.clone();
+        let now = moves::current(&self.host, addr)?;
+        if now.driver.as_deref() != Some(stub.as_str()) {
+            if flags & FORCE == 0 {
+                if let Some(why) = critical::critical_devices(&self.host, &*self.usage)?.get(addr) {
+                    return Err(critical::critical_error(addr, why));
+                }
+            }
+            if !self.host.driver_loaded(&stub)? {
+                return Err(Error::internal(format!(
+                    "Failed to load PCI driver module {stub}: the driver is not loaded (virtpci does not load modules)"
+                )));
+            }
+        }
+        let mut intent = before.clone();
+        if !intent.is_inactive(addr) {
+            intent.inactive.push(BookEntry {
+                address: *addr,
+                stub: stub.clone(),
+                managed: false,
+                unbind_from_stub: now.driver.as_deref() != Some(stub.as_str()),
+                original: Some(now.clone()),
+            });
+        }
+        s.commit_if_changed(intent)?;
+        let moved = moves::bind_to_stub(&self.host, addr, &stub)
+            .and_then(|_| moves::confirm_driver(&self.host, addr, Some(&stub)));
+        if let Err(e) = moved {
+            match moves::restore(&self.host, addr, &now) {
+                Ok(()) => {
+                    if let Err(c) = s.commit_if_changed(before) {
+                        self.warn(&format!("Failed to save the hostdev state: {}", c.message));
+                    }
+                }
+                Err(r) => self.warn(&format!("Failed to re-attach PCI device: {}", r.message)),
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// libvirt's virHostdevPCINodeDeviceReAttach: give a device that no domain uses back to its
+    /// host driver, even one virtpci did not detach (the unbind is forced), and forget it.
+    pub fn node_device_reattach(&self, addr: &PciAddress) -> Result<()> {
+        addr.check_ranges()?;
+        let mut s = self.session()?;
+        if !self.host.device_exists(addr)? {
+            return Err(plan::missing_device_error(&self.host, addr));
+        }
+        if let Some(a) = s.book.active_entry(addr) {
+            return Err(book::in_use_error(addr, &a.owner));
+        }
+        let entry = s.book.inactive_entry(addr).cloned();
+        let now = moves::current(&self.host, addr)?;
+        let original = entry
+            .as_ref()
+            .and_then(|e| e.original.clone())
+            .filter(|o| !o.driver.as_deref().is_some_and(moves::is_vfio_driver));
+        let moved = match original {
+            Some(orig) => moves::restore(&self.host, addr, &orig),
+            None => match now.driver.as_deref().filter(|d| moves::is_vfio_driver(d)) {
+                Some(d) => moves::release_to_host(&self.host, addr, d),
+                None if now.driver_override.is_some() && entry.is_some() => {
+                    self.host.set_driver_override(addr, None)
+                }
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = moved {
+            // Back where it was, still in the inactive list: the call may be retried.
+            if let Err(r) = moves::restore(&self.host, addr, &now) {
+                self.warn(&format!(
+                    "Failed to return PCI device {addr} to {} after a failed re-attach: {}",
+                    now.driver.as_deref().unwrap_or("no driver"),
+                    r.message
+                ));
+            }
+            return Err(e);
+        }
+        let mut after = s.book.clone();
+        after.take_inactive(addr);
+        s.commit_if_changed(after)
+    }
+
+    /// libvirt's virHostdevPCINodeDeviceReset: reset a device no domain uses, by libvirt's
+    /// rules (nothing for VFIO-bound or FLR-capable devices, else PM, else secondary bus reset
+    /// when nothing else on the bus is in use).
+    pub fn node_device_reset(&self, addr: &PciAddress) -> Result<ResetOutcome> {
+        addr.check_ranges()?;
+        let s = self.session()?;
+        if !self.host.device_exists(addr)? {
+            return Err(plan::missing_device_error(&self.host, addr));
+        }
+        moves::reset(&self.host, addr, &s.book, self.timings)
+    }
+
+    /// Prepare the PCI hostdevs of a domain definition (name and UUID from the XML).
+    pub fn prepare_domain(&self, drv_name: &str, domain_xml: &str, flags: u32) -> Result<()> {
+        check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_prepare_domain")?;
+        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let name = d
+            .name
+            .ok_or_else(|| Error::xml("missing domain name information"))?;
+        self.prepare_pci_devices(drv_name, &name, d.uuid.as_ref(), &d.hostdevs, flags)
+    }
+
+    /// Re-attach the PCI hostdevs of a domain definition.
+    pub fn reattach_domain(&self, drv_name: &str, domain_xml: &str) -> Result<()> {
+        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let name = d
+            .name
+            .ok_or_else(|| Error::xml("missing domain name information"))?;
+        self.reattach_pci_devices(drv_name, &name, &d.hostdevs)
+    }
+
+    /// The dry run for a domain definition.
+    pub fn check_domain(
+        &self,
+        drv_name: &str,
+        domain_xml: &str,
+        flags: u32,
+    ) -> Result<CheckReport> {
+        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let name = d
+            .name
+            .ok_or_else(|| Error::xml("missing domain name information"))?;
+        self.check(drv_name, &name, &d.hostdevs, flags)
+    }
+}
+
+/// The book entry for a device prepare takes: moved by virtpci (managed, remembers where it
+/// was) or taken as it is (already on the stub, or unmanaged).
+fn moved_entry(h: &HostdevCheck) -> BookEntry {
+    BookEntry {
+        address: h.source,
+        stub: h.stub.clone(),
+        managed: h.managed,
+        unbind_from_stub: matches!(h.action, Action::Detach { .. }),
+        original: Some(h.current.clone()),
+    }
+}

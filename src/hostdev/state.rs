@@ -1,0 +1,118 @@
+//! The book on disk: one file in the state directory, replaced atomically.
+//!
+//! `hostdev-state.json` holds both lists. A save writes `.hostdev-state.json.tmp`, fsyncs it,
+//! renames it over the file and fsyncs the directory, so a reader (or a manager created after
+//! `kill -9`) sees either the old book or the new one, never a mix. Every operation holds an
+//! exclusive `flock` on `lock` while it reads the book, moves devices and saves, so several
+//! processes (a daemon and the CLI) may share a state directory; a lock held by a process that
+//! died is released by the kernel.
+
+use super::book::OwnershipBook;
+use crate::error::{Error, Result};
+use rustix::fs::{flock, FlockOperation};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const STATE_FILE: &str = "hostdev-state.json";
+const TEMP_FILE: &str = ".hostdev-state.json.tmp";
+const LOCK_FILE: &str = "lock";
+
+/// The state directory.
+#[derive(Debug)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+/// The exclusive lock of a state directory, released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateStore {
+    /// Use `dir`, creating it (mode 0700) when missing.
+    pub fn open(dir: &Path) -> Result<StateStore> {
+        if !dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    Error::system(
+                        format!("Failed to create state dir '{}'", dir.display()),
+                        &e,
+                    )
+                })?;
+        }
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// Take the directory's lock (blocks while another process holds it).
+    pub fn lock(&self) -> Result<StateLock> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| Error::system(format!("Failed to open '{}'", path.display()), &e))?;
+        flock(&file, FlockOperation::LockExclusive).map_err(|e| {
+            Error::system(format!("Failed to lock '{}'", path.display()), &e.into())
+        })?;
+        Ok(StateLock { _file: file })
+    }
+
+    /// The saved book; an empty one when nothing was saved yet.
+    pub fn load(&self) -> Result<OwnershipBook> {
+        let path = self.state_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => OwnershipBook::from_json(&text, &path.display().to_string()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(OwnershipBook::default()),
+            Err(e) => Err(Error::system(
+                format!("Failed to read hostdev state '{}'", path.display()),
+                &e,
+            )),
+        }
+    }
+
+    /// Replace the saved book with `book` (write a temporary file, fsync, rename, fsync the
+    /// directory).
+    pub fn save(&self, book: &OwnershipBook) -> Result<()> {
+        let path = self.state_path();
+        let tmp = self.dir.join(TEMP_FILE);
+        let text = book.to_json();
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            Error::system(
+                format!("Failed to save hostdev state '{}'", path.display()),
+                &e,
+            )
+        })
+    }
+}

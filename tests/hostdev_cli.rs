@@ -1,0 +1,192 @@
+//! `virtpci check`, `virtpci prepare` and `virtpci reattach` on simulated fixture hosts: the
+//! dry run's report (text and JSON), its exit status and message, and the real thing.
+
+mod host_support;
+mod hostdev_support;
+
+use hostdev_support::*;
+use std::path::Path;
+use std::process::{Command, Output};
+use virtpci::host::Host;
+
+const BIN: &str = env!("CARGO_BIN_EXE_virtpci");
+
+fn hostdev(bus: u32, slot: u32, function: u32, extra: &str) -> String {
+    format!(
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x{bus:02x}' slot='0x{slot:02x}' function='0x{function:x}'/></source>{extra}</hostdev>\n"
+    )
+}
+
+fn write_domain(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.xml"));
+    std::fs::write(
+        &path,
+        format!("<domain type='kvm'><name>{name}</name><devices>\n{body}</devices></domain>\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn run(tree: &TempTree, args: &[&str], xml: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--simulate")
+        .arg("--sysfs")
+        .arg(&tree.path)
+        .arg(xml)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_reports_groups_actions_and_violations() {
+    let tree = fixture_tree("workstation");
+    let partial = write_domain(
+        &tree.path,
+        "gaming",
+        &(hostdev(1, 0, 0, "") + &hostdev(1, 0, 1, "")),
+    );
+    let out = run(&tree, &["check"], &partial);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("hostdev 0000:01:00.0 (managed)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("detach: nvidia -> vfio-pci"), "{stdout}");
+    assert!(stdout.contains("IOMMU group 1:"));
+    assert!(
+        stdout.contains("0000:00:01.0  pcieport       bridge, exempt"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("0000:01:00.2  xhci_hcd       NOT declared"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PM reset"));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming"
+    );
+    // The legacy rule passes, with a warning about the siblings left on their drivers.
+    let out = run(&tree, &["check", "--legacy-group-check"], &partial);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("0000:01:00.2 of IOMMU group 1 stays on xhci_hcd"));
+
+    // JSON for the whole group; nothing was changed by the dry runs.
+    let full: String = (0..4)
+        .map(|f| {
+            hostdev(
+                1,
+                0,
+                f,
+                if f == 0 {
+                    ""
+                } else {
+                    "<address type='unassigned'/>"
+                },
+            )
+        })
+        .collect();
+    let whole = write_domain(&tree.path, "gaming2", &full);
+    let out = run(&tree, &["check", "--json"], &whole);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["domain"], "gaming2");
+    assert_eq!(v["driver"], "virtpci");
+    assert_eq!(v["hostdevs"].as_array().unwrap().len(), 4);
+    assert_eq!(v["hostdevs"][1]["unassigned"], true);
+    assert_eq!(v["hostdevs"][0]["action"], "detach");
+    assert_eq!(v["hostdevs"][0]["driver"], "nvidia");
+    assert_eq!(v["groups"][0]["number"], 1);
+    assert_eq!(v["groups"][0]["members"].as_array().unwrap().len(), 5);
+    let host = Host::open_simulated(&tree.path).unwrap();
+    assert_eq!(
+        host.driver(&addr("0000:01:00.0")).unwrap().as_deref(),
+        Some("nvidia")
+    );
+    assert!(
+        !tree.join(".virtpci-sim/hostdevmgr").exists(),
+        "the dry run creates no state"
+    );
+}
+
+#[test]
+fn check_names_host_critical_devices() {
+    let tree = fixture_tree("quad-nic");
+    let proc_dir = tree.join(".virtpci-sim/proc");
+    std::fs::create_dir_all(proc_dir.join("net")).unwrap();
+    std::fs::create_dir_all(proc_dir.join("self")).unwrap();
+    std::fs::write(proc_dir.join("net/route"), default_route("eno1")).unwrap();
+    std::fs::write(proc_dir.join("self/mounts"), "/dev/sda1 / ext4 rw 0 0\n").unwrap();
+    let xml = write_domain(&tree.path, "vm", &hostdev(0, 0x19, 0, ""));
+    let out = run(&tree, &["check"], &xml);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains(
+        "host-critical: it holds network interface eno1, which carries the default route"
+    ));
+    assert!(text(&out.stderr).contains("PCI device 0000:00:19.0 is critical to the host"));
+    let out = run(&tree, &["check", "--force"], &xml);
+    assert!(out.status.success());
+    let out = run(&tree, &["prepare"], &xml);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("refusing to detach it"));
+}
+
+#[test]
+fn prepare_and_reattach_with_a_driver_name_and_state_dir() {
+    let tree = fixture_tree("quad-nic");
+    let body: String = (0..4).map(|f| hostdev(2, 0, f, "")).collect();
+    let xml = write_domain(&tree.path, "vm1", &body);
+    let state = tree.join("state");
+    let state_arg = state.to_str().unwrap();
+    let out = run(
+        &tree,
+        &["prepare", "--driver", "QEMU", "--state", state_arg],
+        &xml,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().next().unwrap(),
+        "0000:02:00.0  vfio-pci  used by QEMU/vm1"
+    );
+    // The dry run now sees the owner, and another domain is refused.
+    let other = write_domain(&tree.path, "vm2", &body);
+    let out = run(
+        &tree,
+        &["check", "--driver", "QEMU", "--state", state_arg],
+        &other,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("used by QEMU/vm1"));
+    assert!(
+        text(&out.stderr).contains("PCI device 0000:02:00.0 is in use by driver QEMU, domain vm1")
+    );
+    // A reattach under the wrong driver name touches nothing.
+    let out = run(&tree, &["reattach", "--state", state_arg], &xml);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("vfio-pci  used by QEMU/vm1"));
+    let out = run(
+        &tree,
+        &["reattach", "--driver", "QEMU", "--state", state_arg],
+        &xml,
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).lines().next().unwrap(),
+        "0000:02:00.0  tg3  not booked"
+    );
+    // Bad invocations.
+    let out = Command::new(BIN)
+        .args(["prepare", "--simulate"])
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--simulate needs --sysfs ROOT"));
+}

@@ -1,0 +1,102 @@
+//! Helpers shared by the hostdev tests: a simulated fixture host with a manager, and the
+//! driver/override of every device to compare before and after.
+#![allow(dead_code)]
+
+pub use crate::host_support::{addr, fixture_tree, TempTree};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use virtpci::host::Host;
+use virtpci::hostdev::{HostdevManager, HostdevSpec, OwnershipBook};
+use virtpci::PciAddress;
+
+/// A simulated fixture host and a manager on it.
+pub struct Bench {
+    pub tree: TempTree,
+    pub host: Arc<Host>,
+    pub mgr: HostdevManager,
+}
+
+impl Bench {
+    pub fn new(fixture: &str) -> Bench {
+        let tree = fixture_tree(fixture);
+        let host = Arc::new(Host::open_simulated(&tree.path).unwrap());
+        let mgr = HostdevManager::new(host.clone(), &tree.join("state")).unwrap();
+        Bench { tree, host, mgr }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.tree.join("state")
+    }
+
+    /// Another manager on the same state directory (a restarted daemon).
+    pub fn restart(&self) -> HostdevManager {
+        HostdevManager::new(self.host.clone(), &self.state_dir()).unwrap()
+    }
+
+    pub fn driver(&self, a: &str) -> Option<String> {
+        self.host.driver(&addr(a)).unwrap()
+    }
+
+    pub fn book(&self) -> OwnershipBook {
+        self.mgr.book().unwrap()
+    }
+
+    /// Driver and driver_override of every device of the host.
+    pub fn drivers(&self) -> BTreeMap<PciAddress, (Option<String>, Option<String>)> {
+        drivers(&self.host)
+    }
+
+    /// Fake mount and route tables for the simulated host.
+    pub fn set_proc(&self, mounts: &str, route: &str) {
+        let dir = self.tree.join(".virtpci-sim/proc");
+        std::fs::create_dir_all(dir.join("self")).unwrap();
+        std::fs::create_dir_all(dir.join("net")).unwrap();
+        std::fs::write(dir.join("self/mounts"), mounts).unwrap();
+        std::fs::write(dir.join("net/route"), route).unwrap();
+    }
+}
+
+pub fn drivers(host: &Host) -> BTreeMap<PciAddress, (Option<String>, Option<String>)> {
+    host.device_addresses()
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            (
+                a,
+                (host.driver(&a).unwrap(), host.driver_override(&a).unwrap()),
+            )
+        })
+        .collect()
+}
+
+pub fn managed(list: &[&str]) -> Vec<HostdevSpec> {
+    list.iter().map(|a| HostdevSpec::managed(addr(a))).collect()
+}
+
+pub fn unmanaged(list: &[&str]) -> Vec<HostdevSpec> {
+    list.iter()
+        .map(|a| HostdevSpec::unmanaged(addr(a)))
+        .collect()
+}
+
+pub const QUAD: [&str; 4] = [
+    "0000:02:00.0",
+    "0000:02:00.1",
+    "0000:02:00.2",
+    "0000:02:00.3",
+];
+pub const GPU: [&str; 4] = [
+    "0000:01:00.0",
+    "0000:01:00.1",
+    "0000:01:00.2",
+    "0000:01:00.3",
+];
+
+/// An IPv4 route table whose default route is on `iface`.
+pub fn default_route(iface: &str) -> String {
+    format!(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+         {iface}\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+    )
+}
