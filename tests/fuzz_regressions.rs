@@ -41,6 +41,11 @@ fn assign_xml() {
 }
 
 #[test]
+fn abi_diff() {
+    assert!(replay("abi_diff", harness::abi_diff) > 0);
+}
+
+#[test]
 fn host_snapshot() {
     assert!(replay("host_snapshot", harness::host_snapshot) > 0);
 }

@@ -121,6 +121,106 @@ pub fn assign_xml(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// abi_diff: the ABI comparison of two definitions (the bytes before and after the first NUL;
+// without one, a definition against itself), in both modes, and its C entry point.
+
+/// An error of the ABI check: libvirt's prefix, after "old definition: " or "new definition: "
+/// when the error is one definition's.
+fn check_abi_error(err: &virtpci::Error, context: &str) {
+    let inner = err
+        .message
+        .strip_prefix("old definition: ")
+        .or_else(|| err.message.strip_prefix("new definition: "))
+        .unwrap_or(&err.message);
+    check_error(
+        &virtpci::Error {
+            code: err.code,
+            message: inner.to_string(),
+        },
+        context,
+    );
+}
+
+pub fn abi_diff(data: &[u8]) {
+    use virtpci::abi::{check_abi_stability, AbiOptions, LayoutMode};
+    let (old, new) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, data),
+    };
+    let (Ok(old), Ok(new)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
+        return;
+    };
+    for mode in [LayoutMode::Effective, LayoutMode::AsGiven] {
+        let options = AbiOptions { mode };
+        match check_abi_stability(old, new, options) {
+            Ok(report) => {
+                assert_eq!(report.is_stable(), report.strict_error().is_none());
+                let text = report.to_text();
+                assert!(text.contains("layouts compared"), "{text}");
+                assert!(report.to_json().starts_with('{'));
+                // A definition compared with itself has no change at all.
+                let same = check_abi_stability(old, old, options)
+                    .unwrap_or_else(|e| panic!("old against itself: {}", e.message));
+                assert!(same.changes.is_empty(), "{}", same.to_text());
+            }
+            Err(e) => check_abi_error(&e, "check_abi_stability"),
+        }
+    }
+    // What the assignment adds is what the guest gets anyway: no guest-visible change.
+    if let Ok(out) = virtpci::assign_domain_xml(old) {
+        let report = check_abi_stability(old, &out.xml, AbiOptions::default())
+            .unwrap_or_else(|e| panic!("old against its assignment: {}", e.message));
+        assert!(
+            report.is_stable(),
+            "assignment changed the ABI: {}",
+            report.to_text()
+        );
+    }
+    // The C entry point agrees, and leaves the report unchanged when it fails for another
+    // reason than strictness.
+    let (c_old, c_new) = (
+        nul_terminated(old.as_bytes()),
+        nul_terminated(new.as_bytes()),
+    );
+    let rust = check_abi_stability(old, new, AbiOptions::default());
+    for flags in [0, 1, 2, 3] {
+        let mut report: *mut c_char = sentinel_ptr();
+        // SAFETY: NUL-terminated buffers and a local.
+        let rc = unsafe {
+            virtpci::ffi::abi::virtpci_domain_check_abi_stability(
+                c_old.as_ptr() as *const c_char,
+                c_new.as_ptr() as *const c_char,
+                flags,
+                &mut report,
+            )
+        };
+        let strict = flags & 1 != 0;
+        match &rust {
+            Ok(r) if r.is_stable() || !strict => {
+                assert_eq!(rc, 0, "flags {flags}");
+                expect_ok("check_abi_stability");
+            }
+            Ok(_) => {
+                assert_eq!(rc, -1, "flags {flags}");
+                expect_failed("check_abi_stability", &[ErrorCode::ConfigUnsupported]);
+            }
+            Err(e) => {
+                assert_eq!(rc, -1, "flags {flags}");
+                assert_eq!(last_error().0, e.code as c_int);
+                assert_eq!(report, sentinel_ptr(), "report changed on failure");
+                continue;
+            }
+        }
+        assert!(!report.is_null() && report != sentinel_ptr());
+        // SAFETY: a string returned by virtpci, released once.
+        unsafe {
+            CStr::from_ptr(report).to_str().expect("UTF-8 report");
+            f_gen::virtpci_string_free(report);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // host_snapshot: the JSON host format, materialized into a scratch directory and read back.
 
 /// A fresh, empty scratch directory for this process (on tmpfs when there is one).
