@@ -121,8 +121,9 @@ pub fn assign_xml(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// abi_diff: the ABI comparison of two definitions (the bytes before and after the first NUL;
-// without one, a definition against itself), in both modes, and its C entry point.
+// abi_diff: the ABI comparison of two definitions (the bytes before the first NUL and those
+// from there to the next; without a NUL, a definition against itself), in both modes, and its
+// C entry point.
 
 /// An error of the ABI check: libvirt's prefix, after "old definition: " or "new definition: "
 /// when the error is one definition's.
@@ -144,7 +145,14 @@ fn check_abi_error(err: &virtpci::Error, context: &str) {
 pub fn abi_diff(data: &[u8]) {
     use virtpci::abi::{check_abi_stability, AbiOptions, LayoutMode};
     let (old, new) = match data.iter().position(|&b| b == 0) {
-        Some(i) => (&data[..i], &data[i + 1..]),
+        // The second definition also ends at its first NUL, as C would see it.
+        Some(i) => {
+            let rest = &data[i + 1..];
+            (
+                &data[..i],
+                &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())],
+            )
+        }
         None => (data, data),
     };
     let (Ok(old), Ok(new)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
@@ -197,15 +205,15 @@ pub fn abi_diff(data: &[u8]) {
         let strict = flags & 1 != 0;
         match &rust {
             Ok(r) if r.is_stable() || !strict => {
-                assert_eq!(rc, 0, "flags {flags}");
+                assert_eq!(rc, 0, "flags {flags}: {:?}", last_error());
                 expect_ok("check_abi_stability");
             }
             Ok(_) => {
-                assert_eq!(rc, -1, "flags {flags}");
+                assert_eq!(rc, -1, "flags {flags}: {:?}", last_error());
                 expect_failed("check_abi_stability", &[ErrorCode::ConfigUnsupported]);
             }
             Err(e) => {
-                assert_eq!(rc, -1, "flags {flags}");
+                assert_eq!(rc, -1, "flags {flags}: {}", e.message);
                 assert_eq!(last_error().0, e.code as c_int);
                 assert_eq!(report, sentinel_ptr(), "report changed on failure");
                 continue;
