@@ -10,7 +10,9 @@
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::path::{Path, PathBuf};
 use virtpci::ffi::address::VirtpciPciAddress;
-use virtpci::ffi::{address as f_addr, assign as f_assign, general as f_gen, host as f_host};
+use virtpci::ffi::{
+    address as f_addr, assign as f_assign, general as f_gen, host as f_host, slot_plan as f_plan,
+};
 use virtpci::host::snapshot::HostSnapshot;
 use virtpci::{ErrorCode, PciAddress};
 
@@ -530,11 +532,12 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
     let mut p = Program { data };
     let mut sets: Vec<*mut f_assign::VirtpciAddressSet> = Vec::new();
     let mut host_handles: Vec<*mut f_host::VirtpciHost> = Vec::new();
+    let mut plans: Vec<*mut f_plan::VirtpciSlotPlan> = Vec::new();
     let mut steps = 0;
     let mut log_installed = false;
     while !p.done() && steps < 64 {
         steps += 1;
-        let op = p.byte() % 12;
+        let op = p.byte() % 13;
         // SAFETY (whole match): every pointer passed is NULL, a local, a NUL-terminated
         // buffer that outlives the call, or a live handle made by this program.
         unsafe {
@@ -787,6 +790,114 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
                         }
                     }
                 }
+                12 => {
+                    // Whole-slot plans on a set (or NULL): attach of up to 9 devices, detach,
+                    // release, pluggability, reading and freeing a plan.
+                    let pick = p.byte() as usize;
+                    let set = sets.get(pick).copied().unwrap_or(std::ptr::null_mut());
+                    let sub = p.byte() % 6;
+                    match sub {
+                        0 | 1 => {
+                            let mut out: *mut f_plan::VirtpciSlotPlan = sentinel_ptr();
+                            let rc = if sub == 0 {
+                                let n = (p.byte() % 10) as usize;
+                                let xmls: Vec<Option<Vec<u8>>> =
+                                    (0..n).map(|_| p.string()).collect();
+                                let ptrs: Vec<*const c_char> = xmls.iter().map(cstr_ptr).collect();
+                                let arr = if p.byte() & 7 == 0 {
+                                    std::ptr::null()
+                                } else {
+                                    ptrs.as_ptr()
+                                };
+                                f_plan::virtpci_address_set_plan_slot_attach(set, arr, n, &mut out)
+                            } else {
+                                let addr = p.address();
+                                f_plan::virtpci_address_set_plan_slot_detach(
+                                    set,
+                                    addr_ptr(&addr),
+                                    &mut out,
+                                )
+                            };
+                            if rc == 0 {
+                                expect_ok("plan_slot");
+                                assert!(!out.is_null() && out != sentinel_ptr());
+                                plans.push(out);
+                            } else {
+                                assert_eq!(rc, -1, "plan_slot returned {rc}");
+                                expect_failed("plan_slot", &[]);
+                                assert_eq!(out, sentinel_ptr(), "out changed on failure");
+                            }
+                        }
+                        2 => {
+                            let plan = plans.get(p.byte() as usize).copied();
+                            let rc = f_plan::virtpci_address_set_release_slot_plan(
+                                set,
+                                plan.unwrap_or(std::ptr::null_mut()),
+                            );
+                            if rc == 0 {
+                                expect_ok("release_slot_plan");
+                            } else {
+                                assert_eq!(rc, -1);
+                                expect_failed("release_slot_plan", &[]);
+                            }
+                        }
+                        3 => {
+                            let addr = p.address();
+                            let mut value: c_int = -77;
+                            let mut reason: *mut c_char = sentinel_ptr();
+                            let rc = f_plan::virtpci_address_set_get_pluggability(
+                                set,
+                                addr_ptr(&addr),
+                                &mut value,
+                                &mut reason,
+                            );
+                            if rc == 0 {
+                                expect_ok("get_pluggability");
+                                assert!((0..=2).contains(&value), "pluggability {value}");
+                                assert_ne!(reason, sentinel_ptr());
+                                assert_eq!(reason.is_null(), value != 2);
+                                f_gen::virtpci_string_free(reason);
+                            } else {
+                                assert_eq!(rc, -1);
+                                expect_failed("get_pluggability", &[]);
+                                assert_eq!((value, reason), (-77, sentinel_ptr()));
+                            }
+                        }
+                        4 => {
+                            let plan = plans
+                                .get(p.byte() as usize)
+                                .copied()
+                                .unwrap_or(std::ptr::null_mut());
+                            let mut n: usize = 0xabcd;
+                            let items = f_plan::virtpci_slot_plan_items(plan, &mut n);
+                            if plan.is_null() {
+                                assert!(items.is_null());
+                                expect_failed("slot_plan_items", &[ErrorCode::InvalidArg]);
+                            } else {
+                                expect_ok("slot_plan_items");
+                                assert!((1..=8).contains(&n), "{n} items");
+                                let mut slot = SENTINEL_ADDR;
+                                assert_eq!(f_plan::virtpci_slot_plan_slot(plan, &mut slot), 0);
+                                for item in std::slice::from_raw_parts(items, n) {
+                                    let a = PciAddress::from(&item.address);
+                                    assert!(a.check_ranges().is_ok());
+                                    assert!(a.same_slot(&PciAddress::from(&slot)));
+                                    CStr::from_ptr(item.device_xml).to_str().expect("UTF-8");
+                                    CStr::from_ptr(item.description).to_str().expect("UTF-8");
+                                }
+                            }
+                        }
+                        _ => {
+                            let pick = p.byte() as usize;
+                            if pick < plans.len() {
+                                f_plan::virtpci_slot_plan_free(plans.swap_remove(pick));
+                            } else {
+                                f_plan::virtpci_slot_plan_free(std::ptr::null_mut());
+                            }
+                            expect_ok("slot_plan_free");
+                        }
+                    }
+                }
                 _ => {
                     // The error slot's own calls, releasing NULL, and the log callback.
                     match p.byte() % 6 {
@@ -819,6 +930,10 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
     if log_installed {
         // SAFETY: removing the callback is always allowed.
         unsafe { f_gen::virtpci_set_log_callback(None, std::ptr::null_mut()) };
+    }
+    for plan in plans {
+        // SAFETY: made by this program, released once.
+        unsafe { f_plan::virtpci_slot_plan_free(plan) };
     }
     for set in sets {
         // SAFETY: made by this program, released once.
