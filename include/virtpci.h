@@ -339,8 +339,9 @@ extern "C" {
  * `virtpci_string_free()` or `free()`.
  *
  * Other errors return -1 and leave `*report` unchanged: NULL or non-UTF-8 XML or unknown
- * flags (`VIRTPCI_ERR_INVALID_ARG`); a definition libvirt would refuse (its error, the
- * message starting with "old definition: " or "new definition: "); two definitions of
+ * flags (`VIRTPCI_ERR_INVALID_ARG`); XML beyond virtpci's limits (`VIRTPCI_ERR_XML_ERROR`,
+ * after reading at most 16 MiB + 1 bytes of each); a definition libvirt would refuse (its
+ * error, the message starting with "old definition: " or "new definition: "); two definitions of
  * different guests, i.e. different UUIDs, or different names when a UUID is missing
  * (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`). Thread-safe; no state is kept between calls.
  *
@@ -391,15 +392,16 @@ char *virtpci_pci_address_format(const VirtpciPciAddress *addr);
  * code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
  * Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
  * slots", ...). `flags` is 0 or `VIRTPCI_ASSIGN_STRICT_FUNCTION0` (other bits:
- * `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`. Thread-safe; no state is kept between calls.
+ * `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are
+ * `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting 256 deep; see the
+ * README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of `domain_xml` are read.
+ * Thread-safe; no state is kept between calls.
  *
  * # Safety
  * `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
  * one pointer.
  */
-int virtpci_domain_assign_pci_addresses(const char *domain_xml,
-                                        unsigned int flags,
-                                        char **out_xml);
+int virtpci_domain_assign_pci_addresses(const char *domain_xml, unsigned int flags, char **out_xml);
 
 /**
  * `virtpci_domain_assign_pci_addresses()` with `*opts`: the same result, plus virtpci's
@@ -429,8 +431,9 @@ int virtpci_domain_assign_pci_addresses_with_options(const char *domain_xml,
  * libvirt does when the domain starts.
  *
  * Returns a new handle, to be released with `virtpci_address_set_free()`, or NULL with the
- * last error set (NULL or non-UTF-8 `xml`: `VIRTPCI_ERR_INVALID_ARG`; a domain libvirt would
- * refuse: libvirt's error). Thread-safe.
+ * last error set (NULL or non-UTF-8 `xml`: `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's
+ * limits: `VIRTPCI_ERR_XML_ERROR`, after reading at most 16 MiB + 1 bytes; a domain libvirt
+ * would refuse: libvirt's error). Thread-safe.
  *
  * # Safety
  * `xml` is NULL or a NUL-terminated string.

@@ -8,6 +8,7 @@ pub mod assign;
 pub mod error;
 pub mod host;
 pub mod hostdev;
+pub mod limits;
 pub mod pci;
 pub mod topology;
 pub mod xml;

@@ -1,6 +1,6 @@
 //! The guest PCI ABI check (`virtpci_domain_check_abi_stability`).
 
-use super::boundary::{guard, malloc_string, str_arg};
+use super::boundary::{guard, malloc_string, xml_arg};
 use crate::abi::{check_abi_stability, AbiOptions, LayoutMode};
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, c_uint};
@@ -37,8 +37,9 @@ const KNOWN_FLAGS: c_uint = VIRTPCI_ABI_STRICT | VIRTPCI_ABI_REPORT_JSON | VIRTP
 /// `virtpci_string_free()` or `free()`.
 ///
 /// Other errors return -1 and leave `*report` unchanged: NULL or non-UTF-8 XML or unknown
-/// flags (`VIRTPCI_ERR_INVALID_ARG`); a definition libvirt would refuse (its error, the
-/// message starting with "old definition: " or "new definition: "); two definitions of
+/// flags (`VIRTPCI_ERR_INVALID_ARG`); XML beyond virtpci's limits (`VIRTPCI_ERR_XML_ERROR`,
+/// after reading at most 16 MiB + 1 bytes of each); a definition libvirt would refuse (its
+/// error, the message starting with "old definition: " or "new definition: "); two definitions of
 /// different guests, i.e. different UUIDs, or different names when a UUID is missing
 /// (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`). Thread-safe; no state is kept between calls.
 ///
@@ -55,9 +56,9 @@ pub unsafe extern "C" fn virtpci_domain_check_abi_stability(
     const NAME: &str = "virtpci_domain_check_abi_stability";
     guard(NAME, || -> Result<c_int> {
         // SAFETY: forwarded caller contract.
-        let old = unsafe { str_arg(old_xml, "old_xml", NAME) }?;
+        let old = unsafe { xml_arg(old_xml, "old_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
-        let new = unsafe { str_arg(new_xml, "new_xml", NAME) }?;
+        let new = unsafe { xml_arg(new_xml, "new_xml", NAME) }?;
         if flags & !KNOWN_FLAGS != 0 {
             return Err(Error::invalid_arg(format!(
                 "unsupported flags (0x{:x}) in function {NAME}",

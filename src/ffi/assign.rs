@@ -2,7 +2,7 @@
 //! of a running guest for hotplug (`virtpci_address_set_*`).
 
 use super::address::VirtpciPciAddress;
-use super::boundary::{guard, malloc_string, out_arg, ref_arg, str_arg};
+use super::boundary::{guard, malloc_string, out_arg, ref_arg, xml_arg};
 use super::log::{emit, VIRTPCI_LOG_WARNING};
 use crate::assign::{AssignOptions, HotplugAddressSet};
 use crate::error::{Error, Result};
@@ -58,7 +58,10 @@ fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
 /// code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
 /// Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
 /// slots", ...). `flags` is 0 or `VIRTPCI_ASSIGN_STRICT_FUNCTION0` (other bits:
-/// `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are `VIRTPCI_ERR_INVALID_ARG`. Thread-safe; no state is kept between calls.
+/// `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are
+/// `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting 256 deep; see the
+/// README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of `domain_xml` are read.
+/// Thread-safe; no state is kept between calls.
 ///
 /// # Safety
 /// `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
@@ -72,7 +75,7 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
     const NAME: &str = "virtpci_domain_assign_pci_addresses";
     guard(NAME, || {
         // SAFETY: forwarded caller contract.
-        let xml = unsafe { str_arg(domain_xml, "domain_xml", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
         check_no_flags(flags & !VIRTPCI_ASSIGN_STRICT_FUNCTION0, NAME)?;
@@ -133,7 +136,7 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
     const NAME: &str = "virtpci_domain_assign_pci_addresses_with_options";
     guard(NAME, || {
         // SAFETY: forwarded caller contract.
-        let xml = unsafe { str_arg(domain_xml, "domain_xml", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let opts = unsafe { ref_arg(opts, "opts", NAME) }?;
         // SAFETY: forwarded caller contract.
@@ -189,8 +192,9 @@ pub struct VirtpciAddressPreferences {
 /// libvirt does when the domain starts.
 ///
 /// Returns a new handle, to be released with `virtpci_address_set_free()`, or NULL with the
-/// last error set (NULL or non-UTF-8 `xml`: `VIRTPCI_ERR_INVALID_ARG`; a domain libvirt would
-/// refuse: libvirt's error). Thread-safe.
+/// last error set (NULL or non-UTF-8 `xml`: `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's
+/// limits: `VIRTPCI_ERR_XML_ERROR`, after reading at most 16 MiB + 1 bytes; a domain libvirt
+/// would refuse: libvirt's error). Thread-safe.
 ///
 /// # Safety
 /// `xml` is NULL or a NUL-terminated string.
@@ -201,7 +205,7 @@ pub unsafe extern "C" fn virtpci_address_set_new_from_xml(
     const NAME: &str = "virtpci_address_set_new_from_xml";
     guard(NAME, || {
         // SAFETY: forwarded caller contract.
-        let xml = unsafe { str_arg(xml, "xml", NAME) }?;
+        let xml = unsafe { xml_arg(xml, "xml", NAME) }?;
         let set = HotplugAddressSet::from_domain_xml(xml)?;
         Ok(Box::into_raw(Box::new(VirtpciAddressSet {
             inner: Mutex::new(set),
@@ -234,7 +238,7 @@ pub unsafe extern "C" fn virtpci_address_set_reserve_next(
         // SAFETY: forwarded caller contract.
         let set = unsafe { ref_arg(set as *const VirtpciAddressSet, "set", NAME) }?;
         // SAFETY: forwarded caller contract.
-        let device_xml = unsafe { str_arg(device_xml, "device_xml", NAME) }?;
+        let device_xml = unsafe { xml_arg(device_xml, "device_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out, "out", NAME) }?;
         match set.lock().reserve_next(device_xml)? {
@@ -276,7 +280,7 @@ pub unsafe extern "C" fn virtpci_address_set_reserve_next_with_preferences(
         // SAFETY: forwarded caller contract.
         let set = unsafe { ref_arg(set as *const VirtpciAddressSet, "set", NAME) }?;
         // SAFETY: forwarded caller contract.
-        let device_xml = unsafe { str_arg(device_xml, "device_xml", NAME) }?;
+        let device_xml = unsafe { xml_arg(device_xml, "device_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let prefs = unsafe { ref_arg(prefs, "prefs", NAME) }?;
         // SAFETY: forwarded caller contract.
@@ -347,7 +351,7 @@ pub unsafe extern "C" fn virtpci_address_set_reserve(
         // SAFETY: forwarded caller contract.
         let addr = PciAddress::from(unsafe { ref_arg(addr, "addr", NAME) }?);
         // SAFETY: forwarded caller contract.
-        let device_xml = unsafe { str_arg(device_xml, "device_xml", NAME) }?;
+        let device_xml = unsafe { xml_arg(device_xml, "device_xml", NAME) }?;
         set.lock().reserve(&addr, device_xml)?;
         Ok(0)
     })

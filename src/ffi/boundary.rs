@@ -1,7 +1,7 @@
 //! The panic and error boundary, the thread-local last error, and argument conversion.
 
 use crate::error::{Error, ErrorCode, Result};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -33,16 +33,24 @@ impl FailureValue for () {
 }
 
 struct LastError {
-    code: ErrorCode,
     message: CString,
 }
 
 thread_local! {
     static LAST_ERROR: RefCell<Option<LastError>> = const { RefCell::new(None) };
+    /// The last error's code, also kept here: a `Cell` of a `Copy` type has no destructor, so
+    /// it stays usable while the thread exits, after `LAST_ERROR` is destroyed (a daemon may
+    /// call virtpci from its own thread-local destructors).
+    static LAST_CODE: Cell<ErrorCode> = const { Cell::new(ErrorCode::Ok) };
 }
 
+/// The message given for an error set after the thread's error slot was destroyed.
+const MESSAGE_UNAVAILABLE: &CStr = c"error message unavailable: the calling thread is exiting";
+
 pub fn reset_last_error() {
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = None);
+    LAST_CODE.set(ErrorCode::Ok);
+    // During thread exit the slot may be gone; the code above is then what counts.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = None);
 }
 
 /// Record `err` as this thread's last error and send it to the log callback.
@@ -56,24 +64,25 @@ pub fn set_last_error(err: Error) {
         .unwrap_or_default()
         .to_string();
     let message = CString::new(text).unwrap_or_default();
-    LAST_ERROR.with(|slot| {
-        *slot.borrow_mut() = Some(LastError {
-            code: err.code,
-            message,
-        })
-    });
+    LAST_CODE.set(err.code);
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = Some(LastError { message }));
 }
 
 pub fn last_error_code() -> ErrorCode {
-    LAST_ERROR.with(|slot| slot.borrow().as_ref().map_or(ErrorCode::Ok, |e| e.code))
+    LAST_CODE.get()
 }
 
 /// The last error's message; the pointer stays valid until the slot is next written.
 pub fn last_error_message_ptr() -> *const c_char {
-    LAST_ERROR.with(|slot| match slot.borrow().as_ref() {
-        Some(e) => e.message.as_ptr(),
-        None => c"no error".as_ptr(),
-    })
+    if LAST_CODE.get() == ErrorCode::Ok {
+        return c"no error".as_ptr();
+    }
+    LAST_ERROR
+        .try_with(|slot| match slot.borrow().as_ref() {
+            Some(e) => e.message.as_ptr(),
+            None => MESSAGE_UNAVAILABLE.as_ptr(),
+        })
+        .unwrap_or(MESSAGE_UNAVAILABLE.as_ptr())
 }
 
 /// Run the body of the exported function `name`: reset the last error, catch panics, and map
@@ -117,6 +126,29 @@ pub unsafe fn str_arg<'a>(ptr: *const c_char, arg: &str, func: &str) -> Result<&
     let bytes = unsafe { CStr::from_ptr(ptr) };
     bytes
         .to_str()
+        .map_err(|_| Error::invalid_arg(format!("{arg} in {func} is not valid UTF-8")))
+}
+
+/// Borrow a C string argument that holds XML, as [`str_arg`] does, except that a string longer
+/// than [`crate::limits::MAX_XML_BYTES`] is refused after reading at most that many bytes plus
+/// one (a 1 GB string costs no more than a 16 MiB one, and nothing is copied).
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string, or to at least `MAX_XML_BYTES + 1`
+/// readable bytes, that outlives the returned borrow.
+pub unsafe fn xml_arg<'a>(ptr: *const c_char, arg: &str, func: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(null_arg(arg, func));
+    }
+    let max = crate::limits::MAX_XML_BYTES;
+    // SAFETY: non-NULL; strnlen reads at most max + 1 bytes, stopping at the NUL.
+    let len = unsafe { libc::strnlen(ptr, max + 1) };
+    if len > max {
+        return Err(crate::limits::xml_too_large(None, max));
+    }
+    // SAFETY: the len bytes before the NUL are readable and outlive the borrow.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) };
+    std::str::from_utf8(bytes)
         .map_err(|_| Error::invalid_arg(format!("{arg} in {func} is not valid UTF-8")))
 }
 

@@ -2,7 +2,9 @@
 //! detach/re-attach/reset, the domain-XML conveniences and the dry run.
 
 use super::address::VirtpciPciAddress;
-use super::boundary::{guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg};
+use super::boundary::{
+    guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
+};
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
 use crate::error::Result;
@@ -371,7 +373,7 @@ pub unsafe extern "C" fn virtpci_hostdev_prepare_domain(
         // SAFETY: forwarded caller contract (each call below).
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
         let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
-        let xml = unsafe { str_arg(domain_xml, "domain_xml", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         mgr.prepare_domain(drv, xml, flags)?;
         Ok(0)
     })
@@ -394,7 +396,7 @@ pub unsafe extern "C" fn virtpci_hostdev_reattach_domain(
         // SAFETY: forwarded caller contract (each call below).
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
         let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
-        let xml = unsafe { str_arg(domain_xml, "domain_xml", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         mgr.reattach_domain(drv, xml)?;
         Ok(0)
     })
@@ -425,7 +427,7 @@ pub unsafe extern "C" fn virtpci_hostdev_check_domain(
         // SAFETY: forwarded caller contract (each call below).
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
         let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
-        let xml = unsafe { str_arg(domain_xml, "domain_xml", NAME) }?;
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         let out = unsafe { out_arg(report_json, "report_json", NAME) }?;
         let report = mgr.check_domain(drv, xml, flags)?;
         *out = malloc_string(&report.to_json())?;

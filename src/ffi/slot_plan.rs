@@ -3,11 +3,11 @@
 
 use super::address::VirtpciPciAddress;
 use super::assign::VirtpciAddressSet;
-use super::boundary::{guard, out_arg, ref_arg};
+use super::boundary::{guard, out_arg, ref_arg, xml_arg};
 use crate::assign::slot_plan::{Pluggability, SlotPlan};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, CString};
 
 /// One device of a slot plan. Its strings belong to the plan and stay valid until
 /// `virtpci_slot_plan_free()`.
@@ -122,15 +122,8 @@ pub unsafe extern "C" fn virtpci_address_set_plan_slot_attach(
             for i in 0..n {
                 // SAFETY: the caller promises `n` readable pointers.
                 let ptr = unsafe { *device_xmls.add(i) };
-                if ptr.is_null() {
-                    return Err(Error::invalid_arg(format!(
-                        "device_xmls[{i}] in {NAME} must not be NULL"
-                    )));
-                }
-                // SAFETY: non-NULL and NUL-terminated by contract.
-                let text = unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| {
-                    Error::invalid_arg(format!("device_xmls[{i}] in {NAME} is not valid UTF-8"))
-                })?;
+                // SAFETY: NULL or NUL-terminated by contract; the size limit applies.
+                let text = unsafe { xml_arg(ptr, &format!("device_xmls[{i}]"), NAME) }?;
                 xmls.push(text);
             }
         }

@@ -152,6 +152,13 @@ fn basename(s: &str) -> &str {
 impl HostSnapshot {
     /// Read `json`.
     pub fn from_json(json: &str) -> Result<HostSnapshot> {
+        let max = crate::limits::MAX_SNAPSHOT_BYTES;
+        if json.len() > max {
+            return Err(Error::invalid_arg(format!(
+                "host snapshot of {} bytes is larger than the limit of {max} bytes",
+                json.len()
+            )));
+        }
         let snap: HostSnapshot = serde_json::from_str(json)
             .map_err(|e| Error::invalid_arg(format!("host snapshot: {e}")))?;
         if snap.format != FORMAT {
@@ -552,6 +559,12 @@ impl HostSnapshot {
                 Error::invalid_arg(format!("config hex of {addr} is not hexadecimal"))
             })?;
             let size = c.size.unwrap_or(256).max(bytes.len());
+            let max = crate::limits::MAX_CONFIG_SPACE_BYTES;
+            if size > max {
+                return Err(Error::invalid_arg(format!(
+                    "config space of {addr} has {size} bytes, more than {max}"
+                )));
+            }
             bytes.resize(size, 0);
             return Ok(bytes);
         }

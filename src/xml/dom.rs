@@ -2,6 +2,7 @@
 //! text, so that edits can be spliced into the original bytes and everything else survives.
 
 use crate::error::{Error, Result};
+use crate::limits::{xml_too_large, XmlLimits};
 use std::borrow::Cow;
 
 /// Index of an element in [`Document::elements`].
@@ -119,8 +120,18 @@ impl<'a> Document<'a> {
     /// checks what makes a document well-formed for our purposes: tags nest and end tags
     /// match, one root element, no text outside it, attributes quoted and not repeated, no
     /// `<` in attribute values, no `--` inside comments, and every comment, CDATA section,
-    /// processing instruction, declaration and tag closed.
+    /// processing instruction, declaration and tag closed. The limits of [`crate::limits`]
+    /// apply.
     pub fn parse(text: &'a str) -> Result<Document<'a>> {
+        Document::parse_with_limits(text, &XmlLimits::DEFAULT)
+    }
+
+    /// [`Document::parse`] with the given limits: a longer text is refused before it is read,
+    /// deeper nesting, more elements or more attributes on one element when first met.
+    pub fn parse_with_limits(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>> {
+        if text.len() > limits.max_bytes {
+            return Err(xml_too_large(Some(text.len()), limits.max_bytes));
+        }
         let bytes = text.as_bytes();
         // A rough guess of the element count saves most re-allocations of the lists.
         let guess = text.len() / 40 + 4;
@@ -226,10 +237,29 @@ impl<'a> Document<'a> {
                         name_end += 1;
                     }
                     let name = &text[pos + 1..name_end];
+                    if stack.len() >= limits.max_depth {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("elements nested deeper than {}", limits.max_depth),
+                        ));
+                    }
+                    if nodes.len() >= limits.max_elements {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("more than {} elements", limits.max_elements),
+                        ));
+                    }
                     let first_attr = attributes.len();
-                    let Some(gt) = scan_attributes(text, name_end, &mut attributes) else {
+                    let scanned =
+                        scan_attributes(text, name_end, &mut attributes, limits.max_attributes);
+                    let Some(gt) = scanned else {
+                        let too_many = attributes.len() - first_attr >= limits.max_attributes;
                         attributes.truncate(first_attr);
-                        let why = if find_byte(bytes, pos, b'>').is_none() {
+                        let why = if too_many {
+                            format!("more than {} attributes in <{name}>", limits.max_attributes)
+                        } else if find_byte(bytes, pos, b'>').is_none() {
                             "start tag is not closed".to_string()
                         } else {
                             format!("malformed attributes in <{name}>")
@@ -414,12 +444,14 @@ fn malformed(text: &str, offset: usize, why: &str) -> Error {
 }
 
 /// Read the attributes of a start tag from `from` (just after its name) into `attrs` and
-/// return the position of the `>` that ends the tag; `None` when the tag is malformed or not
-/// closed.
+/// return the position of the `>` that ends the tag; `None` when the tag is malformed, not
+/// closed, or has more than `max` attributes (then `max` of them were read, so the caller can
+/// tell; the bound also keeps the duplicate check below from growing without limit).
 fn scan_attributes<'a>(
     text: &'a str,
     from: usize,
     attrs: &mut Vec<Attribute<'a>>,
+    max: usize,
 ) -> Option<usize> {
     let bytes = text.as_bytes();
     let first = attrs.len();
@@ -471,6 +503,9 @@ fn scan_attributes<'a>(
             value_end += 1;
         }
         let raw_value = &text[value_start..value_end];
+        if attrs.len() - first >= max {
+            return None;
+        }
         if attrs[first..].iter().any(|a| a.name == name) {
             return None;
         }

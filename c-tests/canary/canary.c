@@ -1,0 +1,38 @@
+/* canary.c: a program with one deliberate fault, chosen by its argument, run by
+ * scripts/test.d/40-sanitizers to prove that the checkers of the C tests are awake: under
+ * AddressSanitizer + UndefinedBehaviorSanitizer and under valgrind each fault must make the run
+ * fail. It is not a test of virtpci and is never run by `meson test`.
+ *
+ *   leak      a string returned by virtpci is never released
+ *   overflow  one byte is read past the end of a string returned by virtpci
+ *   ub        signed integer overflow (UBSan only)
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "virtpci.h"
+
+int main(int argc, char **argv)
+{
+    VirtpciPciAddress a = {0, 1, 2, 3};
+    const char *what = argc > 1 ? argv[1] : "";
+    if (strcmp(what, "leak") == 0) {
+        char *s = virtpci_pci_address_format(&a);
+        s = NULL; /* lost */
+        return s != NULL;
+    }
+    if (strcmp(what, "overflow") == 0) {
+        char *s = virtpci_pci_address_format(&a);
+        volatile char past = s[strlen(s) + 1];
+        virtpci_string_free(s);
+        return past == 'x';
+    }
+    if (strcmp(what, "ub") == 0) {
+        volatile int big = INT_MAX;
+        int sum = big + argc;
+        return sum == 0;
+    }
+    fprintf(stderr, "usage: canary leak|overflow|ub\n");
+    return 2;
+}

@@ -1,0 +1,15 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+use virtpci_fuzz::harness::{ffi, FfiHosts};
+
+static HOSTS: OnceLock<FfiHosts> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let hosts = HOSTS.get_or_init(|| {
+        FfiHosts::new(Some(include_str!(
+            "../../tests/fixtures/hosts/quad-nic.json"
+        )))
+    });
+    ffi(data, hosts);
+});
