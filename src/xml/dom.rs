@@ -134,7 +134,8 @@ impl<'a> Document<'a> {
         }
         let bytes = text.as_bytes();
         // A rough guess of the element count saves most re-allocations of the lists.
-        let guess = text.len() / 40 + 4;
+        // Capped, so that a document refused early (too deep, say) costs little memory.
+        let guess = (text.len() / 40 + 4).min(4096);
         let mut nodes: Vec<Node<'a>> = Vec::with_capacity(guess);
         let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(guess);
         let mut child_counts: Vec<u32> = Vec::with_capacity(guess);
