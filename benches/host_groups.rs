@@ -9,49 +9,12 @@ use std::fs;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use virtpci::host::snapshot::{ConfigRecord, DeviceRecord, HostSnapshot, FORMAT};
-use virtpci::host::Host;
+use virtpci::host::snapshot::{HostSnapshot, FORMAT};
 
-fn rec(
-    addr: String,
-    parent: Option<String>,
-    class: &str,
-    driver: &str,
-    group: u32,
-    pcie: &str,
-    mf: bool,
-) -> DeviceRecord {
-    DeviceRecord {
-        address: addr,
-        parent,
-        vendor: "0x8086".into(),
-        device: if class == "0x060400" {
-            "0x2030".into()
-        } else {
-            "0x1521".into()
-        },
-        class: class.into(),
-        subsystem_vendor: None,
-        subsystem_device: None,
-        revision: None,
-        driver: Some(driver.into()),
-        native_driver: None,
-        driver_override: None,
-        numa_node: None,
-        iommu_group: Some(group),
-        physfn: None,
-        sriov_totalvfs: None,
-        reset_method: None,
-        net: vec![],
-        block: vec![],
-        config: ConfigRecord {
-            pcie: Some(pcie.into()),
-            multifunction: mf,
-            acs: (class == "0x060400").then(|| "0x001f".into()),
-            ..Default::default()
-        },
-    }
-}
+#[path = "../tests/host_support/records.rs"]
+mod records;
+use records::device_record as rec;
+use virtpci::host::Host;
 
 fn generate(dir: &Path) -> usize {
     let mut devices = Vec::new();

@@ -12,51 +12,28 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use virtpci::host::snapshot::{ConfigRecord, DeviceRecord, HostSnapshot, FORMAT};
+use virtpci::host::snapshot::{DeviceRecord, HostSnapshot, FORMAT};
+
+#[path = "../tests/host_support/records.rs"]
+mod records;
 use virtpci::host::Host;
 use virtpci::hostdev::{HostdevManager, HostdevSpec};
 use virtpci::PciAddress;
 
+/// A generated device whose reset is a PM reset (no FLR), so the check plans resets.
 fn rec(
-    addr: String,
+    address: String,
     parent: Option<String>,
     class: &str,
     driver: &str,
     group: u32,
     pcie: &str,
-    mf: bool,
+    multifunction: bool,
 ) -> DeviceRecord {
-    DeviceRecord {
-        address: addr,
-        parent,
-        vendor: "0x8086".into(),
-        device: if class == "0x060400" {
-            "0x2030".into()
-        } else {
-            "0x1521".into()
-        },
-        class: class.into(),
-        subsystem_vendor: None,
-        subsystem_device: None,
-        revision: None,
-        driver: Some(driver.into()),
-        native_driver: None,
-        driver_override: None,
-        numa_node: None,
-        iommu_group: Some(group),
-        physfn: None,
-        sriov_totalvfs: None,
-        reset_method: None,
-        net: vec![],
-        block: vec![],
-        config: ConfigRecord {
-            pcie: Some(pcie.into()),
-            multifunction: mf,
-            pm: true,
-            acs: (class == "0x060400").then(|| "0x001f".into()),
-            ..Default::default()
-        },
-    }
+    let mut record =
+        records::device_record(address, parent, class, driver, group, pcie, multifunction);
+    record.config.pm = true;
+    record
 }
 
 /// Returns the number of devices and, per endpoint group, its members.

@@ -16,41 +16,8 @@ use std::path::Path;
 use virtpci::abi::{check_abi_stability, AbiOptions, AbiReport, Position};
 use virtpci::xml::Document;
 
-fn number(v: &str) -> String {
-    let v = v.trim();
-    let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(hex) => i64::from_str_radix(hex, 16).ok(),
-        None => v.parse::<i64>().ok(),
-    };
-    parsed.map_or_else(|| v.to_string(), |n| n.to_string())
-}
-
-fn address_fact(doc: &Document<'_>, id: usize) -> Option<String> {
-    let a = doc.element(id);
-    match a.attr("type") {
-        Some("pci") => {
-            let part = |name: &str| {
-                a.attr(name)
-                    .map(number)
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .unwrap_or(0)
-            };
-            let mut s = format!(
-                "pci {:04x}:{:02x}:{:02x}.{:x}",
-                part("domain"),
-                part("bus"),
-                part("slot"),
-                part("function")
-            );
-            if let Some(mf) = a.attr("multifunction") {
-                s.push_str(&format!(" multifunction={mf}"));
-            }
-            Some(s)
-        }
-        Some("unassigned") => Some("unassigned".into()),
-        _ => None,
-    }
-}
+mod layout_support;
+use layout_support::{address_fact, number};
 
 /// Who a fact is about, in the old definition's terms.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

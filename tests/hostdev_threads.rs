@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use virtpci::host::snapshot::{ConfigRecord, DeviceRecord, HostSnapshot, FORMAT};
+use virtpci::host::snapshot::{DeviceRecord, HostSnapshot, FORMAT};
 use virtpci::host::Host;
 use virtpci::hostdev::{HostdevManager, HostdevSpec};
 use virtpci::PciAddress;
@@ -23,6 +23,7 @@ const GROUPS: u32 = 8;
 const THREADS: usize = 8;
 const MANAGERS: usize = 2;
 
+/// A generated device; endpoints have FLR, so no reset is planned for them.
 fn record(
     address: String,
     parent: Option<String>,
@@ -30,39 +31,19 @@ fn record(
     driver: &str,
     group: u32,
     pcie: &str,
-    mf: bool,
+    multifunction: bool,
 ) -> DeviceRecord {
-    DeviceRecord {
+    let mut record = host_support::records::device_record(
         address,
         parent,
-        vendor: "0x8086".into(),
-        device: if class == "0x060400" {
-            "0x2030".into()
-        } else {
-            "0x1521".into()
-        },
-        class: class.into(),
-        subsystem_vendor: None,
-        subsystem_device: None,
-        revision: None,
-        driver: Some(driver.into()),
-        native_driver: None,
-        driver_override: None,
-        numa_node: None,
-        iommu_group: Some(group),
-        physfn: None,
-        sriov_totalvfs: None,
-        reset_method: None,
-        net: vec![],
-        block: vec![],
-        config: ConfigRecord {
-            pcie: Some(pcie.into()),
-            flr: class != "0x060400",
-            multifunction: mf,
-            acs: (class == "0x060400").then(|| "0x001f".into()),
-            ..Default::default()
-        },
-    }
+        class,
+        driver,
+        group,
+        pcie,
+        multifunction,
+    );
+    record.config.flr = class != "0x060400";
+    record
 }
 
 /// A directory on tmpfs (/dev/shm) when there is one, as /run and /sys are on a real host:

@@ -2,6 +2,8 @@
 //! a digest of a tree to prove that nothing was written.
 #![allow(dead_code)]
 
+pub mod records;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
