@@ -178,11 +178,6 @@ impl<'d, 'a> Editor<'d, 'a> {
         });
     }
 
-    /// Add `element` as the previous sibling of `id`.
-    pub fn insert_before(&mut self, id: ElementId, element: String) {
-        self.insert_before_with(id, |out| out.push_str(&element));
-    }
-
     fn flush_appended(&mut self) {
         let mut appended = std::mem::take(&mut self.appended);
         // Group by element, keeping the order in which children were added.
