@@ -1,6 +1,10 @@
 //! parse + assign + format of a q35 domain with N virtio NICs (N = 10, 100, 237; 237 is the
 //! most libvirt 9.0 accepts on q35). Measured with std::time over many iterations; prints the
 //! mean and the best batch per call.
+//!
+//! `cargo bench --bench assign -- --once N K` runs K calls for N NICs and nothing else, for
+//! instruction counting (`valgrind --tool=callgrind`): the difference between K = 1 and
+//! K = 11, divided by 10, is the cost of one call. `--print N` writes the domain to stdout.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -26,6 +30,23 @@ fn q35_with_nics(n: usize) -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let number = |i: usize| -> usize {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .expect("a number argument")
+    };
+    if let Some(pos) = args.iter().position(|a| a == "--once") {
+        let xml = q35_with_nics(number(pos + 1));
+        for _ in 0..number(pos + 2) {
+            black_box(virtpci::assign_domain_xml(black_box(&xml)).unwrap());
+        }
+        return;
+    }
+    if let Some(pos) = args.iter().position(|a| a == "--print") {
+        print!("{}", q35_with_nics(number(pos + 1)));
+        return;
+    }
     for n in [10usize, 100, 237] {
         let xml = q35_with_nics(n);
         // Warm up, and check the case is one libvirt accepts.

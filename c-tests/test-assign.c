@@ -129,6 +129,78 @@ static void test_address_set(void)
     CHECK(virtpci_address_set_new_from_xml("<domain>") == NULL, "malformed domain");
 }
 
+static const char *NUMA_DOMAIN =
+    "<domain type='qemu'><os><type machine='q35'>hvm</type></os>"
+    "<cpu><numa><cell id='0' cpus='0' memory='1024'/><cell id='1' cpus='1' memory='1024'/>"
+    "</numa></cpu><devices>"
+    "<interface type='user'><model type='virtio'/><addressPreferences numa='1'/></interface>"
+    "<interface type='user'><model type='virtio'/></interface>"
+    "</devices></domain>";
+
+static void test_assign_with_options(void)
+{
+    char *out = NULL;
+    VirtpciAssignOptions opts;
+    memset(&opts, 0, sizeof opts);
+    opts.size = sizeof opts;
+    opts.hotplug_ports = 12;
+    CHECK(virtpci_domain_assign_pci_addresses_with_options(NUMA_DOMAIN, &opts, &out) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(out && strstr(out, "model='pcie-expander-bus'") != NULL, "expander added");
+    CHECK(out && strstr(out, "<node>1</node>") != NULL, "expander on node 1");
+    CHECK(out && strstr(out, "index='16' model='pcie-root-port'") != NULL, "room for 12");
+    virtpci_string_free(out);
+
+    out = NULL;
+    opts.size = 4;
+    CHECK(virtpci_domain_assign_pci_addresses_with_options(NUMA_DOMAIN, &opts, &out) == -1,
+          "too small size");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "size code");
+    opts.size = sizeof opts;
+    opts.hotplug_ports = -1;
+    CHECK(virtpci_domain_assign_pci_addresses_with_options(
+              "<domain><os><type machine='q35'>hvm</type></os><devices>"
+              "<interface type='user'><model type='virtio'/><addressPreferences numa='3'/>"
+              "</interface></devices></domain>",
+              &opts, &out) == -1,
+          "missing NUMA node");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_XML_ERROR, "numa code %d",
+          virtpci_last_error_code());
+}
+
+static void test_address_set_preferences(void)
+{
+    char *out = NULL;
+    CHECK(virtpci_domain_assign_pci_addresses(NUMA_DOMAIN, 0, &out) == 0, "%s",
+          virtpci_last_error_message());
+    VirtpciAddressSet *set = out ? virtpci_address_set_new_from_xml(out) : NULL;
+    virtpci_string_free(out);
+    CHECK(set != NULL, "%s", virtpci_last_error_message());
+    if (!set)
+        return;
+    /* Free the NUMA-1 root port (bus 2) again, then ask for node 1. */
+    VirtpciPciAddress first = {0, 2, 0, 0};
+    CHECK(virtpci_address_set_release(set, &first) == 0, "release");
+    VirtpciAddressPreferences prefs = {sizeof prefs, -1, VIRTPCI_BUS_ANY, 1};
+    VirtpciPciAddress a = {0};
+    CHECK(virtpci_address_set_reserve_next_with_preferences(set, NIC, &prefs, &a) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(a.bus == 2, "behind the node-1 expander, got bus %u", a.bus);
+    CHECK(virtpci_address_set_reserve_next_with_preferences(set, NIC, &prefs, &a) == -1,
+          "node 1 full");
+    prefs.numa_node = -1;
+    prefs.hotplug = 0;
+    CHECK(virtpci_address_set_reserve_next_with_preferences(set, NIC, &prefs, &a) == -1,
+          "hotplug='no' cannot be hot-plugged");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_OPERATION_INVALID, "code %d",
+          virtpci_last_error_code());
+    prefs.hotplug = 7;
+    CHECK(virtpci_address_set_reserve_next_with_preferences(set, NIC, &prefs, &a) == -1,
+          "bad value");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "bad value code");
+    virtpci_address_set_free(set);
+}
+
 struct worker {
     VirtpciAddressSet *set;
     int reserved;
@@ -183,5 +255,7 @@ int main(void)
     test_assign_errors();
     test_address_set();
     test_address_set_threads();
+    test_assign_with_options();
+    test_address_set_preferences();
     return check_exit_status("test-assign");
 }

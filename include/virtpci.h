@@ -41,6 +41,21 @@
 #define VIRTPCI_ASSIGN_STRICT_FUNCTION0 (1 << 0)
 
 /**
+ * `VirtpciAddressPreferences.bus`: no preference.
+ */
+#define VIRTPCI_BUS_ANY 0
+
+/**
+ * `VirtpciAddressPreferences.bus`: conventional PCI.
+ */
+#define VIRTPCI_BUS_PCI 1
+
+/**
+ * `VirtpciAddressPreferences.bus`: PCI Express.
+ */
+#define VIRTPCI_BUS_PCIE 2
+
+/**
  * libvirt's VIR_HOSTDEV_STRICT_ACS_CHECK. Accepted by prepare; it has no effect on VFIO
  * devices (the kernel's IOMMU groups already isolate them).
  */
@@ -181,6 +196,57 @@ typedef struct {
   unsigned int slot;
   unsigned int function;
 } VirtpciPciAddress;
+
+/**
+ * Options of `virtpci_domain_assign_pci_addresses_with_options()`: virtpci's placement
+ * beyond libvirt. Zero-initialise it, set `size` to `sizeof(VirtpciAssignOptions)`, then set
+ * the fields wanted; fields added in later versions go at the end, and a caller built
+ * against an older header passes its smaller `size`.
+ */
+typedef struct {
+  /**
+   * `sizeof(VirtpciAssignOptions)` as the caller knows it.
+   */
+  unsigned int size;
+  /**
+   * The flags of `virtpci_domain_assign_pci_addresses()` (`VIRTPCI_ASSIGN_STRICT_FUNCTION0`);
+   * any other bit is refused.
+   */
+  unsigned int flags;
+  /**
+   * Guarantee at least this many free hotplug-capable places after assignment: empty
+   * pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
+   * pc. A negative value keeps libvirt's rule (one spare root port on q35 when
+   * controllers were added).
+   */
+  int hotplug_ports;
+} VirtpciAssignOptions;
+
+/**
+ * Placement preferences for `virtpci_address_set_reserve_next_with_preferences()`, the same
+ * as a device's `<addressPreferences>`. Set `size` to `sizeof(VirtpciAddressPreferences)`.
+ */
+typedef struct {
+  /**
+   * `sizeof(VirtpciAddressPreferences)` as the caller knows it.
+   */
+  unsigned int size;
+  /**
+   * -1: no preference; 1: the device needs hotplug (always true when hot-plugging); 0:
+   * never unplugged, which a hot-plugged device cannot be (an error).
+   */
+  int hotplug;
+  /**
+   * `VIRTPCI_BUS_ANY`, `VIRTPCI_BUS_PCI` or `VIRTPCI_BUS_PCIE`: for devices that can use
+   * either (virtio devices, PCI host devices, xHCI controllers).
+   */
+  int bus;
+  /**
+   * -1: no preference; else a guest NUMA node: only buses behind an expander bus with
+   * that `<node>` are searched.
+   */
+  int numa_node;
+} VirtpciAddressPreferences;
 
 /**
  * A log callback: `level` is one of `VIRTPCI_LOG_*`, `message` is valid only during the call,
@@ -338,6 +404,28 @@ char *virtpci_pci_address_format(const VirtpciPciAddress *addr);
 int virtpci_domain_assign_pci_addresses(const char *domain_xml, unsigned int flags, char **out_xml);
 
 /**
+ * `virtpci_domain_assign_pci_addresses()` with `*opts`: the same result, plus virtpci's
+ * placement options (`VirtpciAssignOptions`). Devices' `<addressPreferences hotplug='yes|no'
+ * bus='pci|pcie' numa='N'/>` (and `<hotplug require='no'/>`) are honoured by both functions;
+ * without preferences and with `hotplug_ports` negative the result is libvirt 9.0's.
+ *
+ * Returns 0 and stores the new XML in `*out_xml` (release it with `virtpci_string_free()`
+ * or `free()`), or -1 with the last error set: libvirt's errors as for
+ * `virtpci_domain_assign_pci_addresses()`; `VIRTPCI_ERR_XML_ERROR` or
+ * `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a preference that is malformed or cannot be met (the
+ * message names the device and its line); `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, a
+ * `size` smaller than the first version of the struct, or an unknown bit in `flags`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
+ * `opts->size` readable bytes; `out_xml` is NULL or valid for writing one pointer.
+ */
+int virtpci_domain_assign_pci_addresses_with_options(const char *domain_xml,
+                                                     const VirtpciAssignOptions *opts,
+                                                     char **out_xml);
+
+/**
  * Create the address set of the running guest defined by `xml` (its full domain XML, as a
  * daemon keeps it for a running domain). Addresses the XML lacks are assigned first, as
  * libvirt does when the domain starts.
@@ -371,6 +459,30 @@ VirtpciAddressSet *virtpci_address_set_new_from_xml(const char *xml);
 int virtpci_address_set_reserve_next(VirtpciAddressSet *set,
                                      const char *device_xml,
                                      VirtpciPciAddress *out);
+
+/**
+ * `virtpci_address_set_reserve_next()` with placement preferences: each field of `*prefs`
+ * that is set replaces the device's own `<addressPreferences>` value. `bus` picks
+ * conventional PCI or PCI Express for a device that can use either; `numa_node` limits the
+ * search to buses behind an expander bus of that node; `hotplug` 0 is refused (a
+ * hot-plugged device needs hotplug).
+ *
+ * Returns 0 and stores the address in `*out`; 1 when the device does not use PCI; -1 with
+ * the last error set: as `virtpci_address_set_reserve_next()`, plus
+ * `VIRTPCI_ERR_OPERATION_INVALID` for `hotplug` 0 or a NUMA node no bus is behind,
+ * `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a `bus` the device cannot use, and
+ * `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, a too small `size` or a value out of range.
+ * Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `device_xml` is NULL or a NUL-terminated string; `prefs`
+ * is NULL or points to at least `prefs->size` readable bytes; `out` is NULL or valid for
+ * writing.
+ */
+int virtpci_address_set_reserve_next_with_preferences(VirtpciAddressSet *set,
+                                                      const char *device_xml,
+                                                      const VirtpciAddressPreferences *prefs,
+                                                      VirtpciPciAddress *out);
 
 /**
  * Reserve `*addr` for hot-plugging the device described by `device_xml`, with libvirt's

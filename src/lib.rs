@@ -16,7 +16,7 @@ pub mod xml;
 #[allow(unsafe_code)]
 pub mod ffi;
 
-pub use assign::{assign_domain_xml, AssignOutput};
+pub use assign::{assign_domain_xml, assign_domain_xml_with, AssignOptions, AssignOutput};
 pub use error::{Error, ErrorCode, Result};
 pub use host::Host;
 pub use hostdev::{HostdevManager, HostdevSpec};

@@ -76,7 +76,7 @@ impl Side<'_> {
     fn children(&self) -> Vec<usize> {
         self.doc
             .child(self.doc.root, "devices")
-            .map(|d| self.doc.element(d).children.clone())
+            .map(|d| self.doc.children(d).to_vec())
             .unwrap_or_default()
     }
 
@@ -109,7 +109,7 @@ fn facts(assigned: &str, side: &Side<'_>) -> BTreeMap<Id, String> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for &dev in &doc.element(devices).children {
         let el = doc.element(dev);
-        let count = seen.entry(el.name.clone()).or_default();
+        let count = seen.entry(el.name.to_string()).or_default();
         *count += 1;
         let addr = doc.child(dev, "address");
         let index = el
@@ -126,12 +126,12 @@ fn facts(assigned: &str, side: &Side<'_>) -> BTreeMap<Id, String> {
             }
             if let Some(t) = doc.child(dev, "target") {
                 let mut attrs: Vec<_> = doc.element(t).attrs.iter().collect();
-                attrs.sort_by(|a, b| a.name.cmp(&b.name));
+                attrs.sort_by(|a, b| a.name.cmp(b.name));
                 for a in attrs {
                     facts.push(format!("target.{}={}", a.name, number(&a.value)));
                 }
                 if let Some(node) = doc.child(t, "node") {
-                    facts.push(format!("target.node={}", number(&doc.element(node).text)));
+                    facts.push(format!("target.node={}", number(doc.element(node).text)));
                 }
             }
             let a = addr.and_then(|a| address_fact(&doc, a));
@@ -167,7 +167,7 @@ fn facts(assigned: &str, side: &Side<'_>) -> BTreeMap<Id, String> {
                 Some(m) => format!("{a} model={m}"),
                 None => a,
             };
-            out.insert(side.device(&el.name, *count), fact);
+            out.insert(side.device(el.name, *count), fact);
         }
     }
     out
@@ -247,7 +247,7 @@ fn child_spans(xml: &str) -> (usize, usize, Vec<(usize, usize, String)>) {
         .iter()
         .map(|&c| {
             let el = doc.element(c);
-            (el.start, el.end, el.name.clone())
+            (el.start, el.end, el.name.to_string())
         })
         .collect();
     (d.start_tag_end, d.end_tag_start, spans)
@@ -288,7 +288,7 @@ fn with_aliases(xml: &str) -> String {
         .collect();
     for (n, &c) in doc.element(devices).children.iter().enumerate() {
         let el = doc.element(c);
-        let natural = match el.name.as_str() {
+        let natural = match el.name {
             "interface" => doc
                 .child(c, "mac")
                 .and_then(|m| doc.element(m).attr("address"))

@@ -54,7 +54,7 @@ pub fn layout(xml: &str) -> Vec<String> {
     let mut out = Vec::new();
     for &dev in &doc.element(devices).children {
         let el = doc.element(dev);
-        let count = seen.entry(el.name.clone()).or_default();
+        let count = seen.entry(el.name.to_string()).or_default();
         *count += 1;
         let mut ident = format!("{}#{}", el.name, count);
         let addr = doc.child(dev, "address");
@@ -68,12 +68,12 @@ pub fn layout(xml: &str) -> Vec<String> {
             }
             if let Some(t) = doc.child(dev, "target") {
                 let mut attrs: Vec<_> = doc.element(t).attrs.iter().collect();
-                attrs.sort_by(|a, b| a.name.cmp(&b.name));
+                attrs.sort_by(|a, b| a.name.cmp(b.name));
                 for a in attrs {
                     facts.push(format!("target.{}={}", a.name, number(&a.value)));
                 }
                 if let Some(node) = doc.child(t, "node") {
-                    facts.push(format!("target.node={}", number(&doc.element(node).text)));
+                    facts.push(format!("target.node={}", number(doc.element(node).text)));
                 }
             }
             let a = addr.and_then(|a| address_fact(&doc, a));

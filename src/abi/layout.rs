@@ -165,7 +165,7 @@ pub fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
     };
     let name = text_of("name");
     let uuid = text_of("uuid");
-    let machine = def.machine.clone();
+    let machine = def.machine.map(str::to_string);
     let written: Vec<(DeviceAddress, bool)> = def
         .devices
         .iter()
@@ -179,7 +179,7 @@ pub fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
     let mut entries = Vec::with_capacity(devices.len());
     for (i, device) in devices.iter().enumerate() {
         let tag = match device.element {
-            Some(id) => doc.element(id).name.clone(),
+            Some(id) => doc.element(id).name.to_string(),
             None => implicit_tag(&device.kind).to_string(),
         };
         let ordinal = match counts.iter_mut().find(|(t, _)| *t == tag) {
@@ -338,13 +338,8 @@ fn entry(
     }
     if let DeviceKind::Controller(c) = &device.kind {
         // USB2 companions share one index: the model tells them apart.
-        let name = format!(
-            "{} {} {}",
-            c.ctype,
-            c.index(),
-            c.model.as_deref().unwrap_or_default()
-        );
-        model = c.model.clone();
+        let name = format!("{} {} {}", c.ctype, c.index(), c.model.unwrap_or_default());
+        model = c.model.map(str::to_string);
         kind = format!("controller {}", c.ctype);
         label = Some(match &c.model {
             Some(m) => format!("controller {} index {} ({m})", c.ctype, c.index()),
@@ -355,8 +350,8 @@ fn entry(
         }
     } else if device.element.is_none() {
         model = match &device.kind {
-            DeviceKind::Memballoon { model } => Some(model.clone()),
-            DeviceKind::Video { model, .. } => Some(model.clone()),
+            DeviceKind::Memballoon { model } => Some(model.to_string()),
+            DeviceKind::Video { model, .. } => Some(model.to_string()),
             _ => None,
         };
         if let Some(m) = &model {
@@ -369,7 +364,7 @@ fn entry(
         PciControllerFacts {
             index: c.index(),
             model: m,
-            model_name: opts.model_name.clone(),
+            model_name: opts.model_name.map(str::to_string),
             target: vec![
                 ("chassisNr", num(opts.chassis_nr)),
                 ("chassis", num(opts.chassis)),
@@ -406,9 +401,9 @@ fn entry(
         address_written,
         pci_controller,
         controller: device.controller().map(|c| ControllerId {
-            ctype: c.ctype.clone(),
+            ctype: c.ctype.to_string(),
             index: c.index(),
-            model: c.model.clone(),
+            model: c.model.map(str::to_string),
         }),
     }
 }

@@ -54,12 +54,7 @@ enum GuestFamily {
 fn family(def: &DomainDef) -> GuestFamily {
     match def.machine_kind {
         MachineKind::I440fx | MachineKind::Q35 => GuestFamily::X86,
-        MachineKind::Other
-            if def
-                .machine
-                .as_deref()
-                .is_some_and(|m| m.starts_with("pseries")) =>
-        {
+        MachineKind::Other if def.machine.is_some_and(|m| m.starts_with("pseries")) => {
             GuestFamily::PSeries
         }
         MachineKind::Other => GuestFamily::Other,
@@ -284,7 +279,7 @@ fn device_name(doc: &Document<'_>, device: &Device) -> String {
     if device.controller().is_some() {
         return kind_name(device);
     }
-    let tag = doc.element(id).name.as_str();
+    let tag = doc.element(id).name;
     let detail = match tag {
         "interface" => attr_of(doc, id, "mac", "address").map(|m| format!("mac {m}")),
         "disk" => attr_of(doc, id, "target", "dev"),
@@ -358,7 +353,7 @@ fn chipset_reason(
             }
             DeviceKind::Controller(c)
                 if c.ctype == "usb"
-                    && c.model.as_deref().is_some_and(|m| m.starts_with("ich9-"))
+                    && c.model.is_some_and(|m| m.starts_with("ich9-"))
                     && (slot == 0x1d || slot == 0x1a) =>
             {
                 Some(format!(
@@ -373,7 +368,7 @@ fn chipset_reason(
             DeviceKind::Video { .. } if Some(i) == primary_video && slot == 1 && function == 0 => {
                 Some("the primary video goes to slot 1 on q35".into())
             }
-            DeviceKind::Sound { model } if model == "ich9" && slot == 0x1b => {
+            DeviceKind::Sound { model } if *model == "ich9" && slot == 0x1b => {
                 Some("the first ich9 sound device is ICH9's HD audio at 1b.0".into())
             }
             _ => None,
@@ -424,7 +419,7 @@ pub fn explain(xml: &str) -> Result<Explanation> {
         .iter()
         .map(|d| d.address.present_pci().is_some() || d.address == DeviceAddress::Unassigned)
         .collect();
-    let machine = def.machine.clone();
+    let machine = def.machine.map(str::to_string);
     let done = plan(def)?;
     let def = &done.def;
     let pcie = if def.devices.iter().any(|d| {
@@ -531,6 +526,7 @@ mod tests {
         // The strict flag is for x86: pSeries stays accepted.
         let strict = super::super::AssignOptions {
             strict_function0: true,
+            ..Default::default()
         };
         assert!(super::super::assign_domain_xml_with(&dom("pseries", &devices), strict).is_ok());
         let err = super::super::assign_domain_xml_with(&dom("pc", LONE_F2), strict).unwrap_err();

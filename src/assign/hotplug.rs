@@ -2,13 +2,13 @@
 //! (spec §3.12): a hotplugged device needs a hotplug-capable bus, an explicit address must
 //! use function 0, the topology never grows, and releasing frees one function only.
 
-use super::plan::{device_flags, plan};
+use super::plan::{device_flags, plan, preferred_flags};
 use super::set::AddressSet;
 use super::slot_plan::Inventory;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, PciModel};
-use crate::xml::domain::{read_device, Device, DomainDef};
+use crate::xml::domain::{read_device, AddressPreferences, Device, DeviceAddress, DomainDef};
 use crate::xml::Document;
 
 /// The PCI addresses in use in a running guest.
@@ -19,6 +19,8 @@ pub struct HotplugAddressSet {
     pub(super) inventory: Inventory,
     /// What a PCI Express endpoint gets in this guest (conventional PCI without pcie-root).
     pcie_flags: ConnectFlags,
+    /// Per bus, the NUMA node of the expander bus it sits behind, if any.
+    bus_numa: Vec<Option<u32>>,
 }
 
 impl HotplugAddressSet {
@@ -32,9 +34,44 @@ impl HotplugAddressSet {
             d.pci_controller()
                 .is_some_and(|(c, m)| m == PciModel::PcieRoot && c.index() == 0)
         });
+        // Each PCI controller's parent bus and NUMA node, to find every bus's node.
+        let nbuses = done.set.bus_count();
+        let mut parent: Vec<Option<u32>> = vec![None; nbuses];
+        let mut own_node: Vec<Option<u32>> = vec![None; nbuses];
+        for d in &done.def.devices {
+            if let Some((c, _)) = d.pci_controller() {
+                let index = c.index() as usize;
+                if index < nbuses {
+                    if let DeviceAddress::Pci { addr, .. } = d.address {
+                        parent[index] = Some(addr.bus);
+                    }
+                    own_node[index] = c
+                        .pci
+                        .as_ref()
+                        .and_then(|(_, o)| o.numa_node)
+                        .and_then(|n| u32::try_from(n).ok());
+                }
+            }
+        }
+        let bus_numa = (0..nbuses)
+            .map(|bus| {
+                let mut at = bus;
+                for _ in 0..nbuses {
+                    if let Some(node) = own_node[at] {
+                        return Some(node);
+                    }
+                    match parent[at] {
+                        Some(p) if (p as usize) < nbuses && p as usize != at => at = p as usize,
+                        _ => return None,
+                    }
+                }
+                None
+            })
+            .collect();
         Ok(HotplugAddressSet {
             inventory: Inventory::from_definition(&doc, &done.def),
             set: done.set,
+            bus_numa,
             pcie_flags: if has_pcie_root {
                 ConnectFlags::PCIE_AUTO
             } else {
@@ -48,32 +85,97 @@ impl HotplugAddressSet {
         &self.set
     }
 
-    pub(super) fn parse_device(device_xml: &str) -> Result<Device> {
+    /// Read the device element `device_xml` and give it to `with`.
+    fn with_device<T>(device_xml: &str, with: impl FnOnce(&Device<'_>) -> Result<T>) -> Result<T> {
         let doc = Document::parse(device_xml)?;
-        read_device(&doc, doc.root)
+        let device = read_device(&doc, doc.root)?;
+        with(&device)
     }
 
-    /// The flags a hotplugged device needs, or `None` when it does not use PCI.
+    /// The flags a hotplugged device needs (libvirt's, plus hotplug), or `None` when it
+    /// does not use PCI. Preferences are not looked at (slot plans use this).
     pub(super) fn hotplug_flags(&self, device: &Device) -> Option<ConnectFlags> {
         let flags = device_flags(device, self.pcie_flags, self.pcie_flags);
         (!flags.is_empty()).then_some(flags | ConnectFlags::HOTPLUGGABLE)
     }
 
+    /// Read the device element `device_xml`: its address and the flags
+    /// [`Self::hotplug_flags`] gives it.
+    pub(super) fn parse_for_hotplug(
+        &self,
+        device_xml: &str,
+    ) -> Result<(DeviceAddress, Option<ConnectFlags>)> {
+        Self::with_device(device_xml, |device| {
+            Ok((device.address.clone(), self.hotplug_flags(device)))
+        })
+    }
+
+    /// The flags a hotplugged device needs (after its `bus` preference), or `None` when it
+    /// does not use PCI. A device that prefers `hotplug='no'` cannot be hot-plugged.
+    fn preferred_hotplug_flags(&self, device: &Device) -> Result<Option<ConnectFlags>> {
+        let flags = device_flags(device, self.pcie_flags, self.pcie_flags);
+        if flags.is_empty() && device.prefs.is_empty() {
+            return Ok(None);
+        }
+        if device.prefs.hotplug == Some(false) {
+            return Err(Error::operation_invalid(
+                "the device's addressPreferences say hotplug='no', so it cannot be hot-plugged",
+            ));
+        }
+        let has_pcie_root = self.pcie_flags == ConnectFlags::PCIE_AUTO;
+        let flags = preferred_flags(device, flags, has_pcie_root)?;
+        Ok(Some(flags | ConnectFlags::HOTPLUGGABLE))
+    }
+
     /// Reserve an address for the device described by `device_xml` (one device element such
     /// as `<interface type='network'>...</interface>`): its own `<address>` if it has one
-    /// (function 0 only), else the next free slot on a hotplug-capable bus. `Ok(None)` when
-    /// the device does not use PCI.
+    /// (function 0 only), else the next free slot on a hotplug-capable bus. The device's
+    /// `<addressPreferences>` are honoured: `bus` picks PCI or PCI Express, `numa` limits the
+    /// search to buses behind an expander bus of that node. `Ok(None)` when the device does
+    /// not use PCI.
     pub fn reserve_next(&mut self, device_xml: &str) -> Result<Option<PciAddress>> {
-        let device = Self::parse_device(device_xml)?;
-        let Some(flags) = self.hotplug_flags(&device) else {
+        self.reserve_next_with(device_xml, &AddressPreferences::default())
+    }
+
+    /// [`Self::reserve_next`] with preferences given apart from the XML; each one set in
+    /// `prefs` replaces the device's own.
+    pub fn reserve_next_with(
+        &mut self,
+        device_xml: &str,
+        prefs: &AddressPreferences,
+    ) -> Result<Option<PciAddress>> {
+        let (flags, present, numa) = Self::with_device(device_xml, |device| {
+            let mut device = device.clone();
+            device.prefs.hotplug = prefs.hotplug.or(device.prefs.hotplug);
+            device.prefs.bus = prefs.bus.or(device.prefs.bus);
+            device.prefs.numa = prefs.numa.or(device.prefs.numa);
+            Ok((
+                self.preferred_hotplug_flags(&device)?,
+                device.address.present_pci(),
+                device.prefs.numa,
+            ))
+        })?;
+        let Some(flags) = flags else {
             return Ok(None);
         };
-        let addr = match device.address.present_pci() {
+        let addr = match present {
             Some(addr) => {
                 self.reserve_checked(&addr, flags)?;
                 addr
             }
-            None => self.set.reserve_next(flags, None)?,
+            None => match numa {
+                None => self.set.reserve_next(flags, None)?,
+                Some(node) => {
+                    if !self.bus_numa.contains(&Some(node)) {
+                        return Err(Error::operation_invalid(format!(
+                            "no bus of this guest is behind an expander bus of NUMA node {node}"
+                        )));
+                    }
+                    let bus_numa = &self.bus_numa;
+                    self.set
+                        .reserve_next_on(flags, |bus| bus_numa.get(bus) == Some(&Some(node)))?
+                }
+            },
         };
         self.inventory.add_from_xml(addr, device_xml);
         Ok(Some(addr))
@@ -81,10 +183,9 @@ impl HotplugAddressSet {
 
     /// Reserve `addr` for the device described by `device_xml`.
     pub fn reserve(&mut self, addr: &PciAddress, device_xml: &str) -> Result<()> {
-        let device = Self::parse_device(device_xml)?;
-        let flags = self
-            .hotplug_flags(&device)
-            .ok_or_else(|| Error::operation_invalid("the device does not use a PCI address"))?;
+        let flags =
+            Self::with_device(device_xml, |device| self.preferred_hotplug_flags(device))?
+                .ok_or_else(|| Error::operation_invalid("the device does not use a PCI address"))?;
         self.reserve_checked(addr, flags)?;
         self.inventory.add_from_xml(*addr, device_xml);
         Ok(())

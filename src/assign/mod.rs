@@ -12,7 +12,7 @@ pub mod set;
 pub mod slot_plan;
 
 pub use hotplug::HotplugAddressSet;
-pub use plan::{plan, Plan};
+pub use plan::{plan, plan_with, Plan};
 pub use set::AddressSet;
 
 use crate::error::Result;
@@ -38,6 +38,10 @@ pub struct AssignOptions {
     /// Seed thread S1: on x86 machine types, a slot used without function 0 is an error
     /// instead of a warning (pSeries guests find such functions and stay accepted).
     pub strict_function0: bool,
+    /// Guarantee at least this many free hotplug-capable places after assignment: empty
+    /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
+    /// pc. `None`: libvirt's rule (one spare root port on q35 when controllers were added).
+    pub hotplug_ports: Option<u32>,
 }
 
 /// Assign guest PCI addresses to the domain in `xml` as libvirt 9.0 does on define.
@@ -47,7 +51,9 @@ pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
     assign_domain_xml_with(xml, AssignOptions::default())
 }
 
-/// [`assign_domain_xml`] with `options`.
+/// [`assign_domain_xml`] with `options` (virtpci's choices beyond libvirt: hotplug room,
+/// strict function 0). Devices' `<addressPreferences>` are honoured in both; without
+/// preferences and with default options the result is libvirt 9.0's.
 pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<AssignOutput> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
@@ -60,7 +66,7 @@ pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<Assig
             address: d.address.clone(),
         })
         .collect();
-    let mut plan = plan::plan(def)?;
+    let mut plan = plan::plan_with(def, &options)?;
     if options.strict_function0 {
         explain::check_function_zero_strict(&plan.def, &plan.set)?;
     }
@@ -73,22 +79,87 @@ pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<Assig
     })
 }
 
+/// A short text built on the stack (numbers and attribute values), pushed in one go.
+struct Small {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl Small {
+    fn new() -> Small {
+        Small {
+            buf: [0; 24],
+            len: 0,
+        }
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `value` in lower-case hexadecimal, zero-padded to `width` digits.
+    fn hex(mut self, value: u32, width: usize) -> Small {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits = (32 - value.leading_zeros()).div_ceil(4).max(1) as usize;
+        for _ in digits..width {
+            self.byte(b'0');
+        }
+        for i in (0..digits).rev() {
+            self.byte(DIGITS[((value >> (4 * i)) & 0xf) as usize]);
+        }
+        self
+    }
+
+    /// `value` in decimal.
+    fn dec(mut self, value: i64) -> Small {
+        if value < 0 {
+            self.byte(b'-');
+        }
+        let mut n = value.unsigned_abs();
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        while n > 0 || len == 0 {
+            digits[len] = b'0' + (n % 10) as u8;
+            n /= 10;
+            len += 1;
+        }
+        for &d in digits[..len].iter().rev() {
+            self.byte(d);
+        }
+        self
+    }
+
+    fn text(mut self, text: &str) -> Small {
+        for &b in text.as_bytes() {
+            self.byte(b);
+        }
+        self
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII is ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    /// Append the text to `out` (ASCII, so byte by byte without checking it again).
+    fn push_to(&self, out: &mut String) {
+        for &b in &self.buf[..self.len] {
+            out.push(char::from(b));
+        }
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Append `value` in lower-case hexadecimal, zero-padded to `width` digits.
 fn push_hex(out: &mut String, value: u32, width: usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 8];
-    let mut n = value;
-    let mut len = 0;
-    while n > 0 || len == 0 {
-        buf[len] = DIGITS[(n & 0xf) as usize];
-        n >>= 4;
-        len += 1;
-    }
-    for _ in len..width {
+    let digits = (32 - value.leading_zeros()).div_ceil(4).max(1) as usize;
+    for _ in digits..width {
         out.push('0');
     }
-    for &b in buf[..len].iter().rev() {
-        out.push(b as char);
+    for i in (0..digits).rev() {
+        out.push(char::from(HEX_DIGITS[((value >> (4 * i)) & 0xf) as usize]));
     }
 }
 
@@ -98,15 +169,15 @@ fn push_dec(out: &mut String, value: i64) {
         out.push('-');
     }
     let mut n = value.unsigned_abs();
-    let mut buf = [0u8; 20];
+    let mut digits = [0u8; 20];
     let mut len = 0;
     while n > 0 || len == 0 {
-        buf[len] = b'0' + (n % 10) as u8;
+        digits[len] = b'0' + (n % 10) as u8;
         n /= 10;
         len += 1;
     }
-    for &b in buf[..len].iter().rev() {
-        out.push(b as char);
+    for &d in digits[..len].iter().rev() {
+        out.push(char::from(d));
     }
 }
 
@@ -119,15 +190,32 @@ pub fn pci_address_tag(addr: &PciAddress, multi: Multifunction) -> String {
 }
 
 fn push_pci_address_tag(out: &mut String, addr: &PciAddress, multi: Multifunction) {
-    out.push_str("address type='pci' domain='0x");
-    push_hex(out, addr.domain, 4);
-    out.push_str("' bus='0x");
-    push_hex(out, addr.bus, 2);
-    out.push_str("' slot='0x");
-    push_hex(out, addr.slot, 2);
-    out.push_str("' function='0x");
-    push_hex(out, addr.function, 1);
-    out.push('\'');
+    const TEMPLATE: &[u8; 72] =
+        b"address type='pci' domain='0x0000' bus='0x00' slot='0x00' function='0x0'";
+    if addr.domain <= 0xffff && addr.bus <= 0xff && addr.slot <= 0xff && addr.function <= 0xf {
+        // The usual case: every number fits its width, so fill in the template.
+        let mut tag = *TEMPLATE;
+        let mut put = |at: usize, value: u32, width: usize| {
+            for i in 0..width {
+                tag[at + i] = HEX_DIGITS[((value >> (4 * (width - 1 - i))) & 0xf) as usize];
+            }
+        };
+        put(29, addr.domain, 4);
+        put(42, addr.bus, 2);
+        put(54, addr.slot, 2);
+        put(70, addr.function, 1);
+        out.push_str(std::str::from_utf8(&tag).unwrap_or_default());
+    } else {
+        out.push_str("address type='pci' domain='0x");
+        push_hex(out, addr.domain, 4);
+        out.push_str("' bus='0x");
+        push_hex(out, addr.bus, 2);
+        out.push_str("' slot='0x");
+        push_hex(out, addr.slot, 2);
+        out.push_str("' function='0x");
+        push_hex(out, addr.function, 1);
+        out.push('\'');
+    }
     match multi {
         Multifunction::On => out.push_str(" multifunction='on'"),
         Multifunction::Off => out.push_str(" multifunction='off'"),
@@ -149,59 +237,78 @@ fn address_element(address: &DeviceAddress) -> Option<String> {
 }
 
 /// The `<target .../>` attributes of a PCI controller, in libvirt's order: all of them, or
-/// with `only`, those that were filled in.
-fn target_attributes(
-    c: &Controller,
-    only: Option<&plan::FilledDefaults>,
-) -> Vec<(&'static str, String)> {
+/// with `only`, those that were filled in. At most five; `count` says how many.
+struct TargetAttributes {
+    attrs: [(&'static str, Small); 5],
+    count: usize,
+}
+
+impl TargetAttributes {
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.attrs[..self.count]
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+fn target_attributes(c: &Controller, only: Option<&plan::FilledDefaults>) -> TargetAttributes {
+    let mut out = TargetAttributes {
+        attrs: std::array::from_fn(|_| ("", Small::new())),
+        count: 0,
+    };
     let Some((_, opts)) = &c.pci else {
-        return Vec::new();
+        return out;
+    };
+    let mut add = |name: &'static str, value: Small| {
+        out.attrs[out.count] = (name, value);
+        out.count += 1;
     };
     let wanted = |filled: bool| only.is_none() || filled;
-    let dec = |v: i64| {
-        let mut s = String::new();
-        push_dec(&mut s, v);
-        s
-    };
-    let mut attrs = Vec::new();
     if let Some(v) = opts
         .chassis_nr
         .filter(|_| wanted(only.is_some_and(|f| f.chassis_nr)))
     {
-        attrs.push(("chassisNr", dec(v)));
+        add("chassisNr", Small::new().dec(v));
     }
     if let Some(v) = opts
         .chassis
         .filter(|_| wanted(only.is_some_and(|f| f.chassis)))
     {
-        attrs.push(("chassis", dec(v)));
+        add("chassis", Small::new().dec(v));
     }
     if let Some(v) = opts.port.filter(|_| wanted(only.is_some_and(|f| f.port))) {
-        let mut s = String::from("0x");
-        push_hex(&mut s, u32::try_from(v).unwrap_or(0), 1);
-        attrs.push(("port", s));
+        add(
+            "port",
+            Small::new()
+                .text("0x")
+                .hex(u32::try_from(v).unwrap_or(0), 1),
+        );
     }
     if let Some(v) = opts
         .bus_nr
         .filter(|_| wanted(only.is_some_and(|f| f.bus_nr)))
     {
-        attrs.push(("busNr", dec(v)));
+        add("busNr", Small::new().dec(v));
     }
     if only.is_none() {
         if let Some(h) = opts.hotplug {
-            attrs.push(("hotplug", if h { "on" } else { "off" }.to_string()));
+            add("hotplug", Small::new().text(if h { "on" } else { "off" }));
         }
     }
-    attrs
+    out
 }
 
-fn push_target_element(out: &mut String, attrs: &[(&str, String)]) {
+fn push_target_element(out: &mut String, attrs: &TargetAttributes) {
     out.push_str("<target");
-    for (k, v) in attrs {
+    for (k, v) in &attrs.attrs[..attrs.count] {
         out.push(' ');
         out.push_str(k);
         out.push_str("='");
-        out.push_str(v);
+        v.push_to(out);
         out.push('\'');
     }
     out.push_str("/>");
@@ -209,19 +316,19 @@ fn push_target_element(out: &mut String, attrs: &[(&str, String)]) {
 
 /// A whole `<controller>` element for a controller virtpci added, indented at `indent` with
 /// children one `unit` deeper.
-fn new_controller_element(
+fn push_controller_element(
+    out: &mut String,
     c: &Controller,
     address: &DeviceAddress,
     indent: &str,
     unit: &str,
-) -> String {
-    let mut out = String::with_capacity(320);
+) {
     out.push_str("<controller type='");
-    out.push_str(&c.ctype);
+    out.push_str(c.ctype);
     out.push_str("' index='");
-    push_dec(&mut out, i64::from(c.index()));
+    push_dec(out, i64::from(c.index()));
     out.push('\'');
-    let model = c.pci_model().map(PciModel::name).or(c.model.as_deref());
+    let model = c.pci_model().map(PciModel::name).or(c.model);
     if let Some(model) = model {
         out.push_str(" model='");
         out.push_str(model);
@@ -237,19 +344,33 @@ fn new_controller_element(
         if let Some(name) = &opts.model_name {
             out.push('>');
             has_children = true;
-            child_start(&mut out);
+            child_start(out);
             out.push_str("<model name='");
             out.push_str(name);
             out.push_str("'/>");
         }
         let attrs = target_attributes(c, None);
-        if !attrs.is_empty() {
+        if !attrs.is_empty() || opts.numa_node.is_some() {
             if !has_children {
                 out.push('>');
                 has_children = true;
             }
-            child_start(&mut out);
-            push_target_element(&mut out, &attrs);
+            child_start(out);
+            push_target_element(out, &attrs);
+            if let Some(node) = opts.numa_node {
+                // `<target ...>` with a `<node>` child, as libvirt writes it.
+                out.truncate(out.len() - 2);
+                out.push('>');
+                out.push('\n');
+                out.push_str(indent);
+                out.push_str(unit);
+                out.push_str(unit);
+                out.push_str("<node>");
+                push_dec(out, node);
+                out.push_str("</node>");
+                child_start(out);
+                out.push_str("</target>");
+            }
         }
     }
     if let DeviceAddress::Pci { addr, multi } = address {
@@ -257,19 +378,18 @@ fn new_controller_element(
             out.push('>');
             has_children = true;
         }
-        child_start(&mut out);
+        child_start(out);
         out.push('<');
-        push_pci_address_tag(&mut out, addr, *multi);
+        push_pci_address_tag(out, addr, *multi);
         out.push_str("/>");
     }
     if !has_children {
         out.push_str("/>");
-        return out;
+        return;
     }
     out.push('\n');
     out.push_str(indent);
     out.push_str("</controller>");
-    out
 }
 
 /// What the writer needs to know about a device as it was in the input.
@@ -319,6 +439,8 @@ fn new_device_element(device: &Device, indent: &str, unit: &str) -> Option<Strin
 /// Splice the plan's results into the original text.
 fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String {
     let mut ed = Editor::new(doc);
+    // About 100 bytes per address written and 250 per controller added.
+    ed.reserve(original.len() * 100 + (plan.def.devices.len() - original.len()) * 250);
     for (i, before) in original.iter().enumerate() {
         let after = &plan.def.devices[i];
         let Some(element) = before.element else {
@@ -347,7 +469,7 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String 
                 if !attrs.is_empty() {
                     match doc.child(element, "target") {
                         Some(target) => {
-                            for (k, v) in &attrs {
+                            for (k, v) in attrs.iter() {
                                 ed.set_attr(target, k, v);
                             }
                         }
@@ -387,18 +509,26 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String 
                             ed.set_attr(addr_el, "multifunction", value);
                         }
                         (_, DeviceAddress::Pci { addr, multi }) => {
-                            ed.replace_start_tag(addr_el, &pci_address_tag(addr, *multi));
+                            ed.replace_start_tag_with(addr_el, |out| {
+                                push_pci_address_tag(out, addr, *multi)
+                            });
                         }
                         _ => {}
                     }
                 }
             }
             None => {
-                if before.address != after.address {
-                    new_children.extend(address_element(&after.address));
-                }
                 for child in new_children {
                     ed.append_child(element, child);
+                }
+                if before.address != after.address {
+                    if let DeviceAddress::Pci { addr, multi } = &after.address {
+                        ed.append_child_with(element, |out| {
+                            out.push('<');
+                            push_pci_address_tag(out, addr, *multi);
+                            out.push_str("/>");
+                        });
+                    }
                 }
             }
         }
@@ -442,31 +572,40 @@ fn write_new_devices(first_new: usize, plan: &Plan, ed: &mut Editor<'_, '_>) {
     let devices = &plan.def.devices;
     let unit = ed.unit.clone();
     let order = &plan.controller_order;
+    // For each position of the controller list, the next controller that is in the input.
+    let mut next_existing = vec![None; order.len() + 1];
+    for pos in (0..order.len()).rev() {
+        next_existing[pos] = devices[order[pos]].element.or(next_existing[pos + 1]);
+    }
+    let mut previous = None;
     for (pos, &i) in order.iter().enumerate() {
         if i < first_new {
+            previous = devices[i].element.or(previous);
             continue;
         }
         let Some(c) = devices[i].controller() else {
             continue;
         };
-        let previous = order[..pos].iter().rev().find_map(|&j| devices[j].element);
-        let next = order[pos + 1..].iter().find_map(|&j| devices[j].element);
-        let anchor_indent = |id| ed.indent_of(id).unwrap_or_default().to_string();
+        let next = next_existing[pos + 1];
+        let address = &devices[i].address;
         match (previous, next, plan.def.devices_element) {
             (Some(prev), _, _) => {
-                let indent = anchor_indent(prev);
-                let text = new_controller_element(c, &devices[i].address, &indent, &unit);
-                ed.insert_after(prev, text);
+                let indent = ed.indent_of(prev).unwrap_or_default();
+                ed.insert_after_with(prev, |out| {
+                    push_controller_element(out, c, address, indent, &unit)
+                });
             }
             (None, Some(next), _) => {
-                let indent = anchor_indent(next);
-                let text = new_controller_element(c, &devices[i].address, &indent, &unit);
-                ed.insert_before(next, text);
+                let indent = ed.indent_of(next).unwrap_or_default();
+                ed.insert_before_with(next, |out| {
+                    push_controller_element(out, c, address, indent, &unit)
+                });
             }
             (None, None, Some(devs)) => {
                 let indent = ed.child_indent(devs).unwrap_or_default();
-                let text = new_controller_element(c, &devices[i].address, &indent, &unit);
-                ed.append_child(devs, text);
+                ed.append_child_with(devs, |out| {
+                    push_controller_element(out, c, address, &indent, &unit)
+                });
             }
             (None, None, None) => {}
         }

@@ -3,12 +3,13 @@
 //! the real pass that places controllers first and devices after, in libvirt's order.
 
 use super::set::{AddressSet, Bus};
+use super::AssignOptions;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
 use crate::xml::domain::{
-    Controller, Device, DeviceAddress, DeviceKind, DomainDef, Hostdev, Multifunction,
-    PciControllerOptions,
+    BusPreference, Controller, Device, DeviceAddress, DeviceKind, DomainDef, Hostdev,
+    Multifunction, PciControllerOptions,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -24,8 +25,8 @@ pub struct FilledDefaults {
 
 /// The outcome of planning: the domain with its final addresses and controllers.
 #[derive(Debug)]
-pub struct Plan {
-    pub def: DomainDef,
+pub struct Plan<'a> {
+    pub def: DomainDef<'a>,
     /// Device indexes of the controllers in libvirt's order (which is the order in which
     /// they are written).
     pub controller_order: Vec<usize>,
@@ -39,8 +40,15 @@ pub struct Plan {
 }
 
 /// Assign every PCI address of `def` as libvirt 9.0 does.
-pub fn plan(def: DomainDef) -> Result<Plan> {
+pub fn plan(def: DomainDef<'_>) -> Result<Plan<'_>> {
+    plan_with(def, &AssignOptions::default())
+}
+
+/// Assign every PCI address of `def` as libvirt 9.0 does, with virtpci's `options` and the
+/// devices' address preferences.
+pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan<'a>> {
     let mut planner = Planner::new(def);
+    planner.options = *options;
     planner.prepare()?;
     planner.run()?;
     planner.validate_after()?;
@@ -63,8 +71,9 @@ pub fn plan(def: DomainDef) -> Result<Plan> {
     })
 }
 
-struct Planner {
-    def: DomainDef,
+struct Planner<'a> {
+    def: DomainDef<'a>,
+    options: AssignOptions,
     flags: Vec<ConnectFlags>,
     controller_order: Vec<usize>,
     filled: Vec<FilledDefaults>,
@@ -75,11 +84,12 @@ struct Planner {
 
 const PCI_FLAGS: ConnectFlags = ConnectFlags::PCI_AUTO;
 
-impl Planner {
-    fn new(def: DomainDef) -> Planner {
+impl<'a> Planner<'a> {
+    fn new(def: DomainDef<'a>) -> Planner<'a> {
         let n = def.devices.len();
         Planner {
             def,
+            options: AssignOptions::default(),
             flags: vec![ConnectFlags::NONE; n],
             controller_order: Vec::new(),
             filled: vec![FilledDefaults::default(); n],
@@ -93,17 +103,17 @@ impl Planner {
         self.def.machine_kind
     }
 
-    fn device(&self, i: usize) -> &Device {
+    fn device(&self, i: usize) -> &Device<'a> {
         &self.def.devices[i]
     }
 
-    fn controller(&self, i: usize) -> &Controller {
+    fn controller(&self, i: usize) -> &Controller<'a> {
         self.def.devices[i]
             .controller()
             .expect("controller_order holds controllers only")
     }
 
-    fn pci_controllers(&self) -> impl Iterator<Item = (usize, &Controller, PciModel)> + '_ {
+    fn pci_controllers(&self) -> impl Iterator<Item = (usize, &Controller<'a>, PciModel)> + '_ {
         self.controller_order.iter().filter_map(move |&i| {
             let c = self.controller(i);
             c.pci_model().map(|m| (i, c, m))
@@ -125,7 +135,7 @@ impl Planner {
     }
 
     /// Add a device that is not in the input; returns its index.
-    fn push_device(&mut self, device: Device) -> usize {
+    fn push_device(&mut self, device: Device<'a>) -> usize {
         self.def.devices.push(device);
         self.flags.push(ConnectFlags::NONE);
         self.filled.push(FilledDefaults::default());
@@ -180,21 +190,21 @@ impl Planner {
         // in use only grow, so the lowest unused one never decreases: one cursor per type
         // keeps this linear (a search over every controller for every candidate index was
         // cubic: 2,000 index-less controllers took seconds).
-        let mut used: HashMap<String, HashSet<u32>> = HashMap::new();
+        let mut used: HashMap<&str, HashSet<u32>> = HashMap::new();
         for &j in &self.controller_order {
             let c = self.controller(j);
             if let Some(index) = c.index {
-                used.entry(c.ctype.clone()).or_default().insert(index);
+                used.entry(c.ctype).or_default().insert(index);
             }
         }
-        let mut lowest_free: HashMap<String, u32> = HashMap::new();
+        let mut lowest_free: HashMap<&str, u32> = HashMap::new();
         for pos in 0..self.controller_order.len() {
             let i = self.controller_order[pos];
             if self.controller(i).index.is_some() {
                 continue;
             }
-            let ctype = self.controller(i).ctype.clone();
-            let taken = used.entry(ctype.clone()).or_default();
+            let ctype = self.controller(i).ctype;
+            let taken = used.entry(ctype).or_default();
             let index = lowest_free.entry(ctype).or_insert(0);
             while taken.contains(index) {
                 *index += 1;
@@ -222,7 +232,7 @@ impl Planner {
             if c.ctype == "usb" {
                 continue;
             }
-            let key = (c.ctype.as_str(), c.index());
+            let key = (c.ctype, c.index());
             if seen.contains(&key) {
                 return Err(Error::xml(format!(
                     "Multiple '{}' controllers with index '{}'",
@@ -310,7 +320,7 @@ impl Planner {
     }
 
     /// Append a controller libvirt adds implicitly (it appends to its controller list).
-    fn add_implicit_controller(&mut self, ctype: &str, index: u32, model: Option<&str>) {
+    fn add_implicit_controller(&mut self, ctype: &'a str, index: u32, model: Option<&'a str>) {
         let pci = model
             .and_then(PciModel::from_name)
             .filter(|_| ctype == "pci");
@@ -318,14 +328,15 @@ impl Planner {
             element: None,
             address_element: None,
             kind: DeviceKind::Controller(Controller {
-                ctype: ctype.into(),
-                model: model.map(str::to_string),
+                ctype,
+                model,
                 index: Some(index),
                 index_missing: false,
                 pci: pci.map(|m| (m, PciControllerOptions::default())),
             }),
             address: DeviceAddress::None,
             address_controller: None,
+            prefs: Default::default(),
         });
         self.controller_order.push(i);
     }
@@ -361,11 +372,10 @@ impl Planner {
             self.push_device(Device {
                 element: None,
                 address_element: None,
-                kind: DeviceKind::Memballoon {
-                    model: "virtio".into(),
-                },
+                kind: DeviceKind::Memballoon { model: "virtio" },
                 address: DeviceAddress::None,
                 address_controller: None,
+                prefs: Default::default(),
             });
         }
     }
@@ -383,7 +393,7 @@ impl Planner {
                     drive_controller,
                     ..
                 } => {
-                    let ctype = match bus.as_str() {
+                    let ctype = match *bus {
                         "ide" => "ide",
                         "sata" => "sata",
                         "scsi" => "scsi",
@@ -397,7 +407,7 @@ impl Planner {
                 }
                 | DeviceKind::Console {
                     target_type: Some(t),
-                } if t == "virtio" => {
+                } if *t == "virtio" => {
                     wanted.push(("virtio-serial", device.address_controller.unwrap_or(0)))
                 }
                 _ => {}
@@ -420,11 +430,12 @@ impl Planner {
                 element: None,
                 address_element: None,
                 kind: DeviceKind::Video {
-                    model: "cirrus".into(),
+                    model: "cirrus",
                     primary: true,
                 },
                 address: DeviceAddress::None,
                 address_controller: None,
+                prefs: Default::default(),
             });
         }
     }
@@ -435,8 +446,8 @@ impl Planner {
             let has_address = device.address != DeviceAddress::None;
             match &device.kind {
                 DeviceKind::Disk { bus, target, .. } => {
-                    if matches!(device.address, DeviceAddress::Pci { .. }) && bus != "virtio" {
-                        if bus == "usb" {
+                    if matches!(device.address, DeviceAddress::Pci { .. }) && *bus != "virtio" {
+                        if *bus == "usb" {
                             return Err(Error::internal("unexpected address type for usb disk"));
                         }
                         return Err(Error::config_unsupported(format!(
@@ -445,15 +456,15 @@ impl Planner {
                     }
                 }
                 // pvpanic-pci is an ARM virt device: libvirt 9.0 refuses it on x86 machines.
-                DeviceKind::Panic { model: Some(m) } if m == "pvpanic" => {
+                DeviceKind::Panic { model: Some(m) } if *m == "pvpanic" => {
                     return Err(Error::config_unsupported("unknown panic model 'pvpanic'"));
                 }
-                DeviceKind::Video { model, .. } if model == "ramfb" && has_address => {
+                DeviceKind::Video { model, .. } if *model == "ramfb" && has_address => {
                     return Err(Error::config_unsupported(
                         "address not supported for video type ramfb",
                     ));
                 }
-                DeviceKind::Iommu { model } if model == "virtio" => {
+                DeviceKind::Iommu { model } if *model == "virtio" => {
                     if !matches!(
                         device.address,
                         DeviceAddress::None | DeviceAddress::Pci { .. }
@@ -498,27 +509,184 @@ impl Planner {
         }
     }
 
+    /// Turn each device's `bus` and `hotplug` preferences into its connect flags.
+    fn apply_preferences(&mut self) -> Result<()> {
+        let has_pcie_root = self.has_pcie_root();
+        for i in 0..self.def.devices.len() {
+            let device = &self.def.devices[i];
+            if device.prefs.is_empty() {
+                continue;
+            }
+            self.flags[i] = preferred_flags(device, self.flags[i], has_pcie_root)?;
+        }
+        Ok(())
+    }
+
+    /// `numa='N'` preferences: put each such device behind an expander bus whose `<node>` is
+    /// N (pcie-expander-bus on q35, pci-expander-bus on pc), adding the expander and, on q35,
+    /// one pcie-root-port behind it per device. The devices and the added root ports get
+    /// their addresses here; the expanders are placed by the usual algorithm on bus 0.
+    fn place_numa_devices(&mut self) -> Result<()> {
+        let mut wanted: Vec<(u32, usize)> = (0..self.def.devices.len())
+            .filter_map(|i| {
+                let d = &self.def.devices[i];
+                d.prefs
+                    .numa
+                    .filter(|_| d.address.wants_pci())
+                    .map(|n| (n, i))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        wanted.sort();
+        let machine = self.machine();
+        let expander_model = match machine {
+            MachineKind::Q35 => PciModel::PcieExpanderBus,
+            MachineKind::I440fx => PciModel::PciExpanderBus,
+            MachineKind::Other => {
+                return Err(Error::config_unsupported(
+                    "addressPreferences numa needs a pc or q35 machine",
+                ))
+            }
+        };
+        for &(node, i) in &wanted {
+            let d = &self.def.devices[i];
+            if node as usize >= self.def.numa_cells {
+                return Err(Error::xml(format!(
+                    "{}: addressPreferences numa='{node}' names a NUMA node the domain does not have (its <cpu><numa> has {} cell(s))",
+                    describe(d),
+                    self.def.numa_cells
+                )));
+            }
+            if machine == MachineKind::Q35 && d.prefs.bus == Some(BusPreference::Pci) {
+                return Err(Error::config_unsupported(format!(
+                    "{}: addressPreferences numa with bus='pci' is not supported on q35 (the devices behind a pcie-expander-bus are PCI Express)",
+                    describe(d)
+                )));
+            }
+        }
+        // New buses get indexes above every bus in use.
+        let mut next_index = self
+            .def
+            .devices
+            .iter()
+            .filter_map(|d| match (&d.kind, d.address.present_pci()) {
+                (DeviceKind::Controller(c), _) if c.ctype == "pci" => Some(c.index()),
+                (_, Some(addr)) => Some(addr.bus),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+            + 1;
+        // busNr ranges of the new expanders, from the top: each needs one number for itself
+        // and one per root port behind it.
+        let mut lowest_bus_nr: i64 = self
+            .pci_controllers()
+            .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
+            .fold(255, i64::min);
+        let mut start = 0;
+        while start < wanted.len() {
+            let node = wanted[start].0;
+            let end = wanted[start..]
+                .iter()
+                .position(|&(n, _)| n != node)
+                .map_or(wanted.len(), |p| start + p);
+            let devices: Vec<usize> = wanted[start..end].iter().map(|&(_, i)| i).collect();
+            start = end;
+            let per_bus = if machine == MachineKind::Q35 {
+                8 * 32
+            } else {
+                32
+            };
+            if devices.len() > per_bus {
+                return Err(Error::config_unsupported(format!(
+                    "{} devices prefer NUMA node {node}, but one expander bus takes at most {per_bus}",
+                    devices.len()
+                )));
+            }
+            let expander = next_index;
+            next_index += 1;
+            let children = if machine == MachineKind::Q35 {
+                devices.len() as i64
+            } else {
+                0
+            };
+            let bus_nr = lowest_bus_nr - 1 - children;
+            if bus_nr < 1 {
+                return Err(Error::config_unsupported(format!(
+                    "no bus numbers left for a NUMA node {node} expander bus"
+                )));
+            }
+            lowest_bus_nr = bus_nr;
+            let options = PciControllerOptions {
+                numa_node: Some(i64::from(node)),
+                bus_nr: Some(bus_nr),
+                ..Default::default()
+            };
+            self.add_pci_controller(expander, expander_model, options, DeviceAddress::None);
+            self.filled_last().bus_nr = true;
+            for (k, &device) in devices.iter().enumerate() {
+                let k = k as u32;
+                let target = if machine == MachineKind::Q35 {
+                    // One root port per device, eight to a slot of the expander bus.
+                    let port = next_index;
+                    next_index += 1;
+                    let at = PciAddress::new(0, expander, k / 8, k % 8);
+                    self.add_pci_controller(
+                        port,
+                        PciModel::PcieRootPort,
+                        PciControllerOptions::default(),
+                        DeviceAddress::Pci {
+                            addr: at,
+                            multi: Multifunction::Absent,
+                        },
+                    );
+                    PciAddress::new(0, port, 0, 0)
+                } else {
+                    PciAddress::new(0, expander, k, 0)
+                };
+                self.set_address(device, target, Multifunction::Absent);
+            }
+        }
+        Ok(())
+    }
+
+    /// Add a PCI controller that virtpci decided on (not libvirt).
+    fn add_pci_controller(
+        &mut self,
+        index: u32,
+        model: PciModel,
+        options: PciControllerOptions<'a>,
+        address: DeviceAddress,
+    ) {
+        let i = self.push_device(Device {
+            element: None,
+            address_element: None,
+            kind: DeviceKind::Controller(Controller {
+                ctype: "pci",
+                model: Some(model.name()),
+                index: Some(index),
+                index_missing: false,
+                pci: Some((model, options)),
+            }),
+            address,
+            address_controller: None,
+            prefs: Default::default(),
+        });
+        self.controller_order.push(i);
+    }
+
+    fn filled_last(&mut self) -> &mut FilledDefaults {
+        self.filled.last_mut().expect("a device was just added")
+    }
+
     // ----- device lists in libvirt's order --------------------------------------------
 
     fn devices_where(&self, keep: impl Fn(&Device) -> bool) -> Vec<usize> {
         (0..self.def.devices.len())
             .filter(|&i| keep(&self.def.devices[i]))
             .collect()
-    }
-
-    /// PCI hostdevs as libvirt lists them: those of `<interface type='hostdev'>` first.
-    fn hostdev_order(&self) -> Vec<usize> {
-        let mut order = self.devices_where(|d| {
-            matches!(
-                &d.kind,
-                DeviceKind::Net {
-                    hostdev: Some(_),
-                    ..
-                }
-            )
-        });
-        order.extend(self.devices_where(|d| matches!(d.kind, DeviceKind::Hostdev(_))));
-        order
     }
 
     /// Videos as libvirt lists them: the primary one first.
@@ -538,15 +706,26 @@ impl Planner {
 
     /// Every device in the order of libvirt's virDomainDeviceInfoIterate: by kind, then in
     /// each kind's list order.
-    fn iterate_order(&self) -> Vec<usize> {
+    fn iterate_order(&self, keep: impl Fn(&Device<'a>) -> bool) -> Vec<usize> {
+        let mut keyed = self.iterate_keys(keep);
+        keyed.sort_unstable();
+        keyed.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    /// The devices `keep` accepts, each with its sort key for [`Self::iterate_order`]
+    /// (unsorted).
+    fn iterate_keys(&self, keep: impl Fn(&Device<'a>) -> bool) -> Vec<(u8, usize, usize)> {
         let backcompat_console = self.backcompat_console();
         let primary_video = self.video_order().first().copied();
         let mut controller_pos = vec![usize::MAX; self.def.devices.len()];
         for (pos, &i) in self.controller_order.iter().enumerate() {
             controller_pos[i] = pos;
         }
-        let mut keyed: Vec<(u8, usize, usize)> = Vec::with_capacity(self.def.devices.len());
+        let mut keyed: Vec<(u8, usize, usize)> = Vec::new();
         for (i, device) in self.def.devices.iter().enumerate() {
+            if !keep(device) {
+                continue;
+            }
             let rank = match device.kind {
                 DeviceKind::Disk { .. } => 0,
                 DeviceKind::Net { .. } => 1,
@@ -584,8 +763,7 @@ impl Planner {
             };
             keyed.push((rank, within, i));
         }
-        keyed.sort_unstable();
-        keyed.into_iter().map(|(_, _, i)| i).collect()
+        keyed
     }
 
     /// The first console, when it only mirrors the first serial port (libvirt skips it when
@@ -614,7 +792,14 @@ impl Planner {
     // ----- the algorithm ---------------------------------------------------------------
 
     fn run(&mut self) -> Result<()> {
+        let declared_max_index: i64 = self
+            .pci_controllers()
+            .map(|(_, c, _)| i64::from(c.index()))
+            .max()
+            .unwrap_or(-1);
+        self.place_numa_devices()?;
         self.compute_flags();
+        self.apply_preferences()?;
         let max_index: i64 = self
             .pci_controllers()
             .map(|(_, c, _)| i64::from(c.index()))
@@ -629,9 +814,28 @@ impl Planner {
                 set.reserve_next(PCI_FLAGS, None)?;
             }
             self.assign_slots(&mut set)?;
-            // q35 without user PCI controllers: one empty root port for hotplug.
-            if max_index <= 0 && set.bus_count() as i64 > max_index + 1 && self.has_pcie_root() {
-                set.reserve_next(ConnectFlags::PCIE_AUTO, None)?;
+            match self.options.hotplug_ports {
+                // q35 without user PCI controllers: one empty root port for hotplug.
+                None => {
+                    if declared_max_index <= 0
+                        && set.bus_count() as i64 > max_index + 1
+                        && self.has_pcie_root()
+                    {
+                        set.reserve_next(ConnectFlags::PCIE_AUTO, None)?;
+                    }
+                }
+                // Room for `n` hot-plugged devices: as many placeholder devices that need
+                // hotplug, which take free places or make the dry run add buses for them.
+                Some(n) => {
+                    let dummy = if self.has_pcie_root() {
+                        ConnectFlags::PCIE_AUTO
+                    } else {
+                        PCI_FLAGS
+                    } | ConnectFlags::HOTPLUGGABLE;
+                    for _ in 0..n {
+                        set.reserve_next(dummy, None)?;
+                    }
+                }
             }
             self.add_controllers_for_new_buses(&mut set)?;
             nbuses = set.bus_count();
@@ -664,14 +868,15 @@ impl Planner {
                     element: None,
                     address_element: None,
                     kind: DeviceKind::Controller(Controller {
-                        ctype: "pci".into(),
-                        model: Some(model.name().into()),
+                        ctype: "pci",
+                        model: Some(model.name()),
                         index: Some(index as u32),
                         index_missing: false,
                         pci: Some((model, PciControllerOptions::default())),
                     }),
                     address: DeviceAddress::None,
                     address_controller: None,
+                    prefs: Default::default(),
                 });
                 // virDomainDefMaybeAddController appends to the controller list.
                 self.controller_order.push(i);
@@ -716,7 +921,9 @@ impl Planner {
             .map(|b| b.unwrap_or_else(|| Bus::new(gap_model, true)))
             .collect();
         let mut set = AddressSet::new(buses, dry_run);
-        for i in self.iterate_order() {
+        // Only devices with an address take part; visiting them in libvirt's order keeps
+        // its choice of which conflict is reported.
+        for i in self.iterate_order(|d| d.address.present_pci().is_some()) {
             self.collect_address(&mut set, i)?;
         }
         Ok(set)
@@ -836,7 +1043,7 @@ impl Planner {
             return Ok(());
         };
         if let DeviceKind::Video { model, .. } = &self.def.devices[video].kind {
-            if model == "none" || model == "ramfb" {
+            if *model == "none" || *model == "ramfb" {
                 return Ok(());
             }
         }
@@ -895,7 +1102,7 @@ impl Planner {
         let audio = PciAddress::new(0, 0, 0x1b, 0);
         if !set.slot_in_use(&audio) {
             let first_ich9 = self.devices_where(|d| {
-                matches!(&d.kind, DeviceKind::Sound { model } if model == "ich9")
+                matches!(&d.kind, DeviceKind::Sound { model } if *model == "ich9")
                     && d.address.wants_pci()
             });
             if let Some(&sound) = first_ich9.first() {
@@ -909,6 +1116,46 @@ impl Planner {
     /// Give every device that wants one an address, in libvirt's order
     /// (qemuDomainAssignDevicePCISlots).
     fn assign_slots(&mut self, set: &mut AddressSet) -> Result<()> {
+        // The device lists of each step, made in one walk over the devices.
+        let rest: [fn(&DeviceKind) -> bool; 12] = [
+            |k| matches!(k, DeviceKind::Memballoon { model } if *model != "none" && *model != "xen"),
+            |k| matches!(k, DeviceKind::Rng { .. }),
+            |k| matches!(k, DeviceKind::Watchdog { model } if *model == "i6300esb"),
+            |_| false, // videos: see below
+            |k| matches!(k, DeviceKind::Shmem),
+            |k| matches!(k, DeviceKind::Input { bus, .. } if *bus == "virtio"),
+            |k| matches!(k, DeviceKind::Serial { target_type: Some(t) } if *t == "pci-serial"),
+            |k| matches!(k, DeviceKind::Iommu { model } if *model == "virtio"),
+            |k| matches!(k, DeviceKind::Vsock { .. }),
+            |k| matches!(k, DeviceKind::Memory { model } if *model == "virtio-pmem" || *model == "virtio-mem"),
+            |k| matches!(k, DeviceKind::Crypto { .. }),
+            |k| matches!(k, DeviceKind::Panic { model: Some(m) } if *m == "pvpanic"),
+        ];
+        const FILESYSTEMS: usize = 0;
+        const NETS: usize = 1;
+        const SOUNDS: usize = 2;
+        const VIRTIO_DISKS: usize = 3;
+        const HOSTDEV_NETS: usize = 4;
+        const HOSTDEVS: usize = 5;
+        const REST: usize = 6;
+        let mut lists: [Vec<usize>; REST + 12] = Default::default();
+        for (i, d) in self.def.devices.iter().enumerate() {
+            let bucket = match &d.kind {
+                DeviceKind::Filesystem { .. } => FILESYSTEMS,
+                DeviceKind::Net { hostdev: None, .. } => NETS,
+                DeviceKind::Net { .. } => HOSTDEV_NETS,
+                DeviceKind::Sound { model } if !matches!(*model, "sb16" | "pcspk" | "usb") => {
+                    SOUNDS
+                }
+                DeviceKind::Disk { bus, .. } if *bus == "virtio" => VIRTIO_DISKS,
+                DeviceKind::Hostdev(_) => HOSTDEVS,
+                kind => match rest.iter().position(|keep| keep(kind)) {
+                    Some(step) => REST + step,
+                    None => continue,
+                },
+            };
+            lists[bucket].push(i);
+        }
         // 1. PCI controllers other than the roots.
         for i in self.controller_order.clone() {
             if let Some(model) = self.controller(i).pci_model() {
@@ -918,21 +1165,19 @@ impl Planner {
             }
         }
         // 2. Filesystems.
-        for i in self.devices_where(|d| matches!(d.kind, DeviceKind::Filesystem { .. })) {
+        for &i in &lists[FILESYSTEMS] {
             if self.wants(i) {
                 self.reserve_next_for(set, i)?;
             }
         }
         // 3. Network interfaces, except hostdev ones (they go with the hostdevs).
-        for i in self.devices_where(|d| matches!(&d.kind, DeviceKind::Net { hostdev: None, .. })) {
+        for &i in &lists[NETS] {
             if self.wants(i) {
                 self.reserve_next_for(set, i)?;
             }
         }
         // 4. Sound cards that are PCI devices.
-        for i in self.devices_where(|d| {
-            matches!(&d.kind, DeviceKind::Sound { model } if !matches!(model.as_str(), "sb16" | "pcspk" | "usb"))
-        }) {
+        for &i in &lists[SOUNDS] {
             if self.wants(i) {
                 self.reserve_next_for(set, i)?;
             }
@@ -955,9 +1200,7 @@ impl Planner {
             }
         }
         // 6. virtio disks.
-        for i in self
-            .devices_where(|d| matches!(&d.kind, DeviceKind::Disk { bus, .. } if bus == "virtio"))
-        {
+        for &i in &lists[VIRTIO_DISKS] {
             let address = &self.def.devices[i].address;
             if address.present_pci().is_some()
                 || matches!(address, DeviceAddress::Other(t) if t == "ccw" || t == "virtio-mmio")
@@ -972,8 +1215,9 @@ impl Planner {
             }
             self.reserve_next_for(set, i)?;
         }
-        // 7. Host devices that are PCI functions in the guest.
-        for i in self.hostdev_order() {
+        // 7. Host devices that are PCI functions in the guest: those of
+        // `<interface type='hostdev'>` first.
+        for &i in lists[HOSTDEV_NETS].iter().chain(&lists[HOSTDEVS]) {
             let hostdev = match &self.def.devices[i].kind {
                 DeviceKind::Hostdev(h) => h,
                 DeviceKind::Net {
@@ -984,36 +1228,22 @@ impl Planner {
             let pci_in_guest = hostdev.is_subsystem()
                 && (hostdev.htype == "pci"
                     || hostdev.htype == "scsi_host"
-                    || (hostdev.htype == "mdev" && hostdev.model.as_deref() == Some("vfio-pci")));
+                    || (hostdev.htype == "mdev" && hostdev.model == Some("vfio-pci")));
             if pci_in_guest && self.wants(i) {
                 self.reserve_next_for(set, i)?;
             }
         }
         // 8.-19. The rest, one kind after the other.
-        let rest: [fn(&DeviceKind) -> bool; 12] = [
-            |k| matches!(k, DeviceKind::Memballoon { model } if model != "none" && model != "xen"),
-            |k| matches!(k, DeviceKind::Rng { .. }),
-            |k| matches!(k, DeviceKind::Watchdog { model } if model == "i6300esb"),
-            |_| false, // videos: see below
-            |k| matches!(k, DeviceKind::Shmem),
-            |k| matches!(k, DeviceKind::Input { bus, .. } if bus == "virtio"),
-            |k| matches!(k, DeviceKind::Serial { target_type: Some(t) } if t == "pci-serial"),
-            |k| matches!(k, DeviceKind::Iommu { model } if model == "virtio"),
-            |k| matches!(k, DeviceKind::Vsock { .. }),
-            |k| matches!(k, DeviceKind::Memory { model } if model == "virtio-pmem" || model == "virtio-mem"),
-            |k| matches!(k, DeviceKind::Crypto { .. }),
-            |k| matches!(k, DeviceKind::Panic { model: Some(m) } if m == "pvpanic"),
-        ];
-        for (step, keep) in rest.iter().enumerate() {
+        for step in 0..rest.len() {
             let devices = if step == 3 {
                 self.video_order()
                     .into_iter()
                     .filter(|&i| {
-                        !matches!(&self.def.devices[i].kind, DeviceKind::Video { model, .. } if model == "none" || model == "ramfb")
+                        !matches!(&self.def.devices[i].kind, DeviceKind::Video { model, .. } if *model == "none" || *model == "ramfb")
                     })
                     .collect()
             } else {
-                let mut list = self.devices_where(|d| keep(&d.kind));
+                let mut list = std::mem::take(&mut lists[REST + step]);
                 // libvirt has a single memballoon, iommu and vsock.
                 if step == 0 || step == 7 || step == 8 {
                     list.truncate(1);
@@ -1065,28 +1295,39 @@ impl Planner {
     /// Function 0 of every slot with another function in use gets multifunction='on',
     /// unless the definition says 'off' (virDomainPCIAddressSetAllMulti).
     fn set_all_multifunction(&mut self) {
-        let order = self.iterate_order();
         let pci = |d: &Device| match d.address {
             DeviceAddress::Pci { addr, .. } => Some(addr),
             _ => None,
         };
-        let mut slots_with_others: Vec<PciAddress> = order
+        let keyed = self.iterate_keys(|d| pci(d).is_some());
+        let mut slots_with_others: Vec<PciAddress> = keyed
             .iter()
-            .filter_map(|&i| pci(&self.def.devices[i]))
+            .filter_map(|&(_, _, i)| pci(&self.def.devices[i]))
             .filter(|a| a.function != 0)
             .map(|a| PciAddress { function: 0, ..a })
             .collect();
-        slots_with_others.sort();
+        if slots_with_others.is_empty() {
+            return;
+        }
+        slots_with_others.sort_unstable();
         slots_with_others.dedup();
-        for slot in slots_with_others {
-            if let Some(&i) = order
-                .iter()
-                .find(|&&i| pci(&self.def.devices[i]) == Some(slot))
-            {
-                if let DeviceAddress::Pci { multi, .. } = &mut self.def.devices[i].address {
-                    if *multi == Multifunction::Absent {
-                        *multi = Multifunction::On;
-                    }
+        // Per slot, the device at function 0 that comes first in libvirt's order.
+        let mut first_at: Vec<Option<(u8, usize, usize)>> = vec![None; slots_with_others.len()];
+        for &key in &keyed {
+            let Some(addr) = pci(&self.def.devices[key.2]) else {
+                continue;
+            };
+            if let Ok(pos) = slots_with_others.binary_search(&addr) {
+                let entry = &mut first_at[pos];
+                if entry.map_or(true, |e| key < e) {
+                    *entry = Some(key);
+                }
+            }
+        }
+        for (_, _, i) in first_at.into_iter().flatten() {
+            if let DeviceAddress::Pci { multi, .. } = &mut self.def.devices[i].address {
+                if *multi == Multifunction::Absent {
+                    *multi = Multifunction::On;
                 }
             }
         }
@@ -1121,7 +1362,7 @@ impl Planner {
             let filled = &mut self.filled[i];
             if opts.model_name.is_none() {
                 if let Some(name) = model.default_model_name() {
-                    opts.model_name = Some(name.to_string());
+                    opts.model_name = Some(name);
                     filled.model_name = true;
                 }
             }
@@ -1181,11 +1422,11 @@ impl Planner {
             let context = || {
                 format!(
                     "for PCI controller with index '{index}', model '{model}' and modelName '{}'",
-                    opts.model_name.as_deref().unwrap_or_default()
+                    opts.model_name.unwrap_or_default()
                 )
             };
             if let Some(name) = &opts.model_name {
-                if model.is_root() || !model.valid_model_names().contains(&name.as_str()) {
+                if model.is_root() || !model.valid_model_names().contains(name) {
                     return Err(Error::config_unsupported(format!(
                         "Option 'modelName' has invalid value {}",
                         context()
@@ -1267,7 +1508,7 @@ fn usb2_companion_function(c: &Controller) -> Option<(u32, Multifunction)> {
     if c.ctype != "usb" {
         return None;
     }
-    match c.model.as_deref()? {
+    match c.model? {
         "ich9-ehci1" => Some((7, Multifunction::Absent)),
         "ich9-uhci1" => Some((0, Multifunction::On)),
         "ich9-uhci2" => Some((1, Multifunction::Absent)),
@@ -1284,10 +1525,10 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
     let none = ConnectFlags::NONE;
     let transitional = |model: Option<&str>| model == Some("virtio-transitional");
     match &device.kind {
-        DeviceKind::Controller(c) => match c.ctype.as_str() {
+        DeviceKind::Controller(c) => match c.ctype {
             "pci" => c.pci_model().map_or(none, PciModel::connect_flags),
             "sata" | "ide" => pci,
-            "usb" => match c.model.as_deref() {
+            "usb" => match c.model {
                 None => pci,
                 Some("nec-xhci" | "qemu-xhci") => pcie,
                 Some(
@@ -1296,13 +1537,13 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
                 ) => pci,
                 Some(_) => none,
             },
-            "scsi" => match c.model.as_deref() {
+            "scsi" => match c.model {
                 None | Some("ncr53c90") => none,
                 Some("virtio-scsi" | "virtio-non-transitional") => virtio,
                 Some(_) => pci,
             },
             "virtio-serial" => {
-                if transitional(c.model.as_deref()) {
+                if transitional(c.model) {
                     pci
                 } else {
                     virtio
@@ -1335,12 +1576,10 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             // A model libvirt does not know is "unknown", which it treats as PCI Express.
             Some(_) => pcie,
         },
-        DeviceKind::Sound { model } => match model.as_str() {
-            "es1370" | "ac97" | "ich6" | "ich9" => pci,
-            _ => none,
-        },
+        DeviceKind::Sound { model } if matches!(*model, "es1370" | "ac97" | "ich6" | "ich9") => pci,
+        DeviceKind::Sound { .. } => none,
         DeviceKind::Disk { bus, model, .. } => {
-            if bus != "virtio" {
+            if *bus != "virtio" {
                 none
             } else if transitional(model.as_deref()) {
                 pci
@@ -1349,26 +1588,26 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             }
         }
         DeviceKind::Hostdev(h) => hostdev_flags(h, device, pcie, virtio),
-        DeviceKind::Memballoon { model } => match model.as_str() {
+        DeviceKind::Memballoon { model } => match *model {
             "virtio-transitional" => pci,
             "virtio" | "virtio-non-transitional" => virtio,
             _ => none,
         },
         DeviceKind::Rng { model } => {
-            if model == "virtio-transitional" {
+            if *model == "virtio-transitional" {
                 pci
             } else {
                 virtio
             }
         }
         DeviceKind::Watchdog { model } => {
-            if model == "i6300esb" {
+            if *model == "i6300esb" {
                 pci
             } else {
                 none
             }
         }
-        DeviceKind::Video { model, .. } => match model.as_str() {
+        DeviceKind::Video { model, .. } => match *model {
             "virtio" => virtio,
             "vga" | "cirrus" | "vmvga" | "xen" | "vbox" | "qxl" | "parallels" => pci,
             "bochs" => pcie,
@@ -1376,7 +1615,7 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
         },
         DeviceKind::Shmem => pci,
         DeviceKind::Input { bus, model } => {
-            if bus != "virtio" {
+            if *bus != "virtio" {
                 none
             } else if transitional(model.as_deref()) {
                 pci
@@ -1392,7 +1631,7 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             }
         }
         DeviceKind::Iommu { model } => {
-            if model == "virtio" {
+            if *model == "virtio" {
                 virtio | ConnectFlags::INTEGRATED
             } else {
                 none
@@ -1402,12 +1641,10 @@ pub fn device_flags(device: &Device, pcie: ConnectFlags, virtio: ConnectFlags) -
             Some("virtio-transitional") => pci,
             _ => virtio,
         },
-        DeviceKind::Memory { model } => match model.as_str() {
-            "virtio-pmem" | "virtio-mem" => virtio,
-            _ => none,
-        },
+        DeviceKind::Memory { model } if matches!(*model, "virtio-pmem" | "virtio-mem") => virtio,
+        DeviceKind::Memory { .. } => none,
         DeviceKind::Crypto { model } => {
-            if model == "virtio" {
+            if *model == "virtio" {
                 pci
             } else {
                 none
@@ -1470,7 +1707,7 @@ fn hostdev_flags(
         return pcie;
     }
     if h.htype == "scsi_host" {
-        return if h.model.as_deref() == Some("virtio-transitional") {
+        return if h.model == Some("virtio-transitional") {
             pci
         } else {
             virtio
@@ -1478,4 +1715,108 @@ fn hostdev_flags(
     }
     // libvirt opens the host device here; one that is not on this host counts as PCIe.
     pcie
+}
+
+/// A short description of a device for messages about its preferences.
+fn describe(device: &Device) -> String {
+    let name = match &device.kind {
+        DeviceKind::Disk { .. } => "disk",
+        DeviceKind::Controller(_) => "controller",
+        DeviceKind::Filesystem { .. } => "filesystem",
+        DeviceKind::Net { .. } => "interface",
+        DeviceKind::Sound { .. } => "sound",
+        DeviceKind::Hostdev(_) => "hostdev",
+        DeviceKind::Memballoon { .. } => "memballoon",
+        DeviceKind::Rng { .. } => "rng",
+        DeviceKind::Watchdog { .. } => "watchdog",
+        DeviceKind::Video { .. } => "video",
+        DeviceKind::Shmem => "shmem",
+        DeviceKind::Input { .. } => "input",
+        DeviceKind::Serial { .. } => "serial",
+        DeviceKind::Console { .. } => "console",
+        DeviceKind::Channel { .. } => "channel",
+        DeviceKind::Iommu { .. } => "iommu",
+        DeviceKind::Vsock { .. } => "vsock",
+        DeviceKind::Memory { .. } => "memory",
+        DeviceKind::Crypto { .. } => "crypto",
+        DeviceKind::Panic { .. } => "panic",
+        _ => "device",
+    };
+    match device.prefs.line {
+        Some(line) => format!("<{name}> at line {line}"),
+        None => format!("<{name}>"),
+    }
+}
+
+/// Whether a device may be placed on either conventional PCI or PCI Express (virtio devices
+/// that are not transitional, PCI host devices, the xHCI USB controllers).
+fn can_use_either_bus(device: &Device) -> bool {
+    const MARK: ConnectFlags = ConnectFlags(1 << 20);
+    if device_flags(device, ConnectFlags::PCIE_AUTO, MARK).intersects(MARK) {
+        return true;
+    }
+    match &device.kind {
+        DeviceKind::Hostdev(h)
+        | DeviceKind::Net {
+            hostdev: Some(h), ..
+        } => h.is_subsystem() && h.htype == "pci",
+        DeviceKind::Controller(c) => {
+            c.ctype == "usb" && matches!(c.model, Some("nec-xhci" | "qemu-xhci"))
+        }
+        _ => false,
+    }
+}
+
+/// The connect flags of `device` (libvirt's are `flags`) after its `bus` and `hotplug`
+/// preferences; an error names the device when a preference cannot be met.
+pub fn preferred_flags(
+    device: &Device,
+    flags: ConnectFlags,
+    has_pcie_root: bool,
+) -> Result<ConnectFlags> {
+    let prefs = device.prefs;
+    if prefs.is_empty() {
+        return Ok(flags);
+    }
+    if flags.is_empty() {
+        return Err(Error::xml(format!(
+            "{}: addressPreferences apply only to devices that take a PCI address",
+            describe(device)
+        )));
+    }
+    let mut flags = flags;
+    let keep = flags & (ConnectFlags::INTEGRATED | ConnectFlags::HOTPLUGGABLE);
+    match prefs.bus {
+        None => {}
+        Some(BusPreference::Pci) if flags.intersects(ConnectFlags::PCI_DEVICE) => {}
+        Some(BusPreference::Pci) if can_use_either_bus(device) => flags = PCI_FLAGS | keep,
+        Some(BusPreference::Pci) => {
+            return Err(Error::config_unsupported(format!(
+                "{}: addressPreferences bus='pci' cannot be met, the device is PCI Express only",
+                describe(device)
+            )))
+        }
+        Some(BusPreference::Pcie) if !has_pcie_root => {
+            return Err(Error::config_unsupported(format!(
+                "{}: addressPreferences bus='pcie' needs a PCI Express machine (q35); this machine has conventional PCI only",
+                describe(device)
+            )))
+        }
+        Some(BusPreference::Pcie) if flags.intersects(ConnectFlags::PCIE_DEVICE) => {}
+        Some(BusPreference::Pcie) if can_use_either_bus(device) => {
+            flags = ConnectFlags::PCIE_AUTO | keep
+        }
+        Some(BusPreference::Pcie) => {
+            return Err(Error::config_unsupported(format!(
+                "{}: addressPreferences bus='pcie' cannot be met, the device is conventional PCI only",
+                describe(device)
+            )))
+        }
+    }
+    match prefs.hotplug {
+        None => {}
+        Some(true) => flags |= ConnectFlags::HOTPLUGGABLE,
+        Some(false) => flags |= ConnectFlags::PLACE_WITHOUT_HOTPLUG,
+    }
+    Ok(flags)
 }

@@ -24,6 +24,9 @@ pub struct Bus {
     pub min_slot: u32,
     pub max_slot: u32,
     pub slots: [Slot; SLOTS],
+    /// Every slot below this one has all eight functions in use, so no search needs to look
+    /// at them (kept by the address set, which is the only writer of `slots`).
+    full_below: u32,
 }
 
 impl Bus {
@@ -35,6 +38,22 @@ impl Bus {
             min_slot: rules.min_slot,
             max_slot: rules.max_slot,
             slots: [Slot::default(); SLOTS],
+            full_below: 0,
+        }
+    }
+
+    /// Mark one function of `slot` used (the slot and function are in range).
+    fn take(&mut self, slot: u32, function: u32, flags: ConnectFlags) {
+        let s = &mut self.slots[slot as usize];
+        // Only the first device reserved in a slot decides whether root ports may share it.
+        if s.functions == 0 && flags.intersects(ConnectFlags::AGGREGATE_SLOT) {
+            s.aggregate = true;
+        }
+        s.functions |= 1u8 << function;
+        while (self.full_below as usize) < SLOTS
+            && self.slots[self.full_below as usize].functions == 0xff
+        {
+            self.full_below += 1;
         }
     }
 
@@ -117,7 +136,11 @@ fn error(from_config: bool, detail: String) -> Error {
 }
 
 impl AddressSet {
-    pub fn new(buses: Vec<Bus>, dry_run: bool) -> AddressSet {
+    pub fn new(mut buses: Vec<Bus>, dry_run: bool) -> AddressSet {
+        if dry_run {
+            // A dry run grows; one PCI domain has at most 256 buses.
+            buses.reserve(256usize.saturating_sub(buses.len()));
+        }
         AddressSet {
             buses,
             dry_run,
@@ -183,6 +206,7 @@ impl AddressSet {
             }
         } else if device.intersects(ConnectFlags::AUTOASSIGN)
             && !bus.intersects(ConnectFlags::AUTOASSIGN)
+            && !device.intersects(ConnectFlags::PLACE_WITHOUT_HOTPLUG)
         {
             return Some(Incompatible::NoAutoassign);
         }
@@ -263,19 +287,14 @@ impl AddressSet {
             self.grow(&mut addr, flags)?;
         }
         self.validate(&addr, flags, from_config)?;
-        let slot = &mut self.buses[addr.bus as usize].slots[addr.slot as usize];
-        let bit = 1u8 << addr.function;
-        if slot.functions & bit != 0 {
+        let bus = &mut self.buses[addr.bus as usize];
+        if bus.slots[addr.slot as usize].functions & (1u8 << addr.function) != 0 {
             return Err(error(
                 from_config,
                 format!("Attempted double use of PCI Address {addr}"),
             ));
         }
-        // Only the first device reserved in a slot decides whether root ports may share it.
-        if slot.functions == 0 && flags.intersects(ConnectFlags::AGGREGATE_SLOT) {
-            slot.aggregate = true;
-        }
-        slot.functions |= bit;
+        bus.take(addr.slot, addr.function, flags);
         Ok(())
     }
 
@@ -289,6 +308,9 @@ impl AddressSet {
             if addr.function < 8 {
                 slot.functions &= !(1u8 << addr.function);
             }
+        }
+        if let Some(bus) = self.buses.get_mut(addr.bus as usize) {
+            bus.full_below = bus.full_below.min(addr.slot);
         }
         self.search_from.clear();
     }
@@ -305,23 +327,21 @@ impl AddressSet {
         if Self::incompatibility(&addr, bus.accepts, flags, false).is_some() {
             return None;
         }
+        let aggregate = flags.intersects(ConnectFlags::AGGREGATE_SLOT);
+        addr.slot = addr.slot.max(bus.full_below);
         while addr.slot <= bus.max_slot {
             let slot = bus.slots[addr.slot as usize];
             if slot.functions == 0 {
                 return Some(addr);
             }
-            if flags.intersects(ConnectFlags::AGGREGATE_SLOT) && slot.aggregate {
+            if aggregate && slot.aggregate {
                 if slot.functions & (1 << addr.function) == 0 {
                     return Some(addr);
                 }
-                if function.is_none() {
-                    while addr.function < 8 {
-                        if slot.functions & (1 << addr.function) == 0 {
-                            return Some(addr);
-                        }
-                        addr.function += 1;
-                    }
-                    addr.function = 0;
+                if function.is_none() && slot.functions != 0xff {
+                    // The lowest free function (the search starts at function 0).
+                    addr.function = (!slot.functions).trailing_zeros();
+                    return Some(addr);
                 }
             }
             addr.slot += 1;
@@ -337,6 +357,16 @@ impl AddressSet {
         flags: ConnectFlags,
         function: Option<u32>,
     ) -> Result<PciAddress> {
+        self.find_next(flags, function).map(|(addr, _)| addr)
+    }
+
+    /// [`Self::next_address`], also saying whether the address is on a bus that existed
+    /// (and was checked to suit the device) rather than on one just added.
+    fn find_next(
+        &mut self,
+        flags: ConnectFlags,
+        function: Option<u32>,
+    ) -> Result<(PciAddress, bool)> {
         if self.buses.is_empty() {
             return Err(Error::xml("No PCI buses available"));
         }
@@ -353,7 +383,7 @@ impl AddressSet {
                     Some(c) => self.search_from[c].2 = bus_index,
                     None => self.search_from.push((flags, function, bus_index)),
                 }
-                return Ok(found);
+                return Ok((found, true));
             }
         }
         match cursor {
@@ -364,7 +394,7 @@ impl AddressSet {
             let mut addr = PciAddress::new(0, self.buses.len() as u32, 0, function.unwrap_or(0));
             self.grow(&mut addr, flags)?;
             addr.slot = self.buses[addr.bus as usize].min_slot;
-            return Ok(addr);
+            return Ok((addr, false));
         }
         Err(Error::internal("No more available PCI slots"))
     }
@@ -375,9 +405,34 @@ impl AddressSet {
         flags: ConnectFlags,
         function: Option<u32>,
     ) -> Result<PciAddress> {
-        let addr = self.next_address(flags, function)?;
-        self.reserve(&addr, flags, false)?;
+        let (addr, checked) = self.find_next(flags, function)?;
+        if checked {
+            // The search checked the bus, the slot range and that the function is free:
+            // all that reserving would check again.
+            self.buses[addr.bus as usize].take(addr.slot, addr.function, flags);
+        } else {
+            self.reserve(&addr, flags, false)?;
+        }
         Ok(addr)
+    }
+
+    /// Reserve the first free address for a device with `flags` on a bus that `allowed`
+    /// accepts, buses in order; the set never grows here.
+    pub fn reserve_next_on(
+        &mut self,
+        flags: ConnectFlags,
+        allowed: impl Fn(usize) -> bool,
+    ) -> Result<PciAddress> {
+        for bus_index in 0..self.buses.len() {
+            if !allowed(bus_index) {
+                continue;
+            }
+            if let Some(addr) = self.find_on_bus(bus_index, None, flags) {
+                self.buses[bus_index].take(addr.slot, addr.function, flags);
+                return Ok(addr);
+            }
+        }
+        Err(Error::internal("No more available PCI slots"))
     }
 
     /// Add buses so that `addr.bus` exists, choosing their model from what the device needs
@@ -419,7 +474,7 @@ impl AddressSet {
                 )),
                 None => Error::internal(format!(
                     "Cannot automatically add a new PCI bus for a device with connect flags {:02x}",
-                    flags.0
+                    flags.0 & ConnectFlags::LIBVIRT_MASK.0
                 )),
             });
         };

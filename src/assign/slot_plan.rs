@@ -87,7 +87,7 @@ fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
             _ => "device".into(),
         };
     };
-    let tag = doc.element(id).name.as_str();
+    let tag = doc.element(id).name;
     let detail = match tag {
         "interface" => attr_of(doc, id, "mac", "address").map(|m| format!("mac {m}")),
         "disk" => attr_of(doc, id, "target", "dev"),
@@ -130,7 +130,7 @@ fn uses_controller(doc: &Document<'_>, device: &Device) -> Option<(&'static str,
     let address_type = address.and_then(|a| doc.element(a).attr("type"));
     match (&device.kind, address_type) {
         (DeviceKind::Disk { bus, .. }, _) => {
-            let ctype = match bus.as_str() {
+            let ctype = match *bus {
                 "scsi" => "scsi",
                 "sata" => "sata",
                 "ide" => "ide",
@@ -150,7 +150,7 @@ fn uses_controller(doc: &Document<'_>, device: &Device) -> Option<(&'static str,
             Some(("virtio-serial", address_attr("controller").unwrap_or(0)))
         }
         (_, Some("usb")) => Some(("usb", address_attr("bus").unwrap_or(0))),
-        (DeviceKind::Input { bus, .. }, None) if bus == "usb" => Some(("usb", 0)),
+        (DeviceKind::Input { bus, .. }, None) if *bus == "usb" => Some(("usb", 0)),
         (DeviceKind::Hostdev(h), None) if h.htype == "usb" => Some(("usb", 0)),
         (DeviceKind::Hub | DeviceKind::Redirdev, None) => Some(("usb", 0)),
         (DeviceKind::Channel { .. } | DeviceKind::Console { .. }, None) => {
@@ -280,10 +280,10 @@ fn slot_name(a: &PciAddress) -> String {
     format!("{:04x}:{:02x}:{:02x}", a.domain, a.bus, a.slot)
 }
 
-/// One device to attach, parsed.
+/// One device to attach, parsed: its address and connect flags.
 struct Incoming<'a> {
     xml: &'a str,
-    device: Device,
+    address: DeviceAddress,
     flags: ConnectFlags,
 }
 
@@ -318,30 +318,32 @@ impl HotplugAddressSet {
         }
         let mut incoming = Vec::with_capacity(n);
         for (i, xml) in device_xmls.iter().enumerate() {
-            let device = Self::parse_device(xml).map_err(|e| Error {
+            let (address, flags) = self.parse_for_hotplug(xml).map_err(|e| Error {
                 code: e.code,
                 message: format!("device {i}: {}", e.message),
             })?;
             let tag = Document::parse(xml)
-                .map(|d| d.element(d.root).name.clone())
+                .map(|d| d.element(d.root).name.to_string())
                 .unwrap_or_default();
-            let Some(flags) = self.hotplug_flags(&device) else {
+            let Some(flags) = flags else {
                 return Err(Error::invalid_arg(format!(
                     "device {i} (<{tag}>) does not use a PCI address and cannot be a function \
                      of a PCI slot"
                 )));
             };
-            if let DeviceAddress::Other(t) = &device.address {
+            if let DeviceAddress::Other(t) = &address {
                 return Err(Error::invalid_arg(format!(
                     "device {i} (<{tag}>) has an address of type '{t}', not a PCI address"
                 )));
             }
-            incoming.push(Incoming { xml, device, flags });
+            incoming.push(Incoming {
+                xml,
+                address,
+                flags,
+            });
         }
-        let given: Vec<Option<PciAddress>> = incoming
-            .iter()
-            .map(|d| d.device.address.present_pci())
-            .collect();
+        let given: Vec<Option<PciAddress>> =
+            incoming.iter().map(|d| d.address.present_pci()).collect();
         let addrs: Vec<PciAddress> = if given.iter().all(Option::is_none) {
             self.find_free_slot(&incoming)?
         } else {
@@ -355,7 +357,7 @@ impl HotplugAddressSet {
             if let DeviceAddress::Pci {
                 multi: Multifunction::Off,
                 ..
-            } = incoming[zero].device.address
+            } = incoming[zero].address
             {
                 return Err(Error::config_unsupported(format!(
                     "function 0 of guest PCI slot {} has multifunction='off', but {n} functions \
@@ -369,7 +371,7 @@ impl HotplugAddressSet {
             let multi = if i == zero && n > 1 {
                 Multifunction::On
             } else {
-                match d.device.address {
+                match d.address {
                     DeviceAddress::Pci { multi, .. } => multi,
                     _ => Multifunction::Absent,
                 }
@@ -431,11 +433,7 @@ impl HotplugAddressSet {
         }
         for (i, d) in incoming.iter().enumerate() {
             let addr = PciAddress {
-                function: d
-                    .device
-                    .address
-                    .present_pci()
-                    .map_or(i as u32, |a| a.function),
+                function: d.address.present_pci().map_or(i as u32, |a| a.function),
                 ..slot
             };
             self.set.validate(&addr, d.flags, from_config)?;

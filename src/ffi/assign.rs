@@ -4,9 +4,10 @@
 use super::address::VirtpciPciAddress;
 use super::boundary::{guard, malloc_string, out_arg, ref_arg, xml_arg};
 use super::log::{emit, VIRTPCI_LOG_WARNING};
-use crate::assign::HotplugAddressSet;
+use crate::assign::{AssignOptions, HotplugAddressSet};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
+use crate::xml::domain::{AddressPreferences, BusPreference};
 use std::ffi::{c_char, c_int, c_uint};
 use std::sync::{Mutex, MutexGuard};
 
@@ -80,6 +81,7 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
         check_no_flags(flags & !VIRTPCI_ASSIGN_STRICT_FUNCTION0, NAME)?;
         let options = crate::assign::AssignOptions {
             strict_function0: flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
+            hotplug_ports: None,
         };
         let result = crate::assign::assign_domain_xml_with(xml, options)?;
         for warning in &result.warnings {
@@ -88,6 +90,101 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
         *out = malloc_string(&result.xml)?;
         Ok(0)
     })
+}
+
+/// Options of `virtpci_domain_assign_pci_addresses_with_options()`: virtpci's placement
+/// beyond libvirt. Zero-initialise it, set `size` to `sizeof(VirtpciAssignOptions)`, then set
+/// the fields wanted; fields added in later versions go at the end, and a caller built
+/// against an older header passes its smaller `size`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VirtpciAssignOptions {
+    /// `sizeof(VirtpciAssignOptions)` as the caller knows it.
+    pub size: c_uint,
+    /// The flags of `virtpci_domain_assign_pci_addresses()` (`VIRTPCI_ASSIGN_STRICT_FUNCTION0`);
+    /// any other bit is refused.
+    pub flags: c_uint,
+    /// Guarantee at least this many free hotplug-capable places after assignment: empty
+    /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
+    /// pc. A negative value keeps libvirt's rule (one spare root port on q35 when
+    /// controllers were added).
+    pub hotplug_ports: c_int,
+}
+
+/// `virtpci_domain_assign_pci_addresses()` with `*opts`: the same result, plus virtpci's
+/// placement options (`VirtpciAssignOptions`). Devices' `<addressPreferences hotplug='yes|no'
+/// bus='pci|pcie' numa='N'/>` (and `<hotplug require='no'/>`) are honoured by both functions;
+/// without preferences and with `hotplug_ports` negative the result is libvirt 9.0's.
+///
+/// Returns 0 and stores the new XML in `*out_xml` (release it with `virtpci_string_free()`
+/// or `free()`), or -1 with the last error set: libvirt's errors as for
+/// `virtpci_domain_assign_pci_addresses()`; `VIRTPCI_ERR_XML_ERROR` or
+/// `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a preference that is malformed or cannot be met (the
+/// message names the device and its line); `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, a
+/// `size` smaller than the first version of the struct, or an unknown bit in `flags`.
+/// Thread-safe.
+///
+/// # Safety
+/// `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
+/// `opts->size` readable bytes; `out_xml` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
+    domain_xml: *const c_char,
+    opts: *const VirtpciAssignOptions,
+    out_xml: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_domain_assign_pci_addresses_with_options";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let opts = unsafe { ref_arg(opts, "opts", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
+        if (opts.size as usize) < std::mem::size_of::<VirtpciAssignOptions>() {
+            return Err(Error::invalid_arg(format!(
+                "VirtpciAssignOptions size {} is smaller than its first version ({})",
+                opts.size,
+                std::mem::size_of::<VirtpciAssignOptions>()
+            )));
+        }
+        check_no_flags(opts.flags & !VIRTPCI_ASSIGN_STRICT_FUNCTION0, NAME)?;
+        let options = AssignOptions {
+            strict_function0: opts.flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
+            hotplug_ports: u32::try_from(opts.hotplug_ports).ok(),
+        };
+        let result = crate::assign::assign_domain_xml_with(xml, options)?;
+        for warning in &result.warnings {
+            emit(VIRTPCI_LOG_WARNING, warning);
+        }
+        *out = malloc_string(&result.xml)?;
+        Ok(0)
+    })
+}
+
+/// `VirtpciAddressPreferences.bus`: no preference.
+pub const VIRTPCI_BUS_ANY: c_int = 0;
+/// `VirtpciAddressPreferences.bus`: conventional PCI.
+pub const VIRTPCI_BUS_PCI: c_int = 1;
+/// `VirtpciAddressPreferences.bus`: PCI Express.
+pub const VIRTPCI_BUS_PCIE: c_int = 2;
+
+/// Placement preferences for `virtpci_address_set_reserve_next_with_preferences()`, the same
+/// as a device's `<addressPreferences>`. Set `size` to `sizeof(VirtpciAddressPreferences)`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VirtpciAddressPreferences {
+    /// `sizeof(VirtpciAddressPreferences)` as the caller knows it.
+    pub size: c_uint,
+    /// -1: no preference; 1: the device needs hotplug (always true when hot-plugging); 0:
+    /// never unplugged, which a hot-plugged device cannot be (an error).
+    pub hotplug: c_int,
+    /// `VIRTPCI_BUS_ANY`, `VIRTPCI_BUS_PCI` or `VIRTPCI_BUS_PCIE`: for devices that can use
+    /// either (virtio devices, PCI host devices, xHCI controllers).
+    pub bus: c_int,
+    /// -1: no preference; else a guest NUMA node: only buses behind an expander bus with
+    /// that `<node>` are searched.
+    pub numa_node: c_int,
 }
 
 /// Create the address set of the running guest defined by `xml` (its full domain XML, as a
@@ -145,6 +242,81 @@ pub unsafe extern "C" fn virtpci_address_set_reserve_next(
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out, "out", NAME) }?;
         match set.lock().reserve_next(device_xml)? {
+            Some(addr) => {
+                *out = addr.into();
+                Ok(0)
+            }
+            None => Ok(1),
+        }
+    })
+}
+
+/// `virtpci_address_set_reserve_next()` with placement preferences: each field of `*prefs`
+/// that is set replaces the device's own `<addressPreferences>` value. `bus` picks
+/// conventional PCI or PCI Express for a device that can use either; `numa_node` limits the
+/// search to buses behind an expander bus of that node; `hotplug` 0 is refused (a
+/// hot-plugged device needs hotplug).
+///
+/// Returns 0 and stores the address in `*out`; 1 when the device does not use PCI; -1 with
+/// the last error set: as `virtpci_address_set_reserve_next()`, plus
+/// `VIRTPCI_ERR_OPERATION_INVALID` for `hotplug` 0 or a NUMA node no bus is behind,
+/// `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a `bus` the device cannot use, and
+/// `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, a too small `size` or a value out of range.
+/// Thread-safe.
+///
+/// # Safety
+/// `set` is NULL or a live handle; `device_xml` is NULL or a NUL-terminated string; `prefs`
+/// is NULL or points to at least `prefs->size` readable bytes; `out` is NULL or valid for
+/// writing.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_address_set_reserve_next_with_preferences(
+    set: *mut VirtpciAddressSet,
+    device_xml: *const c_char,
+    prefs: *const VirtpciAddressPreferences,
+    out: *mut VirtpciPciAddress,
+) -> c_int {
+    const NAME: &str = "virtpci_address_set_reserve_next_with_preferences";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let set = unsafe { ref_arg(set as *const VirtpciAddressSet, "set", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let device_xml = unsafe { xml_arg(device_xml, "device_xml", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let prefs = unsafe { ref_arg(prefs, "prefs", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let out = unsafe { out_arg(out, "out", NAME) }?;
+        if (prefs.size as usize) < std::mem::size_of::<VirtpciAddressPreferences>() {
+            return Err(Error::invalid_arg(format!(
+                "VirtpciAddressPreferences size {} is smaller than its first version ({})",
+                prefs.size,
+                std::mem::size_of::<VirtpciAddressPreferences>()
+            )));
+        }
+        let bad = |what: &str, value: c_int| {
+            Error::invalid_arg(format!(
+                "VirtpciAddressPreferences {what} {value} is out of range in function {NAME}"
+            ))
+        };
+        let wanted = AddressPreferences {
+            hotplug: match prefs.hotplug {
+                -1 => None,
+                0 => Some(false),
+                1 => Some(true),
+                v => return Err(bad("hotplug", v)),
+            },
+            bus: match prefs.bus {
+                VIRTPCI_BUS_ANY => None,
+                VIRTPCI_BUS_PCI => Some(BusPreference::Pci),
+                VIRTPCI_BUS_PCIE => Some(BusPreference::Pcie),
+                v => return Err(bad("bus", v)),
+            },
+            numa: match prefs.numa_node {
+                -1 => None,
+                v => Some(u32::try_from(v).map_err(|_| bad("numa_node", v))?),
+            },
+            line: None,
+        };
+        match set.lock().reserve_next_with(device_xml, &wanted)? {
             Some(addr) => {
                 *out = addr.into();
                 Ok(0)

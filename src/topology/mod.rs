@@ -33,6 +33,14 @@ impl ConnectFlags {
     pub const PCI_BRIDGE: ConnectFlags = ConnectFlags(1 << 12);
     pub const PCIE_TO_PCI_BRIDGE: ConnectFlags = ConnectFlags(1 << 13);
 
+    /// virtpci, not libvirt: a placement preference (`hotplug='no'`) letting an
+    /// automatically placed device sit on a bus that neither supports hotplug nor allows
+    /// automatic placement, such as q35's pcie-root (as an integrated endpoint).
+    pub const PLACE_WITHOUT_HOTPLUG: ConnectFlags = ConnectFlags(1 << 16);
+
+    /// libvirt's bits (what its messages print).
+    pub const LIBVIRT_MASK: ConnectFlags = ConnectFlags(0xFFFF);
+
     /// Every "type" bit (what kind of thing plugs in), without the behaviour bits.
     pub const TYPES_MASK: ConnectFlags = ConnectFlags(0x3FF0);
     /// Both kinds of endpoint.

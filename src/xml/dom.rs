@@ -3,17 +3,17 @@
 
 use crate::error::{Error, Result};
 use crate::limits::{xml_too_large, XmlLimits};
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use std::borrow::Cow;
 
 /// Index of an element in [`Document::elements`].
 pub type ElementId = usize;
 
-/// One attribute: its name, unescaped value, and the byte span of `name='value'`.
+/// One attribute: its name, unescaped value, and the byte span of `name='value'`. Name and
+/// value borrow the input text (the value is owned only when it had entities to expand).
 #[derive(Debug, Clone)]
-pub struct Attribute {
-    pub name: String,
-    pub value: String,
+pub struct Attribute<'a> {
+    pub name: &'a str,
+    pub value: Cow<'a, str>,
     /// Byte offset of the name.
     pub start: usize,
     /// Byte offset just after the closing quote.
@@ -23,11 +23,27 @@ pub struct Attribute {
     pub value_end: usize,
 }
 
-/// One element with the byte spans of its tags.
+/// One element as stored: spans, and where its attributes and children sit in the
+/// document's shared lists.
 #[derive(Debug, Clone)]
-pub struct Element {
-    pub name: String,
-    pub attrs: Vec<Attribute>,
+struct Node<'a> {
+    name: &'a str,
+    attrs: (u32, u32),
+    children: (u32, u32),
+    start: usize,
+    start_tag_end: usize,
+    end_tag_start: usize,
+    end: usize,
+    self_closing: bool,
+    parent: Option<ElementId>,
+    text: Cow<'a, str>,
+}
+
+/// One element with the byte spans of its tags: a view into a [`Document`].
+#[derive(Debug, Clone, Copy)]
+pub struct Element<'d, 'a> {
+    pub name: &'a str,
+    pub attrs: &'d [Attribute<'a>],
     /// Offset of the `<` of the start tag.
     pub start: usize,
     /// Offset just after the `>` of the start tag.
@@ -37,65 +53,190 @@ pub struct Element {
     /// Offset just after the element.
     pub end: usize,
     pub self_closing: bool,
-    pub children: Vec<ElementId>,
+    pub children: Children<'d>,
     pub parent: Option<ElementId>,
-    /// Direct text content, raw (entities not expanded), concatenated.
-    pub text: String,
+    /// Direct text content, raw (entities not expanded), concatenated; whitespace-only
+    /// pieces are left out.
+    pub text: &'d str,
 }
 
-impl Element {
-    pub fn attr(&self, name: &str) -> Option<&str> {
+impl<'d, 'a> Element<'d, 'a> {
+    pub fn attr(&self, name: &str) -> Option<&'d str> {
         self.attrs
             .iter()
             .find(|a| a.name == name)
-            .map(|a| a.value.as_str())
+            .map(|a| &*a.value)
     }
 
-    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+    pub fn attribute(&self, name: &str) -> Option<&'d Attribute<'a>> {
         self.attrs.iter().find(|a| a.name == name)
     }
 }
 
-/// A parsed XML document that borrows its text.
+/// The child elements of one element, in document order (a slice that `for &id in &children`
+/// walks).
+#[derive(Debug, Clone, Copy)]
+pub struct Children<'d>(pub &'d [ElementId]);
+
+impl<'d> std::ops::Deref for Children<'d> {
+    type Target = [ElementId];
+    fn deref(&self) -> &[ElementId] {
+        self.0
+    }
+}
+
+impl<'d> IntoIterator for &Children<'d> {
+    type Item = &'d ElementId;
+    type IntoIter = std::slice::Iter<'d, ElementId>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'d> IntoIterator for Children<'d> {
+    type Item = &'d ElementId;
+    type IntoIter = std::slice::Iter<'d, ElementId>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// A parsed XML document that borrows its text. Elements are numbered in document order;
+/// all attributes sit in one list and all child lists in another, so parsing allocates a
+/// handful of times whatever the size of the document.
 #[derive(Debug)]
 pub struct Document<'a> {
     pub text: &'a str,
-    pub elements: Vec<Element>,
+    nodes: Vec<Node<'a>>,
+    attributes: Vec<Attribute<'a>>,
+    child_ids: Vec<ElementId>,
     pub root: ElementId,
 }
 
 impl<'a> Document<'a> {
     /// Parse `text`; any well-formedness problem is an XML error naming the line and column.
-    /// The limits of [`crate::limits`] apply.
+    ///
+    /// The scanner is written for this job: one pass over the bytes, recording spans. It
+    /// checks what makes a document well-formed for our purposes: tags nest and end tags
+    /// match, one root element, no text outside it, attributes quoted and not repeated, no
+    /// `<` in attribute values, no `--` inside comments, and every comment, CDATA section,
+    /// processing instruction, declaration and tag closed. The limits of [`crate::limits`]
+    /// apply.
     pub fn parse(text: &'a str) -> Result<Document<'a>> {
         Document::parse_with_limits(text, &XmlLimits::DEFAULT)
     }
 
     /// [`Document::parse`] with the given limits: a longer text is refused before it is read,
-    /// deeper nesting, more elements or more attributes on one element when first seen.
+    /// deeper nesting, more elements or more attributes on one element when first met.
     pub fn parse_with_limits(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>> {
         if text.len() > limits.max_bytes {
             return Err(xml_too_large(Some(text.len()), limits.max_bytes));
         }
-        let mut reader = Reader::from_str(text);
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.check_end_names = true;
-        config.expand_empty_elements = false;
-        config.check_comments = true;
-
-        let mut elements: Vec<Element> = Vec::new();
-        let mut stack: Vec<ElementId> = Vec::new();
+        let bytes = text.as_bytes();
+        // A rough guess of the element count saves most re-allocations of the lists.
+        let guess = text.len() / 40 + 4;
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(guess);
+        let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(guess);
+        let mut child_counts: Vec<u32> = Vec::with_capacity(guess);
+        let mut stack: Vec<ElementId> = Vec::with_capacity(16);
         let mut root: Option<ElementId> = None;
-        loop {
-            let before = reader.buffer_position() as usize;
-            let event = reader
-                .read_event()
-                .map_err(|e| malformed(text, reader.error_position() as usize, &e.to_string()))?;
-            let after = reader.buffer_position() as usize;
-            match event {
-                Event::Start(ref start) | Event::Empty(ref start) => {
-                    let self_closing = matches!(event, Event::Empty(_));
+        // A byte order mark is not content.
+        let mut pos = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        while pos < bytes.len() {
+            // Text up to the next markup.
+            let lt = find_byte(bytes, pos, b'<').unwrap_or(bytes.len());
+            if lt > pos {
+                let raw = &text[pos..lt];
+                let blank = raw.bytes().all(is_space);
+                match stack.last() {
+                    Some(&id) if !blank => push_text(&mut nodes[id].text, raw),
+                    Some(_) => {}
+                    None if blank => {}
+                    None => return Err(malformed(text, pos, "text outside the root element")),
+                }
+                pos = lt;
+                if pos == bytes.len() {
+                    break;
+                }
+            }
+            let before = pos;
+            match bytes.get(pos + 1) {
+                Some(b'/') => {
+                    let gt = find_byte(bytes, pos, b'>')
+                        .ok_or_else(|| malformed(text, before, "end tag is not closed"))?;
+                    let name = text[pos + 2..gt].trim_end_matches([' ', '\t', '\r', '\n']);
+                    let after = gt + 1;
+                    let Some(id) = stack.pop() else {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("unexpected end tag </{name}>"),
+                        ));
+                    };
+                    if nodes[id].name != name {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("expected </{}>, but </{name}> was found", nodes[id].name),
+                        ));
+                    }
+                    nodes[id].end_tag_start = before;
+                    nodes[id].end = after;
+                    pos = after;
+                }
+                Some(b'!') if text[pos..].starts_with("<!--") => {
+                    let body = pos + 4;
+                    let close = find_str(text, body, "--")
+                        .ok_or_else(|| malformed(text, before, "comment is not closed"))?;
+                    if bytes.get(close + 2) != Some(&b'>') {
+                        return Err(malformed(text, close, "'--' inside a comment"));
+                    }
+                    pos = close + 3;
+                }
+                Some(b'!') if text[pos..].starts_with("<![CDATA[") => {
+                    let close = find_str(text, pos + 9, "]]>")
+                        .ok_or_else(|| malformed(text, before, "CDATA section is not closed"))?;
+                    let after = close + 3;
+                    match stack.last() {
+                        Some(&id) => push_text(&mut nodes[id].text, &text[before..after]),
+                        None => {
+                            return Err(malformed(text, before, "text outside the root element"))
+                        }
+                    }
+                    pos = after;
+                }
+                Some(b'!') if text[pos..].starts_with("<!DOCTYPE") && root.is_none() => {
+                    // Skip to the '>' that closes it, past an internal subset in brackets.
+                    let mut depth = 0usize;
+                    let mut i = pos + 9;
+                    loop {
+                        match bytes.get(i) {
+                            None => return Err(malformed(text, before, "DOCTYPE is not closed")),
+                            Some(b'[') => depth += 1,
+                            Some(b']') => depth = depth.saturating_sub(1),
+                            Some(b'>') if depth == 0 => break,
+                            Some(_) => {}
+                        }
+                        i += 1;
+                    }
+                    pos = i + 1;
+                }
+                Some(b'?') => {
+                    let close = find_str(text, pos + 2, "?>").ok_or_else(|| {
+                        malformed(text, before, "processing instruction is not closed")
+                    })?;
+                    pos = close + 2;
+                }
+                Some(&c) if c != b'!' && !is_space(c) && c != b'>' && c != b'/' => {
+                    let mut name_end = pos + 1;
+                    while name_end < bytes.len()
+                        && !is_space(bytes[name_end])
+                        && bytes[name_end] != b'/'
+                        && bytes[name_end] != b'>'
+                    {
+                        name_end += 1;
+                    }
+                    let name = &text[pos + 1..name_end];
                     if stack.len() >= limits.max_depth {
                         return Err(malformed(
                             text,
@@ -103,18 +244,31 @@ impl<'a> Document<'a> {
                             &format!("elements nested deeper than {}", limits.max_depth),
                         ));
                     }
-                    if elements.len() >= limits.max_elements {
+                    if nodes.len() >= limits.max_elements {
                         return Err(malformed(
                             text,
                             before,
                             &format!("more than {} elements", limits.max_elements),
                         ));
                     }
-                    let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
-                    let raw = text.get(before..after).unwrap_or_default();
-                    let attrs = scan_attributes(raw, before, limits.max_attributes)
-                        .map_err(|why| malformed(text, before, &why.describe(&name, limits)))?;
-                    let id = elements.len();
+                    let first_attr = attributes.len();
+                    let scanned =
+                        scan_attributes(text, name_end, &mut attributes, limits.max_attributes);
+                    let Some(gt) = scanned else {
+                        let too_many = attributes.len() - first_attr >= limits.max_attributes;
+                        attributes.truncate(first_attr);
+                        let why = if too_many {
+                            format!("more than {} attributes in <{name}>", limits.max_attributes)
+                        } else if find_byte(bytes, pos, b'>').is_none() {
+                            "start tag is not closed".to_string()
+                        } else {
+                            format!("malformed attributes in <{name}>")
+                        };
+                        return Err(malformed(text, before, &why));
+                    };
+                    let after = gt + 1;
+                    let self_closing = bytes[gt - 1] == b'/';
+                    let id = nodes.len();
                     let parent = stack.last().copied();
                     if parent.is_none() {
                         if root.is_some() {
@@ -122,66 +276,95 @@ impl<'a> Document<'a> {
                         }
                         root = Some(id);
                     }
-                    elements.push(Element {
+                    nodes.push(Node {
                         name,
-                        attrs,
+                        attrs: (first_attr as u32, attributes.len() as u32),
+                        children: (0, 0),
                         start: before,
                         start_tag_end: after,
                         end_tag_start: after,
                         end: after,
                         self_closing,
-                        children: Vec::new(),
                         parent,
-                        text: String::new(),
+                        text: Cow::Borrowed(""),
                     });
+                    child_counts.push(0);
                     if let Some(p) = parent {
-                        elements[p].children.push(id);
+                        child_counts[p] += 1;
                     }
                     if !self_closing {
                         stack.push(id);
                     }
+                    pos = after;
                 }
-                Event::End(_) => {
-                    let id = stack
-                        .pop()
-                        .ok_or_else(|| malformed(text, before, "unexpected end tag"))?;
-                    elements[id].end_tag_start = before;
-                    elements[id].end = after;
-                }
-                Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => {
-                    let raw = text.get(before..after).unwrap_or_default();
-                    match stack.last() {
-                        // Only content matters to readers; indentation is not kept here
-                        // (the writer works on the original text).
-                        Some(&id) if !raw.trim().is_empty() => elements[id].text.push_str(raw),
-                        Some(_) => {}
-                        None if raw.trim().is_empty() => {}
-                        None => {
-                            return Err(malformed(text, before, "text outside the root element"))
-                        }
-                    }
-                }
-                Event::Eof => break,
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+                _ => return Err(malformed(text, before, "'<' does not start markup")),
             }
         }
         if let Some(&open) = stack.last() {
             return Err(malformed(
                 text,
                 text.len(),
-                &format!("element <{}> is not closed", elements[open].name),
+                &format!("element <{}> is not closed", nodes[open].name),
             ));
         }
         let root = root.ok_or_else(|| Error::xml("no root element in the document"))?;
+        // Lay the child lists out one after the other, each in document order.
+        let mut next = 0u32;
+        for (node, &count) in nodes.iter_mut().zip(&child_counts) {
+            node.children = (next, next);
+            next += count;
+        }
+        let mut child_ids = vec![0; next as usize];
+        for id in 0..nodes.len() {
+            if let Some(p) = nodes[id].parent {
+                let slot = &mut nodes[p].children.1;
+                child_ids[*slot as usize] = id;
+                *slot += 1;
+            }
+        }
         Ok(Document {
             text,
-            elements,
+            nodes,
+            attributes,
+            child_ids,
             root,
         })
     }
 
-    pub fn element(&self, id: ElementId) -> &Element {
-        &self.elements[id]
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn element(&self, id: ElementId) -> Element<'_, 'a> {
+        let n = &self.nodes[id];
+        Element {
+            name: n.name,
+            attrs: &self.attributes[n.attrs.0 as usize..n.attrs.1 as usize],
+            start: n.start,
+            start_tag_end: n.start_tag_end,
+            end_tag_start: n.end_tag_start,
+            end: n.end,
+            self_closing: n.self_closing,
+            children: Children(&self.child_ids[n.children.0 as usize..n.children.1 as usize]),
+            parent: n.parent,
+            text: &n.text,
+        }
+    }
+
+    /// The name of element `id`.
+    pub fn name(&self, id: ElementId) -> &'a str {
+        self.nodes[id].name
+    }
+
+    /// The child elements of `id`, in document order.
+    pub fn children(&self, id: ElementId) -> &[ElementId] {
+        let n = &self.nodes[id];
+        &self.child_ids[n.children.0 as usize..n.children.1 as usize]
     }
 
     /// The child elements of `id` named `name`, in document order.
@@ -190,11 +373,10 @@ impl<'a> Document<'a> {
         id: ElementId,
         name: &'s str,
     ) -> impl Iterator<Item = ElementId> + 's {
-        self.elements[id]
-            .children
+        self.children(id)
             .iter()
             .copied()
-            .filter(move |&c| self.elements[c].name == name)
+            .filter(move |&c| self.nodes[c].name == name)
     }
 
     pub fn child(&self, id: ElementId, name: &str) -> Option<ElementId> {
@@ -210,13 +392,15 @@ impl<'a> Document<'a> {
     /// `offset` on its line; `None` when other text does.
     pub fn indent_before(&self, offset: usize) -> Option<&'a str> {
         let text: &'a str = self.text;
-        let head = text.get(..offset)?;
-        let line_start = head.rfind('\n').map_or(0, |p| p + 1);
-        let prefix = &head[line_start..];
-        prefix
-            .chars()
-            .all(|c| c == ' ' || c == '\t')
-            .then_some(prefix)
+        let bytes = text.as_bytes();
+        if offset > bytes.len() {
+            return None;
+        }
+        let mut line_start = offset;
+        while line_start > 0 && matches!(bytes[line_start - 1], b' ' | b'\t') {
+            line_start -= 1;
+        }
+        (line_start == 0 || bytes[line_start - 1] == b'\n').then(|| &text[line_start..offset])
     }
 }
 
@@ -227,136 +411,122 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Position of the first `needle` at or after `from`.
+fn find_byte(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| from + p)
+}
+
+/// Position of the first `needle` at or after `from` (`from` is at a character boundary).
+fn find_str(text: &str, from: usize, needle: &str) -> Option<usize> {
+    text.get(from..)?.find(needle).map(|p| from + p)
+}
+
+/// Add a piece of text content to an element's text.
+fn push_text<'a>(own: &mut Cow<'a, str>, raw: &'a str) {
+    if own.is_empty() {
+        *own = Cow::Borrowed(raw);
+    } else {
+        own.to_mut().push_str(raw);
+    }
+}
+
 fn malformed(text: &str, offset: usize, why: &str) -> Error {
     let (line, col) = line_col(text, offset);
     Error::xml(format!("malformed XML at line {line}, column {col}: {why}"))
 }
 
-/// Why [`scan_attributes`] refused a tag.
-enum BadAttributes {
-    Malformed,
-    TooMany,
-}
-
-impl BadAttributes {
-    fn describe(&self, element: &str, limits: &XmlLimits) -> String {
-        match self {
-            BadAttributes::Malformed => format!("malformed attributes in <{element}>"),
-            BadAttributes::TooMany => format!(
-                "more than {} attributes in <{element}>",
-                limits.max_attributes
-            ),
-        }
-    }
-}
-
-/// Find the attributes of a start tag (`raw` is the whole tag, `base` its offset in the
-/// document), at most `max` of them. quick-xml has already checked the tag; this only records
-/// spans.
-fn scan_attributes(
-    raw: &str,
-    base: usize,
+/// Read the attributes of a start tag from `from` (just after its name) into `attrs` and
+/// return the position of the `>` that ends the tag; `None` when the tag is malformed, not
+/// closed, or has more than `max` attributes (then `max` of them were read, so the caller can
+/// tell; the bound also keeps the duplicate check below from growing without limit).
+fn scan_attributes<'a>(
+    text: &'a str,
+    from: usize,
+    attrs: &mut Vec<Attribute<'a>>,
     max: usize,
-) -> std::result::Result<Vec<Attribute>, BadAttributes> {
-    if attribute_count_exceeds(raw, max) {
-        return Err(BadAttributes::TooMany);
-    }
-    scan_attribute_spans(raw, base).ok_or(BadAttributes::Malformed)
-}
-
-/// More than `max` `=` signs outside quotes: more than `max` attributes. Counted first, so
-/// that the duplicate check below (quadratic in the count) stays bounded.
-fn attribute_count_exceeds(raw: &str, max: usize) -> bool {
-    let mut quote = None;
-    let mut count = 0;
-    for b in raw.bytes() {
-        match (quote, b) {
-            (None, b'\'' | b'"') => quote = Some(b),
-            (Some(q), _) if q == b => quote = None,
-            (None, b'=') => {
-                count += 1;
-                if count > max {
-                    return true;
-                }
-            }
+) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let first = attrs.len();
+    let mut i = from;
+    loop {
+        while is_space(*bytes.get(i)?) {
+            i += 1;
+        }
+        match bytes[i] {
+            b'>' => return Some(i),
+            b'/' => return (*bytes.get(i + 1)? == b'>').then_some(i + 1),
             _ => {}
         }
-    }
-    false
-}
-
-fn scan_attribute_spans(raw: &str, base: usize) -> Option<Vec<Attribute>> {
-    let bytes = raw.as_bytes();
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let mut i = 1; // after '<'
-    while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
-        i += 1;
-    }
-    let mut attrs = Vec::new();
-    loop {
-        while i < bytes.len() && is_space(bytes[i]) {
-            i += 1;
-        }
-        if i >= bytes.len() || bytes[i] == b'/' || bytes[i] == b'>' {
-            return without_duplicates(attrs);
-        }
         let name_start = i;
-        while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'=' {
+        while !matches!(
+            *bytes.get(i)?,
+            b' ' | b'\t' | b'\r' | b'\n' | b'=' | b'>' | b'/'
+        ) {
             i += 1;
         }
-        let name = raw.get(name_start..i)?.to_string();
-        if name.is_empty() {
+        if i == name_start {
             return None;
         }
-        while i < bytes.len() && is_space(bytes[i]) {
+        let name = &text[name_start..i];
+        while is_space(*bytes.get(i)?) {
             i += 1;
         }
-        if bytes.get(i) != Some(&b'=') {
+        if bytes[i] != b'=' {
             return None;
         }
         i += 1;
-        while i < bytes.len() && is_space(bytes[i]) {
+        while is_space(*bytes.get(i)?) {
             i += 1;
         }
-        let quote = *bytes.get(i)?;
+        let quote = bytes[i];
         if quote != b'\'' && quote != b'"' {
             return None;
         }
         let value_start = i + 1;
-        let value_len = raw.get(value_start..)?.find(quote as char)?;
-        let value_end = value_start + value_len;
-        let raw_value = raw.get(value_start..value_end)?;
-        if raw_value.contains('<') {
+        let mut value_end = value_start;
+        let mut has_entity = false;
+        loop {
+            match *bytes.get(value_end)? {
+                b if b == quote => break,
+                b'<' => return None,
+                b'&' => has_entity = true,
+                _ => {}
+            }
+            value_end += 1;
+        }
+        let raw_value = &text[value_start..value_end];
+        if attrs.len() - first >= max {
             return None;
         }
-        let value = if raw_value.contains('&') {
-            quick_xml::escape::unescape(raw_value).ok()?.into_owned()
+        if attrs[first..].iter().any(|a| a.name == name) {
+            return None;
+        }
+        let value = if has_entity {
+            Cow::Owned(quick_xml::escape::unescape(raw_value).ok()?.into_owned())
         } else {
-            raw_value.to_string()
+            Cow::Borrowed(raw_value)
         };
         i = value_end + 1;
-        if i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'/' && bytes[i] != b'>' {
+        if !matches!(*bytes.get(i)?, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') {
             return None;
         }
         attrs.push(Attribute {
             name,
             value,
-            start: base + name_start,
-            end: base + i,
-            value_start: base + value_start,
-            value_end: base + value_end,
+            start: name_start,
+            end: i,
+            value_start,
+            value_end,
         });
     }
-}
-
-/// `attrs`, or `None` when two have the same name; sorting keeps this O(n log n).
-fn without_duplicates(attrs: Vec<Attribute>) -> Option<Vec<Attribute>> {
-    let mut names: Vec<&str> = attrs.iter().map(|a| a.name.as_str()).collect();
-    names.sort_unstable();
-    if names.windows(2).any(|w| w[0] == w[1]) {
-        return None;
-    }
-    Some(attrs)
 }
 
 #[cfg(test)]

@@ -3,32 +3,41 @@
 //! neighbours. Every byte no edit touches is copied unchanged.
 
 use super::dom::{Document, ElementId};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 struct Splice {
     start: usize,
     end: usize,
-    text: String,
-    seq: usize,
+    /// The replacement text, a range of [`Editor::arena`].
+    text: (usize, usize),
 }
 
-/// Collects edits against one document and applies them in one pass.
+/// Collects edits against one document and applies them in one pass. Replacement texts are
+/// written into one buffer, so an edit costs no allocation of its own.
 pub struct Editor<'d, 'a> {
     doc: &'d Document<'a>,
     splices: Vec<Splice>,
-    /// New last children per element; flushed together so a self-closing element is opened
-    /// only once.
-    appended: BTreeMap<ElementId, Vec<String>>,
+    arena: String,
+    /// The texts of new last children, kept apart until they are spliced in.
+    children_arena: String,
+    /// New last children per element, as (element, text range), in the order added; flushed
+    /// together so a self-closing element is opened only once.
+    appended: Vec<(ElementId, (usize, usize))>,
     /// One level of indentation as the document uses it.
     pub unit: String,
 }
 
 /// Escape an attribute value for single quotes.
-pub fn escape_attr(value: &str) -> String {
-    value
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('\'', "&apos;")
+pub fn escape_attr(value: &str) -> Cow<'_, str> {
+    if !value.contains(['&', '<', '\'']) {
+        return Cow::Borrowed(value);
+    }
+    Cow::Owned(
+        value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('\'', "&apos;"),
+    )
 }
 
 impl<'d, 'a> Editor<'d, 'a> {
@@ -37,18 +46,21 @@ impl<'d, 'a> Editor<'d, 'a> {
         Editor {
             doc,
             splices: Vec::new(),
-            appended: BTreeMap::new(),
+            arena: String::new(),
+            children_arena: String::new(),
+            appended: Vec::new(),
             unit,
         }
     }
 
-    fn splice(&mut self, start: usize, end: usize, text: String) {
-        let seq = self.splices.len();
+    /// Write a replacement text with `write` and splice it over `start..end`.
+    fn splice_with(&mut self, start: usize, end: usize, write: impl FnOnce(&mut String)) {
+        let from = self.arena.len();
+        write(&mut self.arena);
         self.splices.push(Splice {
             start,
             end,
-            text,
-            seq,
+            text: (from, self.arena.len()),
         });
     }
 
@@ -58,14 +70,14 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// The indentation children of `id` have or would have.
-    pub fn child_indent(&self, id: ElementId) -> Option<String> {
-        let el = self.doc.element(id);
-        if let Some(&first) = el.children.first() {
+    pub fn child_indent(&self, id: ElementId) -> Option<Cow<'a, str>> {
+        if let Some(&first) = self.doc.children(id).first() {
             if let Some(indent) = self.indent_of(first) {
-                return Some(indent.to_string());
+                return Some(Cow::Borrowed(indent));
             }
         }
-        self.indent_of(id).map(|i| format!("{i}{}", self.unit))
+        self.indent_of(id)
+            .map(|i| Cow::Owned(format!("{i}{}", self.unit)))
     }
 
     /// Set attribute `name` of `id` to `value`, replacing the value if it exists.
@@ -74,13 +86,13 @@ impl<'d, 'a> Editor<'d, 'a> {
         let escaped = escape_attr(value);
         if let Some(attr) = el.attribute(name) {
             let (start, end) = (attr.value_start, attr.value_end);
-            self.splice(start, end, escaped);
+            self.splice_with(start, end, |out| out.push_str(&escaped));
         } else {
             let at = el
                 .attrs
                 .last()
                 .map_or(el.start + 1 + el.name.len(), |a| a.end);
-            self.splice(at, at, format!(" {name}='{escaped}'"));
+            self.splice_with(at, at, |out| push_attr(out, name, &escaped));
         }
     }
 
@@ -91,124 +103,173 @@ impl<'d, 'a> Editor<'d, 'a> {
             .attribute(after)
             .or(el.attrs.last())
             .map_or(el.start + 1 + el.name.len(), |a| a.end);
-        self.splice(at, at, format!(" {name}='{}'", escape_attr(value)));
+        self.splice_with(at, at, |out| push_attr(out, name, &escape_attr(value)));
     }
 
     /// Replace the start tag of `id` by `<name attrs>` (or `<name attrs/>` when it is empty).
-    /// `tag_body` is the tag without `<` and the closing `>` or `/>`.
-    pub fn replace_start_tag(&mut self, id: ElementId, tag_body: &str) {
+    /// `tag_body` writes the tag without `<` and the closing `>` or `/>`.
+    pub fn replace_start_tag_with(&mut self, id: ElementId, tag_body: impl FnOnce(&mut String)) {
         let el = self.doc.element(id);
         let close = if el.self_closing { "/>" } else { ">" };
         let (start, end) = (el.start, el.start_tag_end);
-        self.splice(start, end, format!("<{tag_body}{close}"));
+        self.splice_with(start, end, |out| {
+            out.push('<');
+            tag_body(out);
+            out.push_str(close);
+        });
     }
 
-    /// Add `element` (one line, or several lines already indented for the child level after
-    /// the first) as the last child of `id`.
+    /// Replace the start tag of `id` by `<tag_body>` (or `<tag_body/>` when it is empty).
+    pub fn replace_start_tag(&mut self, id: ElementId, tag_body: &str) {
+        self.replace_start_tag_with(id, |out| out.push_str(tag_body));
+    }
+
+    /// Add an element written by `write` (one line, or several lines already indented for
+    /// the child level after the first) as the last child of `id`.
+    pub fn append_child_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
+        let from = self.children_arena.len();
+        write(&mut self.children_arena);
+        self.appended.push((id, (from, self.children_arena.len())));
+    }
+
+    /// Make room for `bytes` more bytes of new text.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.arena.reserve(bytes);
+    }
+
+    /// Add `element` as the last child of `id`.
     pub fn append_child(&mut self, id: ElementId, element: String) {
-        self.appended.entry(id).or_default().push(element);
+        self.append_child_with(id, |out| out.push_str(&element));
     }
 
     /// Add `element` as a child of `parent` right before its child `before`.
     pub fn insert_child_before(&mut self, before: ElementId, element: String) {
-        let at = self.doc.element(before).start;
-        let text = match self.indent_of(before) {
-            Some(indent) => format!("{element}\n{indent}"),
-            None => element,
-        };
-        self.splice(at, at, text);
+        self.insert_before_with(before, |out| out.push_str(&element));
+    }
+
+    /// Add the element written by `write` as the next sibling of `id`.
+    pub fn insert_after_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
+        let at = self.doc.element(id).end;
+        let indent = self.indent_of(id);
+        self.splice_with(at, at, |out| {
+            if let Some(indent) = indent {
+                out.push('\n');
+                out.push_str(indent);
+            }
+            write(out);
+        });
     }
 
     /// Add `element` as the next sibling of `id`.
     pub fn insert_after(&mut self, id: ElementId, element: String) {
-        let at = self.doc.element(id).end;
-        let text = match self.indent_of(id) {
-            Some(indent) => format!("\n{indent}{element}"),
-            None => element,
-        };
-        self.splice(at, at, text);
+        self.insert_after_with(id, |out| out.push_str(&element));
+    }
+
+    /// Add the element written by `write` as the previous sibling of `id`.
+    pub fn insert_before_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
+        let at = self.doc.element(id).start;
+        let indent = self.indent_of(id);
+        self.splice_with(at, at, |out| {
+            write(out);
+            if let Some(indent) = indent {
+                out.push('\n');
+                out.push_str(indent);
+            }
+        });
     }
 
     /// Add `element` as the previous sibling of `id`.
     pub fn insert_before(&mut self, id: ElementId, element: String) {
-        let at = self.doc.element(id).start;
-        let text = match self.indent_of(id) {
-            Some(indent) => format!("{element}\n{indent}"),
-            None => element,
-        };
-        self.splice(at, at, text);
+        self.insert_before_with(id, |out| out.push_str(&element));
     }
 
     fn flush_appended(&mut self) {
-        let appended = std::mem::take(&mut self.appended);
-        for (id, children) in appended {
-            let el = self.doc.element(id);
-            let own_indent = self.indent_of(id);
-            let child_indent = self.child_indent(id);
-            let text = self.doc.text;
-            if el.self_closing {
-                // Open the element: `<x a='1'/>` becomes `<x a='1'>...</x>`.
-                let slash = el.start_tag_end.saturating_sub(2);
-                let head = &text[el.start..slash];
-                let trimmed = head.trim_end_matches([' ', '\t', '\r', '\n']);
-                let cut = el.start + trimmed.len();
-                let mut out = String::from(">");
-                match (&own_indent, &child_indent) {
-                    (Some(indent), Some(ci)) => {
-                        for child in &children {
-                            out.push('\n');
-                            out.push_str(ci);
-                            out.push_str(child);
-                        }
-                        out.push('\n');
-                        out.push_str(indent);
-                    }
-                    _ => children.iter().for_each(|c| out.push_str(c)),
+        let mut appended = std::mem::take(&mut self.appended);
+        // Group by element, keeping the order in which children were added.
+        appended.sort_by_key(|&(id, _)| id);
+        let mut group_start = 0;
+        while group_start < appended.len() {
+            let id = appended[group_start].0;
+            let group_end = appended[group_start..]
+                .iter()
+                .position(|&(other, _)| other != id)
+                .map_or(appended.len(), |n| group_start + n);
+            let children = &appended[group_start..group_end];
+            group_start = group_end;
+            self.flush_children(id, children);
+        }
+    }
+
+    /// Splice the new children `children` (ranges of the arena) into element `id`.
+    fn flush_children(&mut self, id: ElementId, children: &[(ElementId, (usize, usize))]) {
+        let el = self.doc.element(id);
+        let own_indent = self.indent_of(id);
+        let child_indent = self.child_indent(id);
+        let text = self.doc.text;
+        let mut arena = std::mem::take(&mut self.arena);
+        let texts = &self.children_arena;
+        let push_children = |arena: &mut String, ci: Option<&str>| {
+            for &(_, (from, to)) in children {
+                if let Some(ci) = ci {
+                    arena.push('\n');
+                    arena.push_str(ci);
                 }
-                out.push_str(&format!("</{}>", el.name));
-                self.splice(cut, el.start_tag_end, out);
-                continue;
+                arena.push_str(&texts[from..to]);
             }
+        };
+        let from = arena.len();
+        let (start, end);
+        if el.self_closing {
+            // Open the element: `<x a='1'/>` becomes `<x a='1'>...</x>`.
+            let slash = el.start_tag_end.saturating_sub(2);
+            let head = &text[el.start..slash];
+            let trimmed = head.trim_end_matches([' ', '\t', '\r', '\n']);
+            let cut = el.start + trimmed.len();
+            arena.push('>');
+            match (&own_indent, &child_indent) {
+                (Some(indent), Some(ci)) => {
+                    push_children(&mut arena, Some(ci));
+                    arena.push('\n');
+                    arena.push_str(indent);
+                }
+                _ => push_children(&mut arena, None),
+            }
+            arena.push_str("</");
+            arena.push_str(el.name);
+            arena.push('>');
+            (start, end) = (cut, el.start_tag_end);
+        } else {
             let content = &text[el.start_tag_end..el.end_tag_start];
             let multiline = content.contains('\n');
             match (&child_indent, multiline, el.children.last()) {
                 (Some(ci), true, Some(&last)) => {
+                    push_children(&mut arena, Some(ci));
                     let at = self.doc.element(last).end;
-                    let mut out = String::new();
-                    for child in &children {
-                        out.push('\n');
-                        out.push_str(ci);
-                        out.push_str(child);
-                    }
-                    self.splice(at, at, out);
+                    (start, end) = (at, at);
                 }
                 (Some(ci), true, None) => {
-                    let at = el.start_tag_end;
-                    let mut out = String::new();
-                    for child in &children {
-                        out.push('\n');
-                        out.push_str(ci);
-                        out.push_str(child);
-                    }
-                    self.splice(at, at, out);
+                    push_children(&mut arena, Some(ci));
+                    (start, end) = (el.start_tag_end, el.start_tag_end);
                 }
                 (Some(ci), false, None) if content.is_empty() && own_indent.is_some() => {
-                    let mut out = String::new();
-                    for child in &children {
-                        out.push('\n');
-                        out.push_str(ci);
-                        out.push_str(child);
-                    }
-                    out.push('\n');
-                    out.push_str(own_indent.unwrap_or_default());
-                    self.splice(el.start_tag_end, el.start_tag_end, out);
+                    push_children(&mut arena, Some(ci));
+                    arena.push('\n');
+                    arena.push_str(own_indent.unwrap_or_default());
+                    (start, end) = (el.start_tag_end, el.start_tag_end);
                 }
                 _ => {
-                    let at = el.end_tag_start;
-                    self.splice(at, at, children.concat());
+                    push_children(&mut arena, None);
+                    (start, end) = (el.end_tag_start, el.end_tag_start);
                 }
             }
         }
+        let to = arena.len();
+        self.arena = arena;
+        self.splices.push(Splice {
+            start,
+            end,
+            text: (from, to),
+        });
     }
 
     /// Apply every edit and return the new text.
@@ -216,9 +277,12 @@ impl<'d, 'a> Editor<'d, 'a> {
         self.flush_appended();
         let text = self.doc.text;
         let mut splices = self.splices;
-        splices.sort_by_key(|s| (s.start, s.seq));
-        let mut out =
-            String::with_capacity(text.len() + splices.iter().map(|s| s.text.len()).sum::<usize>());
+        // A stable sort keeps the order in which edits at one place were made; the splices
+        // come in a few ascending runs, which it merges cheaply.
+        splices.sort_by_key(|s| s.start);
+        let mut out = String::with_capacity(
+            text.len() + splices.iter().map(|s| s.text.1 - s.text.0).sum::<usize>(),
+        );
         let mut pos = 0;
         for s in splices {
             if s.start < pos {
@@ -227,12 +291,20 @@ impl<'d, 'a> Editor<'d, 'a> {
                 continue;
             }
             out.push_str(&text[pos..s.start]);
-            out.push_str(&s.text);
+            out.push_str(&self.arena[s.text.0..s.text.1]);
             pos = s.end;
         }
         out.push_str(&text[pos..]);
         out
     }
+}
+
+fn push_attr(out: &mut String, name: &str, escaped: &str) {
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("='");
+    out.push_str(escaped);
+    out.push('\'');
 }
 
 /// One indentation level: the difference between the `<devices>` children and `<devices>`,

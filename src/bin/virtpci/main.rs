@@ -45,6 +45,10 @@ enum Command {
         /// accepted).
         #[arg(long)]
         strict_function0: bool,
+        /// Leave at least N free hotplug-capable places: empty pcie-root-ports on q35, free
+        /// slots on buses with hotplug on pc (default: libvirt's one spare root port).
+        #[arg(long, value_name = "N")]
+        hotplug_ports: Option<u32>,
     },
     /// List every guest-visible PCI change between two definitions of the same guest.
     AbiDiff(abi_diff::AbiDiffArgs),
@@ -78,8 +82,12 @@ fn run(cli: Cli) -> Result<()> {
             explain,
             json,
             strict_function0,
+            hotplug_ports,
         } => {
-            let options = virtpci::assign::AssignOptions { strict_function0 };
+            let options = virtpci::assign::AssignOptions {
+                strict_function0,
+                hotplug_ports,
+            };
             if explain {
                 assign::explain(&file, json, options)
             } else {

@@ -1,0 +1,475 @@
+//! Issue 6: address preferences (`<addressPreferences hotplug bus numa>`, `<hotplug
+//! require='no'/>`) and hotplug room (`AssignOptions::hotplug_ports`). Each result is checked
+//! for structural validity here, and, when the libvirt 9.0 oracle is installed
+//! (`../shared/tools/libvirt-oracle`), fed back to libvirt, which must accept it and keep
+//! every address.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use virtpci::topology::{ConnectFlags, PciModel};
+use virtpci::xml::Document;
+use virtpci::{assign_domain_xml, assign_domain_xml_with, AssignOptions, ErrorCode};
+
+fn domain(machine: &str, cells: usize, devices: &str) -> String {
+    let mut numa = String::new();
+    if cells > 0 {
+        numa.push_str("  <cpu>\n    <numa>\n");
+        for c in 0..cells {
+            numa.push_str(&format!(
+                "      <cell id='{c}' cpus='{c}' memory='262144' unit='KiB'/>\n"
+            ));
+        }
+        numa.push_str("    </numa>\n  </cpu>\n");
+    }
+    format!(
+        "<domain type='qemu'>\n  <name>prefs</name>\n  <memory unit='KiB'>1048576</memory>\n  \
+         <vcpu>{}</vcpu>\n  <os>\n    <type arch='x86_64' machine='{machine}'>hvm</type>\n  </os>\n\
+         {numa}  <devices>\n{devices}  </devices>\n</domain>\n",
+        cells.max(1)
+    )
+}
+
+fn nic(extra: &str) -> String {
+    format!("    <interface type='user'>\n      <model type='virtio'/>\n      {extra}\n    </interface>\n")
+}
+
+/// A PCI address as (bus, slot, function).
+type Addr = (u32, u32, u32);
+
+/// A PCI controller: model, address, hotplug allowed, NUMA node, busNr.
+type ControllerInfo = (PciModel, Option<Addr>, bool, Option<u32>, Option<u32>);
+
+/// What a result says about PCI: controllers by index, and every device's address.
+#[derive(Debug, Default)]
+struct Topology {
+    /// index -> (model, address, hotplug allowed, NUMA node, busNr)
+    controllers: BTreeMap<u32, ControllerInfo>,
+    /// (element name, address) of every device with a PCI address, in document order.
+    devices: Vec<(String, Addr)>,
+}
+
+fn number(text: &str) -> u32 {
+    let t = text.trim();
+    match t.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).unwrap(),
+        None => t.parse().unwrap(),
+    }
+}
+
+fn topology(xml: &str) -> Topology {
+    let doc = Document::parse(xml).unwrap();
+    let devices = doc.child(doc.root, "devices").unwrap();
+    let mut topo = Topology::default();
+    for &id in doc.children(devices) {
+        let el = doc.element(id);
+        let addr = doc.child(id, "address").and_then(|a| {
+            let a = doc.element(a);
+            (a.attr("type") == Some("pci")).then(|| {
+                (
+                    number(a.attr("bus").unwrap()),
+                    number(a.attr("slot").unwrap()),
+                    number(a.attr("function").unwrap()),
+                )
+            })
+        });
+        if el.name == "controller" && el.attr("type") == Some("pci") {
+            let model = PciModel::from_name(el.attr("model").unwrap()).unwrap();
+            let target = doc.child(id, "target");
+            let hotplug = target.and_then(|t| doc.element(t).attr("hotplug")) != Some("off");
+            let node = target
+                .and_then(|t| doc.child(t, "node"))
+                .map(|n| number(doc.element(n).text));
+            let bus_nr = target
+                .and_then(|t| doc.element(t).attr("busNr"))
+                .map(number);
+            let index = number(el.attr("index").unwrap());
+            topo.controllers
+                .insert(index, (model, addr, hotplug, node, bus_nr));
+        }
+        if let Some(a) = addr {
+            topo.devices.push((el.name.to_string(), a));
+        }
+    }
+    topo
+}
+
+/// Structural validity: every address on an existing bus, in the bus's slot range, used
+/// once; every controller plugged where its model may plug; bus numbers within 0..255;
+/// expander bus-number ranges not overlapping.
+fn check_valid(xml: &str) -> Topology {
+    let topo = topology(xml);
+    let mut used = BTreeSet::new();
+    for (name, a) in &topo.devices {
+        assert!(used.insert(*a), "{name} at {a:?}: address used twice");
+        let (bus_model, _, hotplug, _, _) = topo
+            .controllers
+            .get(&a.0)
+            .unwrap_or_else(|| panic!("{name} at {a:?}: bus {} does not exist", a.0));
+        let rules = bus_model.bus_rules(*hotplug);
+        assert!(
+            a.1 >= rules.min_slot && a.1 <= rules.max_slot && a.2 <= 7,
+            "{name} at {a:?}: outside {bus_model}'s slots"
+        );
+    }
+    for (&index, (model, addr, _, _, _)) in &topo.controllers {
+        assert!(index <= 255, "controller index {index}");
+        if model.is_root() {
+            continue;
+        }
+        let a = addr.unwrap_or_else(|| panic!("controller {index} has no address"));
+        let (parent, _, hotplug, _, _) = topo.controllers[&a.0];
+        let accepts = parent.bus_rules(hotplug).accepts;
+        assert!(
+            accepts.intersects(model.connect_flags() & ConnectFlags::TYPES_MASK),
+            "{model} {index} cannot plug into {parent} {}",
+            a.0
+        );
+    }
+    // Expander bus numbers: [busNr, busNr + buses behind it] must not overlap.
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for (&index, (model, _, _, _, bus_nr)) in &topo.controllers {
+        if matches!(model, PciModel::PcieExpanderBus | PciModel::PciExpanderBus) {
+            let behind = topo
+                .controllers
+                .values()
+                .filter(|(_, a, _, _, _)| a.is_some_and(|a| a.0 == index))
+                .count() as u32;
+            let nr = bus_nr.expect("expander busNr");
+            assert!(
+                nr + behind <= 255,
+                "expander {index}: busNr {nr} + {behind}"
+            );
+            ranges.push((nr, nr + behind));
+        }
+    }
+    ranges.sort();
+    for w in ranges.windows(2) {
+        assert!(w[0].1 < w[1].0, "expander bus ranges overlap: {ranges:?}");
+    }
+    topo
+}
+
+fn oracle() -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/libvirt-oracle");
+    let up = path.exists()
+        && Command::new(&path)
+            .arg("status")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    up.then_some(path)
+}
+
+/// libvirt 9.0 must accept the result and keep every address and controller.
+fn check_with_libvirt(xml: &str, name: &str) {
+    let Some(oracle) = oracle() else {
+        eprintln!("{name}: libvirt oracle not available, legality by libvirt not checked");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("virtpci-prefs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.xml"));
+    std::fs::write(&file, xml).unwrap();
+    let out = Command::new(oracle)
+        .arg("assign")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: libvirt refused the result: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = String::from_utf8(out.stdout).unwrap();
+    let mut mine = topology(xml);
+    let mut theirs = topology(&back);
+    // libvirt lists devices in its own order; the addresses are what must not change.
+    mine.devices.sort();
+    theirs.devices.sort();
+    assert_eq!(
+        mine.devices, theirs.devices,
+        "{name}: libvirt moved devices"
+    );
+    let strip = |t: &Topology| {
+        t.controllers
+            .iter()
+            .map(|(i, (m, a, _, n, _))| (*i, *m, *a, *n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip(&mine),
+        strip(&theirs),
+        "{name}: libvirt changed controllers"
+    );
+}
+
+fn assign(xml: &str) -> String {
+    assign_domain_xml(xml).unwrap().xml
+}
+
+fn error(xml: &str) -> (ErrorCode, String) {
+    let e = assign_domain_xml(xml).unwrap_err();
+    (e.code, e.message)
+}
+
+fn nic_addresses(topo: &Topology) -> Vec<Addr> {
+    topo.devices
+        .iter()
+        .filter(|(n, _)| n == "interface")
+        .map(|(_, a)| *a)
+        .collect()
+}
+
+#[test]
+fn hotplug_no_puts_a_device_on_pcie_root() {
+    for form in [
+        "<addressPreferences hotplug='no'/>",
+        "<hotplug require='no'/>",
+    ] {
+        let xml = domain("pc-q35-7.2", 0, &(nic(form) + &nic("")));
+        let out = assign(&xml);
+        let topo = check_valid(&out);
+        let nics = nic_addresses(&topo);
+        assert_eq!(nics[0].0, 0, "{form}: integrated on pcie-root");
+        assert_ne!(nics[1].0, 0, "without the preference: behind a root port");
+        check_with_libvirt(&out, "hotplug-no-q35");
+    }
+    // pc: pci-root has hotplug anyway; the device stays on it.
+    let out = assign(&domain(
+        "pc-i440fx-7.2",
+        0,
+        &nic("<addressPreferences hotplug='no'/>"),
+    ));
+    assert_eq!(nic_addresses(&check_valid(&out))[0].0, 0);
+    check_with_libvirt(&out, "hotplug-no-pc");
+}
+
+#[test]
+fn hotplug_yes_with_an_address_on_a_bus_without_hotplug_is_refused() {
+    let xml = domain(
+        "pc-q35-7.2",
+        0,
+        "    <controller type='pci' index='1' model='pcie-root-port'><target hotplug='off'/></controller>\n\
+         <interface type='user'><model type='virtio'/><addressPreferences hotplug='yes'/>\
+         <address type='pci' bus='1' slot='0'/></interface>\n",
+    );
+    let (code, message) = error(&xml);
+    assert_eq!(code, ErrorCode::XmlError);
+    assert!(message.contains("requires hotplug capability"), "{message}");
+}
+
+#[test]
+fn bus_preference_picks_pci_or_pcie() {
+    // q35, virtio NIC on conventional PCI: a pcie-to-pci-bridge is added for it.
+    let out = assign(&domain(
+        "pc-q35-7.2",
+        0,
+        &nic("<addressPreferences bus='pci'/>"),
+    ));
+    let topo = check_valid(&out);
+    let a = nic_addresses(&topo)[0];
+    assert_eq!(topo.controllers[&a.0].0, PciModel::PcieToPciBridge);
+    check_with_libvirt(&out, "bus-pci-q35");
+    // A PCI host device on q35 that prefers PCI, and an xHCI controller.
+    let out = assign(&domain(
+        "pc-q35-7.2",
+        0,
+        "    <hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='6' slot='0' function='0'/></source>\
+         <addressPreferences bus='pci'/></hostdev>\n\
+         <controller type='usb' index='0' model='nec-xhci'><addressPreferences bus='pci'/></controller>\n",
+    ));
+    let topo = check_valid(&out);
+    let on_bridge = |name: &str| {
+        topo.devices.iter().any(|(n, a)| {
+            n == name && topo.controllers.get(&a.0).map(|c| c.0) == Some(PciModel::PcieToPciBridge)
+        })
+    };
+    assert!(on_bridge("hostdev"), "{out}");
+    assert!(on_bridge("controller"), "the nec-xhci controller: {out}");
+    check_with_libvirt(&out, "bus-pci-hostdev-q35");
+    // pc: bus='pci' changes nothing; bus='pcie' cannot be met.
+    let plain = assign(&domain("pc-i440fx-7.2", 0, &nic("")));
+    let with = assign(&domain(
+        "pc-i440fx-7.2",
+        0,
+        &nic("<addressPreferences bus='pci'/>"),
+    ));
+    assert_eq!(
+        nic_addresses(&topology(&plain)),
+        nic_addresses(&topology(&with))
+    );
+    let (code, message) = error(&domain(
+        "pc-i440fx-7.2",
+        0,
+        &nic("<addressPreferences bus='pcie'/>"),
+    ));
+    assert_eq!(code, ErrorCode::ConfigUnsupported);
+    assert!(
+        message.contains("<interface> at line") && message.contains("bus='pcie'"),
+        "{message}"
+    );
+    // Devices that can use only one side.
+    let e1000e = "    <interface type='user'><model type='e1000e'/><addressPreferences bus='pci'/></interface>\n";
+    let (_, message) = error(&domain("pc-q35-7.2", 0, e1000e));
+    assert!(message.contains("PCI Express only"), "{message}");
+    let rtl = "    <interface type='user'><model type='rtl8139'/><addressPreferences bus='pcie'/></interface>\n";
+    let (_, message) = error(&domain("pc-q35-7.2", 0, rtl));
+    assert!(message.contains("conventional PCI only"), "{message}");
+}
+
+#[test]
+fn numa_preference_places_devices_behind_an_expander_bus() {
+    // q35: a pcie-expander-bus with <node>1</node>, one root port per device behind it.
+    let devices = nic("<addressPreferences numa='1'/>")
+        + &nic("<addressPreferences numa='1'/>")
+        + &nic("<addressPreferences numa='0'/>")
+        + &nic("");
+    let out = assign(&domain("pc-q35-7.2", 2, &devices));
+    let topo = check_valid(&out);
+    let nics = nic_addresses(&topo);
+    let node_of = |bus: u32| -> Option<u32> {
+        let (_, addr, _, _, _) = topo.controllers[&bus];
+        let parent = addr.unwrap().0;
+        let (model, _, _, node, _) = topo.controllers[&parent];
+        (model == PciModel::PcieExpanderBus).then(|| node.unwrap())
+    };
+    assert_eq!(node_of(nics[0].0), Some(1));
+    assert_eq!(node_of(nics[1].0), Some(1));
+    assert_eq!(node_of(nics[2].0), Some(0));
+    assert_eq!(node_of(nics[3].0), None);
+    check_with_libvirt(&out, "numa-q35");
+    // pc: the devices sit directly on a pci-expander-bus.
+    let out = assign(&domain(
+        "pc-i440fx-7.2",
+        2,
+        &(nic("<addressPreferences numa='1'/>") + &nic("")),
+    ));
+    let topo = check_valid(&out);
+    let nics = nic_addresses(&topo);
+    let (model, _, _, node, _) = topo.controllers[&nics[0].0];
+    assert_eq!((model, node), (PciModel::PciExpanderBus, Some(1)));
+    assert_eq!(nics[1].0, 0);
+    check_with_libvirt(&out, "numa-pc");
+    // A node the domain does not have.
+    let (code, message) = error(&domain(
+        "pc-q35-7.2",
+        2,
+        &nic("<addressPreferences numa='2'/>"),
+    ));
+    assert_eq!(code, ErrorCode::XmlError);
+    assert!(
+        message.contains("numa='2'") && message.contains("2 cell(s)") && message.contains("line"),
+        "{message}"
+    );
+    let (_, message) = error(&domain(
+        "pc-q35-7.2",
+        2,
+        &nic("<addressPreferences numa='1' bus='pci'/>"),
+    ));
+    assert!(message.contains("not supported on q35"), "{message}");
+}
+
+#[test]
+fn bad_preferences_are_refused_naming_the_device() {
+    let cases = [
+        ("<addressPreferences hotplug='maybe'/>", "hotplug='maybe'"),
+        ("<addressPreferences bus='isa'/>", "bus='isa'"),
+        ("<addressPreferences numa='one'/>", "numa='one'"),
+        (
+            "<addressPreferences slot='3'/>",
+            "unknown address preference 'slot'",
+        ),
+        ("<hotplug require='sometimes'/>", "require='sometimes'"),
+        (
+            "<hotplug require='no'/><addressPreferences hotplug='yes'/>",
+            "contradict",
+        ),
+    ];
+    for (prefs, wanted) in cases {
+        let (code, message) = error(&domain("pc-q35-7.2", 1, &nic(prefs)));
+        assert_eq!(code, ErrorCode::XmlError, "{prefs}: {message}");
+        assert!(
+            message.contains(wanted) && message.contains("<interface> at line 14"),
+            "{prefs}: {message}"
+        );
+    }
+    let mouse = "    <input type='mouse' bus='ps2'><addressPreferences hotplug='no'/></input>\n";
+    let (_, message) = error(&domain("pc-q35-7.2", 0, mouse));
+    assert!(
+        message.contains("only to devices that take a PCI address"),
+        "{message}"
+    );
+}
+
+/// Free hotplug places: empty root/downstream ports with hotplug (q35), free slots on buses
+/// with hotplug and automatic placement (pc).
+fn free_hotplug_places(topo: &Topology) -> usize {
+    let used: BTreeSet<Addr> = topo
+        .devices
+        .iter()
+        .map(|(_, a)| *a)
+        .chain(topo.controllers.values().filter_map(|c| c.1))
+        .collect();
+    let mut free = 0;
+    for (&index, (model, _, hotplug, _, _)) in &topo.controllers {
+        let rules = model.bus_rules(*hotplug);
+        if !rules
+            .accepts
+            .contains(ConnectFlags::HOTPLUGGABLE | ConnectFlags::AUTOASSIGN)
+        {
+            continue;
+        }
+        free += (rules.min_slot..=rules.max_slot)
+            .filter(|&s| (0..8).all(|f| !used.contains(&(index, s, f))))
+            .count();
+    }
+    free
+}
+
+#[test]
+fn hotplug_room_leaves_free_places() {
+    let devices: String = (0..5).map(|_| nic("")).collect();
+    for (machine, n) in [
+        ("pc-q35-7.2", 10u32),
+        ("pc-q35-7.2", 1),
+        ("pc-i440fx-7.2", 40),
+    ] {
+        let xml = domain(machine, 0, &devices);
+        let options = AssignOptions {
+            hotplug_ports: Some(n),
+            ..Default::default()
+        };
+        let out = assign_domain_xml_with(&xml, options).unwrap().xml;
+        let topo = check_valid(&out);
+        let free = free_hotplug_places(&topo);
+        assert!(
+            free >= n as usize,
+            "{machine}: {free} free places, wanted {n}"
+        );
+        if machine.contains("q35") {
+            // Packed eight to a slot.
+            let ports: Vec<Addr> = topo
+                .controllers
+                .values()
+                .filter(|c| c.0 == PciModel::PcieRootPort)
+                .filter_map(|c| c.1)
+                .collect();
+            assert!(ports.iter().filter(|a| a.2 == 0).count() * 8 >= ports.len());
+        }
+        check_with_libvirt(&out, &format!("room-{n}"));
+    }
+    // Without the option: libvirt's single spare.
+    let out = assign(&domain("pc-q35-7.2", 0, &devices));
+    assert_eq!(free_hotplug_places(&topology(&out)), 1);
+}
+
+#[test]
+fn without_preferences_the_result_is_libvirts() {
+    let xml = domain("pc-q35-7.2", 0, &(nic("") + &nic("")));
+    assert_eq!(
+        assign(&xml),
+        assign_domain_xml_with(&xml, AssignOptions::default())
+            .unwrap()
+            .xml
+    );
+}
