@@ -134,7 +134,7 @@ impl<'a> Document<'a> {
         }
         let bytes = text.as_bytes();
         // A rough guess of the element count saves most re-allocations of the lists.
-        let guess = text.len() / 40 + 4;
+        let guess = (text.len() / 40 + 4).min(limits.max_elements);
         let mut nodes: Vec<Node<'a>> = Vec::with_capacity(guess);
         let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(guess);
         let mut child_counts: Vec<u32> = Vec::with_capacity(guess);
