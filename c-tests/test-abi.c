@@ -65,7 +65,7 @@ static void test_abi_stability(void)
     CHECK(virtpci_domain_check_abi_stability(OLD, NEW, 1u << 20, &report) == -1, "bad flag");
     CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "flag code");
     CHECK(virtpci_domain_check_abi_stability(OLD, "<domain>", 0, &report) == -1, "bad xml");
-    CHECK(strncmp(virtpci_last_error_message(), "new definition: ", 16) == 0, "%s",
+    CHECK(strncmp(virtpci_last_error_message(), "XML error: new definition: ", 27) == 0, "%s",
           virtpci_last_error_message());
     const char *other = DOM("");
     static char other_guest[512];

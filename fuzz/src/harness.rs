@@ -127,23 +127,6 @@ pub fn assign_xml(data: &[u8]) {
 // from there to the next; without a NUL, a definition against itself), in both modes, and its
 // C entry point.
 
-/// An error of the ABI check: libvirt's prefix, after "old definition: " or "new definition: "
-/// when the error is one definition's.
-fn check_abi_error(err: &virtpci::Error, context: &str) {
-    let inner = err
-        .message
-        .strip_prefix("old definition: ")
-        .or_else(|| err.message.strip_prefix("new definition: "))
-        .unwrap_or(&err.message);
-    check_error(
-        &virtpci::Error {
-            code: err.code,
-            message: inner.to_string(),
-        },
-        context,
-    );
-}
-
 pub fn abi_diff(data: &[u8]) {
     use virtpci::abi::{check_abi_stability, AbiOptions, LayoutMode};
     let (old, new) = match data.iter().position(|&b| b == 0) {
@@ -173,7 +156,7 @@ pub fn abi_diff(data: &[u8]) {
                     .unwrap_or_else(|e| panic!("old against itself: {}", e.message));
                 assert!(same.changes.is_empty(), "{}", same.to_text());
             }
-            Err(e) => check_abi_error(&e, "check_abi_stability"),
+            Err(e) => check_error(&e, "check_abi_stability"),
         }
     }
     // What the assignment adds is what the guest gets anyway: no guest-visible change.

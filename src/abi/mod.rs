@@ -239,14 +239,18 @@ impl AbiReport {
 /// Every guest-visible PCI change between `old_xml` and `new_xml`, two definitions of the
 /// same guest.
 ///
-/// Errors: either definition is not valid (the parser's or the assignment's error, prefixed
-/// with which one), or they describe different guests (UUIDs differ, or there is no UUID on
+/// Errors: either definition is not valid (the parser's or the assignment's error, naming
+/// which one after libvirt's prefix: "XML error: old definition: ..."), or they describe different guests (UUIDs differ, or there is no UUID on
 /// one side and the names differ): `VIRTPCI_ERR_CONFIG_UNSUPPORTED`, worded as libvirt's ABI
 /// check ("Target domain uuid ... does not match source ...").
 pub fn check_abi_stability(old_xml: &str, new_xml: &str, options: AbiOptions) -> Result<AbiReport> {
-    let which = |side: &str, e: Error| Error {
-        code: e.code,
-        message: format!("{side} definition: {}", e.message),
+    // The side goes after the code's prefix, so the message still reads as libvirt's do.
+    let which = |side: &str, e: Error| {
+        let detail = e
+            .message
+            .strip_prefix(e.code.prefix())
+            .unwrap_or(&e.message);
+        Error::new(e.code, format!("{side} definition: {detail}"))
     };
     let old = read_layout(old_xml, options.mode).map_err(|e| which("old", e))?;
     let new = read_layout(new_xml, options.mode).map_err(|e| which("new", e))?;
@@ -807,13 +811,13 @@ mod tests {
     fn bad_definitions_name_the_side() {
         let err = check_abi_stability("<domain>", &dom(""), AbiOptions::default()).unwrap_err();
         assert!(
-            err.message.starts_with("old definition: "),
+            err.message.starts_with("XML error: old definition: "),
             "{}",
             err.message
         );
         let err = check_abi_stability(&dom(""), "<network/>", AbiOptions::default()).unwrap_err();
         assert!(
-            err.message.starts_with("new definition: "),
+            err.message.starts_with("XML error: new definition: "),
             "{}",
             err.message
         );
