@@ -341,7 +341,7 @@ extern "C" {
  * Other errors return -1 and leave `*report` unchanged: NULL or non-UTF-8 XML or unknown
  * flags (`VIRTPCI_ERR_INVALID_ARG`); XML beyond virtpci's limits (`VIRTPCI_ERR_XML_ERROR`,
  * after reading at most 16 MiB + 1 bytes of each); a definition libvirt would refuse (its
- * error, the message starting with "old definition: " or "new definition: "); two definitions of
+ * error, the message naming "old definition: " or "new definition: " after its prefix); two definitions of
  * different guests, i.e. different UUIDs, or different names when a UUID is missing
  * (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`). Thread-safe; no state is kept between calls.
  *
