@@ -100,13 +100,12 @@ impl Small {
 
     /// `value` in lower-case hexadecimal, zero-padded to `width` digits.
     fn hex(mut self, value: u32, width: usize) -> Small {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let digits = (32 - value.leading_zeros()).div_ceil(4).max(1) as usize;
         for _ in digits..width {
             self.byte(b'0');
         }
         for i in (0..digits).rev() {
-            self.byte(DIGITS[((value >> (4 * i)) & 0xf) as usize]);
+            self.byte(HEX_DIGITS[((value >> (4 * i)) & 0xf) as usize]);
         }
         self
     }
@@ -154,31 +153,12 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Append `value` in lower-case hexadecimal, zero-padded to `width` digits.
 fn push_hex(out: &mut String, value: u32, width: usize) {
-    let digits = (32 - value.leading_zeros()).div_ceil(4).max(1) as usize;
-    for _ in digits..width {
-        out.push('0');
-    }
-    for i in (0..digits).rev() {
-        out.push(char::from(HEX_DIGITS[((value >> (4 * i)) & 0xf) as usize]));
-    }
+    Small::new().hex(value, width).push_to(out);
 }
 
 /// Append `value` in decimal.
 fn push_dec(out: &mut String, value: i64) {
-    if value < 0 {
-        out.push('-');
-    }
-    let mut n = value.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    while n > 0 || len == 0 {
-        digits[len] = b'0' + (n % 10) as u8;
-        n /= 10;
-        len += 1;
-    }
-    for &d in digits[..len].iter().rev() {
-        out.push(char::from(d));
-    }
+    Small::new().dec(value).push_to(out);
 }
 
 /// `address type='pci' domain=... bus=... slot=... function=... [multifunction=...]` as
