@@ -97,6 +97,37 @@ unsafe fn hostdevs_arg(
         .collect()
 }
 
+/// The arguments of the calls about one domain's hostdevs, checked in the order they come.
+struct DomainHostdevs<'a> {
+    mgr: &'a HostdevManager,
+    drv: &'a str,
+    dom: &'a str,
+    list: Vec<HostdevSpec>,
+}
+
+/// Borrow and convert the manager, driver name, domain name and hostdev array.
+///
+/// # Safety
+/// As [`mgr_arg`], `str_arg` (for both names) and [`hostdevs_arg`].
+unsafe fn domain_hostdevs_args<'a>(
+    mgr: *const VirtpciHostdevManager,
+    drv_name: *const c_char,
+    dom_name: *const c_char,
+    hostdevs: *const VirtpciHostdev,
+    n: usize,
+    func: &str,
+) -> Result<DomainHostdevs<'a>> {
+    // SAFETY: forwarded caller contract (each call below).
+    unsafe {
+        Ok(DomainHostdevs {
+            mgr: mgr_arg(mgr, func)?,
+            drv: str_arg(drv_name, "drv_name", func)?,
+            dom: str_arg(dom_name, "dom_name", func)?,
+            list: hostdevs_arg(hostdevs, n, func)?,
+        })
+    }
+}
+
 /// # Safety
 /// `addr` is NULL or valid for reading.
 unsafe fn addr_arg(addr: *const VirtpciPciAddress, func: &str) -> Result<PciAddress> {
@@ -194,18 +225,16 @@ pub unsafe extern "C" fn virtpci_hostdev_prepare_pci_devices(
 ) -> c_int {
     const NAME: &str = "virtpci_hostdev_prepare_pci_devices";
     guard(NAME, || {
-        // SAFETY: forwarded caller contract (each call below).
-        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
-        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
-        let dom = unsafe { str_arg(dom_name, "dom_name", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let a = unsafe { domain_hostdevs_args(mgr, drv_name, dom_name, hostdevs, n, NAME) }?;
         let uuid: Option<[u8; 16]> = if uuid.is_null() {
             None
         } else {
             // SAFETY: non-NULL and valid for 16 bytes by contract.
             Some(unsafe { *(uuid as *const [u8; 16]) })
         };
-        let list = unsafe { hostdevs_arg(hostdevs, n, NAME) }?;
-        mgr.prepare_pci_devices(drv, dom, uuid.as_ref(), &list, flags)?;
+        a.mgr
+            .prepare_pci_devices(a.drv, a.dom, uuid.as_ref(), &a.list, flags)?;
         Ok(0)
     })
 }
@@ -234,12 +263,9 @@ pub unsafe extern "C" fn virtpci_hostdev_reattach_pci_devices(
 ) -> c_int {
     const NAME: &str = "virtpci_hostdev_reattach_pci_devices";
     guard(NAME, || {
-        // SAFETY: forwarded caller contract (each call below).
-        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
-        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
-        let dom = unsafe { str_arg(dom_name, "dom_name", NAME) }?;
-        let list = unsafe { hostdevs_arg(hostdevs, n, NAME) }?;
-        mgr.reattach_pci_devices(drv, dom, &list)?;
+        // SAFETY: forwarded caller contract.
+        let a = unsafe { domain_hostdevs_args(mgr, drv_name, dom_name, hostdevs, n, NAME) }?;
+        a.mgr.reattach_pci_devices(a.drv, a.dom, &a.list)?;
         Ok(0)
     })
 }
@@ -265,12 +291,9 @@ pub unsafe extern "C" fn virtpci_hostdev_update_active_pci_devices(
 ) -> c_int {
     const NAME: &str = "virtpci_hostdev_update_active_pci_devices";
     guard(NAME, || {
-        // SAFETY: forwarded caller contract (each call below).
-        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
-        let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
-        let dom = unsafe { str_arg(dom_name, "dom_name", NAME) }?;
-        let list = unsafe { hostdevs_arg(hostdevs, n, NAME) }?;
-        mgr.update_active_pci_devices(drv, dom, &list)?;
+        // SAFETY: forwarded caller contract.
+        let a = unsafe { domain_hostdevs_args(mgr, drv_name, dom_name, hostdevs, n, NAME) }?;
+        a.mgr.update_active_pci_devices(a.drv, a.dom, &a.list)?;
         Ok(0)
     })
 }
