@@ -17,7 +17,7 @@ use virtpci::abi::{check_abi_stability, AbiOptions, AbiReport, Position};
 use virtpci::xml::Document;
 
 mod layout_support;
-use layout_support::{address_fact, number};
+use layout_support::{address_fact, number, pci_controller_facts};
 
 /// Who a fact is about, in the old definition's terms.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,26 +84,8 @@ fn facts(assigned: &str, side: &Side<'_>) -> BTreeMap<Id, String> {
             .map(number)
             .unwrap_or_else(|| "None".into());
         if el.name == "controller" && el.attr("type") == Some("pci") {
-            let mut facts = vec![format!("model={}", el.attr("model").unwrap_or("None"))];
-            if let Some(name) = doc
-                .child(dev, "model")
-                .and_then(|m| doc.element(m).attr("name"))
-            {
-                facts.push(format!("model-name={name}"));
-            }
-            if let Some(t) = doc.child(dev, "target") {
-                let mut attrs: Vec<_> = doc.element(t).attrs.iter().collect();
-                attrs.sort_by(|a, b| a.name.cmp(b.name));
-                for a in attrs {
-                    facts.push(format!("target.{}={}", a.name, number(&a.value)));
-                }
-                if let Some(node) = doc.child(t, "node") {
-                    facts.push(format!("target.node={}", number(doc.element(node).text)));
-                }
-            }
-            let a = addr.and_then(|a| address_fact(&doc, a));
-            facts.push(format!("address={}", a.as_deref().unwrap_or("none")));
-            out.insert(Id::PciController(index), facts.join(" "));
+            let facts = pci_controller_facts(&doc, dev);
+            out.insert(Id::PciController(index), facts);
             continue;
         }
         let Some(a) = addr.and_then(|a| address_fact(&doc, a)) else {

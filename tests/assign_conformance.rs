@@ -9,7 +9,7 @@ use std::path::Path;
 use virtpci::xml::Document;
 
 mod layout_support;
-use layout_support::{address_fact, number};
+use layout_support::{address_fact, number, pci_controller_facts};
 
 /// The PCI layout of a domain XML, one sorted line per fact.
 pub fn layout(xml: &str) -> Vec<String> {
@@ -26,31 +26,13 @@ pub fn layout(xml: &str) -> Vec<String> {
         let mut ident = format!("{}#{}", el.name, count);
         let addr = doc.child(dev, "address");
         if el.name == "controller" && el.attr("type") == Some("pci") {
-            let mut facts = vec![format!("model={}", el.attr("model").unwrap_or("None"))];
-            if let Some(name) = doc
-                .child(dev, "model")
-                .and_then(|m| doc.element(m).attr("name"))
-            {
-                facts.push(format!("model-name={name}"));
-            }
-            if let Some(t) = doc.child(dev, "target") {
-                let mut attrs: Vec<_> = doc.element(t).attrs.iter().collect();
-                attrs.sort_by(|a, b| a.name.cmp(b.name));
-                for a in attrs {
-                    facts.push(format!("target.{}={}", a.name, number(&a.value)));
-                }
-                if let Some(node) = doc.child(t, "node") {
-                    facts.push(format!("target.node={}", number(doc.element(node).text)));
-                }
-            }
-            let a = addr.and_then(|a| address_fact(&doc, a));
-            facts.push(format!("address={}", a.as_deref().unwrap_or("none")));
+            let facts = pci_controller_facts(&doc, dev);
             out.push(format!(
                 "pci-controller index={} {}",
                 el.attr("index")
                     .map(number)
                     .unwrap_or_else(|| "None".into()),
-                facts.join(" ")
+                facts
             ));
             continue;
         }

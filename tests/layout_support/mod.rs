@@ -39,3 +39,29 @@ pub fn address_fact(doc: &Document<'_>, id: usize) -> Option<String> {
         _ => None,
     }
 }
+
+/// The facts of the `<controller type='pci'>` element `dev`: model, model name, every target
+/// value and node, and address, as pci-layout prints them after the controller's index.
+pub fn pci_controller_facts(doc: &Document<'_>, dev: usize) -> String {
+    let el = doc.element(dev);
+    let mut facts = vec![format!("model={}", el.attr("model").unwrap_or("None"))];
+    if let Some(name) = doc
+        .child(dev, "model")
+        .and_then(|m| doc.element(m).attr("name"))
+    {
+        facts.push(format!("model-name={name}"));
+    }
+    if let Some(t) = doc.child(dev, "target") {
+        let mut attrs: Vec<_> = doc.element(t).attrs.iter().collect();
+        attrs.sort_by(|a, b| a.name.cmp(b.name));
+        for a in attrs {
+            facts.push(format!("target.{}={}", a.name, number(&a.value)));
+        }
+        if let Some(node) = doc.child(t, "node") {
+            facts.push(format!("target.node={}", number(doc.element(node).text)));
+        }
+    }
+    let a = doc.child(dev, "address").and_then(|a| address_fact(doc, a));
+    facts.push(format!("address={}", a.as_deref().unwrap_or("none")));
+    facts.join(" ")
+}
