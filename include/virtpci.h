@@ -41,6 +41,17 @@
 #define VIRTPCI_ASSIGN_STRICT_FUNCTION0 (1 << 0)
 
 /**
+ * Flag of `virtpci_domain_assign_pci_addresses()` (virtpci, not libvirt): when libvirt's
+ * placement runs out of room (past about 237 hot-pluggable devices on q35, 268 on pc), place
+ * the devices anyway: PCIe switches behind pcie-root-ports, pci-bridges behind pci-bridges,
+ * and devices with `<addressPreferences hotplug='no'/>` packed eight to a slot as
+ * multifunction devices, all within PCI domain 0 (256 bus numbers). A domain libvirt can
+ * place comes out exactly as libvirt places it. When even this is full, the error
+ * (`VIRTPCI_ERR_INTERNAL`) says how many devices did not fit and why.
+ */
+#define VIRTPCI_ASSIGN_EXTEND (1 << 1)
+
+/**
  * `VirtpciAddressPreferences.bus`: no preference.
  */
 #define VIRTPCI_BUS_ANY 0
@@ -209,8 +220,8 @@ typedef struct {
    */
   unsigned int size;
   /**
-   * The flags of `virtpci_domain_assign_pci_addresses()` (`VIRTPCI_ASSIGN_STRICT_FUNCTION0`);
-   * any other bit is refused.
+   * The flags of `virtpci_domain_assign_pci_addresses()` (`VIRTPCI_ASSIGN_STRICT_FUNCTION0`,
+   * `VIRTPCI_ASSIGN_EXTEND`); any other bit is refused.
    */
   unsigned int flags;
   /**
@@ -391,8 +402,8 @@ char *virtpci_pci_address_format(const VirtpciPciAddress *addr);
  * On failure returns -1, leaves `*out_xml` unchanged, and sets the last error to libvirt's
  * code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
  * Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
- * slots", ...). `flags` is 0 or `VIRTPCI_ASSIGN_STRICT_FUNCTION0` (other bits:
- * `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are
+ * slots", ...). `flags` is 0 or a mix of `VIRTPCI_ASSIGN_STRICT_FUNCTION0` and
+ * `VIRTPCI_ASSIGN_EXTEND` (other bits: `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are
  * `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting 256 deep; see the
  * README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of `domain_xml` are read.
  * Thread-safe; no state is kept between calls.
@@ -401,7 +412,9 @@ char *virtpci_pci_address_format(const VirtpciPciAddress *addr);
  * `domain_xml` is NULL or a NUL-terminated string; `out_xml` is NULL or valid for writing
  * one pointer.
  */
-int virtpci_domain_assign_pci_addresses(const char *domain_xml, unsigned int flags, char **out_xml);
+int virtpci_domain_assign_pci_addresses(const char *domain_xml,
+                                        unsigned int flags,
+                                        char **out_xml);
 
 /**
  * `virtpci_domain_assign_pci_addresses()` with `*opts`: the same result, plus virtpci's

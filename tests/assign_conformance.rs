@@ -138,3 +138,55 @@ fn golden_cases() {
     assert_eq!(failed, 0, "{failed} golden cases failed");
     assert!(passed >= 100, "only {passed} golden cases found");
 }
+
+/// Extend mode only takes over when libvirt's placement runs out of room: every corpus
+/// input (and every golden input) comes out byte for byte as without it, and every refusal
+/// other than for want of room stays the same refusal.
+#[test]
+fn extend_mode_changes_nothing_libvirt_can_place() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let extend = virtpci::AssignOptions {
+        extend: true,
+        ..Default::default()
+    };
+    let mut inputs = Vec::new();
+    for dir in [
+        root.join("../shared/conformance/cases"),
+        root.join("tests/golden/cases"),
+    ] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        inputs.extend(entries.flatten().map(|e| e.path().join("input.xml")));
+    }
+    inputs.sort();
+    let mut compared = 0;
+    for input in inputs {
+        let Ok(xml) = fs::read_to_string(&input) else {
+            continue;
+        };
+        let plain = virtpci::assign_domain_xml(&xml);
+        let extended = virtpci::assign_domain_xml_with(&xml, extend);
+        let out_of_room = |e: &virtpci::Error| {
+            e.message.contains("No more available PCI slots")
+                || e.message.contains("cannot be automatically added")
+                || e.message.contains("Cannot automatically add a new PCI bus")
+                || e.message.contains("did not fit in PCI domain 0")
+        };
+        match (&plain, &extended) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", input.display()),
+            // Out of room both ways: extend mode words how many did not fit.
+            (Err(a), Err(b)) if out_of_room(a) => assert!(out_of_room(b), "{}", input.display()),
+            (Err(a), Err(b)) => assert_eq!(a, b, "{}", input.display()),
+            (Err(a), Ok(_)) => assert!(
+                out_of_room(a),
+                "{}: extend mode accepted what libvirt refuses for another reason: {}",
+                input.display(),
+                a.message
+            ),
+            (Ok(_), Err(b)) => panic!("{}: extend mode refused: {}", input.display(), b.message),
+        }
+        compared += 1;
+    }
+    assert!(compared >= 269 || compared == 0, "only {compared} inputs");
+}

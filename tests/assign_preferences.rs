@@ -473,3 +473,179 @@ fn without_preferences_the_result_is_libvirts() {
             .xml
     );
 }
+
+// ----- extend mode (AssignOptions::extend) ------------------------------------------------
+
+fn extended(xml: &str) -> Result<String, virtpci::Error> {
+    let options = AssignOptions {
+        extend: true,
+        ..Default::default()
+    };
+    assign_domain_xml_with(xml, options).map(|o| o.xml)
+}
+
+/// Multifunction slots are whole: a slot with a function above 0 in use has function 0 in
+/// use, with multifunction='on'.
+fn check_functions(xml: &str, topo: &Topology) {
+    let used: BTreeSet<Addr> = topo
+        .devices
+        .iter()
+        .map(|(_, a)| *a)
+        .chain(topo.controllers.values().filter_map(|c| c.1))
+        .collect();
+    let shared: BTreeSet<(u32, u32)> = used
+        .iter()
+        .filter(|a| a.2 > 0)
+        .map(|a| (a.0, a.1))
+        // The chipset's slots (PIIX3 at 00:01 on pc, ICH9 at 00:1f on q35) have function 0
+        // built into the machine.
+        .filter(|&(b, s)| used.contains(&(b, s, 0)) || (b, s) != (0, 0x1f) && (b, s) != (0, 1))
+        .collect();
+    for &(bus, slot) in &shared {
+        assert!(
+            used.contains(&(bus, slot, 0)),
+            "slot {bus:#x}:{slot:#x} has functions without function 0"
+        );
+    }
+    let on = xml.matches("multifunction='on'").count();
+    assert_eq!(on, shared.len(), "multifunction='on' count");
+}
+
+/// How many buses deep the deepest bus is.
+fn depth(topo: &Topology) -> usize {
+    let parent = |i: u32| topo.controllers[&i].1.map(|a| a.0);
+    topo.controllers
+        .keys()
+        .map(|&i| {
+            let mut d = 0;
+            let mut at = i;
+            while let Some(p) = parent(at) {
+                d += 1;
+                at = p;
+            }
+            d
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn extend_places_what_libvirt_cannot() {
+    let q35 = "pc-q35-7.2";
+    let pc = "pc-i440fx-7.2";
+    let no = "<addressPreferences hotplug='no'/>";
+    let pci = "<addressPreferences bus='pci'/>";
+    // (name, machine, NICs, preference, at most this deep)
+    let cases = [
+        ("q35-238", q35, 238, "", 3),
+        ("pc-269", pc, 269, "", 3),
+        ("pc-300", pc, 300, "", 3),
+        ("q35-300-hotplug-no", q35, 300, no, 3),
+        ("pc-1000", pc, 1000, "", 5),
+        ("q35-1000-bus-pci", q35, 1000, pci, 6),
+        ("q35-1000-hotplug-no", q35, 1000, no, 6),
+        ("pc-2000", pc, 2000, "", 6),
+        ("q35-2000-hotplug-no", q35, 2000, no, 8),
+    ];
+    for (name, machine, n, pref, max_depth) in cases {
+        let xml = domain(machine, 0, &nic(pref).repeat(n));
+        let (code, message) = error(&xml);
+        assert_eq!(code, ErrorCode::Internal, "{name}: {message}");
+        assert!(
+            message.contains("No more available PCI slots")
+                || message.contains("cannot be automatically added"),
+            "{name}: libvirt's placement should fail: {message}"
+        );
+        let out = extended(&xml).unwrap_or_else(|e| panic!("{name}: {}", e.message));
+        let topo = check_valid(&out);
+        let nics = nic_addresses(&topo);
+        assert_eq!(nics.len(), n, "{name}: every NIC placed");
+        check_functions(&out, &topo);
+        let d = depth(&topo);
+        assert!(d <= max_depth, "{name}: buses {d} deep");
+        if pref == no {
+            // Packed: far fewer slots than devices.
+            let slots: BTreeSet<(u32, u32)> = nics.iter().map(|a| (a.0, a.1)).collect();
+            assert!(slots.len() * 7 < n, "{name}: {} slots", slots.len());
+        }
+        if name == "q35-238" {
+            assert!(out.contains("model='pcie-switch-upstream-port'"), "{name}");
+        }
+        check_with_libvirt(&out, &format!("extend-{name}"));
+    }
+}
+
+#[test]
+fn extend_says_how_many_devices_did_not_fit() {
+    // Every hot-pluggable PCIe device needs a bus of its own: 300 cannot fit in 256.
+    let xml = domain("pc-q35-7.2", 0, &nic("").repeat(300));
+    let e = extended(&xml).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Internal);
+    let (count, rest) = e
+        .message
+        .strip_prefix("internal error: ")
+        .and_then(|m| m.split_once(" of the 303 devices that needed a PCI address did not fit"))
+        .unwrap_or_else(|| panic!("{}", e.message));
+    let count: usize = count.parse().unwrap();
+    assert!((40..=60).contains(&count), "{}", e.message);
+    assert!(
+        rest.contains("all bus numbers of PCI domain 0 are in use"),
+        "{rest}"
+    );
+    assert!(rest.contains("hotplug='no'"), "{rest}");
+    // pc: bridges with 31 slots, 7,000 hot-pluggable devices do not fit in 255 bridges.
+    let xml = domain("pc-i440fx-7.2", 0, &nic("").repeat(7000));
+    let e = extended(&xml).unwrap_err();
+    assert!(
+        e.message
+            .contains(" of the 7002 devices that needed a PCI address did not fit"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn extend_grows_the_main_hierarchy_only_below_numa_expanders() {
+    let mut devices = nic("<addressPreferences numa='1'/>").repeat(3);
+    devices.push_str(&nic("<addressPreferences hotplug='no'/>").repeat(400));
+    devices.push_str(&nic("").repeat(200));
+    let xml = domain("pc-q35-7.2", 2, &devices);
+    assert!(assign_domain_xml(&xml).is_err());
+    let out = extended(&xml).unwrap();
+    let topo = check_valid(&out);
+    check_functions(&out, &topo);
+    assert_eq!(nic_addresses(&topo).len(), 603);
+    // The buses of the main hierarchy (not behind the expander) stay below its busNr.
+    let (expander, bus_nr) = topo
+        .controllers
+        .iter()
+        .find(|(_, c)| c.0 == PciModel::PcieExpanderBus)
+        .map(|(i, c)| (*i, c.4.unwrap()))
+        .unwrap();
+    let behind = |mut i: u32| loop {
+        if i == expander {
+            return true;
+        }
+        match topo.controllers[&i].1 {
+            Some(a) => i = a.0,
+            None => return false,
+        }
+    };
+    let main = topo.controllers.keys().filter(|&&i| !behind(i)).count() as u32;
+    assert!(main <= bus_nr, "{main} main buses, expander busNr {bus_nr}");
+    check_with_libvirt(&out, "extend-numa");
+}
+
+#[test]
+fn extend_keeps_hotplug_room() {
+    let xml = domain("pc-q35-7.2", 0, &nic("").repeat(238));
+    let options = AssignOptions {
+        extend: true,
+        hotplug_ports: Some(10),
+        ..Default::default()
+    };
+    let out = assign_domain_xml_with(&xml, options).unwrap().xml;
+    let topo = check_valid(&out);
+    assert!(free_hotplug_places(&topo) >= 10);
+    check_with_libvirt(&out, "extend-room");
+}

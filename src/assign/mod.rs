@@ -6,6 +6,7 @@
 //! [`HotplugAddressSet`].
 
 pub mod explain;
+pub mod extend;
 pub mod hotplug;
 pub mod plan;
 pub mod set;
@@ -42,6 +43,11 @@ pub struct AssignOptions {
     /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
     /// pc. `None`: libvirt's rule (one spare root port on q35 when controllers were added).
     pub hotplug_ports: Option<u32>,
+    /// Extend mode: when libvirt's placement runs out of room, place the devices anyway with
+    /// PCIe switches, bridges behind bridges and multifunction packing of devices that are
+    /// never hot-plugged (see [`extend`]). Domains libvirt can place come out as libvirt
+    /// places them.
+    pub extend: bool,
 }
 
 /// Assign guest PCI addresses to the domain in `xml` as libvirt 9.0 does on define.

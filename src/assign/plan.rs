@@ -2,6 +2,7 @@
 //! [`DomainDef`]: a dry run that counts the buses needed and adds controllers for them, then
 //! the real pass that places controllers first and devices after, in libvirt's order.
 
+use super::extend::Extension;
 use super::set::{AddressSet, Bus};
 use super::AssignOptions;
 use crate::error::{Error, Result};
@@ -69,6 +70,27 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         set: set.unwrap_or_else(|| AddressSet::new(Vec::new(), false)),
         warnings,
     })
+}
+
+/// What the extend mode puts back before its own placement.
+struct Saved<'a> {
+    def: DomainDef<'a>,
+    flags: Vec<ConnectFlags>,
+    controller_order: Vec<usize>,
+    filled: Vec<FilledDefaults>,
+    index_filled: Vec<bool>,
+    warnings: usize,
+}
+
+/// libvirt's placement failed only for want of room (the extend mode may then take over).
+fn is_out_of_room(e: &Error) -> bool {
+    const ROOM: [&str; 4] = [
+        "No more available PCI slots",
+        "but none is available, and it cannot be automatically added",
+        "Cannot automatically add a new PCI bus",
+        "more buses than one PCI domain has",
+    ];
+    ROOM.iter().any(|m| e.message.contains(m))
 }
 
 struct Planner<'a> {
@@ -800,6 +822,23 @@ impl<'a> Planner<'a> {
         self.place_numa_devices()?;
         self.compute_flags();
         self.apply_preferences()?;
+        if !self.options.extend {
+            return self.run_libvirt(declared_max_index);
+        }
+        // Extend mode: libvirt's placement when it fits, the extended one when it does not.
+        let saved = self.save();
+        match self.run_libvirt(declared_max_index) {
+            Err(e) if is_out_of_room(&e) => {
+                self.restore(saved);
+                self.run_extended(declared_max_index)
+            }
+            done => done,
+        }
+    }
+
+    /// libvirt's two passes: a dry run that grows the set to count the buses needed and
+    /// adds controllers for them, then the real pass.
+    fn run_libvirt(&mut self, declared_max_index: i64) -> Result<()> {
         let max_index: i64 = self
             .pci_controllers()
             .map(|(_, c, _)| i64::from(c.index()))
@@ -808,35 +847,18 @@ impl<'a> Planner<'a> {
         let mut nbuses = (max_index + 1) as usize;
         if nbuses > 0 {
             let mut set = self.create_set(nbuses, true)?;
+            if self.options.extend {
+                // More buses than one PCI domain has: libvirt's layout cannot work, so
+                // stop early and let the extended placement take over.
+                set.grow_limit = Some(256);
+            }
             self.chipset_reservations(&mut set)?;
             // i440fx: keep one slot in reserve so that a full bus gets a pci-bridge added.
             if self.has_pci_root() && set.buses.iter().any(|b| !b.is_fully_reserved()) {
                 set.reserve_next(PCI_FLAGS, None)?;
             }
             self.assign_slots(&mut set)?;
-            match self.options.hotplug_ports {
-                // q35 without user PCI controllers: one empty root port for hotplug.
-                None => {
-                    if declared_max_index <= 0
-                        && set.bus_count() as i64 > max_index + 1
-                        && self.has_pcie_root()
-                    {
-                        set.reserve_next(ConnectFlags::PCIE_AUTO, None)?;
-                    }
-                }
-                // Room for `n` hot-plugged devices: as many placeholder devices that need
-                // hotplug, which take free places or make the dry run add buses for them.
-                Some(n) => {
-                    let dummy = if self.has_pcie_root() {
-                        ConnectFlags::PCIE_AUTO
-                    } else {
-                        PCI_FLAGS
-                    } | ConnectFlags::HOTPLUGGABLE;
-                    for _ in 0..n {
-                        set.reserve_next(dummy, None)?;
-                    }
-                }
-            }
+            self.reserve_hotplug_room(&mut set, declared_max_index, max_index)?;
             self.add_controllers_for_new_buses(&mut set)?;
             nbuses = set.bus_count();
         }
@@ -851,43 +873,219 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// After placing the devices: libvirt's one spare root port on q35, or the hotplug
+    /// room asked for.
+    fn reserve_hotplug_room(
+        &mut self,
+        set: &mut AddressSet,
+        declared_max_index: i64,
+        max_index: i64,
+    ) -> Result<()> {
+        match self.options.hotplug_ports {
+            // q35 without user PCI controllers: one empty root port for hotplug.
+            None => {
+                if declared_max_index <= 0
+                    && set.bus_count() as i64 > max_index + 1
+                    && self.has_pcie_root()
+                {
+                    set.reserve_next(ConnectFlags::PCIE_AUTO, None)?;
+                }
+            }
+            // Room for `n` hot-plugged devices: as many placeholder devices that need
+            // hotplug, which take free places or make the set add buses for them.
+            Some(n) => {
+                let dummy = if self.has_pcie_root() {
+                    ConnectFlags::PCIE_AUTO
+                } else {
+                    PCI_FLAGS
+                } | ConnectFlags::HOTPLUGGABLE;
+                for _ in 0..n {
+                    set.reserve_next(dummy, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Pass 1, last step: every bus the dry run added becomes a controller, which itself
     /// needs an address (and may make the set grow again).
     fn add_controllers_for_new_buses(&mut self, set: &mut AddressSet) -> Result<()> {
-        let mut present = vec![false; 256];
-        for (_, c, _) in self.pci_controllers() {
-            if let Some(slot) = present.get_mut(c.index() as usize) {
-                *slot = true;
-            }
-        }
         let mut index = 1;
         while index < set.bus_count() {
-            if !present.get(index).copied().unwrap_or(false) {
-                let model = set.buses[index].model;
-                let i = self.push_device(Device {
-                    element: None,
-                    address_element: None,
-                    kind: DeviceKind::Controller(Controller {
-                        ctype: "pci",
-                        model: Some(model.name()),
-                        index: Some(index as u32),
-                        index_missing: false,
-                        pci: Some((model, PciControllerOptions::default())),
-                    }),
-                    address: DeviceAddress::None,
-                    address_controller: None,
-                    prefs: Default::default(),
-                });
-                // virDomainDefMaybeAddController appends to the controller list.
-                self.controller_order.push(i);
-                self.flags[i] = model.connect_flags();
-                if !model.is_root() {
+            if let Some(i) = self.add_missing_controller(index, set.buses[index].model) {
+                if !set.buses[index].model.is_root() {
                     set.reserve_next(self.flags[i], None)?;
                 }
             }
             index += 1;
         }
         Ok(())
+    }
+
+    /// Add a controller of `model` for bus `index` unless one exists; returns the new one.
+    fn add_missing_controller(&mut self, index: usize, model: PciModel) -> Option<usize> {
+        if self
+            .pci_controllers()
+            .any(|(_, c, _)| c.index() as usize == index)
+        {
+            return None;
+        }
+        let i = self.push_device(Device {
+            element: None,
+            address_element: None,
+            kind: DeviceKind::Controller(Controller {
+                ctype: "pci",
+                model: Some(model.name()),
+                index: Some(index as u32),
+                index_missing: false,
+                pci: Some((model, PciControllerOptions::default())),
+            }),
+            address: DeviceAddress::None,
+            address_controller: None,
+            prefs: Default::default(),
+        });
+        // virDomainDefMaybeAddController appends to the controller list.
+        self.controller_order.push(i);
+        self.flags[i] = model.connect_flags();
+        Some(i)
+    }
+
+    /// Extend mode, when libvirt's placement ran out of room: one pass over a set that adds
+    /// buses, with their controllers' places, whenever a device finds no room (see
+    /// [`super::extend`]); devices with `hotplug='no'` share multifunction slots.
+    fn run_extended(&mut self, declared_max_index: i64) -> Result<()> {
+        for i in 0..self.def.devices.len() {
+            if self.def.devices[i].prefs.hotplug == Some(false) {
+                self.flags[i] |= ConnectFlags::PACK_FUNCTIONS;
+            }
+        }
+        let max_index: i64 = self
+            .pci_controllers()
+            .map(|(_, c, _)| i64::from(c.index()))
+            .max()
+            .unwrap_or(-1);
+        // Buses named by addresses but without a controller get one, placed like the rest.
+        let max_bus = self
+            .def
+            .devices
+            .iter()
+            .filter_map(|d| d.address.present_pci())
+            .map(|a| i64::from(a.bus))
+            .max()
+            .unwrap_or(-1);
+        let nbuses = (max_index.max(max_bus) + 1) as usize;
+        let gap_model = if self.has_pcie_root() {
+            PciModel::PcieRootPort
+        } else {
+            PciModel::PciBridge
+        };
+        for index in 1..nbuses {
+            self.add_missing_controller(index, gap_model);
+        }
+        let mut set = self.create_set(nbuses, false)?;
+        self.chipset_reservations(&mut set)?;
+        let (behind_expander, lowest_bus_nr) = self.expander_hierarchies(nbuses);
+        set.extension = Some(Extension::start(
+            &mut set,
+            self.has_pcie_root(),
+            behind_expander,
+            lowest_bus_nr,
+        ));
+        let wanted = self.devices_where(|d| d.address.wants_pci()).len();
+        self.assign_slots(&mut set)?;
+        let ext = set.extension.as_ref().expect("extend mode");
+        if ext.failures > 0 {
+            let hint = if self.has_pcie_root() {
+                "; every hot-pluggable PCI Express device needs a bus of its own: \
+                 <addressPreferences hotplug='no'/> packs devices eight to a slot, bus='pci' \
+                 puts them on bridges with 31 slots each"
+            } else {
+                "; <addressPreferences hotplug='no'/> packs devices eight to a slot"
+            };
+            return Err(Error::internal(format!(
+                "{} of the {wanted} devices that needed a PCI address did not fit in PCI \
+                 domain 0: {}{hint}",
+                ext.failures,
+                ext.first_failure.as_deref().unwrap_or("no room"),
+            )));
+        }
+        self.reserve_hotplug_room(&mut set, declared_max_index, max_index)?;
+        let added = set
+            .extension
+            .as_ref()
+            .map(|e| e.added.clone())
+            .unwrap_or_default();
+        for c in added {
+            let address = DeviceAddress::Pci {
+                addr: c.address,
+                multi: Multifunction::Absent,
+            };
+            self.add_pci_controller(c.index, c.model, PciControllerOptions::default(), address);
+        }
+        self.set_all_multifunction();
+        self.fill_controller_defaults()?;
+        set.extension = None;
+        self.set = Some(set);
+        Ok(())
+    }
+
+    /// Per bus: whether it belongs to an expander bus's hierarchy; and the lowest `busNr`
+    /// an expander claims (256 when none does).
+    fn expander_hierarchies(&self, nbuses: usize) -> (Vec<bool>, u32) {
+        let mut parent: Vec<Option<u32>> = vec![None; nbuses];
+        let mut expander = vec![false; nbuses];
+        let mut lowest_bus_nr = 256u32;
+        for (i, c, model) in self.pci_controllers() {
+            let index = c.index() as usize;
+            if index >= nbuses {
+                continue;
+            }
+            if matches!(model, PciModel::PciExpanderBus | PciModel::PcieExpanderBus) {
+                expander[index] = true;
+                let bus_nr = c.pci.as_ref().and_then(|(_, o)| o.bus_nr);
+                if let Some(nr) = bus_nr {
+                    lowest_bus_nr = lowest_bus_nr.min(nr.clamp(0, 256) as u32);
+                }
+            }
+            parent[index] = self.def.devices[i].address.present_pci().map(|a| a.bus);
+        }
+        let behind = (0..nbuses)
+            .map(|mut b| {
+                // Walk up at most nbuses steps (a loop in the input must not hang).
+                for _ in 0..nbuses {
+                    if expander[b] {
+                        return true;
+                    }
+                    match parent[b] {
+                        Some(p) if (p as usize) < nbuses && p as usize != b => b = p as usize,
+                        _ => return false,
+                    }
+                }
+                false
+            })
+            .collect();
+        (behind, lowest_bus_nr)
+    }
+
+    fn save(&self) -> Saved<'a> {
+        Saved {
+            def: self.def.clone(),
+            flags: self.flags.clone(),
+            controller_order: self.controller_order.clone(),
+            filled: self.filled.clone(),
+            index_filled: self.index_filled.clone(),
+            warnings: self.warnings.len(),
+        }
+    }
+
+    fn restore(&mut self, saved: Saved<'a>) {
+        self.def = saved.def;
+        self.flags = saved.flags;
+        self.controller_order = saved.controller_order;
+        self.filled = saved.filled;
+        self.index_filled = saved.index_filled;
+        self.warnings.truncate(saved.warnings);
+        self.set = None;
     }
 
     /// Build the address set for `nbuses` buses and reserve every configured address
@@ -971,9 +1169,17 @@ impl<'a> Planner<'a> {
         self.def.devices[i].address = DeviceAddress::Pci { addr, multi };
     }
 
-    /// Reserve the next free address for device `i`; outside a dry run, record it.
+    /// Reserve the next free address for device `i`; outside a dry run, record it. In
+    /// extend mode a device that finds no room is counted and skipped, so that the error
+    /// can say how many did not fit.
     fn reserve_next_for(&mut self, set: &mut AddressSet, i: usize) -> Result<()> {
-        let addr = set.reserve_next(self.flags[i], None)?;
+        let failures = |set: &AddressSet| set.extension.as_ref().map(|e| e.failures);
+        let before = failures(set);
+        let addr = match set.reserve_next(self.flags[i], None) {
+            Ok(addr) => addr,
+            Err(_) if before.is_some() && failures(set) != before => return Ok(()),
+            Err(e) => return Err(e),
+        };
         if !set.dry_run {
             self.set_address(i, addr, Multifunction::Absent);
         }

@@ -2,6 +2,7 @@
 //! rules for reserving one, finding the next free one, and growing the set during a dry run
 //! (libvirt's `virDomainPCIAddressSet`).
 
+use super::extend::Extension;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, PciModel};
@@ -9,11 +10,16 @@ use crate::topology::{ConnectFlags, PciModel};
 /// Slots per bus.
 pub const SLOTS: usize = 32;
 
-/// One slot: the functions in use and whether pcie-root-ports may share it.
+/// One slot: the functions in use and who may share it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Slot {
     pub functions: u8,
+    /// pcie-root-ports may share it, one per function.
     pub aggregate: bool,
+    /// Devices placed with [`ConnectFlags::PACK_FUNCTIONS`] may share it (extend mode).
+    pub packed: bool,
+    /// Kept for bridges (extend mode), so that the bridge tree can keep growing.
+    pub bridges_only: bool,
 }
 
 /// One bus: the controller model that provides it and what it accepts.
@@ -43,11 +49,14 @@ impl Bus {
     }
 
     /// Mark one function of `slot` used (the slot and function are in range).
-    fn take(&mut self, slot: u32, function: u32, flags: ConnectFlags) {
+    pub(crate) fn take(&mut self, slot: u32, function: u32, flags: ConnectFlags) {
         let s = &mut self.slots[slot as usize];
         // Only the first device reserved in a slot decides whether root ports may share it.
         if s.functions == 0 && flags.intersects(ConnectFlags::AGGREGATE_SLOT) {
             s.aggregate = true;
+        }
+        if s.functions == 0 && flags.intersects(ConnectFlags::PACK_FUNCTIONS) {
+            s.packed = true;
         }
         s.functions |= 1u8 << function;
         while (self.full_below as usize) < SLOTS
@@ -77,6 +86,10 @@ pub struct AddressSet {
     /// addresses are reserved, so a bus that could not take such a device never will; a
     /// release forgets these.
     search_from: Vec<(ConnectFlags, Option<u32>, usize)>,
+    /// Extend mode: how to add buses when nothing fits (instead of a dry run's growth).
+    pub extension: Option<Extension>,
+    /// Extend mode's first try: a dry run that would need more buses than this fails.
+    pub grow_limit: Option<usize>,
 }
 
 /// Why a device may not sit on a bus.
@@ -145,6 +158,8 @@ impl AddressSet {
             buses,
             dry_run,
             search_from: Vec::new(),
+            extension: None,
+            grow_limit: None,
         }
     }
 
@@ -316,7 +331,7 @@ impl AddressSet {
     }
 
     /// Look for a free function on `bus_index` (virDomainPCIAddressFindUnusedFunctionOnBus).
-    fn find_on_bus(
+    pub(crate) fn find_on_bus(
         &self,
         bus_index: usize,
         function: Option<u32>,
@@ -328,13 +343,19 @@ impl AddressSet {
             return None;
         }
         let aggregate = flags.intersects(ConnectFlags::AGGREGATE_SLOT);
+        let pack = flags.intersects(ConnectFlags::PACK_FUNCTIONS);
+        let bridge = flags.intersects(ConnectFlags::PCI_BRIDGE);
         addr.slot = addr.slot.max(bus.full_below);
         while addr.slot <= bus.max_slot {
             let slot = bus.slots[addr.slot as usize];
+            if slot.bridges_only && !bridge {
+                addr.slot += 1;
+                continue;
+            }
             if slot.functions == 0 {
                 return Some(addr);
             }
-            if aggregate && slot.aggregate {
+            if (aggregate && slot.aggregate) || (pack && slot.packed) {
                 if slot.functions & (1 << addr.function) == 0 {
                     return Some(addr);
                 }
@@ -370,6 +391,35 @@ impl AddressSet {
         if self.buses.is_empty() {
             return Err(Error::xml("No PCI buses available"));
         }
+        if let Some(found) = self.find_free(flags, function) {
+            return Ok((found, true));
+        }
+        if let Some(mut extension) = self.extension.take() {
+            let grown = extension.add_bus_for(self, flags);
+            self.extension = Some(extension);
+            let bus = grown?;
+            let found = self.find_on_bus(bus as usize, function, flags);
+            return found.map(|a| (a, true)).ok_or_else(|| {
+                Error::internal(format!(
+                    "the PCI bus {bus} added for a device does not take it"
+                ))
+            });
+        }
+        if self.dry_run {
+            let mut addr = PciAddress::new(0, self.buses.len() as u32, 0, function.unwrap_or(0));
+            self.grow(&mut addr, flags)?;
+            addr.slot = self.buses[addr.bus as usize].min_slot;
+            return Ok((addr, false));
+        }
+        Err(Error::internal("No more available PCI slots"))
+    }
+
+    /// The first free place for a device with `flags` on the buses there are, if any.
+    pub(crate) fn find_free(
+        &mut self,
+        flags: ConnectFlags,
+        function: Option<u32>,
+    ) -> Option<PciAddress> {
         // Isolation groups only matter on pSeries, so every bus is in group 0 and one scan
         // over all buses is libvirt's two rounds.
         let cursor = self
@@ -383,20 +433,14 @@ impl AddressSet {
                     Some(c) => self.search_from[c].2 = bus_index,
                     None => self.search_from.push((flags, function, bus_index)),
                 }
-                return Ok((found, true));
+                return Some(found);
             }
         }
         match cursor {
             Some(c) => self.search_from[c].2 = self.buses.len(),
             None => self.search_from.push((flags, function, self.buses.len())),
         }
-        if self.dry_run {
-            let mut addr = PciAddress::new(0, self.buses.len() as u32, 0, function.unwrap_or(0));
-            self.grow(&mut addr, flags)?;
-            addr.slot = self.buses[addr.bus as usize].min_slot;
-            return Ok((addr, false));
-        }
-        Err(Error::internal("No more available PCI slots"))
+        None
     }
 
     /// Find the next free address and reserve it (virDomainPCIAddressReserveNextAddr).
@@ -443,6 +487,14 @@ impl AddressSet {
         let mut add = i64::from(addr.bus) - current + 1;
         if add <= 0 {
             return Ok(());
+        }
+        if self
+            .grow_limit
+            .is_some_and(|limit| current + add > limit as i64)
+        {
+            return Err(Error::internal(
+                "No more available PCI slots: more buses than one PCI domain has",
+            ));
         }
         let mut needs_pcie_to_pci_bridge = false;
         let model = if flags.intersects(ConnectFlags::PCI_DEVICE) {

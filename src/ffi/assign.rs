@@ -33,6 +33,28 @@ impl VirtpciAddressSet {
 /// guests on x86 would not see those functions. pSeries guests find them and stay accepted.
 pub const VIRTPCI_ASSIGN_STRICT_FUNCTION0: c_uint = 1 << 0;
 
+/// Flag of `virtpci_domain_assign_pci_addresses()` (virtpci, not libvirt): when libvirt's
+/// placement runs out of room (past about 237 hot-pluggable devices on q35, 268 on pc), place
+/// the devices anyway: PCIe switches behind pcie-root-ports, pci-bridges behind pci-bridges,
+/// and devices with `<addressPreferences hotplug='no'/>` packed eight to a slot as
+/// multifunction devices, all within PCI domain 0 (256 bus numbers). A domain libvirt can
+/// place comes out exactly as libvirt places it. When even this is full, the error
+/// (`VIRTPCI_ERR_INTERNAL`) says how many devices did not fit and why.
+pub const VIRTPCI_ASSIGN_EXTEND: c_uint = 1 << 1;
+
+/// Every flag the assignment functions know.
+const ASSIGN_FLAGS: c_uint = VIRTPCI_ASSIGN_STRICT_FUNCTION0 | VIRTPCI_ASSIGN_EXTEND;
+
+/// The options `flags` ask for, unknown bits refused.
+fn assign_options(flags: c_uint, hotplug_ports: Option<u32>, func: &str) -> Result<AssignOptions> {
+    check_no_flags(flags & !ASSIGN_FLAGS, func)?;
+    Ok(AssignOptions {
+        strict_function0: flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
+        hotplug_ports,
+        extend: flags & VIRTPCI_ASSIGN_EXTEND != 0,
+    })
+}
+
 /// libvirt's wording for flags a function does not know (`virCheckFlags`).
 fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
     if flags != 0 {
@@ -57,8 +79,8 @@ fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
 /// On failure returns -1, leaves `*out_xml` unchanged, and sets the last error to libvirt's
 /// code and full message (`VIRTPCI_ERR_XML_ERROR` "XML error: Attempted double use of PCI
 /// Address 0000:00:01.1", `VIRTPCI_ERR_INTERNAL` "internal error: No more available PCI
-/// slots", ...). `flags` is 0 or `VIRTPCI_ASSIGN_STRICT_FUNCTION0` (other bits:
-/// `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are
+/// slots", ...). `flags` is 0 or a mix of `VIRTPCI_ASSIGN_STRICT_FUNCTION0` and
+/// `VIRTPCI_ASSIGN_EXTEND` (other bits: `VIRTPCI_ERR_INVALID_ARG`); NULL arguments and non-UTF-8 text are
 /// `VIRTPCI_ERR_INVALID_ARG`; XML beyond virtpci's limits (16 MiB, nesting 256 deep; see the
 /// README) is `VIRTPCI_ERR_XML_ERROR`, and at most 16 MiB + 1 bytes of `domain_xml` are read.
 /// Thread-safe; no state is kept between calls.
@@ -78,11 +100,7 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
-        check_no_flags(flags & !VIRTPCI_ASSIGN_STRICT_FUNCTION0, NAME)?;
-        let options = crate::assign::AssignOptions {
-            strict_function0: flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
-            hotplug_ports: None,
-        };
+        let options = assign_options(flags, None, NAME)?;
         let result = crate::assign::assign_domain_xml_with(xml, options)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);
@@ -101,8 +119,8 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
 pub struct VirtpciAssignOptions {
     /// `sizeof(VirtpciAssignOptions)` as the caller knows it.
     pub size: c_uint,
-    /// The flags of `virtpci_domain_assign_pci_addresses()` (`VIRTPCI_ASSIGN_STRICT_FUNCTION0`);
-    /// any other bit is refused.
+    /// The flags of `virtpci_domain_assign_pci_addresses()` (`VIRTPCI_ASSIGN_STRICT_FUNCTION0`,
+    /// `VIRTPCI_ASSIGN_EXTEND`); any other bit is refused.
     pub flags: c_uint,
     /// Guarantee at least this many free hotplug-capable places after assignment: empty
     /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
@@ -148,11 +166,8 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
                 std::mem::size_of::<VirtpciAssignOptions>()
             )));
         }
-        check_no_flags(opts.flags & !VIRTPCI_ASSIGN_STRICT_FUNCTION0, NAME)?;
-        let options = AssignOptions {
-            strict_function0: opts.flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
-            hotplug_ports: u32::try_from(opts.hotplug_ports).ok(),
-        };
+        let hotplug_ports = u32::try_from(opts.hotplug_ports).ok();
+        let options = assign_options(opts.flags, hotplug_ports, NAME)?;
         let result = crate::assign::assign_domain_xml_with(xml, options)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);

@@ -37,6 +37,9 @@ impl ConnectFlags {
     /// automatically placed device sit on a bus that neither supports hotplug nor allows
     /// automatic placement, such as q35's pcie-root (as an integrated endpoint).
     pub const PLACE_WITHOUT_HOTPLUG: ConnectFlags = ConnectFlags(1 << 16);
+    /// virtpci, not libvirt: extend mode packs devices that are never hot-plugged into
+    /// the functions of shared slots (multifunction), eight to a slot.
+    pub const PACK_FUNCTIONS: ConnectFlags = ConnectFlags(1 << 17);
 
     /// libvirt's bits (what its messages print).
     pub const LIBVIRT_MASK: ConnectFlags = ConnectFlags(0xFFFF);

@@ -111,6 +111,9 @@ pub struct Document<'a> {
     attributes: Vec<Attribute<'a>>,
     child_ids: Vec<ElementId>,
     pub root: ElementId,
+    /// Offsets of the newlines, found the first time a line number is asked for, so that
+    /// naming the line of each of many devices stays linear.
+    newlines: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl<'a> Document<'a> {
@@ -329,6 +332,7 @@ impl<'a> Document<'a> {
             attributes,
             child_ids,
             root,
+            newlines: std::cell::OnceCell::new(),
         })
     }
 
@@ -386,7 +390,12 @@ impl<'a> Document<'a> {
 
     /// 1-based line of a byte offset, for messages.
     pub fn line_of(&self, offset: usize) -> usize {
-        line_col(self.text, offset).0
+        let newlines = self.newlines.get_or_init(|| {
+            let bytes = self.text.as_bytes();
+            (0..bytes.len()).filter(|&i| bytes[i] == b'\n').collect()
+        });
+        // Newlines before `offset`, plus one.
+        newlines.partition_point(|&p| p < offset) + 1
     }
 
     /// The whitespace that starts the line of `offset`, when only whitespace precedes

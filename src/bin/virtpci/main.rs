@@ -49,6 +49,10 @@ enum Command {
         /// slots on buses with hotplug on pc (default: libvirt's one spare root port).
         #[arg(long, value_name = "N")]
         hotplug_ports: Option<u32>,
+        /// When libvirt's placement runs out of room, keep placing: PCIe switches, bridges
+        /// behind bridges, hotplug='no' devices packed into multifunction slots.
+        #[arg(long)]
+        extend: bool,
     },
     /// List every guest-visible PCI change between two definitions of the same guest.
     AbiDiff(abi_diff::AbiDiffArgs),
@@ -83,10 +87,12 @@ fn run(cli: Cli) -> Result<()> {
             json,
             strict_function0,
             hotplug_ports,
+            extend,
         } => {
             let options = virtpci::assign::AssignOptions {
                 strict_function0,
                 hotplug_ports,
+                extend,
             };
             if explain {
                 assign::explain(&file, json, options)
