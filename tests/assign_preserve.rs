@@ -133,3 +133,18 @@ fn libvirts_default_devices_are_added() {
         assert!(out.contains(wanted), "missing {wanted:?} in\n{out}");
     }
 }
+
+#[test]
+fn a_model_element_without_a_name_gets_the_name_and_the_result_is_stable() {
+    let input = "<domain type='qemu'>\n  <os><type machine='q35'>hvm</type></os>\n  <devices>\n    \
+                 <controller type='pci' model='pcie-root'/>\n    \
+                 <controller type='pci' model='pcie-root-port'>\n      <model foo='bar'/>\n    </controller>\n    \
+                 <memballoon model='none'/>\n  </devices>\n</domain>\n";
+    let out = assign_domain_xml(input).unwrap().xml;
+    assert!(
+        out.contains("<model foo='bar' name='pcie-root-port'/>"),
+        "{out}"
+    );
+    assert_eq!(out.matches("<model ").count(), 1, "{out}");
+    assert_eq!(assign_domain_xml(&out).unwrap().xml, out);
+}

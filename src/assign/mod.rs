@@ -443,10 +443,13 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String 
                     if let Some((_, opts)) = &c.pci {
                         if let Some(name) = &opts.model_name {
                             let model = format!("<model name='{name}'/>");
-                            // libvirt writes <model> before <target>.
-                            match doc.child(element, "target") {
-                                Some(target) => ed.insert_child_before(target, model),
-                                None => new_children.push(model),
+                            // The name goes on the <model> that is read (the first one),
+                            // so that a second assignment finds it; libvirt writes <model>
+                            // before <target>.
+                            match (doc.child(element, "model"), doc.child(element, "target")) {
+                                (Some(existing), _) => ed.set_attr(existing, "name", name),
+                                (None, Some(target)) => ed.insert_child_before(target, model),
+                                (None, None) => new_children.push(model),
                             }
                         }
                     }
