@@ -111,9 +111,9 @@ pub struct Document<'a> {
     attributes: Vec<Attribute<'a>>,
     child_ids: Vec<ElementId>,
     pub root: ElementId,
-    /// Offsets of the newlines, found the first time a line number is asked for, so that
-    /// naming the line of each of many devices stays linear.
-    newlines: std::cell::OnceCell<Vec<usize>>,
+    /// The last line number worked out, as (offset, line): devices are read in document
+    /// order, so counting on from there keeps naming the line of each of many devices linear.
+    line_cursor: std::cell::Cell<(usize, usize)>,
 }
 
 impl<'a> Document<'a> {
@@ -137,8 +137,8 @@ impl<'a> Document<'a> {
         }
         let bytes = text.as_bytes();
         // A rough guess of the element count saves most re-allocations of the lists.
-        // Capped, so that a document refused early (too deep, say) costs little memory.
-        let guess = (text.len() / 40 + 4).min(4096);
+        // Capped at the element limit: a document refused early costs little memory.
+        let guess = (text.len() / 40 + 4).min(limits.max_elements);
         let mut nodes: Vec<Node<'a>> = Vec::with_capacity(guess);
         let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(guess);
         let mut child_counts: Vec<u32> = Vec::with_capacity(guess);
@@ -332,7 +332,7 @@ impl<'a> Document<'a> {
             attributes,
             child_ids,
             root,
-            newlines: std::cell::OnceCell::new(),
+            line_cursor: std::cell::Cell::new((0, 1)),
         })
     }
 
@@ -390,12 +390,14 @@ impl<'a> Document<'a> {
 
     /// 1-based line of a byte offset, for messages.
     pub fn line_of(&self, offset: usize) -> usize {
-        let newlines = self.newlines.get_or_init(|| {
-            let bytes = self.text.as_bytes();
-            (0..bytes.len()).filter(|&i| bytes[i] == b'\n').collect()
-        });
-        // Newlines before `offset`, plus one.
-        newlines.partition_point(|&p| p < offset) + 1
+        let offset = offset.min(self.text.len());
+        let (from, line) = match self.line_cursor.get() {
+            (at, line) if at <= offset => (at, line),
+            _ => (0, 1),
+        };
+        let line = line + count_newlines(&self.text.as_bytes()[from..offset]);
+        self.line_cursor.set((offset, line));
+        line
     }
 
     /// The whitespace that starts the line of `offset`, when only whitespace precedes
@@ -412,6 +414,17 @@ impl<'a> Document<'a> {
         }
         (line_start == 0 || bytes[line_start - 1] == b'\n').then(|| &text[line_start..offset])
     }
+}
+
+/// Newlines in `bytes`, counted 128 bytes at a time into a `u8` (which the compiler turns
+/// into vector compares and adds).
+fn count_newlines(bytes: &[u8]) -> usize {
+    let mut chunks = bytes.chunks_exact(128);
+    let mut n = 0;
+    for chunk in &mut chunks {
+        n += usize::from(chunk.iter().map(|&b| u8::from(b == b'\n')).sum::<u8>());
+    }
+    n + chunks.remainder().iter().filter(|&&b| b == b'\n').count()
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
