@@ -163,6 +163,10 @@ fn oracle() -> Option<std::path::PathBuf> {
 /// libvirt 9.0 must accept the result and keep every address and controller.
 fn check_with_libvirt(xml: &str, name: &str) {
     let Some(oracle) = oracle() else {
+        assert!(
+            std::env::var_os("VIRTPCI_REQUIRE_ORACLE").is_none(),
+            "{name}: VIRTPCI_REQUIRE_ORACLE is set but the libvirt oracle is not up"
+        );
         eprintln!("{name}: libvirt oracle not available, legality by libvirt not checked");
         return;
     };
