@@ -748,7 +748,7 @@ unsafe extern "C" fn check_log(level: c_int, message: *const c_char, opaque: *mu
 }
 
 /// The number of opcodes: `op = byte % OPCODES`.
-const OPCODES: u8 = 21;
+const OPCODES: u8 = 25;
 
 /// Run the byte program in `data` against the C entry points. Handles made by the program are
 /// all released at the end; strings returned are released as they come.
@@ -763,7 +763,7 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
     while !p.done() && steps < 64 {
         steps += 1;
         // Opcodes 0 to 12 are those of the first version (same bytes, same meaning); 13 and
-        // up drive the hostdev manager on simulated hosts.
+        // up drive the hostdev manager on simulated hosts and the calls with option structs.
         let op = p.byte() % OPCODES;
         // SAFETY (whole match): every pointer passed is NULL, a local, a NUL-terminated
         // buffer that outlives the call, or a live handle made by this program.
@@ -1126,6 +1126,10 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
                     }
                 }
                 13..=20 => hd.step(op, &mut p),
+                21 => abi_stability(&mut p),
+                22 => assign_with_options(&mut p, steps),
+                23 => reserve_next_with_preferences(&mut p, &sets),
+                24 => slot_plan_slot(&mut p, &plans),
                 _ => {
                     // The error slot's own calls, releasing NULL, and the log callback.
                     match p.byte() % 6 {
@@ -1177,7 +1181,8 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ffi, continued: the hostdev manager on simulated hosts (opcodes 13 to 20).
+// ffi, continued: the hostdev manager on simulated hosts (opcodes 13 to 20), and the calls
+// taking option structs (21 to 24).
 
 use virtpci::ffi::hostdev as f_hd;
 
@@ -1276,6 +1281,26 @@ impl Program<'_> {
             (b & 0x0d) as c_uint
         }
     }
+
+    /// The `size` of an option struct whose real size is `real`: right, larger, smaller or 0.
+    fn struct_size(&mut self, real: usize) -> usize {
+        match self.byte() % 8 {
+            0 => 0,
+            1 => self.byte() as usize % real,
+            2 | 3 => real + 4 * (self.byte() as usize % 4),
+            _ => real,
+        }
+    }
+}
+
+/// A zeroed buffer of at least `size` bytes holding `value` at its start, with `size` in its
+/// first field: what a caller built against another version of the header passes.
+fn versioned<T: Copy>(value: T, size: usize) -> Vec<u64> {
+    let len = size.max(std::mem::size_of::<T>()).div_ceil(8);
+    let mut buf = vec![0u64; len];
+    // SAFETY: the buffer is at least size_of::<T>() bytes and 8-aligned.
+    unsafe { std::ptr::write(buf.as_mut_ptr() as *mut T, value) };
+    buf
 }
 
 /// Where a simulated host's devices are and what the manager's lists say: the driver and
@@ -1953,5 +1978,248 @@ impl<'a> Hostdev<'a> {
                 assert_eq!(before, &self.view(mgr, tree), "{name} changed the host");
             }
         }
+    }
+}
+
+/// virtpci_domain_check_abi_stability with any strings, flags and report pointer.
+fn abi_stability(p: &mut Program) {
+    let old = p.string();
+    let new = if p.byte() & 1 == 0 {
+        old.clone()
+    } else {
+        p.string()
+    };
+    let b = p.byte();
+    let flags = if b & 0x80 != 0 {
+        p.u32()
+    } else {
+        (b & 7) as c_uint
+    };
+    let want_report = p.byte() & 3 != 0;
+    let mut report: *mut c_char = sentinel_ptr();
+    // SAFETY: NUL-terminated buffers or NULL, and a local.
+    let rc = unsafe {
+        virtpci::ffi::abi::virtpci_domain_check_abi_stability(
+            cstr_ptr(&old),
+            cstr_ptr(&new),
+            flags,
+            if want_report {
+                &mut report
+            } else {
+                std::ptr::null_mut()
+            },
+        )
+    };
+    let bad_args = old.is_none() || new.is_none() || flags & !7 != 0;
+    match rc {
+        0 => {
+            expect_ok("check_abi_stability");
+            assert!(!bad_args, "check_abi_stability accepted a bad argument");
+            assert_eq!(report == sentinel_ptr(), !want_report);
+        }
+        -1 => {
+            expect_failed_known(
+                "check_abi_stability",
+                if old.is_none() || new.is_none() {
+                    &[ErrorCode::InvalidArg]
+                } else {
+                    &[]
+                },
+            );
+            if report != sentinel_ptr() {
+                // Only a strict check that found changes gives its report.
+                assert_eq!(last_error().0, ErrorCode::ConfigUnsupported as c_int);
+                assert!(flags & 1 != 0, "report given on a non-strict failure");
+            }
+        }
+        _ => panic!("check_abi_stability returned {rc}"),
+    }
+    if want_report && report != sentinel_ptr() {
+        // SAFETY: a string returned by virtpci.
+        let text = unsafe { take_string(report, "check_abi_stability", b as usize) };
+        if flags & 2 != 0 {
+            assert!(text.starts_with('{'), "JSON report {text:?}");
+        }
+    }
+}
+
+/// virtpci_domain_assign_pci_addresses_with_options with any options struct.
+fn assign_with_options(p: &mut Program, steps: usize) {
+    let xml = p.string();
+    let b = p.byte();
+    let hotplug_ports = match b % 16 {
+        0..=9 => (b % 16) as c_int,
+        10..=13 => -1,
+        14 => (p.u32() % 100_000) as c_int - 50_000,
+        _ => p.u32() as c_int,
+    };
+    let flags = if p.byte() & 0x80 != 0 {
+        p.u32()
+    } else {
+        (p.byte() & 1) as c_uint
+    };
+    let real = std::mem::size_of::<f_assign::VirtpciAssignOptions>();
+    let size = p.struct_size(real);
+    let opts = versioned(
+        f_assign::VirtpciAssignOptions {
+            size: size as c_uint,
+            flags,
+            hotplug_ports,
+        },
+        size,
+    );
+    let opts_ptr = if p.byte() & 7 == 0 {
+        std::ptr::null()
+    } else {
+        opts.as_ptr() as *const f_assign::VirtpciAssignOptions
+    };
+    let want_out = p.byte() & 7 != 0;
+    let mut out: *mut c_char = sentinel_ptr();
+    // SAFETY: NULL or NUL-terminated buffers, NULL or a buffer of at least `size` bytes, and a
+    // local.
+    let rc = unsafe {
+        f_assign::virtpci_domain_assign_pci_addresses_with_options(
+            cstr_ptr(&xml),
+            opts_ptr,
+            if want_out {
+                &mut out
+            } else {
+                std::ptr::null_mut()
+            },
+        )
+    };
+    let bad_args =
+        xml.is_none() || opts_ptr.is_null() || !want_out || size < real || flags & !1 != 0;
+    match rc {
+        0 => {
+            expect_ok("assign_with_options");
+            assert!(!bad_args, "assign_with_options accepted a bad argument");
+            // SAFETY: the string returned.
+            unsafe { take_string(out, "assign_with_options", steps) };
+        }
+        -1 => {
+            expect_failed_known("assign_with_options", &[]);
+            assert_eq!(out, sentinel_ptr(), "out_xml changed on failure");
+        }
+        _ => panic!("assign_with_options returned {rc}"),
+    }
+}
+
+/// virtpci_address_set_reserve_next_with_preferences with any preferences struct.
+fn reserve_next_with_preferences(p: &mut Program, sets: &[*mut f_assign::VirtpciAddressSet]) {
+    let set = sets
+        .get(p.byte() as usize)
+        .copied()
+        .unwrap_or(std::ptr::null_mut());
+    let xml = p.string();
+    let hotplug = match p.byte() % 8 {
+        1 => 0,
+        2 => 1,
+        3 => p.u32() as c_int,
+        _ => -1,
+    };
+    let bus = match p.byte() % 6 {
+        b @ 0..=2 => b as c_int,
+        3 => p.u32() as c_int,
+        _ => 0,
+    };
+    let numa_node = match p.byte() % 6 {
+        b @ 1..=3 => b as c_int - 1,
+        4 => p.u32() as c_int,
+        _ => -1,
+    };
+    let real = std::mem::size_of::<f_assign::VirtpciAddressPreferences>();
+    let size = p.struct_size(real);
+    let prefs = versioned(
+        f_assign::VirtpciAddressPreferences {
+            size: size as c_uint,
+            hotplug,
+            bus,
+            numa_node,
+        },
+        size,
+    );
+    let prefs_ptr = if p.byte() & 7 == 0 {
+        std::ptr::null()
+    } else {
+        prefs.as_ptr() as *const f_assign::VirtpciAddressPreferences
+    };
+    let want_out = p.byte() & 7 != 0;
+    let mut out = SENTINEL_ADDR;
+    // SAFETY: a live set or NULL, NULL or NUL-terminated buffers, NULL or a buffer of at
+    // least `size` bytes, and a local.
+    let rc = unsafe {
+        f_assign::virtpci_address_set_reserve_next_with_preferences(
+            set,
+            cstr_ptr(&xml),
+            prefs_ptr,
+            if want_out {
+                &mut out
+            } else {
+                std::ptr::null_mut()
+            },
+        )
+    };
+    let bad_args = set.is_null()
+        || xml.is_none()
+        || prefs_ptr.is_null()
+        || !want_out
+        || size < real
+        || !(hotplug == -1 || hotplug == 1)
+        || !(0..=2).contains(&bus)
+        || numa_node < -1;
+    match rc {
+        0 => {
+            expect_ok("reserve_next_with_preferences");
+            assert!(
+                !bad_args,
+                "reserve_next_with_preferences accepted a bad argument"
+            );
+            assert!(PciAddress::from(&out).check_ranges().is_ok());
+        }
+        1 => {
+            expect_ok("reserve_next_with_preferences");
+            assert!(
+                !bad_args,
+                "reserve_next_with_preferences accepted a bad argument"
+            );
+            assert_eq!(out, SENTINEL_ADDR);
+        }
+        -1 => {
+            expect_failed_known("reserve_next_with_preferences", &[]);
+            assert_eq!(out, SENTINEL_ADDR);
+        }
+        _ => panic!("reserve_next_with_preferences returned {rc}"),
+    }
+}
+
+/// virtpci_slot_plan_slot with a plan or NULL and an out pointer or NULL.
+fn slot_plan_slot(p: &mut Program, plans: &[*mut f_plan::VirtpciSlotPlan]) {
+    let plan = plans
+        .get(p.byte() as usize)
+        .copied()
+        .unwrap_or(std::ptr::null_mut());
+    let want_out = p.byte() & 3 != 0;
+    let mut out = SENTINEL_ADDR;
+    // SAFETY: a live plan or NULL, and a local or NULL.
+    let rc = unsafe {
+        f_plan::virtpci_slot_plan_slot(
+            plan,
+            if want_out {
+                &mut out
+            } else {
+                std::ptr::null_mut()
+            },
+        )
+    };
+    if plan.is_null() || !want_out {
+        assert_eq!(rc, -1, "slot_plan_slot accepted NULL");
+        expect_failed_known("slot_plan_slot", &[ErrorCode::InvalidArg]);
+        assert_eq!(out, SENTINEL_ADDR);
+    } else {
+        assert_eq!(rc, 0, "slot_plan_slot: {:?}", last_error());
+        expect_ok("slot_plan_slot");
+        let a = PciAddress::from(&out);
+        assert!(a.check_ranges().is_ok() && a.function == 0);
     }
 }
