@@ -653,3 +653,23 @@ fn extend_keeps_hotplug_room() {
     assert!(free_hotplug_places(&topo) >= 10);
     check_with_libvirt(&out, "extend-room");
 }
+
+#[test]
+fn hotplug_room_beyond_one_pci_domain_is_refused_at_once() {
+    let xml = domain("pc-q35-7.2", 0, &nic(""));
+    for extend in [false, true] {
+        let options = AssignOptions {
+            hotplug_ports: Some(17_039_360),
+            extend,
+            ..Default::default()
+        };
+        let e = assign_domain_xml_with(&xml, options).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ConfigUnsupported, "{}", e.message);
+        assert!(
+            e.message
+                .contains("cannot leave 17039360 free hot-plug places: only"),
+            "{}",
+            e.message
+        );
+    }
+}

@@ -52,7 +52,8 @@ fn host_snapshot() {
 
 #[test]
 fn ffi() {
-    let hosts = harness::FfiHosts::new(Some(include_str!("fixtures/hosts/quad-nic.json")));
+    let hosts = harness::FfiHosts::new(Some(include_str!("fixtures/hosts/quad-nic.json")))
+        .with_simulated(&harness::SIMULATED_HOSTS);
     assert!(replay("ffi", |d| harness::ffi(d, &hosts)) > 0);
 }
 

@@ -1,7 +1,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use virtpci_fuzz::harness::{ffi, FfiHosts};
+use virtpci_fuzz::harness::{ffi, FfiHosts, SIMULATED_HOSTS};
 
 static HOSTS: OnceLock<FfiHosts> = OnceLock::new();
 
@@ -10,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
         FfiHosts::new(Some(include_str!(
             "../../tests/fixtures/hosts/quad-nic.json"
         )))
+        .with_simulated(&SIMULATED_HOSTS)
     });
     ffi(data, hosts);
 });

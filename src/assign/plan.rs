@@ -847,9 +847,10 @@ impl<'a> Planner<'a> {
         let mut nbuses = (max_index + 1) as usize;
         if nbuses > 0 {
             let mut set = self.create_set(nbuses, true)?;
-            if self.options.extend {
-                // More buses than one PCI domain has: libvirt's layout cannot work, so
-                // stop early and let the extended placement take over.
+            if self.options.extend || self.options.hotplug_ports.is_some() {
+                // More buses than one PCI domain has cannot work: stop early (and let the
+                // extended placement take over, in extend mode). Without this, hotplug room
+                // for any number of ports would grow the set without end.
                 set.grow_limit = Some(256);
             }
             self.chipset_reservations(&mut set)?;
@@ -899,8 +900,14 @@ impl<'a> Planner<'a> {
                 } else {
                     PCI_FLAGS
                 } | ConnectFlags::HOTPLUGGABLE;
-                for _ in 0..n {
-                    set.reserve_next(dummy, None)?;
+                for done in 0..n {
+                    if let Err(e) = set.reserve_next(dummy, None) {
+                        return Err(Error::config_unsupported(format!(
+                            "cannot leave {n} free hot-plug places: only {done} fit in PCI \
+                             domain 0 ({})",
+                            e.message
+                        )));
+                    }
                 }
             }
         }
