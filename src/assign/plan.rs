@@ -3,7 +3,7 @@
 //! the real pass that places controllers first and devices after, in libvirt's order.
 
 use super::extend::Extension;
-use super::set::{AddressSet, Bus};
+use super::set::{AddressSet, Bus, SLOTS};
 use super::AssignOptions;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
@@ -826,6 +826,9 @@ impl<'a> Planner<'a> {
             return self.run_libvirt(declared_max_index);
         }
         // Extend mode: libvirt's placement when it fits, the extended one when it does not.
+        if self.needs_more_slots_than_a_domain_has() {
+            return self.run_extended(declared_max_index);
+        }
         let saved = self.save();
         match self.run_libvirt(declared_max_index) {
             Err(e) if is_out_of_room(&e) => {
@@ -1072,6 +1075,22 @@ impl<'a> Planner<'a> {
             })
             .collect();
         (behind, lowest_bus_nr)
+    }
+
+    /// libvirt's placement certainly fails: it gives every device a slot of its own (root
+    /// ports and USB companion controllers aside), and one PCI domain has 256 x 32 slots.
+    /// Skipping its dry run saves a second pass over very large domains.
+    fn needs_more_slots_than_a_domain_has(&self) -> bool {
+        let slot_takers = (0..self.def.devices.len())
+            .filter(|&i| {
+                self.wants(i)
+                    && !self.flags[i].intersects(ConnectFlags::AGGREGATE_SLOT)
+                    && self.def.devices[i]
+                        .controller()
+                        .map_or(true, |c| usb2_companion_function(c).is_none())
+            })
+            .count();
+        slot_takers > 256 * SLOTS
     }
 
     fn save(&self) -> Saved<'a> {
