@@ -136,10 +136,9 @@ impl<'a> Document<'a> {
             return Err(xml_too_large(Some(text.len()), limits.max_bytes));
         }
         let bytes = text.as_bytes();
-        // A generous guess of the element count (an element takes at least 4 bytes, most
-        // take 20 or more) saves re-allocating and copying the lists; pages never written
-        // cost nothing. Capped at the element limit.
-        let guess = (text.len() / 16 + 4).min(limits.max_elements);
+        // A rough guess of the element count saves most re-allocations of the lists.
+        // Capped at the element limit: a document refused early costs little memory.
+        let guess = (text.len() / 40 + 4).min(limits.max_elements);
         let mut nodes: Vec<Node<'a>> = Vec::with_capacity(guess);
         let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(guess);
         let mut child_counts: Vec<u32> = Vec::with_capacity(guess);
