@@ -673,3 +673,20 @@ fn hotplug_room_beyond_one_pci_domain_is_refused_at_once() {
         );
     }
 }
+
+#[test]
+fn explain_follows_the_options() {
+    let xml = domain("pc-q35-7.2", 0, &nic("").repeat(238));
+    assert!(virtpci::assign::explain::explain(&xml).is_err());
+    let options = AssignOptions {
+        extend: true,
+        ..Default::default()
+    };
+    let text = virtpci::assign::explain::explain_with(&xml, &options)
+        .unwrap()
+        .to_text();
+    assert!(
+        text.contains("(pcie-switch-upstream-port) (added)"),
+        "{text}"
+    );
+}

@@ -4,8 +4,9 @@
 //! [`guest_warnings`] is the guest section of `virtpci check`; [`explain`] is
 //! `virtpci assign --explain`.
 
-use super::plan::{device_flags, plan};
+use super::plan::{device_flags, plan, plan_with};
 use super::set::AddressSet;
+use super::AssignOptions;
 use crate::error::{Error, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
@@ -412,6 +413,11 @@ fn added_controller_reason(def: &DomainDef, device: &Device) -> String {
 
 /// Assign the guest in `xml` and say why each device got its address.
 pub fn explain(xml: &str) -> Result<Explanation> {
+    explain_with(xml, &AssignOptions::default())
+}
+
+/// [`explain`] for the assignment made with `options` (hotplug room, extend mode).
+pub fn explain_with(xml: &str, options: &AssignOptions) -> Result<Explanation> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
     let written: Vec<bool> = def
@@ -420,7 +426,7 @@ pub fn explain(xml: &str) -> Result<Explanation> {
         .map(|d| d.address.present_pci().is_some() || d.address == DeviceAddress::Unassigned)
         .collect();
     let machine = def.machine.map(str::to_string);
-    let done = plan(def)?;
+    let done = plan_with(def, options)?;
     let def = &done.def;
     let pcie = if def.devices.iter().any(|d| {
         d.pci_controller()

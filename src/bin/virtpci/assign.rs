@@ -19,14 +19,15 @@ pub fn run(path: &str, options: AssignOptions) -> Result<()> {
         .map_err(|e| Error::system("cannot write the result", &e))
 }
 
-/// `virtpci assign --explain`: each device's address and why, as text or JSON. The strict
-/// function-0 rule, when asked for, fails as the plain assignment would.
+/// `virtpci assign --explain`: each device's address and why, as text or JSON, for the
+/// assignment `options` ask for. The strict function-0 rule, when asked for, fails as the
+/// plain assignment would.
 pub fn explain(path: &str, json: bool, options: AssignOptions) -> Result<()> {
     let xml = read_input(path)?;
     if options.strict_function0 {
         virtpci::assign::assign_domain_xml_with(&xml, options)?;
     }
-    let explanation = virtpci::assign::explain::explain(&xml)?;
+    let explanation = virtpci::assign::explain::explain_with(&xml, &options)?;
     if json {
         println!("{}", explanation.to_json());
     } else {
