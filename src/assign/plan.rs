@@ -148,6 +148,14 @@ impl<'a> Planner<'a> {
             .map(|(_, _, m)| m)
     }
 
+    /// The highest PCI controller index, -1 without PCI controllers.
+    fn max_pci_index(&self) -> i64 {
+        self.pci_controllers()
+            .map(|(_, c, _)| i64::from(c.index()))
+            .max()
+            .unwrap_or(-1)
+    }
+
     fn has_pcie_root(&self) -> bool {
         self.root_model() == Some(PciModel::PcieRoot)
     }
@@ -814,11 +822,7 @@ impl<'a> Planner<'a> {
     // ----- the algorithm ---------------------------------------------------------------
 
     fn run(&mut self) -> Result<()> {
-        let declared_max_index: i64 = self
-            .pci_controllers()
-            .map(|(_, c, _)| i64::from(c.index()))
-            .max()
-            .unwrap_or(-1);
+        let declared_max_index: i64 = self.max_pci_index();
         self.place_numa_devices()?;
         self.compute_flags();
         self.apply_preferences()?;
@@ -842,11 +846,7 @@ impl<'a> Planner<'a> {
     /// libvirt's two passes: a dry run that grows the set to count the buses needed and
     /// adds controllers for them, then the real pass.
     fn run_libvirt(&mut self, declared_max_index: i64) -> Result<()> {
-        let max_index: i64 = self
-            .pci_controllers()
-            .map(|(_, c, _)| i64::from(c.index()))
-            .max()
-            .unwrap_or(-1);
+        let max_index: i64 = self.max_pci_index();
         let mut nbuses = (max_index + 1) as usize;
         if nbuses > 0 {
             let mut set = self.create_set(nbuses, true)?;
@@ -969,11 +969,7 @@ impl<'a> Planner<'a> {
                 self.flags[i] |= ConnectFlags::PACK_FUNCTIONS;
             }
         }
-        let max_index: i64 = self
-            .pci_controllers()
-            .map(|(_, c, _)| i64::from(c.index()))
-            .max()
-            .unwrap_or(-1);
+        let max_index: i64 = self.max_pci_index();
         // Buses named by addresses but without a controller get one, placed like the rest.
         let max_bus = self
             .def
