@@ -426,7 +426,8 @@ fn new_device_element(device: &Device, indent: &str, unit: &str) -> Option<Strin
 fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String {
     let mut ed = Editor::new(doc);
     // About 100 bytes per address written and 250 per controller added.
-    ed.reserve(original.len() * 100 + (plan.def.devices.len() - original.len()) * 250);
+    let added = plan.def.devices.len() - original.len();
+    ed.reserve(original.len() * 100 + added * 250, original.len() + added);
     for (i, before) in original.iter().enumerate() {
         let after = &plan.def.devices[i];
         let Some(element) = before.element else {

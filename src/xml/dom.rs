@@ -14,30 +14,38 @@ pub type ElementId = usize;
 pub struct Attribute<'a> {
     pub name: &'a str,
     pub value: Cow<'a, str>,
-    /// Byte offset of the name.
-    pub start: usize,
+    /// Byte offset of the name (offsets are `u32`: documents are limited to 4 GiB, in
+    /// practice to [`crate::limits::MAX_XML_BYTES`], and small records keep large documents
+    /// in cache).
+    pub start: u32,
     /// Byte offset just after the closing quote.
-    pub end: usize,
+    pub end: u32,
     /// Byte span of the raw value between the quotes.
-    pub value_start: usize,
-    pub value_end: usize,
+    pub value_start: u32,
+    pub value_end: u32,
 }
 
-/// One element as stored: spans, and where its attributes and children sit in the
-/// document's shared lists.
+/// One element as stored, kept small (48 bytes): byte offsets as `u32`, the name as a length
+/// after the `<`, the text as an index into the document's text list, and where its
+/// attributes and children sit in the document's shared lists.
 #[derive(Debug, Clone)]
-struct Node<'a> {
-    name: &'a str,
+struct Node {
+    name_len: u32,
     attrs: (u32, u32),
     children: (u32, u32),
-    start: usize,
-    start_tag_end: usize,
-    end_tag_start: usize,
-    end: usize,
+    start: u32,
+    start_tag_end: u32,
+    end_tag_start: u32,
+    end: u32,
+    /// [`NONE`] for the root.
+    parent: u32,
+    /// Index into [`Document::texts`], [`NONE`] when the element has no text.
+    text: u32,
     self_closing: bool,
-    parent: Option<ElementId>,
-    text: Cow<'a, str>,
 }
+
+/// "No such element / text" in a [`Node`].
+const NONE: u32 = u32::MAX;
 
 /// One element with the byte spans of its tags: a view into a [`Document`].
 #[derive(Debug, Clone, Copy)]
@@ -107,8 +115,10 @@ impl<'d> IntoIterator for Children<'d> {
 #[derive(Debug)]
 pub struct Document<'a> {
     pub text: &'a str,
-    nodes: Vec<Node<'a>>,
+    nodes: Vec<Node>,
     attributes: Vec<Attribute<'a>>,
+    /// The text content of the elements that have any.
+    texts: Vec<Cow<'a, str>>,
     child_ids: Vec<ElementId>,
     pub root: ElementId,
     /// The last line number worked out, as (offset, line): devices are read in document
@@ -132,16 +142,23 @@ impl<'a> Document<'a> {
     /// [`Document::parse`] with the given limits: a longer text is refused before it is read,
     /// deeper nesting, more elements or more attributes on one element when first met.
     pub fn parse_with_limits(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>> {
-        if text.len() > limits.max_bytes {
-            return Err(xml_too_large(Some(text.len()), limits.max_bytes));
+        // Offsets are kept as u32 (NONE excluded), whatever limit the caller chose.
+        let max_bytes = limits.max_bytes.min(NONE as usize - 1);
+        if text.len() > max_bytes {
+            return Err(xml_too_large(Some(text.len()), max_bytes));
         }
         let bytes = text.as_bytes();
-        // A rough guess of the element count saves most re-allocations of the lists.
-        // Capped at the element limit: a document refused early costs little memory.
-        let guess = (text.len() / 40 + 4).min(limits.max_elements);
-        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(guess);
-        let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(guess);
-        let mut child_counts: Vec<u32> = Vec::with_capacity(guess);
+        // The lists are sized once from upper bounds counted in one quick pass (an element
+        // starts with `<` not followed by `/`, an attribute has a `=`), so they never grow and
+        // copy themselves; capped at the element limit, so a document refused early costs
+        // little memory.
+        let (most_elements, most_attributes) = count_markup(bytes);
+        let most_elements = most_elements.min(limits.max_elements);
+        let most_attributes = most_attributes.min(limits.max_elements.saturating_mul(4));
+        let mut nodes: Vec<Node> = Vec::with_capacity(most_elements);
+        let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(most_attributes);
+        let mut texts: Vec<Cow<'a, str>> = Vec::new();
+        let mut child_counts: Vec<u32> = Vec::with_capacity(most_elements);
         let mut stack: Vec<ElementId> = Vec::with_capacity(16);
         let mut root: Option<ElementId> = None;
         // A byte order mark is not content.
@@ -153,7 +170,7 @@ impl<'a> Document<'a> {
                 let raw = &text[pos..lt];
                 let blank = raw.bytes().all(is_space);
                 match stack.last() {
-                    Some(&id) if !blank => push_text(&mut nodes[id].text, raw),
+                    Some(&id) if !blank => push_text(&mut nodes[id], &mut texts, raw),
                     Some(_) => {}
                     None if blank => {}
                     None => return Err(malformed(text, pos, "text outside the root element")),
@@ -177,15 +194,16 @@ impl<'a> Document<'a> {
                             &format!("unexpected end tag </{name}>"),
                         ));
                     };
-                    if nodes[id].name != name {
+                    let open = name_of(text, &nodes[id]);
+                    if open != name {
                         return Err(malformed(
                             text,
                             before,
-                            &format!("expected </{}>, but </{name}> was found", nodes[id].name),
+                            &format!("expected </{open}>, but </{name}> was found"),
                         ));
                     }
-                    nodes[id].end_tag_start = before;
-                    nodes[id].end = after;
+                    nodes[id].end_tag_start = before as u32;
+                    nodes[id].end = after as u32;
                     pos = after;
                 }
                 Some(b'!') if text[pos..].starts_with("<!--") => {
@@ -202,7 +220,7 @@ impl<'a> Document<'a> {
                         .ok_or_else(|| malformed(text, before, "CDATA section is not closed"))?;
                     let after = close + 3;
                     match stack.last() {
-                        Some(&id) => push_text(&mut nodes[id].text, &text[before..after]),
+                        Some(&id) => push_text(&mut nodes[id], &mut texts, &text[before..after]),
                         None => {
                             return Err(malformed(text, before, "text outside the root element"))
                         }
@@ -281,16 +299,16 @@ impl<'a> Document<'a> {
                         root = Some(id);
                     }
                     nodes.push(Node {
-                        name,
+                        name_len: name.len() as u32,
                         attrs: (first_attr as u32, attributes.len() as u32),
                         children: (0, 0),
-                        start: before,
-                        start_tag_end: after,
-                        end_tag_start: after,
-                        end: after,
+                        start: before as u32,
+                        start_tag_end: after as u32,
+                        end_tag_start: after as u32,
+                        end: after as u32,
+                        parent: parent.map_or(NONE, |p| p as u32),
+                        text: NONE,
                         self_closing,
-                        parent,
-                        text: Cow::Borrowed(""),
                     });
                     child_counts.push(0);
                     if let Some(p) = parent {
@@ -308,7 +326,7 @@ impl<'a> Document<'a> {
             return Err(malformed(
                 text,
                 text.len(),
-                &format!("element <{}> is not closed", nodes[open].name),
+                &format!("element <{}> is not closed", name_of(text, &nodes[open])),
             ));
         }
         let root = root.ok_or_else(|| Error::xml("no root element in the document"))?;
@@ -320,8 +338,9 @@ impl<'a> Document<'a> {
         }
         let mut child_ids = vec![0; next as usize];
         for id in 0..nodes.len() {
-            if let Some(p) = nodes[id].parent {
-                let slot = &mut nodes[p].children.1;
+            let p = nodes[id].parent;
+            if p != NONE {
+                let slot = &mut nodes[p as usize].children.1;
                 child_ids[*slot as usize] = id;
                 *slot += 1;
             }
@@ -330,6 +349,7 @@ impl<'a> Document<'a> {
             text,
             nodes,
             attributes,
+            texts,
             child_ids,
             root,
             line_cursor: std::cell::Cell::new((0, 1)),
@@ -348,22 +368,22 @@ impl<'a> Document<'a> {
     pub fn element(&self, id: ElementId) -> Element<'_, 'a> {
         let n = &self.nodes[id];
         Element {
-            name: n.name,
+            name: name_of(self.text, n),
             attrs: &self.attributes[n.attrs.0 as usize..n.attrs.1 as usize],
-            start: n.start,
-            start_tag_end: n.start_tag_end,
-            end_tag_start: n.end_tag_start,
-            end: n.end,
+            start: n.start as usize,
+            start_tag_end: n.start_tag_end as usize,
+            end_tag_start: n.end_tag_start as usize,
+            end: n.end as usize,
             self_closing: n.self_closing,
             children: Children(&self.child_ids[n.children.0 as usize..n.children.1 as usize]),
-            parent: n.parent,
-            text: &n.text,
+            parent: (n.parent != NONE).then_some(n.parent as usize),
+            text: self.texts.get(n.text as usize).map_or("", |t| t),
         }
     }
 
     /// The name of element `id`.
     pub fn name(&self, id: ElementId) -> &'a str {
-        self.nodes[id].name
+        name_of(self.text, &self.nodes[id])
     }
 
     /// The child elements of `id`, in document order.
@@ -381,7 +401,7 @@ impl<'a> Document<'a> {
         self.children(id)
             .iter()
             .copied()
-            .filter(move |&c| self.nodes[c].name == name)
+            .filter(move |&c| name_of(self.text, &self.nodes[c]) == name)
     }
 
     pub fn child(&self, id: ElementId, name: &str) -> Option<ElementId> {
@@ -440,11 +460,7 @@ fn is_space(b: u8) -> bool {
 
 /// Position of the first `needle` at or after `from`.
 fn find_byte(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .iter()
-        .position(|&b| b == needle)
-        .map(|p| from + p)
+    memchr::memchr(needle, bytes.get(from..)?).map(|p| from + p)
 }
 
 /// Position of the first `needle` at or after `from` (`from` is at a character boundary).
@@ -453,12 +469,56 @@ fn find_str(text: &str, from: usize, needle: &str) -> Option<usize> {
 }
 
 /// Add a piece of text content to an element's text.
-fn push_text<'a>(own: &mut Cow<'a, str>, raw: &'a str) {
-    if own.is_empty() {
-        *own = Cow::Borrowed(raw);
-    } else {
-        own.to_mut().push_str(raw);
+fn push_text<'a>(node: &mut Node, texts: &mut Vec<Cow<'a, str>>, raw: &'a str) {
+    match texts.get_mut(node.text as usize) {
+        Some(own) => own.to_mut().push_str(raw),
+        None => {
+            node.text = texts.len() as u32;
+            texts.push(Cow::Borrowed(raw));
+        }
     }
+}
+
+/// The name of a stored element: the bytes after its `<`.
+fn name_of<'a>(text: &'a str, node: &Node) -> &'a str {
+    let from = node.start as usize + 1;
+    &text[from..from + node.name_len as usize]
+}
+
+/// Upper bounds of the elements and attributes in `bytes`: the `<` not followed by `/`, and
+/// the `=`. Counted 64 bytes at a time into `u8`s with branch-free compares, which the
+/// compiler turns into vector instructions (a scalar loop here cost as much as the parse).
+fn count_markup(bytes: &[u8]) -> (usize, usize) {
+    const LANES: usize = 64;
+    let Some((&last, _)) = bytes.split_last() else {
+        return (0, 0);
+    };
+    // Each byte beside the one after it; the last byte has none.
+    let (here, next) = (&bytes[..bytes.len() - 1], &bytes[1..]);
+    let (mut starts, mut ends, mut equals) = (0usize, 0usize, 0usize);
+    let mut add = |h: &[u8], n: &[u8]| {
+        let (mut s, mut e, mut q) = (0u8, 0u8, 0u8);
+        for (&b, &after) in h.iter().zip(n) {
+            let lt = u8::from(b == b'<');
+            s += lt;
+            e += lt & u8::from(after == b'/');
+            q += u8::from(b == b'=');
+        }
+        starts += usize::from(s);
+        ends += usize::from(e);
+        equals += usize::from(q);
+    };
+    let mut h = here.chunks_exact(LANES);
+    let mut n = next.chunks_exact(LANES);
+    for (hc, nc) in (&mut h).zip(&mut n) {
+        let hc: &[u8; LANES] = hc.try_into().expect("a whole chunk");
+        let nc: &[u8; LANES] = nc.try_into().expect("a whole chunk");
+        add(hc, nc);
+    }
+    add(h.remainder(), n.remainder());
+    starts += usize::from(last == b'<');
+    equals += usize::from(last == b'=');
+    (starts - ends, equals)
 }
 
 fn malformed(text: &str, offset: usize, why: &str) -> Error {
@@ -517,11 +577,11 @@ fn scan_attributes<'a>(
         let mut value_end = value_start;
         let mut has_entity = false;
         loop {
-            match *bytes.get(value_end)? {
-                b if b == quote => break,
+            value_end += memchr::memchr3(quote, b'<', b'&', bytes.get(value_end..)?)?;
+            match bytes[value_end] {
                 b'<' => return None,
                 b'&' => has_entity = true,
-                _ => {}
+                _ => break,
             }
             value_end += 1;
         }
@@ -544,10 +604,10 @@ fn scan_attributes<'a>(
         attrs.push(Attribute {
             name,
             value,
-            start: name_start,
-            end: i,
-            value_start,
-            value_end,
+            start: name_start as u32,
+            end: i as u32,
+            value_start: value_start as u32,
+            value_end: value_end as u32,
         });
     }
 }
@@ -568,12 +628,28 @@ mod tests {
         assert!(b.self_closing);
         assert_eq!(&text[b.start..b.end], "<b y=\"2\"/>");
         let y = b.attribute("y").unwrap();
-        assert_eq!(&text[y.start..y.end], "y=\"2\"");
+        assert_eq!(&text[y.start as usize..y.end as usize], "y=\"2\"");
         let c = doc.element(a.children[1]);
         assert_eq!(&text[c.start..c.end], "<c>t&amp;</c>");
         assert_eq!(c.text, "t&amp;");
         assert_eq!(doc.indent_before(c.start), Some("  "));
         assert_eq!(&text[a.end_tag_start..a.end], "</a>");
+    }
+
+    #[test]
+    fn markup_counts_bound_elements_and_attributes() {
+        // 3 elements (a, b, c), the comment's `<` and 3 attributes; end tags are not counted,
+        // also when `</` spans the 128-byte chunks the counter works in.
+        let text = "<a x='1'><b y='2' z='3'/><!-- --><c></c></a>";
+        assert_eq!(count_markup(text.as_bytes()), (4, 3));
+        for pad in 120..136 {
+            let text = format!("<a>{}<b></b></a>", " ".repeat(pad));
+            let (elements, _) = count_markup(text.as_bytes());
+            assert_eq!(elements, 2, "padding {pad}");
+            assert_eq!(Document::parse(&text).unwrap().len(), 2);
+        }
+        assert_eq!(count_markup(b"<"), (1, 0));
+        assert_eq!(count_markup(b""), (0, 0));
     }
 
     #[test]

@@ -377,7 +377,9 @@ impl<'a> DomainDef<'a> {
         let devices_element = doc.child(doc.root, "devices");
         let mut devices = Vec::new();
         if let Some(devs) = devices_element {
-            devices.reserve(doc.children(devs).len() * 2 + 8);
+            // Room for the controllers placement may add: at most one per bus number of
+            // PCI domain 0, and a few others (USB, IDE, SATA, video, ...).
+            devices.reserve(doc.children(devs).len() + 256 + 16);
             for &child in doc.children(devs) {
                 devices.push(read_device(doc, child)?);
             }

@@ -85,13 +85,13 @@ impl<'d, 'a> Editor<'d, 'a> {
         let el = self.doc.element(id);
         let escaped = escape_attr(value);
         if let Some(attr) = el.attribute(name) {
-            let (start, end) = (attr.value_start, attr.value_end);
+            let (start, end) = (attr.value_start as usize, attr.value_end as usize);
             self.splice_with(start, end, |out| out.push_str(&escaped));
         } else {
             let at = el
                 .attrs
                 .last()
-                .map_or(el.start + 1 + el.name.len(), |a| a.end);
+                .map_or(el.start + 1 + el.name.len(), |a| a.end as usize);
             self.splice_with(at, at, |out| push_attr(out, name, &escaped));
         }
     }
@@ -102,7 +102,7 @@ impl<'d, 'a> Editor<'d, 'a> {
         let at = el
             .attribute(after)
             .or(el.attrs.last())
-            .map_or(el.start + 1 + el.name.len(), |a| a.end);
+            .map_or(el.start + 1 + el.name.len(), |a| a.end as usize);
         self.splice_with(at, at, |out| push_attr(out, name, &escape_attr(value)));
     }
 
@@ -132,9 +132,14 @@ impl<'d, 'a> Editor<'d, 'a> {
         self.appended.push((id, (from, self.children_arena.len())));
     }
 
-    /// Make room for `bytes` more bytes of new text.
-    pub fn reserve(&mut self, bytes: usize) {
+    /// Make room for `bytes` more bytes of new text in about `edits` places, so that the
+    /// buffers do not grow (and copy themselves) edit by edit. New children are written to
+    /// one arena and copied, indented, into the other, hence both.
+    pub fn reserve(&mut self, bytes: usize, edits: usize) {
         self.arena.reserve(bytes);
+        self.children_arena.reserve(bytes);
+        self.splices.reserve(edits);
+        self.appended.reserve(edits);
     }
 
     /// Add `element` as the last child of `id`.
