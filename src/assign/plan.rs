@@ -357,13 +357,13 @@ impl<'a> Planner<'a> {
         let i = self.push_device(Device {
             element: None,
             address_element: None,
-            kind: DeviceKind::Controller(Controller {
+            kind: DeviceKind::Controller(Box::new(Controller {
                 ctype,
                 model,
                 index: Some(index),
                 index_missing: false,
                 pci: pci.map(|m| (m, PciControllerOptions::default())),
-            }),
+            })),
             address: DeviceAddress::None,
             address_controller: None,
             prefs: Default::default(),
@@ -693,13 +693,13 @@ impl<'a> Planner<'a> {
         let i = self.push_device(Device {
             element: None,
             address_element: None,
-            kind: DeviceKind::Controller(Controller {
+            kind: DeviceKind::Controller(Box::new(Controller {
                 ctype: "pci",
                 model: Some(model.name()),
                 index: Some(index),
                 index_missing: false,
                 pci: Some((model, options)),
-            }),
+            })),
             address,
             address_controller: None,
             prefs: Default::default(),
@@ -943,13 +943,13 @@ impl<'a> Planner<'a> {
         let i = self.push_device(Device {
             element: None,
             address_element: None,
-            kind: DeviceKind::Controller(Controller {
+            kind: DeviceKind::Controller(Box::new(Controller {
                 ctype: "pci",
                 model: Some(model.name()),
                 index: Some(index as u32),
                 index_missing: false,
                 pci: Some((model, PciControllerOptions::default())),
-            }),
+            })),
             address: DeviceAddress::None,
             address_controller: None,
             prefs: Default::default(),

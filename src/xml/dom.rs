@@ -460,7 +460,11 @@ fn is_space(b: u8) -> bool {
 
 /// Position of the first `needle` at or after `from`.
 fn find_byte(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
-    memchr::memchr(needle, bytes.get(from..)?).map(|p| from + p)
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| from + p)
 }
 
 /// Position of the first `needle` at or after `from` (`from` is at a character boundary).
@@ -577,11 +581,11 @@ fn scan_attributes<'a>(
         let mut value_end = value_start;
         let mut has_entity = false;
         loop {
-            value_end += memchr::memchr3(quote, b'<', b'&', bytes.get(value_end..)?)?;
-            match bytes[value_end] {
+            match *bytes.get(value_end)? {
+                b if b == quote => break,
                 b'<' => return None,
                 b'&' => has_entity = true,
-                _ => break,
+                _ => {}
             }
             value_end += 1;
         }

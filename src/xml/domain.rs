@@ -135,7 +135,9 @@ pub enum DeviceKind<'a> {
         /// The `controller` of a `type='drive'` address.
         drive_controller: Option<u32>,
     },
-    Controller(Controller<'a>),
+    /// Boxed: a controller's options are large, and every device pays the size of the
+    /// largest kind.
+    Controller(Box<Controller<'a>>),
     Filesystem {
         driver: Option<&'a str>,
         model: Option<&'a str>,
@@ -418,7 +420,7 @@ pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a
                 drive_controller,
             }
         }
-        "controller" => DeviceKind::Controller(read_controller(doc, id)?),
+        "controller" => DeviceKind::Controller(Box::new(read_controller(doc, id)?)),
         "filesystem" => DeviceKind::Filesystem {
             driver: child_attr("driver", "type"),
             model: attr("model"),
