@@ -522,11 +522,13 @@ enum Entry {
 /// A whole tree as it was built, by path relative to its root (parents before children), to
 /// put it back after a program: rebuilding it from its snapshot takes some 60 ms under ASan,
 /// finding and repairing the few entries a program changed a fraction of that.
-struct Manifest(std::collections::BTreeMap<PathBuf, Entry>);
+/// Hashed, not ordered: `restore` looks up every entry of the tree after every program, and
+/// ordered path keys spent most of that time comparing path components.
+struct Manifest(std::collections::HashMap<PathBuf, Entry>);
 
 impl Manifest {
     fn record(root: &Path) -> Manifest {
-        fn walk(root: &Path, rel: &Path, out: &mut std::collections::BTreeMap<PathBuf, Entry>) {
+        fn walk(root: &Path, rel: &Path, out: &mut std::collections::HashMap<PathBuf, Entry>) {
             for e in std::fs::read_dir(root.join(rel)).expect("read the tree") {
                 let e = e.expect("directory entry");
                 let rel = rel.join(e.file_name());
@@ -544,7 +546,7 @@ impl Manifest {
                 }
             }
         }
-        let mut map = std::collections::BTreeMap::new();
+        let mut map = std::collections::HashMap::new();
         walk(root, Path::new(""), &mut map);
         Manifest(map)
     }
@@ -602,7 +604,14 @@ impl Manifest {
         let mut seen = 0;
         walk(self, root, Path::new(""), &mut seen);
         if seen != self.0.len() {
-            for (rel, entry) in &self.0 {
+            // Parents before children: sorted paths put a directory before its entries.
+            let mut missing: Vec<_> = self
+                .0
+                .iter()
+                .filter(|(rel, _)| std::fs::symlink_metadata(root.join(rel)).is_err())
+                .collect();
+            missing.sort_by(|a, b| a.0.cmp(b.0));
+            for (rel, entry) in missing {
                 if std::fs::symlink_metadata(root.join(rel)).is_err() {
                     self.create(root, rel, entry);
                 }

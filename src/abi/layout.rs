@@ -240,7 +240,7 @@ fn address_fact(address: &DeviceAddress) -> AddressFact {
 
 fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option<String> {
     doc.child(id, child)
-        .and_then(|c| doc.element(c).attr(name))
+        .and_then(|c| doc.attr(c, name))
         .map(str::to_string)
 }
 

@@ -268,7 +268,7 @@ impl Explanation {
 
 fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option<String> {
     doc.child(id, child)
-        .and_then(|c| doc.element(c).attr(name))
+        .and_then(|c| doc.attr(c, name))
         .map(str::to_string)
 }
 
@@ -300,8 +300,9 @@ fn device_name(doc: &Document<'_>, device: &Device) -> String {
                     )
                 ))
             }),
-        _ => attr_of(doc, id, "model", "type")
-            .or_else(|| doc.element(id).attr("model").map(str::to_string)),
+        _ => {
+            attr_of(doc, id, "model", "type").or_else(|| doc.attr(id, "model").map(str::to_string))
+        }
     };
     match detail {
         Some(d) => format!("{tag} ({d})"),

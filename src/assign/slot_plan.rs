@@ -68,7 +68,7 @@ fn element_text(doc: &Document<'_>, id: ElementId) -> String {
 
 fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option<String> {
     doc.child(id, child)
-        .and_then(|c| doc.element(c).attr(name))
+        .and_then(|c| doc.attr(c, name))
         .map(str::to_string)
 }
 
@@ -124,10 +124,10 @@ fn uses_controller(doc: &Document<'_>, device: &Device) -> Option<(&'static str,
     let address = doc.child(id, "address");
     let address_attr = |name: &str| {
         address
-            .and_then(|a| doc.element(a).attr(name))
+            .and_then(|a| doc.attr(a, name))
             .and_then(parse_xml_uint)
     };
-    let address_type = address.and_then(|a| doc.element(a).attr("type"));
+    let address_type = address.and_then(|a| doc.attr(a, "type"));
     match (&device.kind, address_type) {
         (DeviceKind::Disk { bus, .. }, _) => {
             let ctype = match *bus {

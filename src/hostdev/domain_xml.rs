@@ -119,7 +119,7 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
         address.check_ranges().map_err(|e| Error::xml(e.message))?;
         let driver = doc
             .child(id, "driver")
-            .and_then(|d| doc.element(d).attr("name"))
+            .and_then(|d| doc.attr(d, "name"))
             .map(str::to_string);
         let spec = HostdevSpec {
             source: address,

@@ -381,6 +381,16 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// The unescaped value of attribute `name` of element `id` (without building an
+    /// [`Element`]: readers ask this many times per device).
+    pub fn attr(&self, id: ElementId, name: &str) -> Option<&str> {
+        let (from, to) = self.nodes[id].attrs;
+        self.attributes[from as usize..to as usize]
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| &*a.value)
+    }
+
     /// The name of element `id`.
     pub fn name(&self, id: ElementId) -> &'a str {
         name_of(self.text, &self.nodes[id])

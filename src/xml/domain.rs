@@ -299,7 +299,7 @@ pub fn read_preferences(doc: &Document<'_>, id: ElementId) -> Result<AddressPref
         }
     }
     if let Some(h) = doc.child(id, "hotplug") {
-        let required = match doc.element(h).attr("require") {
+        let required = match doc.attr(h, "require") {
             Some("no") => false,
             Some("yes") => true,
             Some(other) => {
@@ -370,7 +370,7 @@ impl<'a> DomainDef<'a> {
         let machine = doc
             .child(doc.root, "os")
             .and_then(|os| doc.child(os, "type"))
-            .and_then(|t| doc.element(t).attr("machine"));
+            .and_then(|t| doc.attr(t, "machine"));
         let machine_kind = MachineKind::from_machine(machine);
         let numa_cells = doc
             .child(doc.root, "cpu")
@@ -402,16 +402,15 @@ impl<'a> DomainDef<'a> {
 pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a>> {
     let el = doc.element(id);
     let attr = |name: &str| el.attr(name);
-    let child_attr =
-        |child: &str, name: &str| doc.child(id, child).and_then(|c| doc.element(c).attr(name));
+    let child_attr = |child: &str, name: &str| doc.child(id, child).and_then(|c| doc.attr(c, name));
     let kind = match el.name {
         "disk" => {
             let target = child_attr("target", "dev").unwrap_or_default();
             let bus = child_attr("target", "bus").unwrap_or_else(|| default_disk_bus(target));
             let drive_controller = doc
                 .child(id, "address")
-                .filter(|&a| doc.element(a).attr("type") == Some("drive"))
-                .and_then(|a| doc.element(a).attr("controller"))
+                .filter(|&a| doc.attr(a, "type") == Some("drive"))
+                .and_then(|a| doc.attr(a, "controller"))
                 .and_then(parse_xml_uint);
             DeviceKind::Disk {
                 bus,
@@ -503,8 +502,8 @@ pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a
         None => DeviceAddress::None,
     };
     let address_controller = address_element
-        .filter(|&a| matches!(doc.element(a).attr("type"), Some("drive" | "virtio-serial")))
-        .and_then(|a| doc.element(a).attr("controller"))
+        .filter(|&a| matches!(doc.attr(a, "type"), Some("drive" | "virtio-serial")))
+        .and_then(|a| doc.attr(a, "controller"))
         .and_then(parse_xml_uint);
     let prefs = read_preferences(doc, id)?;
     Ok(Device {
@@ -661,9 +660,7 @@ fn parse_controller_index(text: &str) -> Result<u32> {
 
 fn read_pci_options<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<PciControllerOptions<'a>> {
     let mut opts = PciControllerOptions {
-        model_name: doc
-            .child(id, "model")
-            .and_then(|m| doc.element(m).attr("name")),
+        model_name: doc.child(id, "model").and_then(|m| doc.attr(m, "name")),
         ..Default::default()
     };
     let Some(target) = doc.child(id, "target") else {
