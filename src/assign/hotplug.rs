@@ -34,40 +34,13 @@ impl HotplugAddressSet {
             d.pci_controller()
                 .is_some_and(|(c, m)| m == PciModel::PcieRoot && c.index() == 0)
         });
-        // Each PCI controller's parent bus and NUMA node, to find every bus's node.
-        let nbuses = done.set.bus_count();
-        let mut parent: Vec<Option<u32>> = vec![None; nbuses];
-        let mut own_node: Vec<Option<u32>> = vec![None; nbuses];
-        for d in &done.def.devices {
-            if let Some((c, _)) = d.pci_controller() {
-                let index = c.index() as usize;
-                if index < nbuses {
-                    if let DeviceAddress::Pci { addr, .. } = d.address {
-                        parent[index] = Some(addr.bus);
-                    }
-                    own_node[index] = c
-                        .pci
-                        .as_ref()
-                        .and_then(|(_, o)| o.numa_node)
-                        .and_then(|n| u32::try_from(n).ok());
-                }
-            }
-        }
-        let bus_numa = (0..nbuses)
-            .map(|bus| {
-                let mut at = bus;
-                for _ in 0..nbuses {
-                    if let Some(node) = own_node[at] {
-                        return Some(node);
-                    }
-                    match parent[at] {
-                        Some(p) if (p as usize) < nbuses && p as usize != at => at = p as usize,
-                        _ => return None,
-                    }
-                }
-                None
-            })
-            .collect();
+        // Every bus's NUMA node: that of the expander bus it sits behind.
+        let bus_numa = done.def.inherited_by_buses(done.set.bus_count(), |c, _| {
+            c.pci
+                .as_ref()
+                .and_then(|(_, o)| o.numa_node)
+                .and_then(|n| u32::try_from(n).ok())
+        });
         Ok(HotplugAddressSet {
             inventory: Inventory::from_definition(&doc, &done.def),
             set: done.set,

@@ -1038,37 +1038,19 @@ impl<'a> Planner<'a> {
     /// Per bus: whether it belongs to an expander bus's hierarchy; and the lowest `busNr`
     /// an expander claims (256 when none does).
     fn expander_hierarchies(&self, nbuses: usize) -> (Vec<bool>, u32) {
-        let mut parent: Vec<Option<u32>> = vec![None; nbuses];
-        let mut expander = vec![false; nbuses];
-        let mut lowest_bus_nr = 256u32;
-        for (i, c, model) in self.pci_controllers() {
-            let index = c.index() as usize;
-            if index >= nbuses {
-                continue;
-            }
-            if matches!(model, PciModel::PciExpanderBus | PciModel::PcieExpanderBus) {
-                expander[index] = true;
-                let bus_nr = c.pci.as_ref().and_then(|(_, o)| o.bus_nr);
-                if let Some(nr) = bus_nr {
-                    lowest_bus_nr = lowest_bus_nr.min(nr.clamp(0, 256) as u32);
-                }
-            }
-            parent[index] = self.def.devices[i].address.present_pci().map(|a| a.bus);
-        }
-        let behind = (0..nbuses)
-            .map(|mut b| {
-                // Walk up at most nbuses steps (a loop in the input must not hang).
-                for _ in 0..nbuses {
-                    if expander[b] {
-                        return true;
-                    }
-                    match parent[b] {
-                        Some(p) if (p as usize) < nbuses && p as usize != b => b = p as usize,
-                        _ => return false,
-                    }
-                }
-                false
-            })
+        let is_expander =
+            |m: PciModel| matches!(m, PciModel::PciExpanderBus | PciModel::PcieExpanderBus);
+        let lowest_bus_nr = self
+            .pci_controllers()
+            .filter(|&(_, c, m)| is_expander(m) && (c.index() as usize) < nbuses)
+            .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
+            .map(|nr| nr.clamp(0, 256) as u32)
+            .fold(256, u32::min);
+        let behind = self
+            .def
+            .inherited_by_buses(nbuses, |_, m| is_expander(m).then_some(()))
+            .into_iter()
+            .map(|v| v.is_some())
             .collect();
         (behind, lowest_bus_nr)
     }

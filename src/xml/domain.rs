@@ -358,6 +358,42 @@ pub struct DomainDef<'a> {
 }
 
 impl<'a> DomainDef<'a> {
+    /// Per bus number below `nbuses`: the first value `own` gives for the PCI controller of
+    /// the bus or of a bus above it, walking up through the buses the controllers plug into
+    /// (`None` when no controller on the way gives one). A controller without an address ends
+    /// the walk, and so does a loop in the input.
+    pub fn inherited_by_buses<T: Copy>(
+        &self,
+        nbuses: usize,
+        own: impl Fn(&Controller<'a>, PciModel) -> Option<T>,
+    ) -> Vec<Option<T>> {
+        let mut parent: Vec<Option<u32>> = vec![None; nbuses];
+        let mut value: Vec<Option<T>> = vec![None; nbuses];
+        for d in &self.devices {
+            if let Some((c, model)) = d.pci_controller() {
+                let index = c.index() as usize;
+                if index < nbuses {
+                    parent[index] = d.address.present_pci().map(|a| a.bus);
+                    value[index] = own(c, model);
+                }
+            }
+        }
+        (0..nbuses)
+            .map(|mut bus| {
+                for _ in 0..nbuses {
+                    if value[bus].is_some() {
+                        return value[bus];
+                    }
+                    match parent[bus] {
+                        Some(p) if (p as usize) < nbuses && p as usize != bus => bus = p as usize,
+                        _ => return None,
+                    }
+                }
+                None
+            })
+            .collect()
+    }
+
     /// Read a domain definition from a parsed document.
     pub fn from_document(doc: &'a Document<'_>) -> Result<DomainDef<'a>> {
         let root = doc.element(doc.root);
