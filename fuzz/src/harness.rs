@@ -1315,6 +1315,52 @@ fn versioned<T: Copy>(value: T, size: usize) -> Vec<u64> {
     buf
 }
 
+/// A versioned options struct as C callers built against any version of the header pass it:
+/// in a zeroed buffer of a size the program picks (too short, exact or longer), or NULL.
+struct VersionedArg<T> {
+    buf: Vec<u64>,
+    null: bool,
+    too_short: bool,
+    kind: std::marker::PhantomData<T>,
+}
+
+impl<T: Copy> VersionedArg<T> {
+    /// `make` builds the struct from the `size` its first field declares.
+    fn pick(p: &mut Program, make: impl FnOnce(c_uint) -> T) -> VersionedArg<T> {
+        let real = std::mem::size_of::<T>();
+        let size = p.struct_size(real);
+        let buf = versioned(make(size as c_uint), size);
+        VersionedArg {
+            buf,
+            null: p.byte() & 7 == 0,
+            too_short: size < real,
+            kind: std::marker::PhantomData,
+        }
+    }
+
+    fn ptr(&self) -> *const T {
+        if self.null {
+            std::ptr::null()
+        } else {
+            self.buf.as_ptr() as *const T
+        }
+    }
+
+    /// The call must refuse it.
+    fn is_bad(&self) -> bool {
+        self.null || self.too_short
+    }
+}
+
+/// `out`, or NULL when the program does not want the result.
+fn out_or_null<T>(want: bool, out: &mut T) -> *mut T {
+    if want {
+        out
+    } else {
+        std::ptr::null_mut()
+    }
+}
+
 /// Where a simulated host's devices are and what the manager's lists say: the driver and
 /// driver_override of every device of the tree, and the book saved in the state directory.
 type HostView = (
@@ -2079,41 +2125,23 @@ fn assign_with_options(p: &mut Program, steps: usize) {
     } else {
         (p.byte() & 3) as c_uint
     };
-    let real = std::mem::size_of::<f_assign::VirtpciAssignOptions>();
-    let size = p.struct_size(real);
-    let opts = versioned(
-        f_assign::VirtpciAssignOptions {
-            size: size as c_uint,
-            flags,
-            hotplug_ports,
-        },
+    let opts = VersionedArg::pick(p, |size| f_assign::VirtpciAssignOptions {
         size,
-    );
-    let opts_ptr = if p.byte() & 7 == 0 {
-        std::ptr::null()
-    } else {
-        opts.as_ptr() as *const f_assign::VirtpciAssignOptions
-    };
+        flags,
+        hotplug_ports,
+    });
     let want_out = p.byte() & 7 != 0;
     let mut out: *mut c_char = sentinel_ptr();
-    // SAFETY: NULL or NUL-terminated buffers, NULL or a buffer of at least `size` bytes, and a
-    // local.
+    // SAFETY: NULL or NUL-terminated buffers, NULL or a buffer of at least the size the
+    // struct declares, and a local.
     let rc = unsafe {
         f_assign::virtpci_domain_assign_pci_addresses_with_options(
             cstr_ptr(&xml),
-            opts_ptr,
-            if want_out {
-                &mut out
-            } else {
-                std::ptr::null_mut()
-            },
+            opts.ptr(),
+            out_or_null(want_out, &mut out),
         )
     };
-    let bad_args = xml.is_none()
-        || opts_ptr.is_null()
-        || !want_out
-        || size < real
-        || flags & !KNOWN_ASSIGN_FLAGS != 0;
+    let bad_args = xml.is_none() || opts.is_bad() || !want_out || flags & !KNOWN_ASSIGN_FLAGS != 0;
     match rc {
         0 => {
             expect_ok("assign_with_options");
@@ -2152,43 +2180,28 @@ fn reserve_next_with_preferences(p: &mut Program, sets: &[*mut f_assign::Virtpci
         4 => p.u32() as c_int,
         _ => -1,
     };
-    let real = std::mem::size_of::<f_assign::VirtpciAddressPreferences>();
-    let size = p.struct_size(real);
-    let prefs = versioned(
-        f_assign::VirtpciAddressPreferences {
-            size: size as c_uint,
-            hotplug,
-            bus,
-            numa_node,
-        },
+    let prefs = VersionedArg::pick(p, |size| f_assign::VirtpciAddressPreferences {
         size,
-    );
-    let prefs_ptr = if p.byte() & 7 == 0 {
-        std::ptr::null()
-    } else {
-        prefs.as_ptr() as *const f_assign::VirtpciAddressPreferences
-    };
+        hotplug,
+        bus,
+        numa_node,
+    });
     let want_out = p.byte() & 7 != 0;
     let mut out = SENTINEL_ADDR;
     // SAFETY: a live set or NULL, NULL or NUL-terminated buffers, NULL or a buffer of at
-    // least `size` bytes, and a local.
+    // least the size the struct declares, and a local.
     let rc = unsafe {
         f_assign::virtpci_address_set_reserve_next_with_preferences(
             set,
             cstr_ptr(&xml),
-            prefs_ptr,
-            if want_out {
-                &mut out
-            } else {
-                std::ptr::null_mut()
-            },
+            prefs.ptr(),
+            out_or_null(want_out, &mut out),
         )
     };
     let bad_args = set.is_null()
         || xml.is_none()
-        || prefs_ptr.is_null()
+        || prefs.is_bad()
         || !want_out
-        || size < real
         || !(hotplug == -1 || hotplug == 1)
         || !(0..=2).contains(&bus)
         || numa_node < -1;
