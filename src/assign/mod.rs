@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::pci::PciAddress;
 use crate::topology::PciModel;
 use crate::xml::domain::{Controller, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
-use crate::xml::edit::Editor;
+use crate::xml::edit::{Editor, Edits};
 use crate::xml::Document;
 
 /// The result of [`assign_domain_xml`].
@@ -78,10 +78,17 @@ pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<Assig
     }
     let more = explain::function_zero_warnings(&plan.def, &plan.set);
     plan.warnings.extend(more.into_iter().map(|w| w.message));
-    let xml = write_plan(&doc, &original, &plan);
+    let edits = write_plan(&doc, &original, &plan);
+    let warnings = std::mem::take(&mut plan.warnings);
+    // Free the document's tables and the plan before the new text is written: for thousands
+    // of devices that text then reuses their memory instead of asking the kernel for more.
+    let text = doc.text;
+    drop(plan);
+    drop(original);
+    drop(doc);
     Ok(AssignOutput {
-        xml,
-        warnings: plan.warnings,
+        xml: edits.apply(text),
+        warnings,
     })
 }
 
@@ -423,7 +430,7 @@ fn new_device_element(device: &Device, indent: &str, unit: &str) -> Option<Strin
 }
 
 /// Splice the plan's results into the original text.
-fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String {
+fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> Edits {
     let mut ed = Editor::new(doc);
     // About 100 bytes per address written and 250 per controller added.
     let added = plan.def.devices.len() - original.len();
@@ -524,7 +531,7 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> String 
         }
     }
     write_new_devices(original.len(), plan, &mut ed);
-    ed.finish()
+    ed.into_edits()
 }
 
 /// Whether the `<address>` element `id` already reads exactly as libvirt would print `addr`.

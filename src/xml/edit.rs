@@ -273,9 +273,31 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// Apply every edit and return the new text.
-    pub fn finish(mut self) -> String {
-        self.flush_appended();
+    pub fn finish(self) -> String {
         let text = self.doc.text;
+        self.into_edits().apply(text)
+    }
+
+    /// The edits, no longer tied to the document: a caller with large documents can free the
+    /// document's tables before the new text is written, so that it reuses their memory.
+    pub fn into_edits(mut self) -> Edits {
+        self.flush_appended();
+        Edits {
+            splices: self.splices,
+            arena: self.arena,
+        }
+    }
+}
+
+/// Edits collected by an [`Editor`], ready to splice into the text they were made against.
+pub struct Edits {
+    splices: Vec<Splice>,
+    arena: String,
+}
+
+impl Edits {
+    /// Apply every edit to `text` (the text of the document the editor worked on).
+    pub fn apply(self, text: &str) -> String {
         let mut splices = self.splices;
         // A stable sort keeps the order in which edits at one place were made; the splices
         // come in a few ascending runs, which it merges cheaply.
@@ -285,9 +307,9 @@ impl<'d, 'a> Editor<'d, 'a> {
         );
         let mut pos = 0;
         for s in splices {
-            if s.start < pos {
-                // Overlapping edits cannot happen by construction; keep the text intact if
-                // they ever do.
+            if s.start < pos || s.end > text.len() {
+                // Overlapping edits cannot happen by construction, nor edits past the end
+                // of the text they were made against; keep the text intact if they ever do.
                 continue;
             }
             out.push_str(&text[pos..s.start]);
