@@ -53,11 +53,12 @@ use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use rustix::fs::{flock, FlockOperation};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The simulator's directory inside the tree.
 pub const SIM_DIR: &str = ".virtpci-sim";
@@ -66,6 +67,10 @@ pub const NATIVE_DRIVERS_FILE: &str = ".virtpci-sim/native-drivers";
 /// Dynamic ids added with `new_id`, same format.
 pub const DYNAMIC_IDS_FILE: &str = ".virtpci-sim/dynamic-ids";
 const LOCK_FILE: &str = ".virtpci-sim/lock";
+
+/// Called after each change the simulator makes to the tree, with a line naming it: lets a
+/// test stop the process between two steps of one write.
+pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// "Driver `driver` claims devices `vendor:device`".
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,10 +81,19 @@ pub struct IdRule {
 }
 
 /// The simulated kernel. See the module documentation.
-#[derive(Debug)]
 pub struct SimulatedKernel {
     root: PathBuf,
     lock: Mutex<SimState>,
+    step_hook: Option<StepHook>,
+}
+
+impl fmt::Debug for SimulatedKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatedKernel")
+            .field("root", &self.root)
+            .field("step_hook", &self.step_hook.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -157,9 +171,20 @@ impl SimulatedKernel {
     /// Attach to the tree of `sysfs`: create `.virtpci-sim/` if needed and learn native
     /// drivers from the devices bound now (see the module documentation).
     pub fn attach(sysfs: &Sysfs) -> Result<SimulatedKernel> {
+        SimulatedKernel::attach_inner(sysfs, None)
+    }
+
+    /// [`attach`](Self::attach), calling `hook` after every change made to the tree from now
+    /// on (the attachment's own included).
+    pub fn attach_with_step_hook(sysfs: &Sysfs, hook: StepHook) -> Result<SimulatedKernel> {
+        SimulatedKernel::attach_inner(sysfs, Some(hook))
+    }
+
+    fn attach_inner(sysfs: &Sysfs, step_hook: Option<StepHook>) -> Result<SimulatedKernel> {
         let kernel = SimulatedKernel {
             root: sysfs.root().to_path_buf(),
             lock: Mutex::new(SimState::default()),
+            step_hook,
         };
         let sim_dir = kernel.root.join(SIM_DIR);
         if fs::symlink_metadata(&sim_dir).is_ok_and(|m| !m.is_dir()) {
@@ -248,9 +273,19 @@ impl SimulatedKernel {
                 .open(&tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
-            fs::rename(&tmp, &path)
+            self.step(&format!("write {rel}.tmp"));
+            fs::rename(&tmp, &path)?;
+            self.step(&format!("rename {rel}.tmp {rel}"));
+            Ok(())
         };
         io().map_err(|e| Error::system(format!("Failed to write '{}'", path.display()), &e))
+    }
+
+    /// Tell the step hook that `what` was done.
+    fn step(&self, what: &str) {
+        if let Some(hook) = &self.step_hook {
+            hook(what);
+        }
     }
 
     /// The native driver rules known now.
@@ -386,7 +421,10 @@ impl SimulatedKernel {
             .truncate(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
-        f.write_all(&content)
+        self.step(&format!("truncate {dir}/driver_override"));
+        f.write_all(&content)?;
+        self.step(&format!("write {dir}/driver_override"));
+        Ok(())
     }
 
     fn matches(
@@ -432,13 +470,16 @@ impl SimulatedKernel {
             relative_link(dir, &drv_dir),
             self.root.join(format!("{dir}/driver")),
         )?;
+        self.step(&format!("symlink {dir}/driver"));
         let back = self.root.join(format!("{drv_dir}/{addr}"));
         if let Err(e) = std::os::unix::fs::symlink(relative_link(&drv_dir, dir), &back) {
             let _ = fs::remove_file(self.root.join(format!("{dir}/driver")));
             return Err(e);
         }
+        self.step(&format!("symlink {drv_dir}/{addr}"));
         if driver == VFIO_PCI {
             fs::create_dir_all(self.root.join(format!("{dir}/vfio-dev/vfio0")))?;
+            self.step(&format!("mkdir {dir}/vfio-dev/vfio0"));
         }
         Ok(())
     }
@@ -450,13 +491,16 @@ impl SimulatedKernel {
         }
         let drv_dir = sysfs.resolve_userland(&format!("{DRIVERS_DIR}/{driver}"), true)?;
         fs::remove_file(self.root.join(format!("{dir}/driver")))?;
+        self.step(&format!("unlink {dir}/driver"));
         let back = self.root.join(format!("{drv_dir}/{addr}"));
         if fs::symlink_metadata(&back).is_ok_and(|m| m.file_type().is_symlink()) {
             fs::remove_file(back)?;
+            self.step(&format!("unlink {drv_dir}/{addr}"));
         }
         let vfio = self.root.join(format!("{dir}/vfio-dev"));
         if fs::symlink_metadata(&vfio).is_ok_and(|m| m.is_dir()) {
             fs::remove_dir_all(vfio)?;
+            self.step(&format!("rmdir {dir}/vfio-dev"));
         }
         Ok(())
     }
