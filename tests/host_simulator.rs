@@ -5,7 +5,7 @@ mod host_support;
 
 use host_support::*;
 use std::sync::Arc;
-use virtpci::host::{Host, WriteKind};
+use virtpci::host::{Host, SimulatedKernel, Sysfs, WriteKind};
 use virtpci::{ErrorCode, PciAddress};
 
 /// libvirt's virPCIDeviceBindToStub with driver_override.
@@ -270,4 +270,93 @@ fn threads_share_one_simulated_host() {
     for t in threads {
         t.join().unwrap();
     }
+}
+
+/// One write, named.
+type NamedWrite = (&'static str, fn(&Host, &PciAddress));
+
+/// The writes of a detach and a re-attach in every way the simulator knows (override and
+/// probe, `new_id`, explicit bind), one after the other.
+fn steps_of_a_round_trip() -> Vec<NamedWrite> {
+    vec![
+        ("override vfio-pci", |h, a| {
+            h.set_driver_override(a, Some("vfio-pci")).unwrap()
+        }),
+        ("unbind tg3", |h, a| h.unbind(a).unwrap()),
+        ("probe to vfio-pci", |h, a| h.drivers_probe(a).unwrap()),
+        ("clear override", |h, a| {
+            h.set_driver_override(a, None).unwrap()
+        }),
+        ("unbind vfio-pci", |h, a| h.unbind(a).unwrap()),
+        ("new_id vfio-pci", |h, _| {
+            h.new_id("vfio-pci", 0x14e4, 0x1657).unwrap()
+        }),
+        ("remove_id vfio-pci", |h, _| {
+            h.remove_id("vfio-pci", 0x14e4, 0x1657).unwrap()
+        }),
+        ("unbind vfio-pci again", |h, a| h.unbind(a).unwrap()),
+        ("bind tg3", |h, a| h.bind(a, "tg3").unwrap()),
+    ]
+}
+
+/// The tree without the simulator's temporary files (which a crash may leave behind).
+fn settled_digest(tree: &TempTree) -> std::collections::BTreeMap<String, String> {
+    let mut d = digest(&tree.path);
+    d.retain(|path, _| !(path.starts_with(".virtpci-sim/") && path.ends_with(".tmp")));
+    d
+}
+
+/// A write is one system call for the kernel; the simulator makes it in steps, in the writing
+/// process. Whichever step a process dies after (here: the step hook unwinds), the next
+/// simulator to attach must find the tree as before the write or as after it.
+#[test]
+fn a_write_cut_between_any_two_steps_is_made_whole_or_not_at_all() {
+    struct Killed;
+    let a = addr("0000:02:00.0"); // tg3 14e4:1657
+    let writes = steps_of_a_round_trip();
+    let run_until = |n: usize| {
+        let tree = fixture_tree("quad-nic");
+        let host = Host::open_simulated(&tree.path).unwrap();
+        for (_, w) in &writes[..n] {
+            w(&host, &a);
+        }
+        tree
+    };
+    let mut cuts = 0;
+    let mut after = settled_digest(&run_until(0));
+    for (i, (name, write)) in writes.iter().enumerate() {
+        let before = std::mem::replace(&mut after, settled_digest(&run_until(i + 1)));
+        assert_ne!(before, after, "{name} changes nothing");
+        for k in 1.. {
+            let tree = run_until(i);
+            let sysfs = Sysfs::open(&tree.path).unwrap();
+            let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counter = done.clone();
+            let hook = move |_: &str| {
+                if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == k {
+                    std::panic::resume_unwind(Box::new(Killed));
+                }
+            };
+            let kernel = SimulatedKernel::attach_with_step_hook(&sysfs, Arc::new(hook)).unwrap();
+            let host = Host::with_writer(Some(&tree.path), Arc::new(kernel)).unwrap();
+            let cut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&host, &a)));
+            drop(host);
+            // The next process.
+            Host::open_simulated(&tree.path).unwrap();
+            let now = settled_digest(&tree);
+            assert!(
+                now == before || now == after,
+                "{name} cut after step {k}: neither before nor after the write"
+            );
+            match cut {
+                Ok(()) => {
+                    assert_eq!(now, after, "{name}");
+                    break;
+                }
+                Err(payload) => assert!(payload.is::<Killed>(), "{name} step {k} panicked"),
+            }
+            cuts += 1;
+        }
+    }
+    assert!(cuts > 2 * writes.len(), "only {cuts} cuts");
 }

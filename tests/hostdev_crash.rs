@@ -76,8 +76,15 @@ fn recover_and_check(tree: &TempTree, xml: &Path, initial: &Drivers, what: &str)
             e.message
         );
     }
-    let status = cli(tree, "reattach", xml).status().unwrap();
-    assert!(status.success(), "{what}: reattach failed");
+    let out = cli(tree, "reattach", xml)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: reattach failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    );
     assert_eq!(&drivers(&host), initial, "{what}: after reattach");
     let book = mgr.book().unwrap();
     assert!(
@@ -127,6 +134,81 @@ fn killed_after_each_write_of_prepare() {
         writes + 1,
         writes + 1
     );
+}
+
+/// The simulated kernel makes one write in several steps (links, files, its own record), in
+/// the process that writes; the kernel makes it in one system call, which `kill -9` cannot cut
+/// in two. Prepare, then re-attach, are aborted after each step in turn: the next process must
+/// find each write made whole or not at all. (A kill inside an unbind once left a device
+/// without its `driver` link but still listed by its driver, and re-attach failed with
+/// "Failed to trigger a probe for PCI device '0000:02:00.0': File exists".)
+#[test]
+fn killed_between_the_steps_of_a_write() {
+    let tree = fixture_tree("quad-nic");
+    let xml = domain_xml(&tree.path);
+    let initial = drivers(&Host::open_simulated(&tree.path).unwrap());
+    for verb in ["prepare", "reattach"] {
+        let mut steps = 1;
+        loop {
+            if verb == "reattach" {
+                assert!(cli(&tree, "prepare", &xml).status().unwrap().success());
+            }
+            let status = cli(&tree, verb, &xml)
+                .env("VIRTPCI_TEST_ABORT_AFTER_STEPS", steps.to_string())
+                .status()
+                .unwrap();
+            let what = format!("{verb} aborted after {steps} steps");
+            let finished = status.success();
+            if !finished {
+                assert_eq!(status.signal(), Some(libc::SIGABRT), "{what}");
+            }
+            // The next process to attach finishes the write, whatever it reads afterwards.
+            Host::open_simulated(&tree.path).unwrap();
+            assert_links_agree(&tree, &what);
+            recover_and_check(&tree, &xml, &initial, &what);
+            if finished {
+                break;
+            }
+            steps += 1;
+            assert!(steps < 1000, "{verb} never finished");
+        }
+        // Prepare moves 4 devices: 3 writes each, several steps per write.
+        assert!(steps > 24, "{verb}: only {steps} steps");
+        eprintln!("{verb}: aborted after each of {} steps", steps - 1);
+    }
+}
+
+/// Each device of the domain is bound (its `driver` link), listed by its driver and shows
+/// `vfio-dev/` all together or not at all, and no write is left unfinished.
+fn assert_links_agree(tree: &TempTree, what: &str) {
+    assert!(
+        !tree.join(".virtpci-sim/pending").exists(),
+        "{what}: a write is left unfinished"
+    );
+    let drivers_dir = tree.join("bus/pci/drivers");
+    for a in QUAD {
+        let dev = tree.join(&format!("bus/pci/devices/{a}"));
+        let bound = std::fs::read_link(dev.join("driver"))
+            .ok()
+            .and_then(|t| Some(t.file_name()?.to_string_lossy().into_owned()));
+        let mut listed_by = Vec::new();
+        for d in std::fs::read_dir(&drivers_dir).unwrap() {
+            let d = d.unwrap();
+            if d.path().join(a).symlink_metadata().is_ok() {
+                listed_by.push(d.file_name().to_string_lossy().into_owned());
+            }
+        }
+        assert_eq!(
+            listed_by,
+            bound.iter().cloned().collect::<Vec<_>>(),
+            "{what}: {a} is bound to {bound:?} but listed by {listed_by:?}"
+        );
+        assert_eq!(
+            dev.join("vfio-dev").exists(),
+            bound.as_deref() == Some("vfio-pci"),
+            "{what}: {a} is bound to {bound:?}; vfio-dev/ disagrees"
+        );
+    }
 }
 
 /// A small deterministic generator (no dependency): xorshift.

@@ -44,6 +44,18 @@
 //! the tree, are all the state there is: another process attaching to the same tree sees the
 //! same kernel. Writes are serialised by a mutex and, between processes, by `flock` on
 //! `.virtpci-sim/lock`.
+//!
+//! # All or nothing, as in the kernel
+//! A write to sysfs is one system call: a process killed with `kill -9` either made it or did
+//! not. The simulator carries a write out in the killed process itself, in several steps (a
+//! bind creates `driver`, the driver's link back and `vfio-dev/`), so it keeps the same promise
+//! itself. `driver_override` is replaced by a rename. A bind, an unbind, a probe that binds and
+//! a `new_id` first record themselves in `.virtpci-sim/pending` (also by a rename), then make
+//! their changes, then remove the record. Every step may be made twice (a link that is there
+//! already is kept, one that is gone already is skipped), so a simulator that takes the lock,
+//! when it attaches or before each write, finishes the change whose record it finds: the
+//! process that began it died. Before that, a reader may see the change half made. Tests may
+//! stop a process between any two steps with [`SimulatedKernel::attach_with_step_hook`].
 
 use super::names::{is_stub_driver, is_valid_driver_name, parse_device_name};
 use super::sysfs::{relative_link, Sysfs};
@@ -53,11 +65,12 @@ use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use rustix::fs::{flock, FlockOperation};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The simulator's directory inside the tree.
 pub const SIM_DIR: &str = ".virtpci-sim";
@@ -66,6 +79,14 @@ pub const NATIVE_DRIVERS_FILE: &str = ".virtpci-sim/native-drivers";
 /// Dynamic ids added with `new_id`, same format.
 pub const DYNAMIC_IDS_FILE: &str = ".virtpci-sim/dynamic-ids";
 const LOCK_FILE: &str = ".virtpci-sim/lock";
+/// The change being made, while it is made (see "All or nothing").
+pub const PENDING_FILE: &str = ".virtpci-sim/pending";
+const PENDING_TEMP: &str = ".virtpci-sim/pending.tmp";
+const OVERRIDE_TEMP: &str = ".virtpci-sim/driver_override.tmp";
+
+/// Called after each change the simulator makes to the tree, with a line naming it: lets a
+/// test stop the process between two steps of one write.
+pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// "Driver `driver` claims devices `vendor:device`".
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,10 +97,55 @@ pub struct IdRule {
 }
 
 /// The simulated kernel. See the module documentation.
-#[derive(Debug)]
 pub struct SimulatedKernel {
     root: PathBuf,
     lock: Mutex<SimState>,
+    step_hook: Option<StepHook>,
+}
+
+impl fmt::Debug for SimulatedKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatedKernel")
+            .field("root", &self.root)
+            .field("step_hook", &self.step_hook.is_some())
+            .finish()
+    }
+}
+
+/// A change of several steps, recorded in [`PENDING_FILE`] before its first step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    /// Bind the device to the driver: its link back, `vfio-dev/` for vfio-pci, then `driver`.
+    Bind(PciAddress, String),
+    /// Unbind the device from the driver: `driver`, the link back, `vfio-dev/`.
+    Unbind(PciAddress, String),
+    /// Add the dynamic id, then bind every unbound device it matches.
+    NewId(IdRule),
+}
+
+impl Pending {
+    fn to_line(&self) -> String {
+        match self {
+            Pending::Bind(a, d) => format!("bind {a} {d}\n"),
+            Pending::Unbind(a, d) => format!("unbind {a} {d}\n"),
+            Pending::NewId(r) => format!("new_id {} {:04x} {:04x}\n", r.driver, r.vendor, r.device),
+        }
+    }
+
+    fn parse(line: &str) -> Option<Pending> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let driver = |d: &str| is_valid_driver_name(d).then(|| d.to_string());
+        match fields.as_slice() {
+            ["bind", a, d] => Some(Pending::Bind(parse_device_name(a)?, driver(d)?)),
+            ["unbind", a, d] => Some(Pending::Unbind(parse_device_name(a)?, driver(d)?)),
+            ["new_id", d, v, p] => Some(Pending::NewId(IdRule {
+                driver: driver(d)?,
+                vendor: u16::from_str_radix(v, 16).ok()?,
+                device: u16::from_str_radix(p, 16).ok()?,
+            })),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -154,12 +220,24 @@ fn data_device(data: &[u8]) -> io::Result<PciAddress> {
 }
 
 impl SimulatedKernel {
-    /// Attach to the tree of `sysfs`: create `.virtpci-sim/` if needed and learn native
-    /// drivers from the devices bound now (see the module documentation).
+    /// Attach to the tree of `sysfs`: create `.virtpci-sim/` if needed, finish a write that a
+    /// killed process left half done, and learn native drivers from the devices bound now (see
+    /// the module documentation).
     pub fn attach(sysfs: &Sysfs) -> Result<SimulatedKernel> {
+        SimulatedKernel::attach_inner(sysfs, None)
+    }
+
+    /// [`attach`](Self::attach), calling `hook` after every change made to the tree from now
+    /// on (the attachment's own included).
+    pub fn attach_with_step_hook(sysfs: &Sysfs, hook: StepHook) -> Result<SimulatedKernel> {
+        SimulatedKernel::attach_inner(sysfs, Some(hook))
+    }
+
+    fn attach_inner(sysfs: &Sysfs, step_hook: Option<StepHook>) -> Result<SimulatedKernel> {
         let kernel = SimulatedKernel {
             root: sysfs.root().to_path_buf(),
             lock: Mutex::new(SimState::default()),
+            step_hook,
         };
         let sim_dir = kernel.root.join(SIM_DIR);
         if fs::symlink_metadata(&sim_dir).is_ok_and(|m| !m.is_dir()) {
@@ -179,6 +257,7 @@ impl SimulatedKernel {
     pub fn learn(&self, sysfs: &Sysfs) -> Result<usize> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let _flock = self.flock()?;
+        self.recover(sysfs)?;
         let mut rules = self.native_rules()?;
         let before = rules.len();
         for addr in list_devices(sysfs)? {
@@ -248,9 +327,118 @@ impl SimulatedKernel {
                 .open(&tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
-            fs::rename(&tmp, &path)
+            self.step(&format!("write {rel}.tmp"));
+            fs::rename(&tmp, &path)?;
+            self.step(&format!("rename {rel}.tmp {rel}"));
+            Ok(())
         };
         io().map_err(|e| Error::system(format!("Failed to write '{}'", path.display()), &e))
+    }
+
+    /// Tell the step hook that `what` was done.
+    fn step(&self, what: &str) {
+        if let Some(hook) = &self.step_hook {
+            hook(what);
+        }
+    }
+
+    /// Replace the root-relative file `rel` with `content`, by a rename of `temp` (so that a
+    /// process killed meanwhile leaves the old content or the new one).
+    fn replace_file(&self, temp: &str, rel: &str, content: &[u8]) -> io::Result<()> {
+        let path = self.root.join(rel);
+        let meta = fs::symlink_metadata(&path)?;
+        let tmp = self.root.join(temp);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(content)?;
+        f.set_permissions(fs::Permissions::from_mode(meta.permissions().mode()))?;
+        self.step(&format!("write {temp}"));
+        fs::rename(&tmp, &path)?;
+        self.step(&format!("rename {temp} {rel}"));
+        Ok(())
+    }
+
+    /// Make `change` all or nothing: record it, carry it out, remove the record.
+    fn journaled(&self, sysfs: &Sysfs, change: &Pending) -> io::Result<()> {
+        self.replace_pending(change)?;
+        let result = self.carry_out(sysfs, change);
+        self.end_pending()?;
+        result
+    }
+
+    fn replace_pending(&self, change: &Pending) -> io::Result<()> {
+        let tmp = self.root.join(PENDING_TEMP);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(change.to_line().as_bytes())?;
+        self.step(&format!("write {PENDING_TEMP}"));
+        fs::rename(&tmp, self.root.join(PENDING_FILE))?;
+        self.step(&format!("rename {PENDING_TEMP} {PENDING_FILE}"));
+        Ok(())
+    }
+
+    fn end_pending(&self) -> io::Result<()> {
+        fs::remove_file(self.root.join(PENDING_FILE))?;
+        self.step(&format!("remove {PENDING_FILE}"));
+        Ok(())
+    }
+
+    /// Every step of `change`; each may be done again.
+    fn carry_out(&self, sysfs: &Sysfs, change: &Pending) -> io::Result<()> {
+        match change {
+            Pending::Bind(addr, driver) => {
+                let dir = device_dir(sysfs, addr)?;
+                self.attach_links(sysfs, addr, &dir, driver)
+            }
+            Pending::Unbind(addr, driver) => {
+                let dir = device_dir(sysfs, addr)?;
+                self.detach_links(sysfs, addr, &dir, driver)
+            }
+            Pending::NewId(rule) => self.add_dynamic_id(sysfs, rule),
+        }
+    }
+
+    /// Finish the change recorded in [`PENDING_FILE`], if any. The caller holds the lock, so
+    /// the process that began it is dead.
+    fn recover(&self, sysfs: &Sysfs) -> Result<()> {
+        let path = self.root.join(PENDING_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(Error::system(
+                    format!("Failed to read '{}'", path.display()),
+                    &e,
+                ))
+            }
+        };
+        let change = Pending::parse(&text).ok_or_else(|| {
+            Error::internal(format!(
+                "'{}': unknown change '{}'",
+                path.display(),
+                text.trim_end().escape_debug()
+            ))
+        })?;
+        self.carry_out(sysfs, &change)
+            .and_then(|()| self.end_pending())
+            .map_err(|e| {
+                Error::system(
+                    format!(
+                        "Failed to finish the interrupted change '{}' of '{}'",
+                        text.trim_end(),
+                        path.display()
+                    ),
+                    &e,
+                )
+            })
     }
 
     /// The native driver rules known now.
@@ -377,16 +565,11 @@ impl SimulatedKernel {
             v.push(b'\n');
             v
         };
-        let path = self.root.join(format!("{dir}/driver_override"));
-        if !fs::symlink_metadata(&path)?.is_file() {
+        let rel = format!("{dir}/driver_override");
+        if !fs::symlink_metadata(self.root.join(&rel))?.is_file() {
             return Err(errno(libc::EACCES));
         }
-        let mut f = OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)?;
-        f.write_all(&content)
+        self.replace_file(OVERRIDE_TEMP, &rel, &content)
     }
 
     fn matches(
@@ -406,7 +589,7 @@ impl SimulatedKernel {
     }
 
     fn bind(&self, sysfs: &Sysfs, addr: &PciAddress, driver: &str) -> io::Result<()> {
-        let dir = device_dir(sysfs, addr).map_err(|_| errno(libc::ENODEV))?;
+        device_dir(sysfs, addr).map_err(|_| errno(libc::ENODEV))?;
         let ids = read_ids(sysfs, addr)?;
         let overridden = read_override(sysfs, addr)?;
         let dynamic = self.dynamic_ids().map_err(to_io)?;
@@ -417,9 +600,28 @@ impl SimulatedKernel {
         if current_driver(sysfs, addr)?.is_some() {
             return Err(errno(libc::EBUSY));
         }
-        self.attach_links(sysfs, addr, &dir, driver)
+        self.journaled(sysfs, &Pending::Bind(*addr, driver.to_string()))
     }
 
+    /// Create `link` → `target`, unless it exists already with that target. Returns whether
+    /// it was created; `EEXIST` when something else is there.
+    fn ensure_symlink(&self, target: &str, link: &Path, what: &str) -> io::Result<bool> {
+        match fs::read_link(link) {
+            Ok(t) if t == Path::new(target) => Ok(false),
+            Ok(_) => Err(errno(libc::EEXIST)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::os::unix::fs::symlink(target, link)?;
+                self.step(&format!("symlink {what}"));
+                Ok(true)
+            }
+            Err(_) => Err(errno(libc::EEXIST)),
+        }
+    }
+
+    /// Bind: the driver's link back to the device, `vfio-dev/vfio0` for vfio-pci, then the
+    /// device's `driver` link, which makes the device bound. What exists already is kept, so
+    /// that a bind a killed process began can be finished. On failure, what was made is
+    /// removed.
     fn attach_links(
         &self,
         sysfs: &Sysfs,
@@ -428,41 +630,66 @@ impl SimulatedKernel {
         driver: &str,
     ) -> io::Result<()> {
         let drv_dir = sysfs.resolve_userland(&format!("{DRIVERS_DIR}/{driver}"), true)?;
-        std::os::unix::fs::symlink(
-            relative_link(dir, &drv_dir),
-            self.root.join(format!("{dir}/driver")),
-        )?;
-        let back = self.root.join(format!("{drv_dir}/{addr}"));
-        if let Err(e) = std::os::unix::fs::symlink(relative_link(&drv_dir, dir), &back) {
-            let _ = fs::remove_file(self.root.join(format!("{dir}/driver")));
-            return Err(e);
+        let back = format!("{drv_dir}/{addr}");
+        // Fails, changing nothing, when another link is in the way.
+        self.ensure_symlink(&relative_link(&drv_dir, dir), &self.root.join(&back), &back)?;
+        let rest = || -> io::Result<()> {
+            if driver == VFIO_PCI {
+                let vfio = self.root.join(format!("{dir}/vfio-dev/vfio0"));
+                if !vfio.is_dir() {
+                    fs::create_dir_all(vfio)?;
+                    self.step(&format!("mkdir {dir}/vfio-dev/vfio0"));
+                }
+            }
+            let link = format!("{dir}/driver");
+            self.ensure_symlink(&relative_link(dir, &drv_dir), &self.root.join(&link), &link)?;
+            Ok(())
+        };
+        rest().inspect_err(|_| {
+            let _ = self.detach_links(sysfs, addr, dir, driver);
+        })
+    }
+
+    /// Unbind: the device's `driver` link (the device is unbound from then on), the driver's
+    /// link back, `vfio-dev/`. What is gone already is skipped.
+    fn detach_links(
+        &self,
+        sysfs: &Sysfs,
+        addr: &PciAddress,
+        dir: &str,
+        driver: &str,
+    ) -> io::Result<()> {
+        let drv_dir = sysfs.resolve_userland(&format!("{DRIVERS_DIR}/{driver}"), true)?;
+        let link = format!("{dir}/driver");
+        if current_driver(sysfs, addr)?.as_deref() == Some(driver) {
+            fs::remove_file(self.root.join(&link))?;
+            self.step(&format!("unlink {link}"));
         }
-        if driver == VFIO_PCI {
-            fs::create_dir_all(self.root.join(format!("{dir}/vfio-dev/vfio0")))?;
+        let back = format!("{drv_dir}/{addr}");
+        let path = self.root.join(&back);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(path)?;
+            self.step(&format!("unlink {back}"));
+        }
+        let vfio = format!("{dir}/vfio-dev");
+        let path = self.root.join(&vfio);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(path)?;
+            self.step(&format!("rmdir {vfio}"));
         }
         Ok(())
     }
 
     fn unbind(&self, sysfs: &Sysfs, addr: &PciAddress, driver: &str) -> io::Result<()> {
-        let dir = device_dir(sysfs, addr).map_err(|_| errno(libc::ENODEV))?;
+        device_dir(sysfs, addr).map_err(|_| errno(libc::ENODEV))?;
         if current_driver(sysfs, addr)?.as_deref() != Some(driver) {
             return Err(errno(libc::ENODEV));
         }
-        let drv_dir = sysfs.resolve_userland(&format!("{DRIVERS_DIR}/{driver}"), true)?;
-        fs::remove_file(self.root.join(format!("{dir}/driver")))?;
-        let back = self.root.join(format!("{drv_dir}/{addr}"));
-        if fs::symlink_metadata(&back).is_ok_and(|m| m.file_type().is_symlink()) {
-            fs::remove_file(back)?;
-        }
-        let vfio = self.root.join(format!("{dir}/vfio-dev"));
-        if fs::symlink_metadata(&vfio).is_ok_and(|m| m.is_dir()) {
-            fs::remove_dir_all(vfio)?;
-        }
-        Ok(())
+        self.journaled(sysfs, &Pending::Unbind(*addr, driver.to_string()))
     }
 
     fn probe(&self, sysfs: &Sysfs, addr: &PciAddress) -> io::Result<()> {
-        let dir = device_dir(sysfs, addr).map_err(|_| errno(libc::ENODEV))?;
+        device_dir(sysfs, addr).map_err(|_| errno(libc::ENODEV))?;
         if current_driver(sysfs, addr)?.is_some() {
             return Ok(());
         }
@@ -480,7 +707,7 @@ impl SimulatedKernel {
         };
         match candidate {
             Some(driver) if driver_exists(sysfs, &driver)? => {
-                self.attach_links(sysfs, addr, &dir, &driver)
+                self.journaled(sysfs, &Pending::Bind(*addr, driver))
             }
             _ => Ok(()),
         }
@@ -493,18 +720,25 @@ impl SimulatedKernel {
             vendor,
             device,
         };
-        let mut dynamic = self.dynamic_ids().map_err(to_io)?;
+        let dynamic = self.dynamic_ids().map_err(to_io)?;
         if self.native_rules().map_err(to_io)?.contains(&rule) || dynamic.contains(&rule) {
             return Err(errno(libc::EEXIST));
         }
-        dynamic.insert(rule);
-        self.store_rules(
-            DYNAMIC_IDS_FILE,
-            &dynamic,
-            "virtpci simulated kernel: dynamic ids",
-        )
-        .map_err(to_io)?;
-        // driver_attach: every unbound device the driver now matches.
+        self.journaled(sysfs, &Pending::NewId(rule))
+    }
+
+    /// `new_id`'s steps: store the id (unless stored already), then driver_attach: bind every
+    /// unbound device the driver now matches.
+    fn add_dynamic_id(&self, sysfs: &Sysfs, rule: &IdRule) -> io::Result<()> {
+        let mut dynamic = self.dynamic_ids().map_err(to_io)?;
+        if dynamic.insert(rule.clone()) {
+            self.store_rules(
+                DYNAMIC_IDS_FILE,
+                &dynamic,
+                "virtpci simulated kernel: dynamic ids",
+            )
+            .map_err(to_io)?;
+        }
         for addr in list_devices(sysfs).map_err(to_io)? {
             if current_driver(sysfs, &addr)?.is_some() {
                 continue;
@@ -512,12 +746,12 @@ impl SimulatedKernel {
             let ids = read_ids(sysfs, &addr)?;
             let overridden = read_override(sysfs, &addr)?;
             let matches = match &overridden {
-                Some(o) => o == driver,
-                None => ids == (vendor, device),
+                Some(o) => *o == rule.driver,
+                None => ids == (rule.vendor, rule.device),
             };
             if matches {
                 let dir = device_dir(sysfs, &addr)?;
-                self.attach_links(sysfs, &addr, &dir, driver)?;
+                self.attach_links(sysfs, &addr, &dir, &rule.driver)?;
             }
         }
         Ok(())
@@ -547,6 +781,7 @@ impl SysfsWriter for SimulatedKernel {
     fn write(&self, sysfs: &Sysfs, w: &SysfsWrite<'_>) -> io::Result<()> {
         let mut state = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let _flock = self.flock().map_err(to_io)?;
+        self.recover(sysfs).map_err(to_io)?;
         let result = self.apply(sysfs, w, &mut state);
         if result.is_ok() {
             let data = if w.kind == WriteKind::Config {

@@ -3,8 +3,10 @@
 //!
 //! Test hooks (only with `--simulate`): `VIRTPCI_TEST_ABORT_AFTER_WRITES=K` aborts the process
 //! (as `kill -9` would: no cleanup) right after the K-th sysfs write, or before the first one
-//! when K is 0; `VIRTPCI_TEST_WRITE_DELAY_US=N` sleeps N µs before each write, so that a harness
-//! can kill the process at random points.
+//! when K is 0; `VIRTPCI_TEST_ABORT_AFTER_STEPS=S` aborts right after the S-th change the
+//! simulated kernel makes to the tree (a write takes several: links, files, its record), so in
+//! the middle of a write; `VIRTPCI_TEST_WRITE_DELAY_US=N` sleeps N µs before each write, so that
+//! a harness can kill the process at random points.
 
 use clap::Args;
 use std::io;
@@ -123,7 +125,18 @@ pub fn open_host(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)> 
             .clone()
             .ok_or_else(|| Error::invalid_arg("--simulate needs --sysfs ROOT"))?;
         let sysfs = Sysfs::open(&root)?;
-        let kernel = SimulatedKernel::attach(&sysfs)?;
+        let kernel = match env_u64("VIRTPCI_TEST_ABORT_AFTER_STEPS") {
+            Some(limit) => {
+                let steps = AtomicU64::new(0);
+                let hook = move |_: &str| {
+                    if steps.fetch_add(1, Ordering::SeqCst) + 1 == limit {
+                        std::process::abort();
+                    }
+                };
+                SimulatedKernel::attach_with_step_hook(&sysfs, Arc::new(hook))?
+            }
+            None => SimulatedKernel::attach(&sysfs)?,
+        };
         let hooked = HookedKernel {
             kernel,
             done: AtomicU64::new(0),
