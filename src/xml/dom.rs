@@ -1,9 +1,11 @@
 //! A small element tree that remembers where every element and attribute sits in the input
 //! text, so that edits can be spliced into the original bytes and everything else survives.
 
+use super::spare;
 use crate::error::{Error, Result};
 use crate::limits::{xml_too_large, XmlLimits};
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 /// Index of an element in [`Document::elements`].
 pub type ElementId = usize;
@@ -126,6 +128,20 @@ pub struct Document<'a> {
     line_cursor: std::cell::Cell<(usize, usize)>,
 }
 
+thread_local! {
+    // The element tables, kept for the next document on the thread (see [`spare`]).
+    static SPARE_NODES: RefCell<Option<Vec<Node>>> = const { RefCell::new(None) };
+    static SPARE_IDS: RefCell<Option<Vec<ElementId>>> = const { RefCell::new(None) };
+    static SPARE_COUNTS: RefCell<Option<Vec<u32>>> = const { RefCell::new(None) };
+}
+
+impl Drop for Document<'_> {
+    fn drop(&mut self) {
+        spare::give(&SPARE_NODES, std::mem::take(&mut self.nodes));
+        spare::give(&SPARE_IDS, std::mem::take(&mut self.child_ids));
+    }
+}
+
 impl<'a> Document<'a> {
     /// Parse `text`; any well-formedness problem is an XML error naming the line and column.
     ///
@@ -155,10 +171,12 @@ impl<'a> Document<'a> {
         let (most_elements, most_attributes) = count_markup(bytes);
         let most_elements = most_elements.min(limits.max_elements);
         let most_attributes = most_attributes.min(limits.max_elements.saturating_mul(4));
-        let mut nodes: Vec<Node> = Vec::with_capacity(most_elements);
+        let mut nodes: Vec<Node> = spare::take(&SPARE_NODES);
+        nodes.reserve(most_elements);
         let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(most_attributes);
         let mut texts: Vec<Cow<'a, str>> = Vec::new();
-        let mut child_counts: Vec<u32> = Vec::with_capacity(most_elements);
+        let mut child_counts: Vec<u32> = spare::take(&SPARE_COUNTS);
+        child_counts.reserve(most_elements);
         let mut stack: Vec<ElementId> = Vec::with_capacity(16);
         let mut root: Option<ElementId> = None;
         // A byte order mark is not content.
@@ -336,7 +354,8 @@ impl<'a> Document<'a> {
             node.children = (next, next);
             next += count;
         }
-        let mut child_ids = vec![0; next as usize];
+        let mut child_ids: Vec<ElementId> = spare::take(&SPARE_IDS);
+        child_ids.resize(next as usize, 0);
         for id in 0..nodes.len() {
             let p = nodes[id].parent;
             if p != NONE {
@@ -345,6 +364,7 @@ impl<'a> Document<'a> {
                 *slot += 1;
             }
         }
+        spare::give(&SPARE_COUNTS, child_counts);
         Ok(Document {
             text,
             nodes,

@@ -3,7 +3,12 @@
 //! neighbours. Every byte no edit touches is copied unchanged.
 
 use super::dom::{Document, ElementId};
+use super::spare;
 use std::borrow::Cow;
+use std::cell::RefCell;
+
+/// New last children, as (element, text range in the children's arena).
+type Appended = Vec<(ElementId, (usize, usize))>;
 
 struct Splice {
     start: usize,
@@ -22,7 +27,7 @@ pub struct Editor<'d, 'a> {
     children_arena: String,
     /// New last children per element, as (element, text range), in the order added; flushed
     /// together so a self-closing element is opened only once.
-    appended: Vec<(ElementId, (usize, usize))>,
+    appended: Appended,
     /// One level of indentation as the document uses it.
     pub unit: String,
 }
@@ -45,10 +50,10 @@ impl<'d, 'a> Editor<'d, 'a> {
         let unit = detect_unit(doc);
         Editor {
             doc,
-            splices: Vec::new(),
-            arena: String::new(),
-            children_arena: String::new(),
-            appended: Vec::new(),
+            splices: spare::take(&SPARE_SPLICES),
+            arena: spare::take(&SPARE_ARENA),
+            children_arena: spare::take(&SPARE_CHILDREN_ARENA),
+            appended: spare::take(&SPARE_APPENDED),
             unit,
         }
     }
@@ -198,6 +203,7 @@ impl<'d, 'a> Editor<'d, 'a> {
             group_start = group_end;
             self.flush_children(id, children);
         }
+        spare::give(&SPARE_APPENDED, appended);
     }
 
     /// Splice the new children `children` (ranges of the arena) into element `id`.
@@ -282,11 +288,20 @@ impl<'d, 'a> Editor<'d, 'a> {
     /// document's tables before the new text is written, so that it reuses their memory.
     pub fn into_edits(mut self) -> Edits {
         self.flush_appended();
+        spare::give(&SPARE_CHILDREN_ARENA, self.children_arena);
         Edits {
             splices: self.splices,
             arena: self.arena,
         }
     }
+}
+
+thread_local! {
+    // The editor's buffers, kept for the next editor on the thread (see [`spare`]).
+    static SPARE_SPLICES: RefCell<Option<Vec<Splice>>> = const { RefCell::new(None) };
+    static SPARE_ARENA: RefCell<Option<String>> = const { RefCell::new(None) };
+    static SPARE_CHILDREN_ARENA: RefCell<Option<String>> = const { RefCell::new(None) };
+    static SPARE_APPENDED: RefCell<Option<Appended>> = const { RefCell::new(None) };
 }
 
 /// Edits collected by an [`Editor`], ready to splice into the text they were made against.
@@ -298,7 +313,7 @@ pub struct Edits {
 impl Edits {
     /// Apply every edit to `text` (the text of the document the editor worked on).
     pub fn apply(self, text: &str) -> String {
-        let mut splices = self.splices;
+        let Edits { mut splices, arena } = self;
         // A stable sort keeps the order in which edits at one place were made; the splices
         // come in a few ascending runs, which it merges cheaply.
         splices.sort_by_key(|s| s.start);
@@ -306,17 +321,19 @@ impl Edits {
             text.len() + splices.iter().map(|s| s.text.1 - s.text.0).sum::<usize>(),
         );
         let mut pos = 0;
-        for s in splices {
+        for s in &splices {
             if s.start < pos || s.end > text.len() {
                 // Overlapping edits cannot happen by construction, nor edits past the end
                 // of the text they were made against; keep the text intact if they ever do.
                 continue;
             }
             out.push_str(&text[pos..s.start]);
-            out.push_str(&self.arena[s.text.0..s.text.1]);
+            out.push_str(&arena[s.text.0..s.text.1]);
             pos = s.end;
         }
         out.push_str(&text[pos..]);
+        spare::give(&SPARE_SPLICES, splices);
+        spare::give(&SPARE_ARENA, arena);
         out
     }
 }

@@ -4,6 +4,7 @@
 pub mod dom;
 pub mod domain;
 pub mod edit;
+pub mod spare;
 
 pub use dom::{Document, ElementId};
 pub use domain::{DeviceAddress, DomainDef, Multifunction};
