@@ -21,7 +21,9 @@ use crate::pci::PciAddress;
 use crate::topology::PciModel;
 use crate::xml::domain::{Controller, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
 use crate::xml::edit::{Editor, Edits};
+use crate::xml::spare;
 use crate::xml::Document;
+use std::cell::RefCell;
 
 /// The result of [`assign_domain_xml`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,15 +65,12 @@ pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
 pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<AssignOutput> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
-    let original: Vec<Original> = def
-        .devices
-        .iter()
-        .map(|d| Original {
-            element: d.element,
-            address_element: d.address_element,
-            address: d.address.clone(),
-        })
-        .collect();
+    let mut original: Vec<Original> = spare::take(&SPARE_ORIGINALS);
+    original.extend(def.devices.iter().map(|d| Original {
+        element: d.element,
+        address_element: d.address_element,
+        address: d.address.clone(),
+    }));
     let mut plan = plan::plan_with(def, &options)?;
     if options.strict_function0 {
         explain::check_function_zero_strict(&plan.def, &plan.set)?;
@@ -84,12 +83,17 @@ pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<Assig
     // of devices that text then reuses their memory instead of asking the kernel for more.
     let text = doc.text;
     drop(plan);
-    drop(original);
+    spare::give(&SPARE_ORIGINALS, original);
     drop(doc);
     Ok(AssignOutput {
         xml: edits.apply(text),
         warnings,
     })
+}
+
+thread_local! {
+    // The devices as read, kept for the thread's next assignment (see [`spare`]).
+    static SPARE_ORIGINALS: RefCell<Option<Vec<Original>>> = const { RefCell::new(None) };
 }
 
 /// A short text built on the stack (numbers and attribute values), pushed in one go.

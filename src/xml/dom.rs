@@ -10,21 +10,113 @@ use std::cell::RefCell;
 /// Index of an element in [`Document::elements`].
 pub type ElementId = usize;
 
-/// One attribute: its name, unescaped value, and the byte span of `name='value'`. Name and
-/// value borrow the input text (the value is owned only when it had entities to expand).
-#[derive(Debug, Clone)]
-pub struct Attribute<'a> {
-    pub name: &'a str,
-    pub value: Cow<'a, str>,
-    /// Byte offset of the name (offsets are `u32`: documents are limited to 4 GiB, in
-    /// practice to [`crate::limits::MAX_XML_BYTES`], and small records keep large documents
-    /// in cache).
+/// One attribute of an element: its name, unescaped value and byte spans (offsets are `u32`:
+/// documents are limited to 4 GiB, in practice to [`crate::limits::MAX_XML_BYTES`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Attribute<'d> {
+    pub name: &'d str,
+    /// The value with entities expanded.
+    pub value: &'d str,
+    /// Byte offset of the name.
     pub start: u32,
     /// Byte offset just after the closing quote.
     pub end: u32,
     /// Byte span of the raw value between the quotes.
     pub value_start: u32,
     pub value_end: u32,
+}
+
+/// One attribute as stored: byte offsets only, so that the table borrows nothing and can be
+/// kept for the thread's next document (see [`spare`]).
+#[derive(Debug, Clone, Copy)]
+struct AttrRecord {
+    start: u32,
+    name_end: u32,
+    value_start: u32,
+    value_end: u32,
+    end: u32,
+    /// Index into [`Document::expanded`] when the value had entities, else [`NONE`].
+    expanded: u32,
+}
+
+/// The attributes of one element, in document order.
+#[derive(Debug, Clone, Copy)]
+pub struct Attrs<'d> {
+    records: &'d [AttrRecord],
+    text: &'d str,
+    expanded: &'d [String],
+}
+
+impl<'d> Attrs<'d> {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn iter(&self) -> AttrIter<'d> {
+        AttrIter {
+            attrs: *self,
+            at: 0,
+        }
+    }
+
+    pub fn last(&self) -> Option<Attribute<'d>> {
+        self.records.last().map(|r| self.view(r))
+    }
+
+    /// The attribute called `name`.
+    pub fn get(&self, name: &str) -> Option<Attribute<'d>> {
+        self.records
+            .iter()
+            .find(|r| self.name_of(r) == name)
+            .map(|r| self.view(r))
+    }
+
+    fn name_of(&self, r: &AttrRecord) -> &'d str {
+        &self.text[r.start as usize..r.name_end as usize]
+    }
+
+    fn view(&self, r: &AttrRecord) -> Attribute<'d> {
+        let value = match self.expanded.get(r.expanded as usize) {
+            Some(own) => own.as_str(),
+            None => &self.text[r.value_start as usize..r.value_end as usize],
+        };
+        Attribute {
+            name: self.name_of(r),
+            value,
+            start: r.start,
+            end: r.end,
+            value_start: r.value_start,
+            value_end: r.value_end,
+        }
+    }
+}
+
+impl<'d> IntoIterator for Attrs<'d> {
+    type Item = Attribute<'d>;
+    type IntoIter = AttrIter<'d>;
+    fn into_iter(self) -> AttrIter<'d> {
+        self.iter()
+    }
+}
+
+/// The attributes of one element, one after the other.
+#[derive(Debug, Clone)]
+pub struct AttrIter<'d> {
+    attrs: Attrs<'d>,
+    at: usize,
+}
+
+impl<'d> Iterator for AttrIter<'d> {
+    type Item = Attribute<'d>;
+    fn next(&mut self) -> Option<Attribute<'d>> {
+        let r = self.attrs.records.get(self.at)?;
+        self.at += 1;
+        Some(self.attrs.view(r))
+    }
 }
 
 /// One element as stored, kept small (48 bytes): byte offsets as `u32`, the name as a length
@@ -53,7 +145,7 @@ const NONE: u32 = u32::MAX;
 #[derive(Debug, Clone, Copy)]
 pub struct Element<'d, 'a> {
     pub name: &'a str,
-    pub attrs: &'d [Attribute<'a>],
+    pub attrs: Attrs<'d>,
     /// Offset of the `<` of the start tag.
     pub start: usize,
     /// Offset just after the `>` of the start tag.
@@ -72,14 +164,11 @@ pub struct Element<'d, 'a> {
 
 impl<'d, 'a> Element<'d, 'a> {
     pub fn attr(&self, name: &str) -> Option<&'d str> {
-        self.attrs
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| &*a.value)
+        self.attrs.get(name).map(|a| a.value)
     }
 
-    pub fn attribute(&self, name: &str) -> Option<&'d Attribute<'a>> {
-        self.attrs.iter().find(|a| a.name == name)
+    pub fn attribute(&self, name: &str) -> Option<Attribute<'d>> {
+        self.attrs.get(name)
     }
 }
 
@@ -118,7 +207,9 @@ impl<'d> IntoIterator for Children<'d> {
 pub struct Document<'a> {
     pub text: &'a str,
     nodes: Vec<Node>,
-    attributes: Vec<Attribute<'a>>,
+    attributes: Vec<AttrRecord>,
+    /// The values of the attributes that had entities, expanded.
+    expanded: Vec<String>,
     /// The text content of the elements that have any.
     texts: Vec<Cow<'a, str>>,
     child_ids: Vec<ElementId>,
@@ -133,12 +224,14 @@ thread_local! {
     static SPARE_NODES: RefCell<Option<Vec<Node>>> = const { RefCell::new(None) };
     static SPARE_IDS: RefCell<Option<Vec<ElementId>>> = const { RefCell::new(None) };
     static SPARE_COUNTS: RefCell<Option<Vec<u32>>> = const { RefCell::new(None) };
+    static SPARE_ATTRIBUTES: RefCell<Option<Vec<AttrRecord>>> = const { RefCell::new(None) };
 }
 
 impl Drop for Document<'_> {
     fn drop(&mut self) {
         spare::give(&SPARE_NODES, std::mem::take(&mut self.nodes));
         spare::give(&SPARE_IDS, std::mem::take(&mut self.child_ids));
+        spare::give(&SPARE_ATTRIBUTES, std::mem::take(&mut self.attributes));
     }
 }
 
@@ -173,7 +266,9 @@ impl<'a> Document<'a> {
         let most_attributes = most_attributes.min(limits.max_elements.saturating_mul(4));
         let mut nodes: Vec<Node> = spare::take(&SPARE_NODES);
         nodes.reserve(most_elements);
-        let mut attributes: Vec<Attribute<'a>> = Vec::with_capacity(most_attributes);
+        let mut attributes: Vec<AttrRecord> = spare::take(&SPARE_ATTRIBUTES);
+        attributes.reserve(most_attributes);
+        let mut expanded: Vec<String> = Vec::new();
         let mut texts: Vec<Cow<'a, str>> = Vec::new();
         let mut child_counts: Vec<u32> = spare::take(&SPARE_COUNTS);
         child_counts.reserve(most_elements);
@@ -292,8 +387,13 @@ impl<'a> Document<'a> {
                         ));
                     }
                     let first_attr = attributes.len();
-                    let scanned =
-                        scan_attributes(text, name_end, &mut attributes, limits.max_attributes);
+                    let scanned = scan_attributes(
+                        text,
+                        name_end,
+                        &mut attributes,
+                        &mut expanded,
+                        limits.max_attributes,
+                    );
                     let Some(gt) = scanned else {
                         let too_many = attributes.len() - first_attr >= limits.max_attributes;
                         attributes.truncate(first_attr);
@@ -369,6 +469,7 @@ impl<'a> Document<'a> {
             text,
             nodes,
             attributes,
+            expanded,
             texts,
             child_ids,
             root,
@@ -389,7 +490,7 @@ impl<'a> Document<'a> {
         let n = &self.nodes[id];
         Element {
             name: name_of(self.text, n),
-            attrs: &self.attributes[n.attrs.0 as usize..n.attrs.1 as usize],
+            attrs: self.attrs_of(n),
             start: n.start as usize,
             start_tag_end: n.start_tag_end as usize,
             end_tag_start: n.end_tag_start as usize,
@@ -404,11 +505,15 @@ impl<'a> Document<'a> {
     /// The unescaped value of attribute `name` of element `id` (without building an
     /// [`Element`]: readers ask this many times per device).
     pub fn attr(&self, id: ElementId, name: &str) -> Option<&str> {
-        let (from, to) = self.nodes[id].attrs;
-        self.attributes[from as usize..to as usize]
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| &*a.value)
+        self.attrs_of(&self.nodes[id]).get(name).map(|a| a.value)
+    }
+
+    fn attrs_of(&self, n: &Node) -> Attrs<'_> {
+        Attrs {
+            records: &self.attributes[n.attrs.0 as usize..n.attrs.1 as usize],
+            text: self.text,
+            expanded: &self.expanded,
+        }
     }
 
     /// The name of element `id`.
@@ -564,10 +669,11 @@ fn malformed(text: &str, offset: usize, why: &str) -> Error {
 /// return the position of the `>` that ends the tag; `None` when the tag is malformed, not
 /// closed, or has more than `max` attributes (then `max` of them were read, so the caller can
 /// tell; the bound also keeps the duplicate check below from growing without limit).
-fn scan_attributes<'a>(
-    text: &'a str,
+fn scan_attributes(
+    text: &str,
     from: usize,
-    attrs: &mut Vec<Attribute<'a>>,
+    attrs: &mut Vec<AttrRecord>,
+    expanded: &mut Vec<String>,
     max: usize,
 ) -> Option<usize> {
     let bytes = text.as_bytes();
@@ -623,25 +729,29 @@ fn scan_attributes<'a>(
         if attrs.len() - first >= max {
             return None;
         }
-        if attrs[first..].iter().any(|a| a.name == name) {
+        if attrs[first..]
+            .iter()
+            .any(|a| &text[a.start as usize..a.name_end as usize] == name)
+        {
             return None;
         }
         let value = if has_entity {
-            Cow::Owned(quick_xml::escape::unescape(raw_value).ok()?.into_owned())
+            expanded.push(quick_xml::escape::unescape(raw_value).ok()?.into_owned());
+            (expanded.len() - 1) as u32
         } else {
-            Cow::Borrowed(raw_value)
+            NONE
         };
         i = value_end + 1;
         if !matches!(*bytes.get(i)?, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') {
             return None;
         }
-        attrs.push(Attribute {
-            name,
-            value,
+        attrs.push(AttrRecord {
             start: name_start as u32,
-            end: i as u32,
+            name_end: (name_start + name.len()) as u32,
             value_start: value_start as u32,
             value_end: value_end as u32,
+            end: i as u32,
+            expanded: value,
         });
     }
 }
@@ -668,6 +778,25 @@ mod tests {
         assert_eq!(c.text, "t&amp;");
         assert_eq!(doc.indent_before(c.start), Some("  "));
         assert_eq!(&text[a.end_tag_start..a.end], "</a>");
+    }
+
+    #[test]
+    fn attribute_values_are_unescaped_and_spans_kept() {
+        let text = "<a x='a&amp;b' y=\"c\"/>";
+        let doc = Document::parse(text).unwrap();
+        let a = doc.element(doc.root);
+        assert_eq!(a.attr("x"), Some("a&b"));
+        assert_eq!(doc.attr(doc.root, "y"), Some("c"));
+        assert_eq!(a.attr("z"), None);
+        assert_eq!(a.attrs.len(), 2);
+        let names: Vec<&str> = a.attrs.iter().map(|at| at.name).collect();
+        assert_eq!(names, ["x", "y"]);
+        let x = a.attribute("x").unwrap();
+        assert_eq!(
+            &text[x.value_start as usize..x.value_end as usize],
+            "a&amp;b"
+        );
+        assert_eq!(a.attrs.last().unwrap().name, "y");
     }
 
     #[test]

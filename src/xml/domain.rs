@@ -258,7 +258,7 @@ pub fn read_preferences(doc: &Document<'_>, id: ElementId) -> Result<AddressPref
     let bad = |what: String| Error::xml(format!("<{}> at line {}: {what}", device.name, line()));
     if let Some(p) = doc.child(id, "addressPreferences") {
         for attr in doc.element(p).attrs {
-            let value: &str = &attr.value;
+            let value: &str = attr.value;
             match attr.name {
                 "hotplug" => {
                     prefs.hotplug = Some(match value {

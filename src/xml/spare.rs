@@ -5,7 +5,7 @@
 //! heap), and the next call gets it again as fresh zeroed pages, one page fault each: for
 //! 10,000 devices that cost as much as the work itself. The largest tables whose type does
 //! not borrow the input are therefore given back here when their call ends and taken again
-//! by the next call on the same thread.
+//! by the next call on the same thread (their owners keep one `thread_local!` slot each).
 //!
 //! Bounds: one buffer of each kind per thread, emptied, and none larger than
 //! [`KEEP_AT_MOST`] bytes (what about 25,000 devices need), so a thread keeps at most a few

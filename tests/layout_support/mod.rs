@@ -55,7 +55,7 @@ pub fn pci_controller_facts(doc: &Document<'_>, dev: usize) -> String {
         let mut attrs: Vec<_> = doc.element(t).attrs.iter().collect();
         attrs.sort_by(|a, b| a.name.cmp(b.name));
         for a in attrs {
-            facts.push(format!("target.{}={}", a.name, number(&a.value)));
+            facts.push(format!("target.{}={}", a.name, number(a.value)));
         }
         if let Some(node) = doc.child(t, "node") {
             facts.push(format!("target.node={}", number(doc.element(node).text)));
