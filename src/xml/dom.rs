@@ -39,6 +39,12 @@ struct AttrRecord {
     expanded: u32,
 }
 
+impl AttrRecord {
+    fn name<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.start as usize..self.name_end as usize]
+    }
+}
+
 /// The attributes of one element, in document order.
 #[derive(Debug, Clone, Copy)]
 pub struct Attrs<'d> {
@@ -71,12 +77,8 @@ impl<'d> Attrs<'d> {
     pub fn get(&self, name: &str) -> Option<Attribute<'d>> {
         self.records
             .iter()
-            .find(|r| self.name_of(r) == name)
+            .find(|r| r.name(self.text) == name)
             .map(|r| self.view(r))
-    }
-
-    fn name_of(&self, r: &AttrRecord) -> &'d str {
-        &self.text[r.start as usize..r.name_end as usize]
     }
 
     fn view(&self, r: &AttrRecord) -> Attribute<'d> {
@@ -85,7 +87,7 @@ impl<'d> Attrs<'d> {
             None => &self.text[r.value_start as usize..r.value_end as usize],
         };
         Attribute {
-            name: self.name_of(r),
+            name: r.name(self.text),
             value,
             start: r.start,
             end: r.end,
@@ -259,8 +261,8 @@ impl<'a> Document<'a> {
         let bytes = text.as_bytes();
         // The lists are sized once from upper bounds counted in one quick pass (an element
         // starts with `<` not followed by `/`, an attribute has a `=`), so they never grow and
-        // copy themselves; capped at the element limit, so a document refused early costs
-        // little memory.
+        // copy themselves; capped at the element limit (attributes at four per element of it,
+        // beyond which their list grows), so a document refused early costs little memory.
         let (most_elements, most_attributes) = count_markup(bytes);
         let most_elements = most_elements.min(limits.max_elements);
         let most_attributes = most_attributes.min(limits.max_elements.saturating_mul(4));
@@ -729,10 +731,7 @@ fn scan_attributes(
         if attrs.len() - first >= max {
             return None;
         }
-        if attrs[first..]
-            .iter()
-            .any(|a| &text[a.start as usize..a.name_end as usize] == name)
-        {
+        if attrs[first..].iter().any(|a| a.name(text) == name) {
             return None;
         }
         let value = if has_entity {
