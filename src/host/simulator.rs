@@ -342,11 +342,14 @@ impl SimulatedKernel {
         }
     }
 
-    /// Replace the root-relative file `rel` with `content`, by a rename of `temp` (so that a
-    /// process killed meanwhile leaves the old content or the new one).
+    /// Replace (or create) the root-relative file `rel` with `content`, by a rename of `temp`
+    /// (so that a process killed meanwhile leaves the old content or the new one). A file
+    /// that exists keeps its mode.
     fn replace_file(&self, temp: &str, rel: &str, content: &[u8]) -> io::Result<()> {
         let path = self.root.join(rel);
-        let meta = fs::symlink_metadata(&path)?;
+        let mode = fs::symlink_metadata(&path)
+            .ok()
+            .map(|m| m.permissions().mode());
         let tmp = self.root.join(temp);
         let mut f = OpenOptions::new()
             .create(true)
@@ -355,7 +358,9 @@ impl SimulatedKernel {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(content)?;
-        f.set_permissions(fs::Permissions::from_mode(meta.permissions().mode()))?;
+        if let Some(mode) = mode {
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
         self.step(&format!("write {temp}"));
         fs::rename(&tmp, &path)?;
         self.step(&format!("rename {temp} {rel}"));
@@ -371,18 +376,7 @@ impl SimulatedKernel {
     }
 
     fn replace_pending(&self, change: &Pending) -> io::Result<()> {
-        let tmp = self.root.join(PENDING_TEMP);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(change.to_line().as_bytes())?;
-        self.step(&format!("write {PENDING_TEMP}"));
-        fs::rename(&tmp, self.root.join(PENDING_FILE))?;
-        self.step(&format!("rename {PENDING_TEMP} {PENDING_FILE}"));
-        Ok(())
+        self.replace_file(PENDING_TEMP, PENDING_FILE, change.to_line().as_bytes())
     }
 
     fn end_pending(&self) -> io::Result<()> {
