@@ -396,8 +396,11 @@ impl<'a> Document<'a> {
                         &mut expanded,
                         limits.max_attributes,
                     );
-                    let Some(gt) = scanned else {
-                        let too_many = attributes.len() - first_attr >= limits.max_attributes;
+                    let read_all = scanned.is_some();
+                    let distinct = |_: &usize| names_are_distinct(text, &attributes[first_attr..]);
+                    let Some(gt) = scanned.filter(distinct) else {
+                        let too_many =
+                            !read_all && attributes.len() - first_attr >= limits.max_attributes;
                         attributes.truncate(first_attr);
                         let why = if too_many {
                             format!("more than {} attributes in <{name}>", limits.max_attributes)
@@ -670,7 +673,7 @@ fn malformed(text: &str, offset: usize, why: &str) -> Error {
 /// Read the attributes of a start tag from `from` (just after its name) into `attrs` and
 /// return the position of the `>` that ends the tag; `None` when the tag is malformed, not
 /// closed, or has more than `max` attributes (then `max` of them were read, so the caller can
-/// tell; the bound also keeps the duplicate check below from growing without limit).
+/// tell). Duplicate names are the caller's to find, with `names_are_distinct`.
 fn scan_attributes(
     text: &str,
     from: usize,
@@ -731,9 +734,6 @@ fn scan_attributes(
         if attrs.len() - first >= max {
             return None;
         }
-        if attrs[first..].iter().any(|a| a.name(text) == name) {
-            return None;
-        }
         let value = if has_entity {
             expanded.push(quick_xml::escape::unescape(raw_value).ok()?.into_owned());
             (expanded.len() - 1) as u32
@@ -753,6 +753,20 @@ fn scan_attributes(
             expanded: value,
         });
     }
+}
+
+/// Whether no two attributes of a tag share a name: pairwise for the usual handful, sorted
+/// for more, so a tag at the attribute limit costs n log n comparisons rather than n².
+fn names_are_distinct(text: &str, attrs: &[AttrRecord]) -> bool {
+    if attrs.len() <= 16 {
+        return attrs
+            .iter()
+            .enumerate()
+            .all(|(i, a)| attrs[..i].iter().all(|b| b.name(text) != a.name(text)));
+    }
+    let mut names: Vec<&str> = attrs.iter().map(|a| a.name(text)).collect();
+    names.sort_unstable();
+    names.windows(2).all(|pair| pair[0] != pair[1])
 }
 
 #[cfg(test)]
@@ -828,6 +842,27 @@ mod tests {
         ] {
             let err = Document::parse(bad).unwrap_err();
             assert_eq!(err.code, crate::error::ErrorCode::XmlError, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_attribute_name_is_found_among_few_and_many() {
+        let max = crate::limits::MAX_XML_ATTRIBUTES;
+        for count in [2, 16, 17, 40, max] {
+            for (first, second) in [(0, count - 1), (count - 2, count - 1), (0, 1)] {
+                let names: Vec<String> = (0..count)
+                    .map(|i| format!("n{}", if i == second { first } else { i }))
+                    .collect();
+                let attrs: String = names.iter().map(|n| format!(" {n}='v'")).collect();
+                let err = Document::parse(&format!("<a{attrs}/>")).unwrap_err();
+                assert!(
+                    err.message.ends_with("malformed attributes in <a>"),
+                    "{count} attributes, {first} and {second} alike: {}",
+                    err.message
+                );
+            }
+            let attrs: String = (0..count).map(|i| format!(" n{i}='v'")).collect();
+            assert!(Document::parse(&format!("<a{attrs}/>")).is_ok(), "{count}");
         }
     }
 }
