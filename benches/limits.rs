@@ -9,7 +9,7 @@
 #[path = "../tests/limits_support/mod.rs"]
 mod limits_support;
 
-use limits_support::{controllers, deep, nested, wide};
+use limits_support::{costliest_controller_domains, deep, nested, wide};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use virtpci::limits::{MAX_DOMAIN_CONTROLLERS, MAX_XML_BYTES};
@@ -73,31 +73,8 @@ fn main() {
         );
     }
 
-    // Controllers at their limit, in the orderings that cost most to place in libvirt's order.
-    let cases = [
-        (
-            "index-less",
-            controllers(MAX_DOMAIN_CONTROLLERS, |_| {
-                "<controller type='ccid'/>".into()
-            }),
-        ),
-        (
-            "descending indexes",
-            controllers(MAX_DOMAIN_CONTROLLERS, |i| {
-                format!(
-                    "<controller type='ccid' index='{}'/>",
-                    MAX_DOMAIN_CONTROLLERS - i
-                )
-            }),
-        ),
-        (
-            "distinct types",
-            controllers(MAX_DOMAIN_CONTROLLERS, |i| {
-                format!("<controller type='t{i}'/>")
-            }),
-        ),
-    ];
-    for (what, xml) in cases {
+    // Controllers at their limit.
+    for (what, xml) in costliest_controller_domains() {
         let took = best_of_five(|| virtpci::assign_domain_xml(&xml).map(|o| o.xml.len()));
         println!("{MAX_DOMAIN_CONTROLLERS} controllers, {what}: {took:?}");
     }

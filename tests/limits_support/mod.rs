@@ -2,7 +2,7 @@
 //! (errors and memory) and `benches/limits.rs` (time).
 #![allow(dead_code)]
 
-use virtpci::limits::{MAX_XML_ATTRIBUTES, MAX_XML_DEPTH};
+use virtpci::limits::{MAX_DOMAIN_CONTROLLERS, MAX_XML_ATTRIBUTES, MAX_XML_DEPTH};
 
 /// `depth` elements, each inside the one before.
 pub fn nested(depth: usize) -> String {
@@ -58,4 +58,26 @@ pub fn controllers(n: usize, make: impl Fn(usize) -> String) -> String {
         "<domain type='kvm'><name>t</name><os><type arch='x86_64' machine='q35'>hvm</type>\
          </os><devices>{all}</devices></domain>"
     )
+}
+
+/// Domains with as many controllers as allowed, in the orderings that cost most to place in
+/// libvirt's order: all index-less, indexes descending, every one of its own type.
+pub fn costliest_controller_domains() -> [(&'static str, String); 3] {
+    let n = MAX_DOMAIN_CONTROLLERS;
+    [
+        (
+            "index-less",
+            controllers(n, |_| "<controller type='ccid'/>".into()),
+        ),
+        (
+            "descending indexes",
+            controllers(n, |i| {
+                format!("<controller type='ccid' index='{}'/>", n - i)
+            }),
+        ),
+        (
+            "distinct types",
+            controllers(n, |i| format!("<controller type='t{i}'/>")),
+        ),
+    ]
 }
