@@ -396,11 +396,11 @@ impl<'a> Document<'a> {
                         &mut expanded,
                         limits.max_attributes,
                     );
-                    let read_all = scanned.is_some();
-                    let distinct = |_: &usize| names_are_distinct(text, &attributes[first_attr..]);
-                    let Some(gt) = scanned.filter(distinct) else {
-                        let too_many =
-                            !read_all && attributes.len() - first_attr >= limits.max_attributes;
+                    let too_many =
+                        scanned.is_none() && attributes.len() - first_attr >= limits.max_attributes;
+                    let Some(gt) =
+                        scanned.filter(|_| names_are_distinct(text, &attributes[first_attr..]))
+                    else {
                         attributes.truncate(first_attr);
                         let why = if too_many {
                             format!("more than {} attributes in <{name}>", limits.max_attributes)
