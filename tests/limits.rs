@@ -6,7 +6,8 @@
 mod limits_support;
 
 use limits_support::{
-    attributes, controllers, costliest_controller_domains, deep, many_elements, nested, wide,
+    attributes, controllers, costliest_controller_domains, deep, many_elements, nested, q35_domain,
+    wide,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -305,11 +306,7 @@ fn memory_stays_in_proportion_within_the_limits() {
 
     // A whole assignment at the element limit: devices that parse into the model but take
     // no PCI slot, as many as fit.
-    let serials = "<serial type='pty'/>".repeat(MAX_XML_ELEMENTS - 10);
-    let domain = format!(
-        "<domain type='kvm'><name>t</name><os><type arch='x86_64' machine='q35'>hvm</type>\
-         </os><devices>{serials}</devices></domain>"
-    );
+    let domain = q35_domain(&"<serial type='pty'/>".repeat(MAX_XML_ELEMENTS - 10));
     let (result, _, peak) = measure(|| assign_domain_xml(&domain).map(|o| o.xml.len()));
     assert!(result.is_ok(), "{result:?}");
     eprintln!(

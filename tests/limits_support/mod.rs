@@ -51,13 +51,17 @@ fn repeat_within(bytes: usize, piece: &str) -> String {
     doc
 }
 
-/// A q35 domain whose devices are `n` controllers made by `make`.
-pub fn controllers(n: usize, make: impl Fn(usize) -> String) -> String {
-    let all: String = (0..n).map(make).collect();
+/// A q35 domain with these devices.
+pub fn q35_domain(devices: &str) -> String {
     format!(
         "<domain type='kvm'><name>t</name><os><type arch='x86_64' machine='q35'>hvm</type>\
-         </os><devices>{all}</devices></domain>"
+         </os><devices>{devices}</devices></domain>"
     )
+}
+
+/// A q35 domain whose devices are `n` controllers made by `make`.
+pub fn controllers(n: usize, make: impl Fn(usize) -> String) -> String {
+    q35_domain(&(0..n).map(make).collect::<String>())
 }
 
 /// Domains with as many controllers as allowed, in the orderings that cost most to place in
