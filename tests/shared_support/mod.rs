@@ -1,0 +1,55 @@
+//! The corpora and tools of `../shared`, beside the checkout. A test that needs them fails when
+//! they are missing, so a green run never hides a check it did not make; the caller may ask to
+//! skip them with `VIRTPCI_SKIP_SHARED=1` (scripts/test-all sets it only when asked to).
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// `../shared/<rel>`, or None when it is missing and the caller asked to skip; a missing path
+/// otherwise fails the test.
+pub fn shared_path(rel: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("VIRTPCI_SKIP_SHARED").is_some(),
+        "{} not found: ../shared must sit beside the checkout (VIRTPCI_SKIP_SHARED=1 skips the \
+         tests that need it)",
+        path.display()
+    );
+    eprintln!(
+        "SKIP: {} not found (VIRTPCI_SKIP_SHARED is set)",
+        path.display()
+    );
+    None
+}
+
+/// Every case directory under `cases`, sorted. Each must hold `input.xml` and exactly one of
+/// `expected.xml` (libvirt accepted it) and `expected-error.txt` (libvirt refused it), so a case
+/// cannot drop out of a run unnoticed.
+pub fn case_dirs(cases: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(cases)
+        .unwrap_or_else(|e| panic!("{}: {e}", cases.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{}: {e}", cases.display()))
+                .path()
+        })
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "{}: no case directories", cases.display());
+    for dir in &dirs {
+        let has = |f: &str| dir.join(f).is_file();
+        assert!(has("input.xml"), "{}: no input.xml", dir.display());
+        assert!(
+            has("expected.xml") != has("expected-error.txt"),
+            "{}: needs exactly one of expected.xml and expected-error.txt",
+            dir.display()
+        );
+    }
+    dirs
+}
