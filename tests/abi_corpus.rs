@@ -12,12 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::Path;
 use virtpci::abi::{check_abi_stability, AbiOptions, AbiReport, Position};
 use virtpci::xml::Document;
 
 mod layout_support;
+mod shared_support;
 use layout_support::{address_fact, number, pci_controller_facts};
+use shared_support::{case_dirs, shared_path};
 
 /// Who a fact is about, in the old definition's terms.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -324,16 +325,10 @@ fn mutations(xml: &str) -> Vec<(String, Vec<Option<usize>>)> {
 
 #[test]
 fn abi_diff_matches_pci_layout_on_corpus_pairs() {
-    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
-    let Ok(entries) = fs::read_dir(&cases) else {
-        println!(
-            "conformance corpus not found at {}; skipped",
-            cases.display()
-        );
+    let Some(cases) = shared_path("conformance/cases") else {
         return;
     };
-    let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    dirs.sort();
+    let dirs = case_dirs(&cases);
     let (mut pairs, mut with_changes, mut skipped) = (0, 0, 0);
     let mut failures = Vec::new();
     for dir in dirs {
@@ -419,32 +414,25 @@ fn abi_diff_matches_pci_layout_on_corpus_pairs() {
 /// The reimplementation of `pci-layout` above agrees with the tool.
 #[test]
 fn layout_facts_agree_with_the_pci_layout_tool() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    let tool = root.join("tools/pci-layout");
-    let cases = root.join("conformance/cases");
-    if !tool.exists() || !cases.exists() {
-        println!("pci-layout or the corpus not found; skipped");
-        return;
-    }
-    let Ok(entries) = fs::read_dir(&cases) else {
+    let (Some(tool), Some(cases)) = (
+        shared_path("tools/pci-layout"),
+        shared_path("conformance/cases"),
+    ) else {
         return;
     };
-    let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    dirs.sort();
+    let dirs = case_dirs(&cases);
     let mut checked = 0;
     for dir in dirs.iter().step_by(9) {
         let path = dir.join("expected.xml");
         let Ok(xml) = fs::read_to_string(&path) else {
             continue;
         };
-        let Ok(out) = std::process::Command::new("python3")
+        let out = std::process::Command::new("python3")
             .arg(&tool)
             .arg(&path)
             .output()
-        else {
-            println!("python3 not found; skipped");
-            return;
-        };
+            .expect("python3 runs the shared pci-layout tool");
+        assert!(out.status.success(), "pci-layout {}", path.display());
         let tool_lines: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)
@@ -481,4 +469,5 @@ fn layout_facts_agree_with_the_pci_layout_tool() {
         checked += 1;
     }
     println!("{checked} files checked against pci-layout");
+    assert!(checked >= 20, "only {checked} files checked");
 }

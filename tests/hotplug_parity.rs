@@ -5,11 +5,13 @@
 //! expected.xml: a domain libvirt has fully assigned), the devices a few of each kind.
 
 use std::fs;
-use std::path::Path;
 use virtpci::assign::HotplugAddressSet;
 use virtpci::topology::ConnectFlags;
 use virtpci::xml::Document;
 use virtpci::PciAddress;
+
+mod shared_support;
+use shared_support::{case_dirs, shared_path};
 
 const DEVICES: [&str; 6] = [
     "<interface type='network'><source network='default'/><model type='virtio'/></interface>",
@@ -57,13 +59,10 @@ fn last_device_and_controllers(xml: &str) -> (Option<PciAddress>, usize) {
 
 #[test]
 fn hot_plug_lands_where_cold_assignment_would() {
-    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
-    let Ok(entries) = fs::read_dir(&cases) else {
-        println!("conformance corpus not found; skipped");
+    let Some(cases) = shared_path("conformance/cases") else {
         return;
     };
-    let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    dirs.sort();
+    let dirs = case_dirs(&cases);
     let (mut same, mut grew, mut not_hotpluggable, mut refused) = (0, 0, 0, 0);
     for dir in dirs {
         let Ok(guest) = fs::read_to_string(dir.join("expected.xml")) else {
