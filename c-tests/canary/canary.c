@@ -1,7 +1,8 @@
 /* canary.c: a program with one deliberate fault, chosen by its argument, run by
- * scripts/test.d/40-sanitizers to prove that the checkers of the C tests are awake: under
- * AddressSanitizer + UndefinedBehaviorSanitizer and under valgrind each fault must make the run
- * fail. It is not a test of virtpci and is never run by `meson test`.
+ * meson's canary suite (under valgrind in the plain build, under AddressSanitizer +
+ * UndefinedBehaviorSanitizer in scripts/test.d/40-sanitizers) to prove that the checkers of the
+ * C tests are awake: each fault must be reported by its checker (canary/expect_caught.py). It is
+ * not a test of virtpci.
  *
  *   leak      a string returned by virtpci is never released
  *   overflow  one byte is read past the end of a string returned by virtpci
