@@ -390,33 +390,32 @@ static void case_set_log_callback(void)
     virtpci_set_log_callback(on_log, NULL);
 }
 
-static void case_host_open(void)
+/* A host opener with each string as its root; a NULL root may be valid (`null_ok`). */
+static void host_roots(const char *f, const char *arg, VirtpciHost *(*open)(const char *),
+                       int null_ok)
 {
-    const char *f = "virtpci_host_open";
     EACH_INPUT(N_STRINGS) {
-        const char *what = label(f, "sysfs_root", IN_NAME);
+        const char *what = label(f, arg, IN_NAME);
         begin(what);
-        VirtpciHost *h = virtpci_host_open(IN);
+        VirtpciHost *h = open(IN);
         end();
-        if (IN == NULL)
-            allow_success(what, h == NULL); /* NULL is /sys */
+        if (IN == NULL && null_ok)
+            allow_success(what, h == NULL);
         else
             expect_failure(what, h == NULL);
         virtpci_host_free(h);
     }
 }
 
+static void case_host_open(void)
+{
+    /* NULL is /sys */
+    host_roots("virtpci_host_open", "sysfs_root", virtpci_host_open, 1);
+}
+
 static void case_host_open_simulated(void)
 {
-    const char *f = "virtpci_host_open_simulated";
-    EACH_INPUT(N_STRINGS) {
-        const char *what = label(f, "root", IN_NAME);
-        begin(what);
-        VirtpciHost *h = virtpci_host_open_simulated(IN);
-        end();
-        expect_failure(what, h == NULL);
-        virtpci_host_free(h);
-    }
+    host_roots("virtpci_host_open_simulated", "root", virtpci_host_open_simulated, 0);
 }
 
 static void case_host_free(void)
@@ -513,35 +512,39 @@ static VirtpciHostdev hostdev_with(const char *driver)
     return h;
 }
 
-/* The name arguments of the list functions: NULL fails, the other inputs may be accepted
- * until names have limits (point 5). */
-static void names_of(const char *f, int (*call)(const char *drv, const char *dom))
+/* The functions that take a device list, with prepare's uuid and flags fixed. */
+typedef int (*list_fn)(VirtpciHostdevManager *m, const char *drv, const char *dom,
+                       const VirtpciHostdev *hostdevs, size_t n);
+
+static int prepare_list(VirtpciHostdevManager *m, const char *drv, const char *dom,
+                        const VirtpciHostdev *hostdevs, size_t n)
 {
-    EACH_INPUT(N_STRINGS) {
-        if (IN == NULL) {
-            FAILS(label(f, "drv_name", IN_NAME), call(IN, "dom") < 0);
-            FAILS(label(f, "dom_name", IN_NAME), call("QEMU", IN) < 0);
-        } else {
-            MAY_FAIL(label(f, "drv_name", IN_NAME), call(IN, "dom") < 0);
-            MAY_FAIL(label(f, "dom_name", IN_NAME), call("QEMU", IN) < 0);
-        }
-    }
+    return virtpci_hostdev_prepare_pci_devices(m, drv, dom, NULL, hostdevs, n, 0);
 }
 
-static int prepare_none(const char *drv, const char *dom)
+/* NULL manager and list; the names: NULL fails, the other inputs may be accepted until names
+ * have limits (point 5). */
+static void list_arguments(const char *f, list_fn call)
 {
-    return virtpci_hostdev_prepare_pci_devices(mgr, drv, dom, NULL, NULL, 0, 0);
+    VirtpciHostdev h = hostdev_with(NULL);
+    FAILS(label(f, "mgr", "NULL"), call(NULL, "QEMU", "d", &h, 1) < 0);
+    FAILS(label(f, "hostdevs", "NULL with n = 1"), call(mgr, "QEMU", "d", NULL, 1) < 0);
+    EACH_INPUT(N_STRINGS) {
+        if (IN == NULL) {
+            FAILS(label(f, "drv_name", IN_NAME), call(mgr, IN, "dom", NULL, 0) < 0);
+            FAILS(label(f, "dom_name", IN_NAME), call(mgr, "QEMU", IN, NULL, 0) < 0);
+        } else {
+            MAY_FAIL(label(f, "drv_name", IN_NAME), call(mgr, IN, "dom", NULL, 0) < 0);
+            MAY_FAIL(label(f, "dom_name", IN_NAME), call(mgr, "QEMU", IN, NULL, 0) < 0);
+        }
+    }
 }
 
 static void case_hostdev_prepare_pci_devices(void)
 {
     const char *f = "virtpci_hostdev_prepare_pci_devices";
-    VirtpciHostdev h = hostdev_with(NULL);
     unsigned char uuid[16] = { 1 };
-    FAILS(label(f, "mgr", "NULL"),
-          virtpci_hostdev_prepare_pci_devices(NULL, "QEMU", "d", uuid, &h, 1, 0) < 0);
-    FAILS(label(f, "hostdevs", "NULL with n = 1"),
-          virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "d", uuid, NULL, 1, 0) < 0);
+    list_arguments(f, prepare_list);
     MAY_FAIL(label(f, "uuid", "NULL"),
              virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "d", NULL, NULL, 0, 0) < 0);
     EACH_INPUT(N_STRINGS) {
@@ -551,38 +554,17 @@ static void case_hostdev_prepare_pci_devices(void)
         FAILS(label(f, "hostdevs[0].driver", IN_NAME),
               virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "d", uuid, &bad, 1, 0) < 0);
     }
-    names_of(f, prepare_none);
-}
-
-static int reattach_none(const char *drv, const char *dom)
-{
-    return virtpci_hostdev_reattach_pci_devices(mgr, drv, dom, NULL, 0);
 }
 
 static void case_hostdev_reattach_pci_devices(void)
 {
-    const char *f = "virtpci_hostdev_reattach_pci_devices";
-    VirtpciHostdev h = hostdev_with(NULL);
-    FAILS(label(f, "mgr", "NULL"), virtpci_hostdev_reattach_pci_devices(NULL, "QEMU", "d", &h, 1) < 0);
-    FAILS(label(f, "hostdevs", "NULL with n = 1"),
-          virtpci_hostdev_reattach_pci_devices(mgr, "QEMU", "d", NULL, 1) < 0);
-    names_of(f, reattach_none);
-}
-
-static int update_none(const char *drv, const char *dom)
-{
-    return virtpci_hostdev_update_active_pci_devices(mgr, drv, dom, NULL, 0);
+    list_arguments("virtpci_hostdev_reattach_pci_devices", virtpci_hostdev_reattach_pci_devices);
 }
 
 static void case_hostdev_update_active_pci_devices(void)
 {
-    const char *f = "virtpci_hostdev_update_active_pci_devices";
-    VirtpciHostdev h = hostdev_with(NULL);
-    FAILS(label(f, "mgr", "NULL"),
-          virtpci_hostdev_update_active_pci_devices(NULL, "QEMU", "d", &h, 1) < 0);
-    FAILS(label(f, "hostdevs", "NULL with n = 1"),
-          virtpci_hostdev_update_active_pci_devices(mgr, "QEMU", "d", NULL, 1) < 0);
-    names_of(f, update_none);
+    list_arguments("virtpci_hostdev_update_active_pci_devices",
+                   virtpci_hostdev_update_active_pci_devices);
 }
 
 static void case_hostdev_pci_node_device_detach(void)

@@ -65,15 +65,7 @@ fn family(def: &DomainDef) -> GuestFamily {
 /// A device's name from its kind alone (no XML at hand).
 fn kind_name(device: &Device) -> String {
     match &device.kind {
-        DeviceKind::Controller(c) => match &c.model {
-            Some(m) => format!(
-                "controller {} index {} ({})",
-                quote(c.ctype),
-                c.index(),
-                quote(m)
-            ),
-            None => format!("controller {} index {}", quote(c.ctype), c.index()),
-        },
+        DeviceKind::Controller(c) => c.describe(),
         DeviceKind::Disk { target, .. } => format!("disk {}", quote(target)),
         DeviceKind::Net { model, .. } => match model {
             Some(m) => format!("interface ({})", quote(m)),

@@ -75,15 +75,7 @@ fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option
 /// A short name for a device.
 fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
     if let Some(c) = device.controller() {
-        return match &c.model {
-            Some(m) => format!(
-                "controller {} index {} ({})",
-                quote(c.ctype),
-                c.index(),
-                quote(m)
-            ),
-            None => format!("controller {} index {}", quote(c.ctype), c.index()),
-        };
+        return c.describe();
     }
     let Some(id) = id else {
         return match &device.kind {

@@ -106,6 +106,20 @@ impl<'a> Controller<'a> {
     pub fn model_is(&self, name: &str) -> bool {
         self.model == Some(name)
     }
+
+    /// A short name for messages, e.g. "controller pci index 1 (pcie-root-port)"; the type
+    /// and model as written, quoted short.
+    pub fn describe(&self) -> String {
+        match self.model {
+            Some(m) => format!(
+                "controller {} index {} ({})",
+                quote(self.ctype),
+                self.index(),
+                quote(m)
+            ),
+            None => format!("controller {} index {}", quote(self.ctype), self.index()),
+        }
+    }
 }
 
 /// What a host device is, as far as connect flags go.
