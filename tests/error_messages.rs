@@ -168,3 +168,18 @@ fn composed_messages_carry_one_prefix_at_their_start() {
         );
     }
 }
+
+#[test]
+fn the_cli_quotes_a_short_prefix_of_a_path_it_cannot_read() {
+    // A path of 4,000 bytes (under the kernel's limit for an argument).
+    let path = format!("/nonexistent/{}", filler(4000));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_virtpci"))
+        .args(["assign", &path])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: cannot read '/nonexistent/QQ"), "{stderr}");
+    assert!(stderr.len() <= MAX_MESSAGE + "error: \n".len(), "{}", stderr.len());
+    assert!(!stderr.contains(&filler(MAX_QUOTED + 1)), "{stderr}");
+}
