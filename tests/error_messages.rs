@@ -179,7 +179,14 @@ fn the_cli_quotes_a_short_prefix_of_a_path_it_cannot_read() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: cannot read '/nonexistent/QQ"), "{stderr}");
-    assert!(stderr.len() <= MAX_MESSAGE + "error: \n".len(), "{}", stderr.len());
+    assert!(
+        stderr.starts_with("error: cannot read '/nonexistent/QQ"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.len() <= MAX_MESSAGE + "error: \n".len(),
+        "{}",
+        stderr.len()
+    );
     assert!(!stderr.contains(&filler(MAX_QUOTED + 1)), "{stderr}");
 }
