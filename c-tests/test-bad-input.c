@@ -140,13 +140,16 @@ static char *filled(size_t len, char c)
 
 static char *deep_xml(size_t depth)
 {
-    char *s = malloc(depth * 7 + 1), *p = s;
-    if (!s)
+    char *s = malloc(depth * 7 + 1);
+    if (!s) {
+        perror("malloc");
         exit(1);
-    for (size_t i = 0; i < depth; i++)
-        p += sprintf(p, "<a>");
-    for (size_t i = 0; i < depth; i++)
-        p += sprintf(p, "</a>");
+    }
+    char *p = s;
+    for (size_t i = 0; i < depth; i++, p += 3)
+        memcpy(p, "<a>", 3);
+    for (size_t i = 0; i < depth; i++, p += 4)
+        memcpy(p, "</a>", 4);
     *p = '\0';
     return s;
 }
