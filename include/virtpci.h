@@ -550,8 +550,9 @@ int virtpci_last_error_code(void);
 
 /**
  * The message of the last error on the calling thread, prefixed as libvirt prefixes it
- * ("XML error: …", "internal error: …"), or "no error". The string belongs to virtpci and stays
- * valid until the next virtpci call on this thread; copy it to keep it. Never NULL.
+ * ("XML error: …", "internal error: …"), or "no error". At most 1024 bytes before its NUL:
+ * input repeated in it is cut to its first 64 bytes and "...". The string belongs to virtpci
+ * and stays valid until the next virtpci call on this thread; copy it to keep it. Never NULL.
  */
 const char *virtpci_last_error_message(void);
 

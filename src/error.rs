@@ -3,6 +3,7 @@
 //! Codes reuse libvirt's `virErrorNumber` values where libvirt has the same error, so a daemon
 //! can map them one to one. The list is append-only: a value, once published, never changes.
 
+use crate::limits::{MAX_MESSAGE_BYTES, MAX_QUOTED_INPUT_BYTES};
 use std::fmt;
 
 /// Error codes. Explicit values, append-only; identical to libvirt's `virErrorNumber` where the
@@ -65,8 +66,21 @@ impl Error {
     pub fn new(code: ErrorCode, detail: impl AsRef<str>) -> Error {
         Error {
             code,
-            message: format!("{}{}", code.prefix(), detail.as_ref()),
+            message: bounded_message(format!("{}{}", code.prefix(), detail.as_ref())),
         }
+    }
+
+    /// The message without the code's prefix.
+    pub fn detail(&self) -> &str {
+        self.message
+            .strip_prefix(self.code.prefix())
+            .unwrap_or(&self.message)
+    }
+
+    /// The same error with `context` (say "device 2") put after libvirt's prefix, so the
+    /// message still starts as libvirt's do: "XML error: device 2: ...".
+    pub fn context(self, context: impl fmt::Display) -> Error {
+        Error::new(self.code, format!("{context}: {}", self.detail()))
     }
 
     pub fn internal(detail: impl AsRef<str>) -> Error {
@@ -104,6 +118,49 @@ impl Error {
             format!("{}: {}", detail.as_ref(), strerror_text(err)),
         )
     }
+}
+
+/// `input` as a message quotes it: whole when short, else its first
+/// [`MAX_QUOTED_INPUT_BYTES`] bytes (cut at a character boundary) and `...`, so that a huge
+/// string given by a caller never makes a huge message. Every message that repeats input uses
+/// it: `format!("PCI address '{}'", quote(text))`.
+pub fn quote(input: &str) -> Quoted<'_> {
+    Quoted(input)
+}
+
+/// Input shown in a message, see [`quote`].
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() <= MAX_QUOTED_INPUT_BYTES {
+            return f.write_str(self.0);
+        }
+        f.write_str(prefix_within(self.0, MAX_QUOTED_INPUT_BYTES))?;
+        f.write_str("...")
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends at a character boundary.
+fn prefix_within(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] (ending in `...` when cut): the last guard, for a
+/// message that quotes input without [`quote`]. Applied to every [`Error`] made by
+/// [`Error::new`] and to every message that reaches C.
+pub fn bounded_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let keep = prefix_within(&message, MAX_MESSAGE_BYTES - 3).len();
+        message.truncate(keep);
+        message.push_str("...");
+    }
+    message
 }
 
 /// The C library's wording of an I/O error, without Rust's " (os error N)" suffix.
@@ -156,6 +213,37 @@ mod tests {
         assert_eq!(
             Error::config_unsupported("x").message,
             "unsupported configuration: x"
+        );
+    }
+
+    #[test]
+    fn quoted_input_is_cut_at_a_character_boundary() {
+        assert_eq!(quote("0000:00:01.0").to_string(), "0000:00:01.0");
+        let exact = "a".repeat(MAX_QUOTED_INPUT_BYTES);
+        assert_eq!(quote(&exact).to_string(), exact);
+        let long = "a".repeat(MAX_QUOTED_INPUT_BYTES + 1);
+        assert_eq!(quote(&long).to_string(), format!("{exact}..."));
+        // A two-byte character across the cut is left out whole.
+        let wide = format!("{}é", "a".repeat(MAX_QUOTED_INPUT_BYTES - 1));
+        assert_eq!(
+            quote(&wide).to_string(),
+            format!("{}...", &wide[..MAX_QUOTED_INPUT_BYTES - 1])
+        );
+    }
+
+    #[test]
+    fn messages_are_bounded_and_context_follows_the_prefix() {
+        let e = Error::xml("é".repeat(MAX_MESSAGE_BYTES));
+        assert!(e.message.len() <= MAX_MESSAGE_BYTES, "{}", e.message.len());
+        assert!(e.message.starts_with("XML error: é") && e.message.ends_with("é..."));
+        let short = Error::xml("x");
+        assert_eq!(short.message, "XML error: x");
+        assert_eq!(short.detail(), "x");
+        assert_eq!(short.context("device 0").message, "XML error: device 0: x");
+        let system = Error::system("open '/x'", &std::io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(
+            system.context("state").message,
+            "state: open '/x': Input/output error"
         );
     }
 

@@ -166,7 +166,11 @@ fn attach_refuses_bad_input() {
         err.message
     );
     let err = msg(&mut set, &["<interface"]);
-    assert!(err.message.starts_with("device 0: "), "{}", err.message);
+    assert!(
+        err.message.starts_with("XML error: device 0: "),
+        "{}",
+        err.message
+    );
     let with = |f: u32, extra: &str| {
         format!("<interface type='user'><model type='virtio'/><address type='pci' bus='2' slot='0' function='{f}'{extra}/></interface>")
     };

@@ -17,7 +17,7 @@
 
 pub mod layout;
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{quote, Error, ErrorCode, Result};
 use crate::xml::domain::Multifunction;
 use layout::{read_layout, Entry, Key, Layout};
 pub use layout::{ControllerId, LayoutMode};
@@ -244,16 +244,8 @@ impl AbiReport {
 /// one side and the names differ): `VIRTPCI_ERR_CONFIG_UNSUPPORTED`, worded as libvirt's ABI
 /// check ("Target domain uuid ... does not match source ...").
 pub fn check_abi_stability(old_xml: &str, new_xml: &str, options: AbiOptions) -> Result<AbiReport> {
-    // The side goes after the code's prefix, so the message still reads as libvirt's do.
-    let which = |side: &str, e: Error| {
-        let detail = e
-            .message
-            .strip_prefix(e.code.prefix())
-            .unwrap_or(&e.message);
-        Error::new(e.code, format!("{side} definition: {detail}"))
-    };
-    let old = read_layout(old_xml, options.mode).map_err(|e| which("old", e))?;
-    let new = read_layout(new_xml, options.mode).map_err(|e| which("new", e))?;
+    let old = read_layout(old_xml, options.mode).map_err(|e| e.context("old definition"))?;
+    let new = read_layout(new_xml, options.mode).map_err(|e| e.context("new definition"))?;
     same_guest(&old, &new)?;
     let mut changes = Vec::new();
     if old.machine != new.machine {
@@ -295,8 +287,10 @@ fn same_guest(old: &Layout, new: &Layout) -> Result<()> {
         (Some(a), Some(b)) => {
             if normalise_uuid(a) != normalise_uuid(b) {
                 return Err(Error::config_unsupported(format!(
-                    "Target domain uuid {b} does not match source {a}: the two definitions \
-                     describe different guests"
+                    "Target domain uuid {} does not match source {}: the two definitions \
+                     describe different guests",
+                    quote(b),
+                    quote(a)
                 )));
             }
         }
@@ -304,9 +298,11 @@ fn same_guest(old: &Layout, new: &Layout) -> Result<()> {
             if let (Some(a), Some(b)) = (&old.name, &new.name) {
                 if a != b {
                     return Err(Error::config_unsupported(format!(
-                        "Target domain name '{b}' does not match source '{a}': the two \
+                        "Target domain name '{}' does not match source '{}': the two \
                          definitions describe different guests (give both the same <uuid> to \
-                         compare a renamed guest)"
+                         compare a renamed guest)",
+                        quote(b),
+                        quote(a)
                     )));
                 }
             }

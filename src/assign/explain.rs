@@ -7,7 +7,7 @@
 use super::plan::{device_flags, plan, plan_with};
 use super::set::AddressSet;
 use super::AssignOptions;
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
 use crate::xml::domain::{Device, DeviceAddress, DeviceKind, DomainDef};
@@ -65,19 +65,16 @@ fn family(def: &DomainDef) -> GuestFamily {
 /// A device's name from its kind alone (no XML at hand).
 fn kind_name(device: &Device) -> String {
     match &device.kind {
-        DeviceKind::Controller(c) => match &c.model {
-            Some(m) => format!("controller {} index {} ({m})", c.ctype, c.index()),
-            None => format!("controller {} index {}", c.ctype, c.index()),
-        },
-        DeviceKind::Disk { target, .. } => format!("disk {target}"),
+        DeviceKind::Controller(c) => c.describe(),
+        DeviceKind::Disk { target, .. } => format!("disk {}", quote(target)),
         DeviceKind::Net { model, .. } => match model {
-            Some(m) => format!("interface ({m})"),
+            Some(m) => format!("interface ({})", quote(m)),
             None => "interface".into(),
         },
         DeviceKind::Hostdev(_) => "hostdev".into(),
-        DeviceKind::Sound { model } => format!("sound ({model})"),
+        DeviceKind::Sound { model } => format!("sound ({})", quote(model)),
         DeviceKind::Memballoon { .. } => "memballoon".into(),
-        DeviceKind::Video { model, .. } => format!("video ({model})"),
+        DeviceKind::Video { model, .. } => format!("video ({})", quote(model)),
         DeviceKind::Rng { .. } => "rng".into(),
         DeviceKind::Watchdog { .. } => "watchdog".into(),
         DeviceKind::Filesystem { .. } => "filesystem".into(),
@@ -304,9 +301,10 @@ fn device_name(doc: &Document<'_>, device: &Device) -> String {
             attr_of(doc, id, "model", "type").or_else(|| doc.attr(id, "model").map(str::to_string))
         }
     };
+    // Names and attribute values from the input, quoted short: labels go into messages.
     match detail {
-        Some(d) => format!("{tag} ({d})"),
-        None => tag.to_string(),
+        Some(d) => format!("{} ({})", quote(tag), quote(&d)),
+        None => quote(tag).to_string(),
     }
 }
 

@@ -5,7 +5,7 @@
 use super::extend::Extension;
 use super::set::{AddressSet, Bus, SLOTS};
 use super::AssignOptions;
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
 use crate::xml::domain::{
@@ -266,7 +266,7 @@ impl<'a> Planner<'a> {
             if seen.contains(&key) {
                 return Err(Error::xml(format!(
                     "Multiple '{}' controllers with index '{}'",
-                    c.ctype,
+                    quote(c.ctype),
                     c.index()
                 )));
             }
@@ -908,7 +908,7 @@ impl<'a> Planner<'a> {
                         return Err(Error::config_unsupported(format!(
                             "cannot leave {n} free hot-plug places: only {done} fit in PCI \
                              domain 0 ({})",
-                            e.message
+                            e.detail()
                         )));
                     }
                 }
@@ -1420,7 +1420,7 @@ impl<'a> Planner<'a> {
             if !address.wants_pci() {
                 return Err(Error::config_unsupported(format!(
                     "virtio disk cannot have an address of type '{}'",
-                    address.type_name()
+                    quote(address.type_name())
                 )));
             }
             self.reserve_next_for(set, i)?;
@@ -1632,7 +1632,7 @@ impl<'a> Planner<'a> {
             let context = || {
                 format!(
                     "for PCI controller with index '{index}', model '{model}' and modelName '{}'",
-                    opts.model_name.unwrap_or_default()
+                    quote(opts.model_name.unwrap_or_default())
                 )
             };
             if let Some(name) = &opts.model_name {

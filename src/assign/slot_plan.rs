@@ -17,7 +17,7 @@
 
 use super::hotplug::HotplugAddressSet;
 use super::pci_address_tag;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{quote, Error, ErrorCode, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use crate::topology::ConnectFlags;
 use crate::xml::domain::{
@@ -75,10 +75,7 @@ fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option
 /// A short name for a device.
 fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
     if let Some(c) = device.controller() {
-        return match &c.model {
-            Some(m) => format!("controller {} index {} ({m})", c.ctype, c.index()),
-            None => format!("controller {} index {}", c.ctype, c.index()),
-        };
+        return c.describe();
     }
     let Some(id) = id else {
         return match &device.kind {
@@ -106,9 +103,10 @@ fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
         _ => None,
     }
     .or_else(|| attr_of(doc, id, "alias", "name").map(|a| format!("alias {a}")));
+    // Names and attribute values from the input, quoted short: labels go into messages.
     match detail {
-        Some(d) => format!("{tag} ({d})"),
-        None => tag.to_string(),
+        Some(d) => format!("{} ({})", quote(tag), quote(&d)),
+        None => quote(tag).to_string(),
     }
 }
 
@@ -318,12 +316,11 @@ impl HotplugAddressSet {
         }
         let mut incoming = Vec::with_capacity(n);
         for (i, xml) in device_xmls.iter().enumerate() {
-            let (address, flags) = self.parse_for_hotplug(xml).map_err(|e| Error {
-                code: e.code,
-                message: format!("device {i}: {}", e.message),
-            })?;
+            let (address, flags) = self
+                .parse_for_hotplug(xml)
+                .map_err(|e| e.context(format!("device {i}")))?;
             let tag = Document::parse(xml)
-                .map(|d| d.element(d.root).name.to_string())
+                .map(|d| quote(d.element(d.root).name).to_string())
                 .unwrap_or_default();
             let Some(flags) = flags else {
                 return Err(Error::invalid_arg(format!(
@@ -333,7 +330,8 @@ impl HotplugAddressSet {
             };
             if let DeviceAddress::Other(t) = &address {
                 return Err(Error::invalid_arg(format!(
-                    "device {i} (<{tag}>) has an address of type '{t}', not a PCI address"
+                    "device {i} (<{tag}>) has an address of type '{}', not a PCI address",
+                    quote(t)
                 )));
             }
             incoming.push(Incoming {

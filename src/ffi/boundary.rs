@@ -1,6 +1,6 @@
 //! The panic and error boundary, the thread-local last error, and argument conversion.
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{bounded_message, Error, ErrorCode, Result};
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -55,14 +55,15 @@ pub fn reset_last_error() {
 
 /// Record `err` as this thread's last error and send it to the log callback.
 pub fn set_last_error(err: Error) {
-    crate::ffi::log::emit(crate::ffi::log::VIRTPCI_LOG_ERROR, &err.message);
-    // A message with an interior NUL cannot reach C whole; cut it there.
-    let text = err
-        .message
-        .split('\0')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    // A message with an interior NUL cannot reach C whole; cut it there, and at the bound.
+    let text = bounded_message(
+        err.message
+            .split('\0')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    );
+    crate::ffi::log::emit(crate::ffi::log::VIRTPCI_LOG_ERROR, &text);
     let message = CString::new(text).unwrap_or_default();
     LAST_CODE.set(err.code);
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = Some(LastError { message }));

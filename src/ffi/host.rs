@@ -4,7 +4,7 @@ use super::address::VirtpciPciAddress;
 use super::boundary::{
     guard, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg,
 };
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::host::{Host, WriteKind};
 use crate::pci::PciAddress;
 use std::ffi::{c_char, c_int, c_uint, c_void};
@@ -297,7 +297,8 @@ pub unsafe extern "C" fn virtpci_host_inject_fault(
         let kind = match unsafe { opt_str_arg(kind, "kind", NAME) }? {
             None => None,
             Some(k) => Some(WriteKind::from_name(k).ok_or_else(|| {
-                Error::invalid_arg(format!("unknown sysfs write kind '{}'", k.escape_debug()))
+                let shown = k.escape_debug().to_string();
+                Error::invalid_arg(format!("unknown sysfs write kind '{}'", quote(&shown)))
             })?),
         };
         if nth == 0 || errnum <= 0 {

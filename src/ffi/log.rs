@@ -44,7 +44,9 @@ pub fn emit(level: c_int, message: &str) {
     };
     let Some(sink) = sink else { return };
     let text = message.split('\0').next().unwrap_or_default();
-    let Ok(text) = CString::new(text) else { return };
+    let Ok(text) = CString::new(crate::error::bounded_message(text.to_string())) else {
+        return;
+    };
     // SAFETY: the daemon registered this function for exactly this call signature; the
     // message pointer is valid for the duration of the call.
     unsafe { (sink.callback)(level, text.as_ptr(), sink.opaque as *mut c_void) };

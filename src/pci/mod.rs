@@ -1,7 +1,7 @@
 //! PCI addresses: the one parser and formatter of `DDDD:BB:SS.F`, and the numbers of XML
 //! address attributes.
 
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use std::fmt;
 use std::str::FromStr;
 
@@ -33,7 +33,7 @@ impl PciAddress {
     /// Parse `DDDD:BB:SS.F` or `BB:SS.F` (hexadecimal digits only), checking every range.
     /// The message names the string, the bad part and its allowed range.
     pub fn parse(text: &str) -> Result<PciAddress> {
-        let bad = |why: String| Error::invalid_arg(format!("PCI address '{text}': {why}"));
+        let bad = |why: String| Error::invalid_arg(format!("PCI address '{}': {why}", quote(text)));
         let (head, function) = text
             .rsplit_once('.')
             .ok_or_else(|| bad("expected DDDD:BB:SS.F or BB:SS.F".into()))?;
@@ -49,7 +49,8 @@ impl PciAddress {
                 || !digits.chars().all(|c| c.is_ascii_hexdigit())
             {
                 return Err(bad(format!(
-                    "{name} '{digits}' is not a hexadecimal number of at most {width} digits"
+                    "{name} '{}' is not a hexadecimal number of at most {width} digits",
+                    quote(digits)
                 )));
             }
             let value = u32::from_str_radix(digits, 16).map_err(|_| bad(format!("bad {name}")))?;

@@ -2,7 +2,8 @@
 //! text, so that edits can be spliced into the original bytes and everything else survives.
 
 use super::spare;
-use crate::error::{Error, Result};
+use super::text::{self, BadReference};
+use crate::error::{quote, Error, Result};
 use crate::limits::{xml_too_large, XmlLimits};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -159,8 +160,9 @@ pub struct Element<'d, 'a> {
     pub self_closing: bool,
     pub children: Children<'d>,
     pub parent: Option<ElementId>,
-    /// Direct text content, raw (entities not expanded), concatenated; whitespace-only
-    /// pieces are left out.
+    /// Direct text content as libvirt reads it: references decoded, CDATA sections as their
+    /// content, the pieces between comments and child elements joined (whitespace-only
+    /// pieces before the first other piece are left out).
     pub text: &'d str,
 }
 
@@ -212,7 +214,7 @@ pub struct Document<'a> {
     attributes: Vec<AttrRecord>,
     /// The values of the attributes that had entities, expanded.
     expanded: Vec<String>,
-    /// The text content of the elements that have any.
+    /// The text content of the elements that have any, decoded.
     texts: Vec<Cow<'a, str>>,
     child_ids: Vec<ElementId>,
     pub root: ElementId,
@@ -243,9 +245,10 @@ impl<'a> Document<'a> {
     /// The scanner is written for this job: one pass over the bytes, recording spans. It
     /// checks what makes a document well-formed for our purposes: tags nest and end tags
     /// match, one root element, no text outside it, attributes quoted and not repeated, no
-    /// `<` in attribute values, no `--` inside comments, and every comment, CDATA section,
-    /// processing instruction, declaration and tag closed. The limits of [`crate::limits`]
-    /// apply.
+    /// `<` in attribute values, no `--` inside comments, every comment, CDATA section,
+    /// processing instruction, declaration and tag closed, and every reference one libxml2
+    /// decodes without a DTD ([`text`]). A DOCTYPE that declares an entity is refused, so
+    /// no entity is ever expanded. The limits of [`crate::limits`] apply.
     pub fn parse(text: &'a str) -> Result<Document<'a>> {
         Document::parse_with_limits(text, &XmlLimits::DEFAULT)
     }
@@ -283,11 +286,14 @@ impl<'a> Document<'a> {
             let lt = find_byte(bytes, pos, b'<').unwrap_or(bytes.len());
             if lt > pos {
                 let raw = &text[pos..lt];
-                let blank = raw.bytes().all(is_space);
                 match stack.last() {
-                    Some(&id) if !blank => push_text(&mut nodes[id], &mut texts, raw),
+                    // Whitespace before an element's first text is layout, not its value.
+                    Some(&id) if nodes[id].text != NONE || !raw.bytes().all(is_space) => {
+                        let piece = text::decode(raw).map_err(|e| bad_reference(text, pos, e))?;
+                        push_text(&mut nodes[id], &mut texts, piece);
+                    }
                     Some(_) => {}
-                    None if blank => {}
+                    None if raw.bytes().all(is_space) => {}
                     None => return Err(malformed(text, pos, "text outside the root element")),
                 }
                 pos = lt;
@@ -306,7 +312,7 @@ impl<'a> Document<'a> {
                         return Err(malformed(
                             text,
                             before,
-                            &format!("unexpected end tag </{name}>"),
+                            &format!("unexpected end tag </{}>", quote(name)),
                         ));
                     };
                     let open = name_of(text, &nodes[id]);
@@ -314,7 +320,11 @@ impl<'a> Document<'a> {
                         return Err(malformed(
                             text,
                             before,
-                            &format!("expected </{open}>, but </{name}> was found"),
+                            &format!(
+                                "expected </{}>, but </{}> was found",
+                                quote(open),
+                                quote(name)
+                            ),
                         ));
                     }
                     nodes[id].end_tag_start = before as u32;
@@ -335,7 +345,12 @@ impl<'a> Document<'a> {
                         .ok_or_else(|| malformed(text, before, "CDATA section is not closed"))?;
                     let after = close + 3;
                     match stack.last() {
-                        Some(&id) => push_text(&mut nodes[id], &mut texts, &text[before..after]),
+                        // The content, as it is: CDATA has no references.
+                        Some(&id) => push_text(
+                            &mut nodes[id],
+                            &mut texts,
+                            Cow::Borrowed(&text[pos + 9..close]),
+                        ),
                         None => {
                             return Err(malformed(text, before, "text outside the root element"))
                         }
@@ -343,20 +358,7 @@ impl<'a> Document<'a> {
                     pos = after;
                 }
                 Some(b'!') if text[pos..].starts_with("<!DOCTYPE") && root.is_none() => {
-                    // Skip to the '>' that closes it, past an internal subset in brackets.
-                    let mut depth = 0usize;
-                    let mut i = pos + 9;
-                    loop {
-                        match bytes.get(i) {
-                            None => return Err(malformed(text, before, "DOCTYPE is not closed")),
-                            Some(b'[') => depth += 1,
-                            Some(b']') => depth = depth.saturating_sub(1),
-                            Some(b'>') if depth == 0 => break,
-                            Some(_) => {}
-                        }
-                        i += 1;
-                    }
-                    pos = i + 1;
+                    pos = text::skip_doctype(text, pos).map_err(|e| bad_reference(text, 0, e))?;
                 }
                 Some(b'?') => {
                     let close = find_str(text, pos + 2, "?>").ok_or_else(|| {
@@ -389,19 +391,25 @@ impl<'a> Document<'a> {
                         ));
                     }
                     let first_attr = attributes.len();
+                    let mut reference = None;
                     let scanned = scan_attributes(
                         text,
                         name_end,
                         &mut attributes,
                         &mut expanded,
+                        &mut reference,
                         limits.max_attributes,
                     );
+                    if let Some((at, e)) = reference {
+                        return Err(bad_reference(text, at, e));
+                    }
                     let too_many =
                         scanned.is_none() && attributes.len() - first_attr >= limits.max_attributes;
                     let Some(gt) =
                         scanned.filter(|_| names_are_distinct(text, &attributes[first_attr..]))
                     else {
                         attributes.truncate(first_attr);
+                        let name = quote(name);
                         let why = if too_many {
                             format!("more than {} attributes in <{name}>", limits.max_attributes)
                         } else if find_byte(bytes, pos, b'>').is_none() {
@@ -449,7 +457,10 @@ impl<'a> Document<'a> {
             return Err(malformed(
                 text,
                 text.len(),
-                &format!("element <{}> is not closed", name_of(text, &nodes[open])),
+                &format!(
+                    "element <{}> is not closed",
+                    quote(name_of(text, &nodes[open]))
+                ),
             ));
         }
         let root = root.ok_or_else(|| Error::xml("no root element in the document"))?;
@@ -613,14 +624,19 @@ fn find_str(text: &str, from: usize, needle: &str) -> Option<usize> {
 }
 
 /// Add a piece of text content to an element's text.
-fn push_text<'a>(node: &mut Node, texts: &mut Vec<Cow<'a, str>>, raw: &'a str) {
+fn push_text<'a>(node: &mut Node, texts: &mut Vec<Cow<'a, str>>, piece: Cow<'a, str>) {
     match texts.get_mut(node.text as usize) {
-        Some(own) => own.to_mut().push_str(raw),
+        Some(own) => own.to_mut().push_str(&piece),
         None => {
             node.text = texts.len() as u32;
-            texts.push(Cow::Borrowed(raw));
+            texts.push(piece);
         }
     }
+}
+
+/// The error for a reference (or a DOCTYPE) that cannot be read in the text at `base`.
+fn bad_reference(text: &str, base: usize, e: BadReference) -> Error {
+    malformed(text, base + e.offset, &e.why)
 }
 
 /// The name of a stored element: the bytes after its `<`.
@@ -673,12 +689,14 @@ fn malformed(text: &str, offset: usize, why: &str) -> Error {
 /// Read the attributes of a start tag from `from` (just after its name) into `attrs` and
 /// return the position of the `>` that ends the tag; `None` when the tag is malformed, not
 /// closed, or has more than `max` attributes (then `max` of them were read, so the caller can
-/// tell). Duplicate names are the caller's to find, with `names_are_distinct`.
+/// tell), or a value has a reference that cannot be decoded (then it is in `reference`, with
+/// the value's offset). Duplicate names are the caller's to find, with `names_are_distinct`.
 fn scan_attributes(
     text: &str,
     from: usize,
     attrs: &mut Vec<AttrRecord>,
     expanded: &mut Vec<String>,
+    reference: &mut Option<(usize, BadReference)>,
     max: usize,
 ) -> Option<usize> {
     let bytes = text.as_bytes();
@@ -735,7 +753,13 @@ fn scan_attributes(
             return None;
         }
         let value = if has_entity {
-            expanded.push(quick_xml::escape::unescape(raw_value).ok()?.into_owned());
+            match text::decode(raw_value) {
+                Ok(value) => expanded.push(value.into_owned()),
+                Err(e) => {
+                    *reference = Some((value_start, e));
+                    return None;
+                }
+            }
             (expanded.len() - 1) as u32
         } else {
             NONE
@@ -788,7 +812,7 @@ mod tests {
         assert_eq!(&text[y.start as usize..y.end as usize], "y=\"2\"");
         let c = doc.element(a.children[1]);
         assert_eq!(&text[c.start..c.end], "<c>t&amp;</c>");
-        assert_eq!(c.text, "t&amp;");
+        assert_eq!(c.text, "t&");
         assert_eq!(doc.indent_before(c.start), Some("  "));
         assert_eq!(&text[a.end_tag_start..a.end], "</a>");
     }
@@ -810,6 +834,42 @@ mod tests {
             "a&amp;b"
         );
         assert_eq!(a.attrs.last().unwrap().name, "y");
+    }
+
+    #[test]
+    fn text_is_decoded_cdata_kept_and_comments_dropped() {
+        let text =
+            "<a>\n  <b>x&amp;y<![CDATA[&amp;<]]>&#x7A;</b><c> </c><d> <!-- -->q <!-- --> r</d></a>";
+        let doc = Document::parse(text).unwrap();
+        let kids = doc.children(doc.root).to_vec();
+        assert_eq!(doc.element(kids[0]).text, "x&y&amp;<z");
+        assert_eq!(doc.element(kids[1]).text, "");
+        assert_eq!(doc.element(kids[2]).text, "q  r");
+        assert_eq!(doc.element(doc.root).text, "");
+    }
+
+    #[test]
+    fn bad_references_and_entity_declarations_are_placed() {
+        let err = Document::parse("<a>\n <b x='1&y;'/></a>").unwrap_err();
+        assert_eq!(
+            err.message,
+            "XML error: malformed XML at line 2, column 9: Entity 'y' not defined"
+        );
+        let err = Document::parse("<a>ok\n&#1;</a>").unwrap_err();
+        assert!(
+            err.message.contains("line 2, column 1: xmlParseCharRef"),
+            "{}",
+            err.message
+        );
+        // A quote in a comment of the internal subset hides no declaration.
+        let err = Document::parse("<!DOCTYPE a [<!-- ' --><!ENTITY e 'v'> ' ]><a/>").unwrap_err();
+        assert!(
+            err.message.contains("<!ENTITY declarations"),
+            "{}",
+            err.message
+        );
+        assert!(Document::parse("<!DOCTYPE a [<!ELEMENT a EMPTY> <!-- ' -->]><a/>").is_ok());
+        assert!(Document::parse("<!DOCTYPE a SYSTEM 'x>y'><a/>").is_ok());
     }
 
     #[test]

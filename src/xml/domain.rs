@@ -3,7 +3,7 @@
 //! address together with what decides its connect flags.
 
 use super::dom::{Document, ElementId};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use crate::topology::{MachineKind, PciModel};
 
@@ -105,6 +105,20 @@ impl<'a> Controller<'a> {
 
     pub fn model_is(&self, name: &str) -> bool {
         self.model == Some(name)
+    }
+
+    /// A short name for messages, e.g. "controller pci index 1 (pcie-root-port)"; the type
+    /// and model as written, quoted short.
+    pub fn describe(&self) -> String {
+        match self.model {
+            Some(m) => format!(
+                "controller {} index {} ({})",
+                quote(self.ctype),
+                self.index(),
+                quote(m)
+            ),
+            None => format!("controller {} index {}", quote(self.ctype), self.index()),
+        }
     }
 }
 
@@ -255,7 +269,13 @@ pub fn read_preferences(doc: &Document<'_>, id: ElementId) -> Result<AddressPref
     let mut prefs = AddressPreferences::default();
     let device = doc.element(id);
     let line = || doc.line_of(device.start);
-    let bad = |what: String| Error::xml(format!("<{}> at line {}: {what}", device.name, line()));
+    let bad = |what: String| {
+        Error::xml(format!(
+            "<{}> at line {}: {what}",
+            quote(device.name),
+            line()
+        ))
+    };
     if let Some(p) = doc.child(id, "addressPreferences") {
         for attr in doc.element(p).attrs {
             let value: &str = attr.value;
@@ -266,7 +286,8 @@ pub fn read_preferences(doc: &Document<'_>, id: ElementId) -> Result<AddressPref
                         "no" => false,
                         _ => {
                             return Err(bad(format!(
-                                "addressPreferences hotplug='{value}' is not 'yes' or 'no'"
+                                "addressPreferences hotplug='{}' is not 'yes' or 'no'",
+                                quote(value)
                             )))
                         }
                     })
@@ -277,7 +298,8 @@ pub fn read_preferences(doc: &Document<'_>, id: ElementId) -> Result<AddressPref
                         "pcie" => BusPreference::Pcie,
                         _ => {
                             return Err(bad(format!(
-                                "addressPreferences bus='{value}' is not 'pci' or 'pcie'"
+                                "addressPreferences bus='{}' is not 'pci' or 'pcie'",
+                                quote(value)
                             )))
                         }
                     })
@@ -285,14 +307,16 @@ pub fn read_preferences(doc: &Document<'_>, id: ElementId) -> Result<AddressPref
                 "numa" => {
                     let node = value.trim().parse::<u32>().map_err(|_| {
                         bad(format!(
-                            "addressPreferences numa='{value}' is not a NUMA node number"
+                            "addressPreferences numa='{}' is not a NUMA node number",
+                            quote(value)
                         ))
                     })?;
                     prefs.numa = Some(node);
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown address preference '{other}' (known: hotplug, bus, numa)"
+                        "unknown address preference '{}' (known: hotplug, bus, numa)",
+                        quote(other)
                     )))
                 }
             }
@@ -304,7 +328,8 @@ pub fn read_preferences(doc: &Document<'_>, id: ElementId) -> Result<AddressPref
             Some("yes") => true,
             Some(other) => {
                 return Err(bad(format!(
-                    "<hotplug require='{other}'/> is not 'yes' or 'no'"
+                    "<hotplug require='{}'/> is not 'yes' or 'no'",
+                    quote(other)
                 )))
             }
             None => return Err(bad("<hotplug> without a 'require' attribute".into())),
@@ -400,7 +425,7 @@ impl<'a> DomainDef<'a> {
         if root.name != "domain" {
             return Err(Error::xml(format!(
                 "expecting root element of 'domain', not '{}'",
-                root.name
+                quote(root.name)
             )));
         }
         let machine = doc
@@ -587,8 +612,9 @@ pub fn read_address(doc: &Document<'_>, id: ElementId) -> Result<DeviceAddress> 
                     None => Ok(0),
                     Some(text) => parse_xml_uint(text).ok_or_else(|| {
                         Error::xml(format!(
-                            "Invalid value for attribute '{name}' in element 'address': '{text}'. \
-                             Expected non-negative integer value"
+                            "Invalid value for attribute '{name}' in element 'address': '{}'. \
+                             Expected non-negative integer value",
+                            quote(text)
                         ))
                     }),
                 }
@@ -606,7 +632,8 @@ pub fn read_address(doc: &Document<'_>, id: ElementId) -> Result<DeviceAddress> 
                 Some(other) => {
                     return Err(Error::xml(format!(
                         "Invalid value for attribute 'multifunction' in element 'address': \
-                         '{other}'."
+                         '{}'.",
+                        quote(other)
                     )))
                 }
             };
@@ -655,7 +682,8 @@ fn read_controller<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Controlle
         let pci_model = match model {
             Some(name) => PciModel::from_name(name).ok_or_else(|| {
                 Error::internal(format!(
-                    "Unknown PCI controller model '{name}' in <controller type='pci'> (line {})",
+                    "Unknown PCI controller model '{}' in <controller type='pci'> (line {})",
+                    quote(name),
                     doc.line_of(el.start)
                 ))
             })?,
@@ -684,7 +712,8 @@ fn read_controller<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Controlle
 fn parse_controller_index(text: &str) -> Result<u32> {
     let bad = |expected: &str| {
         Error::xml(format!(
-            "Invalid value for attribute 'index' in element 'controller': '{text}'. Expected {expected}"
+            "Invalid value for attribute 'index' in element 'controller': '{}'. Expected {expected}",
+            quote(text)
         ))
     };
     match text.trim().parse::<i64>() {
@@ -708,7 +737,8 @@ fn read_pci_options<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<PciContr
             None => Ok(None),
             Some(text) => parse_signed(text).map(Some).ok_or_else(|| {
                 Error::xml(format!(
-                    "Invalid value for attribute '{name}' in element 'target': '{text}'. Expected integer value"
+                    "Invalid value for attribute '{name}' in element 'target': '{}'. Expected integer value",
+                    quote(text)
                 ))
             }),
         }
@@ -724,7 +754,8 @@ fn read_pci_options<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<PciContr
         Some("off") => Some(false),
         Some(other) => {
             return Err(Error::config_unsupported(format!(
-                "Invalid value for attribute 'hotplug' in element 'target': '{other}'"
+                "Invalid value for attribute 'hotplug' in element 'target': '{}'",
+                quote(other)
             )))
         }
     };
@@ -732,7 +763,8 @@ fn read_pci_options<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<PciContr
         let text = doc.element(node).text.trim().to_string();
         opts.numa_node = Some(parse_signed(&text).ok_or_else(|| {
             Error::xml(format!(
-                "invalid NUMA node in target of PCI controller: '{text}'"
+                "invalid NUMA node in target of PCI controller: '{}'",
+                quote(&text)
             ))
         })?);
     }

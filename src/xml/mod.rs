@@ -1,10 +1,12 @@
 //! Domain XML in and out: a span-keeping element tree ([`dom`]), the PCI-relevant model read
-//! from it ([`domain`]), and byte-preserving edits ([`edit`]).
+//! from it ([`domain`]), and byte-preserving edits ([`edit`]); references in text are
+//! decoded by [`text`].
 
 pub mod dom;
 pub mod domain;
 pub mod edit;
 pub mod spare;
+pub mod text;
 
 pub use dom::{Document, ElementId};
 pub use domain::{DeviceAddress, DomainDef, Multifunction};

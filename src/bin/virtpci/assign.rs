@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use virtpci::assign::AssignOptions;
+use virtpci::error::quote;
 use virtpci::{Error, Result};
 
 /// Read the domain from `path` (`-` is standard input), assign, print the XML on standard
@@ -44,7 +45,7 @@ pub fn read_input(path: &str) -> Result<String> {
             .map_err(|e| Error::system("cannot read the domain XML from standard input", &e))?;
     } else {
         text = std::fs::read_to_string(path)
-            .map_err(|e| Error::system(format!("cannot read '{path}'"), &e))?;
+            .map_err(|e| Error::system(format!("cannot read '{}'", quote(path)), &e))?;
     }
     Ok(text)
 }

@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
+use virtpci::error::quote;
 use virtpci::host::snapshot::HostSnapshot;
 use virtpci::host::{class_name, Host};
 use virtpci::{Error, PciAddress, Result};
@@ -78,8 +79,12 @@ pub fn run(args: HostArgs) -> Result<()> {
             crate::groups::write_stdout(&(text + "\n"))
         }
         HostCommand::Materialize { file, dir } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::system(format!("Failed to read '{}'", file.display()), &e))?;
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                Error::system(
+                    format!("Failed to read '{}'", quote(&file.to_string_lossy())),
+                    &e,
+                )
+            })?;
             HostSnapshot::from_json(&text)?.materialize(&dir)
         }
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use virtpci::error::quote;
 use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
 use virtpci::hostdev::{ProcUsage, ResetTimings, FORCE, LEGACY_GROUP_CHECK};
 use virtpci::{Error, HostdevManager, Result};
@@ -165,7 +166,7 @@ pub fn read_input(file: &str) -> Result<String> {
             .map_err(|e| Error::system("Failed to read standard input", &e))
     } else {
         std::fs::read_to_string(Path::new(file))
-            .map_err(|e| Error::system(format!("Failed to read '{file}'"), &e))
+            .map_err(|e| Error::system(format!("Failed to read '{}'", quote(file)), &e))
     }
 }
 
