@@ -5,8 +5,9 @@
 //!
 //! Domains: pc with NICs marked `<addressPreferences hotplug='no'/>` (packed eight to a slot
 //! on pci-bridges behind pci-bridges), q35 with `hotplug='no' bus='pci'` (the same behind a
-//! pcie-to-pci-bridge), and pc with 2,000 / 6,000 hot-pluggable NICs (one slot each; about 6,900
-//! is close to the most 255 bridges take). Prints the best and the median per call of the wall
+//! pcie-to-pci-bridge), pc with 2,000 / 6,000 hot-pluggable NICs (one slot each; about 6,900
+//! is close to the most 255 bridges take), q35 with 1,000 / 5,000 plain NICs (ports, then
+//! bridges) and q35 with 1,000 / 10,000 `hotplug='no'` NICs. Prints the best and the median per call of the wall
 //! clock and of the thread's CPU time (which leaves out time a busy virtualization host takes).
 //!
 //! `cargo bench --bench assign_extend -- --once MACHINE N K` runs K calls and nothing else
@@ -130,6 +131,15 @@ fn main() {
             [1000, 10000],
         ),
         ("pc hot-pluggable", "pc-i440fx-7.2", "", [2000, 6000]),
+        // Plain devices on q35: PCI Express ports, then hot-pluggable bridges (about 5,000
+        // fit; 10,000 hot-pluggable devices need more slots than 256 buses of 31 have).
+        ("q35 hot-pluggable", "pc-q35-7.2", "", [1000, 5000]),
+        (
+            "q35 hotplug='no'",
+            "pc-q35-7.2",
+            "<addressPreferences hotplug='no'/>",
+            [1000, 10000],
+        ),
     ];
     for (name, machine, preference, [small, large]) in cases {
         let small_xml = domain(machine, small, preference);

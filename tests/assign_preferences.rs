@@ -551,15 +551,20 @@ fn extend_places_what_libvirt_cannot() {
     let pci = "<addressPreferences bus='pci'/>";
     // (name, machine, NICs, preference, at most this deep)
     let cases = [
-        ("q35-238", q35, 238, "", 3),
+        ("q35-238", q35, 238, "", 4),
         ("pc-269", pc, 269, "", 3),
         ("pc-300", pc, 300, "", 3),
         ("q35-300-hotplug-no", q35, 300, no, 3),
         ("pc-1000", pc, 1000, "", 5),
         ("q35-1000-bus-pci", q35, 1000, pci, 6),
-        ("q35-1000-hotplug-no", q35, 1000, no, 6),
+        ("q35-1000-hotplug-no", q35, 1000, no, 7),
         ("pc-2000", pc, 2000, "", 6),
         ("q35-2000-hotplug-no", q35, 2000, no, 8),
+        // Plain devices on q35: PCI Express ports, then hot-pluggable bridges.
+        ("q35-1000", q35, 1000, "", 6),
+        ("q35-2000", q35, 2000, "", 7),
+        ("q35-5000", q35, 5000, "", 8),
+        ("q35-10000-hotplug-no", q35, 10000, no, 9),
     ];
     for (name, machine, n, pref, max_depth) in cases {
         let xml = domain(machine, 0, &nic(pref).repeat(n));
@@ -582,8 +587,17 @@ fn extend_places_what_libvirt_cannot() {
             let slots: BTreeSet<(u32, u32)> = nics.iter().map(|a| (a.0, a.1)).collect();
             assert!(slots.len() * 7 < n, "{name}: {} slots", slots.len());
         }
-        if name == "q35-238" {
-            assert!(out.contains("model='pcie-switch-upstream-port'"), "{name}");
+        if machine == q35 && pref.is_empty() {
+            // The ports' share spent, the rest sit on hot-pluggable conventional bridges.
+            let ports = out.matches("model='pcie-root-port'").count();
+            assert!(ports <= 66, "{name}: {ports} root ports");
+            assert!(out.contains("model='pci-bridge'"), "{name}");
+            // One switch, its downstream slots kept free for growth.
+            assert_eq!(
+                out.matches("model='pcie-switch-upstream-port'").count(),
+                1,
+                "{name}"
+            );
         }
         check_with_libvirt(&out, &format!("extend-{name}"));
     }
@@ -591,8 +605,10 @@ fn extend_places_what_libvirt_cannot() {
 
 #[test]
 fn extend_says_how_many_devices_did_not_fit() {
-    // Every hot-pluggable PCIe device needs a bus of its own: 300 cannot fit in 256.
-    let xml = domain("pc-q35-7.2", 0, &nic("").repeat(300));
+    // Every hot-pluggable PCI Express-only device needs a bus of its own: 300 e1000e cannot
+    // fit in 256.
+    let e1000e = "<interface type='user'><model type='e1000e'/></interface>\n";
+    let xml = domain("pc-q35-7.2", 0, &e1000e.repeat(300));
     let e = extended(&xml).unwrap_err();
     assert_eq!(e.code, ErrorCode::Internal);
     let (count, rest) = e
@@ -607,6 +623,15 @@ fn extend_says_how_many_devices_did_not_fit() {
         "{rest}"
     );
     assert!(rest.contains("hotplug='no'"), "{rest}");
+    // q35: after the ports' share, bridges take about 5,000 devices that run on either side.
+    let xml = domain("pc-q35-7.2", 0, &nic("").repeat(6000));
+    let e = extended(&xml).unwrap_err();
+    assert!(
+        e.message
+            .contains(" of the 6003 devices that needed a PCI address did not fit"),
+        "{}",
+        e.message
+    );
     // pc: bridges with 31 slots, 7,000 hot-pluggable devices do not fit in 255 bridges.
     let xml = domain("pc-i440fx-7.2", 0, &nic("").repeat(7000));
     let e = extended(&xml).unwrap_err();
@@ -696,7 +721,91 @@ fn explain_follows_the_options() {
         .unwrap()
         .to_text();
     assert!(
-        text.contains("(pcie-switch-upstream-port) (added)"),
+        text.contains("(pcie-to-pci-bridge) (added)") && text.contains("(pci-bridge) (added)"),
         "{text}"
     );
+}
+
+/// Issue 21: a guest grows one device at a time, each step assigned (extend mode) from the
+/// definition the last step saved. The ABI diff of each step shows the new device and the
+/// controllers added for it, nothing else: no existing device or controller moves.
+#[test]
+fn extended_domains_grow_without_moving_anything() {
+    use virtpci::abi::{check_abi_stability, AbiOptions, ChangeKind, LayoutMode};
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut saved = extended(&domain("pc-q35-7.2", 0, &nic("").repeat(300))).unwrap();
+    let as_given = AbiOptions {
+        mode: LayoutMode::AsGiven,
+    };
+    let mut refused = 0;
+    for step in 0..200u32 {
+        let device = match next(5) {
+            0 => nic(""),
+            1 => nic("<addressPreferences hotplug='no'/>"),
+            2 => "    <interface type='user'><model type='e1000e'/></interface>\n".to_string(),
+            3 => format!(
+                "    <disk type='file' device='disk'><source file='/g/{step}.img'/>\
+                 <target dev='vd{}{}' bus='virtio'/></disk>\n",
+                char::from(b'a' + (step / 26) as u8),
+                char::from(b'a' + (step % 26) as u8)
+            ),
+            _ => format!(
+                "    <hostdev mode='subsystem' type='pci' managed='yes'><source>\
+                 <address domain='0x0000' bus='0x{:02x}' slot='0x{:02x}' function='0x0'/>\
+                 </source></hostdev>\n",
+                1 + step / 32,
+                step % 32
+            ),
+        };
+        let end = saved.rfind("</devices>").unwrap();
+        let grown = format!("{}{device}  {}", &saved[..end], &saved[end..]);
+        let out = match extended(&grown) {
+            Ok(out) => out,
+            // Full: refused with the count, the definition stays as it was.
+            Err(e) if e.message.contains("1 of the ") && e.message.contains("did not fit") => {
+                refused += 1;
+                continue;
+            }
+            Err(e) => panic!("step {step}: {}", e.message),
+        };
+        let report = check_abi_stability(&saved, &out, as_given).unwrap();
+        let added = report
+            .changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::DeviceAdded)
+            .count();
+        let other: Vec<_> = report
+            .changes
+            .iter()
+            .filter(|c| {
+                !matches!(
+                    c.kind,
+                    ChangeKind::DeviceAdded | ChangeKind::ControllerAdded
+                )
+            })
+            // libvirt's own placement (which extend mode keeps wherever it fits) puts a new
+            // pcie-root-port into the next function of a root-port slot and sets
+            // multifunction on its function 0: the ports are controllers, nothing moves.
+            .filter(|c| {
+                !(c.kind == ChangeKind::MultifunctionFlipped
+                    && c.device.contains("(pcie-root-port)"))
+            })
+            .collect();
+        assert!(
+            added == 1 && other.is_empty(),
+            "step {step}, adding {device}: {}",
+            report.to_text()
+        );
+        saved = out;
+    }
+    println!("{refused} of 200 additions refused for want of room");
+    assert!(refused == 0, "{refused} of 200 additions refused");
+    check_valid(&saved);
+    check_with_libvirt(&saved, "extend-grown");
 }

@@ -24,6 +24,10 @@ use crate::topology::{ConnectFlags, PciModel};
 
 /// Slots from this one up, on buses the extension adds, are kept for growing the tree.
 const GROWTH_SLOTS_FROM: u32 = 28;
+/// How many PCI Express ports the main hierarchy gets before devices that QEMU runs on
+/// either side go on conventional PCI bridges: eight slots of pcie-root's root ports. With
+/// the remaining bus numbers as bridges, about 5,000 hot-pluggable devices fit on q35.
+const EITHER_SIDE_PORTS: usize = 64;
 /// How many free slots of pc's pci-root are kept for bridges.
 const ROOT_BRIDGE_SLOTS: usize = 4;
 
@@ -91,6 +95,13 @@ impl Extension {
                 root.slots[slot as usize].bridges_only = true;
             }
         }
+        // The first switch is added at once, unless one has a free downstream slot. A later
+        // assignment of the saved definition tries libvirt's own placement first, which fills
+        // every free slot of pcie-root and of the bridges but never puts a device on a
+        // switch's upstream bus: those slots stay the room to grow.
+        if ext.hub.is_some() && ext.free_downstream_slot(set, 0..32).is_none() {
+            let _ = ext.new_switch(set);
+        }
         ext
     }
 
@@ -98,7 +109,9 @@ impl Extension {
     pub fn add_bus_for(&mut self, set: &mut AddressSet, flags: ConnectFlags) -> Result<u32> {
         let result = if flags.intersects(ConnectFlags::INTEGRATED) {
             Err("the device must sit on bus 0, which is full".to_string())
-        } else if flags.intersects(ConnectFlags::PCI_DEVICE | ConnectFlags::PCI_BRIDGE) {
+        } else if flags.intersects(ConnectFlags::PCI_DEVICE | ConnectFlags::PCI_BRIDGE)
+            || (flags.intersects(ConnectFlags::EITHER_SIDE) && self.ports_spent(set))
+        {
             self.new_pci_bus(set)
         } else if flags.intersects(
             ConnectFlags::PCIE_DEVICE
@@ -175,6 +188,26 @@ impl Extension {
         };
         let at = PciAddress::new(0, host, 0, 0);
         Ok(self.add(set, PciModel::PcieSwitchUpstreamPort, at, true))
+    }
+
+    /// Whether devices of either side have had their share of PCI Express ports: the main
+    /// hierarchy has [`EITHER_SIDE_PORTS`] of them. Past that they go on bridges, which
+    /// hold 27 devices per bus number where a port holds one, so that thousands fit; a
+    /// fixed share keeps every device's place independent of the devices after it.
+    fn ports_spent(&self, set: &AddressSet) -> bool {
+        let ports = set
+            .buses
+            .iter()
+            .zip(&self.behind_expander)
+            .filter(|(bus, behind)| {
+                !**behind
+                    && matches!(
+                        bus.model,
+                        PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort
+                    )
+            })
+            .count();
+        ports >= EITHER_SIDE_PORTS
     }
 
     fn need(&self, buses: usize) -> std::result::Result<(), String> {

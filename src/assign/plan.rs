@@ -964,9 +964,27 @@ impl<'a> Planner<'a> {
     /// buses, with their controllers' places, whenever a device finds no room (see
     /// [`super::extend`]); devices with `hotplug='no'` share multifunction slots.
     fn run_extended(&mut self, declared_max_index: i64) -> Result<()> {
+        let q35 = self.has_pcie_root();
         for i in 0..self.def.devices.len() {
-            if self.def.devices[i].prefs.hotplug == Some(false) {
+            let device = &self.def.devices[i];
+            // A device already alone at function 0 without the multifunction bit (a saved
+            // definition) keeps its slot to itself: packing beside it would flip the bit the
+            // guest sees.
+            let alone_at_function_0 = matches!(
+                device.address,
+                DeviceAddress::Pci { addr, multi } if addr.function == 0 && multi != Multifunction::On
+            );
+            if device.prefs.hotplug == Some(false) && !alone_at_function_0 {
                 self.flags[i] |= ConnectFlags::PACK_FUNCTIONS;
+            }
+            // Unless the user asked for PCI Express, a device that runs on either side may
+            // end on a bridge when the ports run out (see [`super::extend`]).
+            if q35
+                && self.flags[i].intersects(ConnectFlags::PCIE_DEVICE)
+                && device.prefs.bus.is_none()
+                && can_use_either_bus(device)
+            {
+                self.flags[i] |= ConnectFlags::EITHER_SIDE;
             }
         }
         let max_index: i64 = self.max_pci_index();
@@ -1002,9 +1020,9 @@ impl<'a> Planner<'a> {
         let ext = set.extension.as_ref().expect("extend mode");
         if ext.failures > 0 {
             let hint = if self.has_pcie_root() {
-                "; every hot-pluggable PCI Express device needs a bus of its own: \
-                 <addressPreferences hotplug='no'/> packs devices eight to a slot, bus='pci' \
-                 puts them on bridges with 31 slots each"
+                "; every hot-pluggable PCI Express-only device needs a bus of its own, and \
+                 one that also runs on conventional PCI a slot of a bridge: \
+                 <addressPreferences hotplug='no'/> packs devices eight to a slot"
             } else {
                 "; <addressPreferences hotplug='no'/> packs devices eight to a slot"
             };

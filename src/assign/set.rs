@@ -394,11 +394,22 @@ impl AddressSet {
         if let Some(found) = self.find_free(flags, function) {
             return Ok((found, true));
         }
+        // A device of either side takes a free conventional slot before a new bus is spent.
+        let either = flags.intersects(ConnectFlags::EITHER_SIDE);
+        if either {
+            if let Some(found) = self.find_free(flags.as_conventional(), function) {
+                return Ok((found, true));
+            }
+        }
         if let Some(mut extension) = self.extension.take() {
             let grown = extension.add_bus_for(self, flags);
             self.extension = Some(extension);
-            let bus = grown?;
-            let found = self.find_on_bus(bus as usize, function, flags);
+            let bus = grown? as usize;
+            let found = self.find_on_bus(bus, function, flags).or_else(|| {
+                either
+                    .then(|| self.find_on_bus(bus, function, flags.as_conventional()))
+                    .flatten()
+            });
             return found.map(|a| (a, true)).ok_or_else(|| {
                 Error::internal(format!(
                     "the PCI bus {bus} added for a device does not take it"

@@ -40,6 +40,11 @@ impl ConnectFlags {
     /// virtpci, not libvirt: extend mode packs devices that are never hot-plugged into
     /// the functions of shared slots (multifunction), eight to a slot.
     pub const PACK_FUNCTIONS: ConnectFlags = ConnectFlags(1 << 17);
+    /// virtpci, not libvirt: extend mode on q35 may put this PCI Express endpoint on
+    /// conventional PCI (a bridge slot) instead, for a device QEMU runs on either side
+    /// (virtio, VFIO host devices, XHCI). A PCI Express port costs a bus number for one
+    /// slot; a bridge holds 31 slots on one.
+    pub const EITHER_SIDE: ConnectFlags = ConnectFlags(1 << 18);
 
     /// libvirt's bits (what its messages print).
     pub const LIBVIRT_MASK: ConnectFlags = ConnectFlags(0xFFFF);
@@ -68,6 +73,13 @@ impl ConnectFlags {
 
     pub fn without(self, other: ConnectFlags) -> ConnectFlags {
         ConnectFlags(self.0 & !other.0)
+    }
+
+    /// An [`Self::EITHER_SIDE`] device as a conventional PCI endpoint: the same placement
+    /// bits (hotplug, packing) with PCI_DEVICE for PCIE_DEVICE.
+    pub fn as_conventional(self) -> ConnectFlags {
+        self.without(ConnectFlags::PCIE_DEVICE | ConnectFlags::EITHER_SIDE)
+            | ConnectFlags::PCI_DEVICE
     }
 
     /// The first type bit in libvirt's reporting order, worded as libvirt's
