@@ -712,6 +712,25 @@ int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, ch
 int virtpci_host_inject_fault(VirtpciHost *host, const char *kind, unsigned int nth, int errnum);
 
 /**
+ * Disarm every fault armed on this handle with `virtpci_host_inject_fault()`. Returns how many
+ * were still armed (had not fired), or -1 with the last error set (NULL host). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle.
+ */
+int virtpci_host_clear_faults(VirtpciHost *host);
+
+/**
+ * How many faults armed on this handle fired (made a write fail) since the host was opened,
+ * so a test can tell an injected fault from a path that never wrote. Returns the count, or
+ * -1 with the last error set (NULL host). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle.
+ */
+int virtpci_host_faults_fired(VirtpciHost *host);
+
+/**
  * Create a manager for `host` whose lists are kept in `state_dir` (created with mode 0700
  * when missing; libvirt uses /run/libvirt/hostdevmgr). Lists saved there by an earlier
  * manager, including one in a process that was killed, are taken over: owners, original

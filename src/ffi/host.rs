@@ -309,3 +309,34 @@ pub unsafe extern "C" fn virtpci_host_inject_fault(
         Ok(0)
     })
 }
+
+/// Disarm every fault armed on this handle with `virtpci_host_inject_fault()`. Returns how many
+/// were still armed (had not fired), or -1 with the last error set (NULL host). Thread-safe.
+///
+/// # Safety
+/// `host` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_host_clear_faults(host: *mut VirtpciHost) -> c_int {
+    const NAME: &str = "virtpci_host_clear_faults";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let host = unsafe { host_arg(host, NAME) }?;
+        Ok(c_int::try_from(host.faults().clear()).unwrap_or(c_int::MAX))
+    })
+}
+
+/// How many faults armed on this handle fired (made a write fail) since the host was opened,
+/// so a test can tell an injected fault from a path that never wrote. Returns the count, or
+/// -1 with the last error set (NULL host). Thread-safe.
+///
+/// # Safety
+/// `host` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_host_faults_fired(host: *mut VirtpciHost) -> c_int {
+    const NAME: &str = "virtpci_host_faults_fired";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let host = unsafe { host_arg(host, NAME) }?;
+        Ok(c_int::try_from(host.faults().fired()).unwrap_or(c_int::MAX))
+    })
+}
