@@ -38,6 +38,15 @@ impl Owner {
             domain: domain.to_string(),
         }
     }
+
+    /// An owner whose names are within [`crate::limits`] (what prepare and the other calls
+    /// that book or look up an owner accept).
+    pub fn checked(driver: &str, domain: &str) -> Result<Owner> {
+        use crate::limits::{check_name, MAX_DOMAIN_NAME_BYTES, MAX_DRIVER_NAME_BYTES};
+        check_name("driver name", driver, MAX_DRIVER_NAME_BYTES)?;
+        check_name("domain name", domain, MAX_DOMAIN_NAME_BYTES)?;
+        Ok(Owner::new(driver, domain))
+    }
 }
 
 /// One device in either list.

@@ -261,15 +261,9 @@ impl HostdevManager {
         flags: u32,
     ) -> Result<CheckReport> {
         check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_check")?;
+        let owner = Owner::checked(drv_name, dom_name)?;
         let s = self.session()?;
-        plan::check(
-            &self.host,
-            &s.book,
-            &*self.usage,
-            &Owner::new(drv_name, dom_name),
-            hostdevs,
-            flags,
-        )
+        plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, flags)
     }
 
     /// libvirt's virHostdevPreparePCIDevices; see the module documentation.
@@ -282,12 +276,12 @@ impl HostdevManager {
         flags: u32,
     ) -> Result<()> {
         check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_prepare_pci_devices")?;
+        let owner = Owner::checked(drv_name, dom_name)?;
         if hostdevs.is_empty() {
             return Ok(());
         }
         self.logged(|notes| {
             let mut s = self.session()?;
-            let owner = Owner::new(drv_name, dom_name);
             let uuid = uuid.map(domain_xml::format_uuid);
             let report = plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, flags)?;
             if let Some(v) = report.violations.first() {
@@ -396,9 +390,9 @@ impl HostdevManager {
         hostdevs: &[HostdevSpec],
     ) -> Result<()> {
         plan::check_duplicates(hostdevs)?;
+        let owner = Owner::checked(drv_name, dom_name)?;
         self.logged(|notes| {
             let mut s = self.session()?;
-            let owner = Owner::new(drv_name, dom_name);
             let before = s.book.clone();
             let mut after = before.clone();
             let mut targets: Vec<ActiveEntry> = Vec::new();
@@ -495,9 +489,9 @@ impl HostdevManager {
         hostdevs: &[HostdevSpec],
     ) -> Result<()> {
         plan::check_duplicates(hostdevs)?;
+        let owner = Owner::checked(drv_name, dom_name)?;
         self.logged(|notes| {
             let mut s = self.session()?;
-            let owner = Owner::new(drv_name, dom_name);
             let mut after = s.book.clone();
             for h in hostdevs {
                 let stub = plan::stub_for(h)?;
