@@ -741,13 +741,14 @@ int virtpci_host_faults_fired(VirtpciHost *host);
  * means empty); on a real host from /proc. Warnings go to the log callback.
  *
  * Returns a new handle, or NULL with the last error set: `VIRTPCI_ERR_INVALID_ARG` (NULL
- * argument, non-UTF-8 path), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
+ * argument, non-UTF-8 path, a path that is empty or not absolute), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
  * unreadable state), `VIRTPCI_ERR_INTERNAL` (a state file that is not virtpci's). Thread-safe.
  *
  * # Safety
  * `host` is NULL or a live host handle; `state_dir` is NULL or a NUL-terminated string.
  */
-VirtpciHostdevManager *virtpci_hostdev_manager_new(VirtpciHost *host, const char *state_dir);
+VirtpciHostdevManager *virtpci_hostdev_manager_new(VirtpciHost *host,
+                                                   const char *state_dir);
 
 /**
  * Release a manager. NULL is accepted. The lists stay saved in the state directory; devices

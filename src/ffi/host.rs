@@ -2,7 +2,8 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg,
+    guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg,
+    str_arg,
 };
 use crate::error::{Error, Result};
 use crate::host::{Host, WriteKind};
@@ -102,12 +103,11 @@ pub unsafe extern "C" fn virtpci_host_open_simulated(root: *const c_char) -> *mu
 /// `host` is NULL or a handle from `virtpci_host_open*` not yet released.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_host_free(host: *mut VirtpciHost) {
-    guard("virtpci_host_free", || {
+    guard_free("virtpci_host_free", || {
         if !host.is_null() {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(host) });
         }
-        Ok(())
     })
 }
 
@@ -233,10 +233,9 @@ pub unsafe extern "C" fn virtpci_pci_address_get_iommu_group_addresses(
 /// `list` is NULL or an array returned by virtpci and not yet released.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_pci_address_list_free(list: *mut VirtpciPciAddress) {
-    guard("virtpci_pci_address_list_free", || {
+    guard_free("virtpci_pci_address_list_free", || {
         // SAFETY: by contract the array came from libc::malloc or is NULL.
         unsafe { libc::free(list as *mut c_void) };
-        Ok(())
     })
 }
 

@@ -3,11 +3,11 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
+    guard, guard_free, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
 };
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hostdev::{HostdevManager, HostdevSpec, ResetOutcome};
 use crate::pci::PciAddress;
 use std::ffi::{c_char, c_int, c_uchar, c_uint};
@@ -147,7 +147,7 @@ unsafe fn addr_arg(addr: *const VirtpciPciAddress, func: &str) -> Result<PciAddr
 /// means empty); on a real host from /proc. Warnings go to the log callback.
 ///
 /// Returns a new handle, or NULL with the last error set: `VIRTPCI_ERR_INVALID_ARG` (NULL
-/// argument, non-UTF-8 path), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
+/// argument, non-UTF-8 path, a path that is empty or not absolute), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
 /// unreadable state), `VIRTPCI_ERR_INTERNAL` (a state file that is not virtpci's). Thread-safe.
 ///
 /// # Safety
@@ -163,6 +163,13 @@ pub unsafe extern "C" fn virtpci_hostdev_manager_new(
         let host = unsafe { ref_arg(host, "host", NAME) }?;
         // SAFETY: forwarded caller contract.
         let dir = unsafe { str_arg(state_dir, "state_dir", NAME) }?;
+        // A daemon's working directory is usually "/": a relative (or empty) directory would
+        // put the state there, and a daemon started elsewhere would not find it again.
+        if !Path::new(dir).is_absolute() {
+            return Err(Error::invalid_arg(format!(
+                "state_dir in {NAME} must be an absolute path"
+            )));
+        }
         let mgr = HostdevManager::new(Arc::clone(&host.host), Path::new(dir))?
             .with_logger(Arc::new(|m: &str| emit(VIRTPCI_LOG_WARNING, m)));
         Ok(Box::into_raw(Box::new(VirtpciHostdevManager { mgr })))
@@ -176,12 +183,11 @@ pub unsafe extern "C" fn virtpci_hostdev_manager_new(
 /// `mgr` is NULL or a handle from `virtpci_hostdev_manager_new` not yet released.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_hostdev_manager_free(mgr: *mut VirtpciHostdevManager) {
-    guard("virtpci_hostdev_manager_free", || {
+    guard_free("virtpci_hostdev_manager_free", || {
         if !mgr.is_null() {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(mgr) });
         }
-        Ok(())
     })
 }
 

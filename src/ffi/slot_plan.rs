@@ -3,7 +3,7 @@
 
 use super::address::VirtpciPciAddress;
 use super::assign::VirtpciAddressSet;
-use super::boundary::{guard, out_arg, ref_arg, xml_arg};
+use super::boundary::{guard, guard_free, out_arg, ref_arg, xml_arg};
 use crate::assign::slot_plan::{Pluggability, SlotPlan};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
@@ -297,11 +297,10 @@ pub unsafe extern "C" fn virtpci_slot_plan_slot(
 /// `plan` is NULL or a plan not yet released, not in use by another thread.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_slot_plan_free(plan: *mut VirtpciSlotPlan) {
-    guard("virtpci_slot_plan_free", || {
+    guard_free("virtpci_slot_plan_free", || {
         if !plan.is_null() {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(plan) });
         }
-        Ok(())
     })
 }
