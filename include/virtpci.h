@@ -299,6 +299,35 @@ typedef struct {
 } VirtpciHostdev;
 
 /**
+ * One device the hostdev manager holds, as `virtpci_hostdev_list_devices()` reports it.
+ */
+typedef struct {
+  /**
+   * The device's host address.
+   */
+  VirtpciPciAddress address;
+  /**
+   * The driver name and domain name of its user; both NULL for a device in the inactive
+   * list (detached, used by nobody).
+   */
+  char *drv_name;
+  char *dom_name;
+  /**
+   * The stub it is booked on ("vfio-pci" or a vfio variant driver).
+   */
+  char *stub;
+  /**
+   * Non-zero when re-attach gives it back to its host driver.
+   */
+  int managed;
+  /**
+   * Non-zero when an operation that did not finish (a crash, a failed rollback) left it
+   * half-moved; the owner's re-attach puts it back.
+   */
+  int interrupted;
+} VirtpciHostdevStatus;
+
+/**
  * One device of a slot plan. Its strings belong to the plan and stay valid until
  * `virtpci_slot_plan_free()`.
  */
@@ -944,6 +973,30 @@ int virtpci_hostdev_get_owner(VirtpciHostdevManager *mgr,
                               const VirtpciPciAddress *addr,
                               char **drv_name,
                               char **dom_name);
+
+/**
+ * Every device the manager holds, from the state directory as saved now: the active list
+ * (devices domains use, in address order) then the inactive list. On success `*devices` is a
+ * new array of `*n` entries (NULL when `*n` is 0), to release with
+ * `virtpci_hostdev_status_list_free(*devices, *n)`. Returns 0, or -1 with the last error set
+ * (NULL argument, unreadable state). Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; `devices` and `n` are NULL or valid for writing.
+ */
+int virtpci_hostdev_list_devices(VirtpciHostdevManager *mgr,
+                                 VirtpciHostdevStatus **devices,
+                                 size_t *n);
+
+/**
+ * Release an array from `virtpci_hostdev_list_devices()` with its `n` entries' strings.
+ * NULL is accepted. The thread's last error is left as it was.
+ *
+ * # Safety
+ * `devices` is NULL or an array from `virtpci_hostdev_list_devices()` of `n` entries, not
+ * yet released.
+ */
+void virtpci_hostdev_status_list_free(VirtpciHostdevStatus *devices, size_t n);
 
 /**
  * Plan the hot-plug of `n` devices as the functions of one free guest PCI slot, and reserve

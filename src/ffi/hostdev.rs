@@ -3,7 +3,8 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, guard_free, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
+    guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg,
+    str_arg, xml_arg,
 };
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
@@ -511,6 +512,115 @@ pub unsafe extern "C" fn virtpci_hostdev_get_owner(
         *drv_out = std::ptr::null_mut();
         *dom_out = std::ptr::null_mut();
         Ok(if book.is_inactive(&addr) { 2 } else { 0 })
+    })
+}
+
+/// One device the hostdev manager holds, as `virtpci_hostdev_list_devices()` reports it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct VirtpciHostdevStatus {
+    /// The device's host address.
+    pub address: VirtpciPciAddress,
+    /// The driver name and domain name of its user; both NULL for a device in the inactive
+    /// list (detached, used by nobody).
+    pub drv_name: *mut c_char,
+    pub dom_name: *mut c_char,
+    /// The stub it is booked on ("vfio-pci" or a vfio variant driver).
+    pub stub: *mut c_char,
+    /// Non-zero when re-attach gives it back to its host driver.
+    pub managed: c_int,
+    /// Non-zero when an operation that did not finish (a crash, a failed rollback) left it
+    /// half-moved; the owner's re-attach puts it back.
+    pub interrupted: c_int,
+}
+
+/// Free the strings of `items` (each NULL or from malloc).
+fn free_status_strings(items: &[VirtpciHostdevStatus]) {
+    for d in items {
+        for p in [d.drv_name, d.dom_name, d.stub] {
+            // SAFETY: each pointer is NULL or a string from malloc_string, released once.
+            unsafe { libc::free(p as *mut libc::c_void) };
+        }
+    }
+}
+
+fn opt_malloc_string(text: Option<&str>) -> Result<*mut c_char> {
+    text.map_or(Ok(std::ptr::null_mut()), malloc_string)
+}
+
+/// Every device the manager holds, from the state directory as saved now: the active list
+/// (devices domains use, in address order) then the inactive list. On success `*devices` is a
+/// new array of `*n` entries (NULL when `*n` is 0), to release with
+/// `virtpci_hostdev_status_list_free(*devices, *n)`. Returns 0, or -1 with the last error set
+/// (NULL argument, unreadable state). Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; `devices` and `n` are NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_list_devices(
+    mgr: *mut VirtpciHostdevManager,
+    devices: *mut *mut VirtpciHostdevStatus,
+    n: *mut usize,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_list_devices";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let devices_out = unsafe { out_arg(devices, "devices", NAME) }?;
+        let n_out = unsafe { out_arg(n, "n", NAME) }?;
+        let mut items: Vec<VirtpciHostdevStatus> = Vec::new();
+        let filled = mgr.held_devices().and_then(|held| {
+            for d in &held {
+                // Pushed with NULL strings first, so that a failed allocation frees the rest.
+                items.push(VirtpciHostdevStatus {
+                    address: VirtpciPciAddress::from(d.address),
+                    drv_name: std::ptr::null_mut(),
+                    dom_name: std::ptr::null_mut(),
+                    stub: std::ptr::null_mut(),
+                    managed: c_int::from(d.managed),
+                    interrupted: c_int::from(d.interrupted),
+                });
+                let item = items.last_mut().expect("just pushed");
+                let owner = d.owner.as_ref();
+                item.drv_name = opt_malloc_string(owner.map(|o| o.driver.as_str()))?;
+                item.dom_name = opt_malloc_string(owner.map(|o| o.domain.as_str()))?;
+                item.stub = malloc_string(&d.stub)?;
+            }
+            malloc_array(&items)
+        });
+        match filled {
+            Ok(array) => {
+                *devices_out = array;
+                *n_out = items.len();
+                Ok(0)
+            }
+            Err(e) => {
+                free_status_strings(&items);
+                Err(e)
+            }
+        }
+    })
+}
+
+/// Release an array from `virtpci_hostdev_list_devices()` with its `n` entries' strings.
+/// NULL is accepted. The thread's last error is left as it was.
+///
+/// # Safety
+/// `devices` is NULL or an array from `virtpci_hostdev_list_devices()` of `n` entries, not
+/// yet released.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_status_list_free(
+    devices: *mut VirtpciHostdevStatus,
+    n: usize,
+) {
+    guard_free("virtpci_hostdev_status_list_free", || {
+        if devices.is_null() {
+            return;
+        }
+        // SAFETY: by contract the array holds n entries and is released once.
+        free_status_strings(unsafe { std::slice::from_raw_parts(devices, n) });
+        // SAFETY: the array came from malloc_array.
+        unsafe { libc::free(devices as *mut libc::c_void) };
     })
 }
 

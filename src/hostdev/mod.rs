@@ -35,7 +35,7 @@ pub mod moves;
 pub mod plan;
 pub mod state;
 
-pub use book::{ActiveEntry, BookEntry, DeviceState, Owner, OwnershipBook};
+pub use book::{ActiveEntry, BookEntry, DeviceState, HeldDevice, Owner, OwnershipBook};
 pub use critical::{CriticalUse, HostUsage, ProcUsage, StaticUsage};
 pub use moves::{ResetCapability, ResetOutcome, ResetTimings};
 pub use plan::{Action, CheckReport, GroupCheck, GroupMember, HostdevCheck};
@@ -249,6 +249,11 @@ impl HostdevManager {
     /// Both lists as saved now.
     pub fn book(&self) -> Result<OwnershipBook> {
         Ok(self.session()?.book.clone())
+    }
+
+    /// Every device the manager holds (both lists), as saved now.
+    pub fn held_devices(&self) -> Result<Vec<HeldDevice>> {
+        Ok(self.session()?.book.held_devices())
     }
 
     /// The dry run of prepare: every check, nothing changed. Fails only when sysfs or the
