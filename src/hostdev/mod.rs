@@ -246,6 +246,18 @@ impl HostdevManager {
         })
     }
 
+    /// The session of a node-device call on `addr`, which must exist and be used by no domain.
+    fn unused_device_session(&self, addr: &PciAddress) -> Result<Session<'_>> {
+        let s = self.session()?;
+        if !self.host.device_exists(addr)? {
+            return Err(plan::missing_device_error(&self.host, addr));
+        }
+        if let Some(a) = s.book.active_entry(addr) {
+            return Err(book::in_use_error(addr, &a.owner));
+        }
+        Ok(s)
+    }
+
     /// Both lists as saved now.
     pub fn book(&self) -> Result<OwnershipBook> {
         Ok(self.session()?.book.clone())
@@ -578,13 +590,7 @@ impl HostdevManager {
         };
         let stub = plan::stub_for(&spec)?;
         self.logged(|notes| {
-            let mut s = self.session()?;
-            if !self.host.device_exists(addr)? {
-                return Err(plan::missing_device_error(&self.host, addr));
-            }
-            if let Some(a) = s.book.active_entry(addr) {
-                return Err(book::in_use_error(addr, &a.owner));
-            }
+            let mut s = self.unused_device_session(addr)?;
             let before = s.book.clone();
             let now = moves::current(&self.host, addr)?;
             if now.driver.as_deref() != Some(stub.as_str()) {
@@ -632,13 +638,7 @@ impl HostdevManager {
     pub fn node_device_reattach(&self, addr: &PciAddress) -> Result<()> {
         addr.check_ranges()?;
         self.logged(|notes| {
-            let mut s = self.session()?;
-            if !self.host.device_exists(addr)? {
-                return Err(plan::missing_device_error(&self.host, addr));
-            }
-            if let Some(a) = s.book.active_entry(addr) {
-                return Err(book::in_use_error(addr, &a.owner));
-            }
+            let mut s = self.unused_device_session(addr)?;
             let entry = s.book.inactive_entry(addr).cloned();
             let now = moves::current(&self.host, addr)?;
             let original = entry
