@@ -1,6 +1,7 @@
-//! Arguments of the hostdev manager's C calls that used to be taken as they came: a state
-//! directory that is empty or relative (files written in the daemon's working directory), and
-//! domain and driver names of any length (a 64 MiB name made a 192 MiB state file).
+//! Arguments of the hostdev manager's calls (C, and the Rust API for the state directory)
+//! that used to be taken as they came: a state directory that is empty or relative (files
+//! written in the daemon's working directory), and domain and driver names of any length (a
+//! 64 MiB name made a 192 MiB state file).
 
 mod host_support;
 
@@ -212,4 +213,15 @@ fn a_domain_xml_name_is_bounded_too() {
         virtpci_hostdev_manager_free(mgr);
         virtpci_host_free(host);
     }
+}
+
+#[test]
+fn the_rust_api_refuses_an_empty_state_dir_too() {
+    let tree = fixture_tree("quad-nic");
+    let host = std::sync::Arc::new(virtpci::Host::open_simulated(&tree.path).unwrap());
+    let err = virtpci::HostdevManager::new(host, std::path::Path::new("")).unwrap_err();
+    assert_eq!(
+        err.message,
+        "invalid argument: the hostdev state directory must not be empty"
+    );
 }

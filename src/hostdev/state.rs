@@ -36,6 +36,12 @@ pub struct StateLock {
 impl StateStore {
     /// Use `dir`, creating it (mode 0700) when missing.
     pub fn open(dir: &Path) -> Result<StateStore> {
+        // An empty path would put the files in the working directory.
+        if dir.as_os_str().is_empty() {
+            return Err(Error::invalid_arg(
+                "the hostdev state directory must not be empty",
+            ));
+        }
         if !dir.is_dir() {
             fs::DirBuilder::new()
                 .recursive(true)
