@@ -559,7 +559,7 @@ int virtpci_address_set_release(VirtpciAddressSet *set, const VirtpciPciAddress 
 
 /**
  * Release an address set. NULL is accepted. No other thread may use `set` during or after
- * this call.
+ * this call. The thread's last error is left as it was.
  *
  * # Safety
  * `set` is NULL or a handle from `virtpci_address_set_new_from_xml()` not yet released.
@@ -591,7 +591,8 @@ void virtpci_reset_last_error(void);
 
 /**
  * Release a string returned by virtpci. NULL is accepted. Strings returned by virtpci are
- * allocated with `malloc`, so `free()` is equally right.
+ * allocated with `malloc`, so `free()` is equally right. The thread's last error is left as
+ * it was.
  *
  * # Safety
  * `s` is NULL or a string returned by virtpci that was not yet released.
@@ -641,7 +642,8 @@ VirtpciHost *virtpci_host_open_simulated(const char *root);
 
 /**
  * Release a host handle. NULL is accepted. The handle must not be in use by another thread.
- * Hostdev managers made from it keep the host alive until they are released themselves.
+ * Hostdev managers made from it keep the host alive until they are released themselves. The
+ * thread's last error is left as it was.
  *
  * # Safety
  * `host` is NULL or a handle from `virtpci_host_open*` not yet released.
@@ -706,7 +708,7 @@ int virtpci_pci_address_get_iommu_group_addresses(VirtpciHost *host,
 
 /**
  * Release an array returned by virtpci (`virtpci_pci_address_get_iommu_group_addresses()`).
- * NULL is accepted.
+ * NULL is accepted. The thread's last error is left as it was.
  *
  * # Safety
  * `list` is NULL or an array returned by virtpci and not yet released.
@@ -781,7 +783,8 @@ VirtpciHostdevManager *virtpci_hostdev_manager_new(VirtpciHost *host,
 
 /**
  * Release a manager. NULL is accepted. The lists stay saved in the state directory; devices
- * stay where they are. The handle must not be in use by another thread.
+ * stay where they are. The handle must not be in use by another thread. The thread's last
+ * error is left as it was.
  *
  * # Safety
  * `mgr` is NULL or a handle from `virtpci_hostdev_manager_new` not yet released.
@@ -1106,7 +1109,7 @@ int virtpci_slot_plan_slot(const VirtpciSlotPlan *plan, VirtpciPciAddress *out);
 
 /**
  * Release a plan (and the strings of its items). NULL is accepted. Releasing a plan does not
- * change any address set.
+ * change any address set. The thread's last error is left as it was.
  *
  * # Safety
  * `plan` is NULL or a plan not yet released, not in use by another thread.

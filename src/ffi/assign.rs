@@ -398,7 +398,7 @@ pub unsafe extern "C" fn virtpci_address_set_release(
 }
 
 /// Release an address set. NULL is accepted. No other thread may use `set` during or after
-/// this call.
+/// this call. The thread's last error is left as it was.
 ///
 /// # Safety
 /// `set` is NULL or a handle from `virtpci_address_set_new_from_xml()` not yet released.

@@ -97,7 +97,8 @@ pub unsafe extern "C" fn virtpci_host_open_simulated(root: *const c_char) -> *mu
 }
 
 /// Release a host handle. NULL is accepted. The handle must not be in use by another thread.
-/// Hostdev managers made from it keep the host alive until they are released themselves.
+/// Hostdev managers made from it keep the host alive until they are released themselves. The
+/// thread's last error is left as it was.
 ///
 /// # Safety
 /// `host` is NULL or a handle from `virtpci_host_open*` not yet released.
@@ -227,7 +228,7 @@ pub unsafe extern "C" fn virtpci_pci_address_get_iommu_group_addresses(
 }
 
 /// Release an array returned by virtpci (`virtpci_pci_address_get_iommu_group_addresses()`).
-/// NULL is accepted.
+/// NULL is accepted. The thread's last error is left as it was.
 ///
 /// # Safety
 /// `list` is NULL or an array returned by virtpci and not yet released.

@@ -178,7 +178,8 @@ pub unsafe extern "C" fn virtpci_hostdev_manager_new(
 }
 
 /// Release a manager. NULL is accepted. The lists stay saved in the state directory; devices
-/// stay where they are. The handle must not be in use by another thread.
+/// stay where they are. The handle must not be in use by another thread. The thread's last
+/// error is left as it was.
 ///
 /// # Safety
 /// `mgr` is NULL or a handle from `virtpci_hostdev_manager_new` not yet released.

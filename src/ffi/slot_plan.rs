@@ -291,7 +291,7 @@ pub unsafe extern "C" fn virtpci_slot_plan_slot(
 }
 
 /// Release a plan (and the strings of its items). NULL is accepted. Releasing a plan does not
-/// change any address set.
+/// change any address set. The thread's last error is left as it was.
 ///
 /// # Safety
 /// `plan` is NULL or a plan not yet released, not in use by another thread.
