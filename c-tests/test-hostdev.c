@@ -133,17 +133,67 @@ static void test_checks(VirtpciHostdevManager *mgr)
 static void test_faults(VirtpciHost *host, VirtpciHostdevManager *mgr)
 {
     VirtpciHostdev devs[4] = {nic(0, 1), nic(1, 1), nic(2, 1), nic(3, 1)};
-    /* 4 devices × 3 writes; each one fails in turn. */
+    /* 4 devices × 3 writes; each one fails in turn, and says it fired. */
     for (unsigned int k = 1; k <= 12; k++) {
+        int fired = virtpci_host_faults_fired(host);
         CHECK(virtpci_host_inject_fault(host, NULL, k, 5 /* EIO */) == 0, "inject");
         CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, devs, 4, 0) == -1,
               "fault %u fails prepare", k);
+        CHECK(virtpci_host_faults_fired(host) == fired + 1, "fault %u fired", k);
+        CHECK(virtpci_host_clear_faults(host) == 0, "fault %u: nothing left armed", k);
         CHECK(all_on(host, "tg3"), "fault %u rolled back", k);
         VirtpciPciAddress a0 = {0, 2, 0, 0};
         char *d = NULL, *n = NULL;
         CHECK(virtpci_hostdev_get_owner(mgr, &a0, &d, &n) == 0, "fault %u: unbooked", k);
     }
     CHECK(virtpci_host_inject_fault(host, "unbind", 0, 5) == -1, "nth 0 refused");
+    /* A fault that never fires is cleared, and counted as such. */
+    CHECK(virtpci_host_inject_fault(host, "reset", 1000, 5) == 0, "inject");
+    CHECK(virtpci_host_clear_faults(host) == 1, "one armed fault cleared");
+    CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, devs, 4, 0) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(virtpci_hostdev_reattach_pci_devices(mgr, "QEMU", "vm1", devs, 4) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(virtpci_host_clear_faults(NULL) == -1, "NULL host");
+}
+
+/* Every device the manager holds, and the error a free leaves alone. */
+static void test_list_devices(VirtpciHost *host, VirtpciHostdevManager *mgr)
+{
+    VirtpciHostdev devs[4] = {nic(0, 1), nic(1, 1), nic(2, 1), nic(3, 1)};
+    VirtpciHostdevStatus *list = NULL;
+    size_t n = 99;
+    CHECK(virtpci_hostdev_list_devices(mgr, &list, &n) == 0 && n == 0 && list == NULL, "empty");
+    CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, devs, 4, 0) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(virtpci_hostdev_list_devices(mgr, &list, &n) == 0 && n == 4, "%s",
+          virtpci_last_error_message());
+    for (size_t i = 0; list && i < n; i++) {
+        CHECK(list[i].address.bus == 2 && list[i].address.function == i, "address %zu", i);
+        CHECK_STR(list[i].drv_name, "QEMU");
+        CHECK_STR(list[i].dom_name, "vm1");
+        CHECK_STR(list[i].stub, "vfio-pci");
+        CHECK(list[i].managed == 1 && list[i].interrupted == 0, "flags %zu", i);
+    }
+    /* An error, then frees: the error is still there. */
+    CHECK(virtpci_hostdev_list_devices(mgr, NULL, &n) == -1, "NULL devices");
+    virtpci_hostdev_status_list_free(list, n);
+    virtpci_hostdev_status_list_free(NULL, 0);
+    virtpci_hostdev_manager_free(NULL);
+    virtpci_host_free(NULL);
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "code kept after frees");
+    CHECK_STR(virtpci_last_error_message(),
+              "invalid argument: devices in virtpci_hostdev_list_devices must not be NULL");
+
+    CHECK(virtpci_hostdev_reattach_pci_devices(mgr, "QEMU", "vm1", devs, 3) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(virtpci_hostdev_list_devices(mgr, &list, &n) == 0 && n == 1, "one left");
+    if (list && n == 1)
+        CHECK(list[0].address.function == 3, "function 3 left");
+    virtpci_hostdev_status_list_free(list, n);
+    CHECK(virtpci_hostdev_reattach_pci_devices(mgr, "QEMU", "vm1", devs, 4) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(all_on(host, "tg3"), "all back");
 }
 
 static void test_node_device(VirtpciHost *host, VirtpciHostdevManager *mgr)
@@ -302,6 +352,7 @@ int main(int argc, char **argv)
         test_round_trip(host, mgr);
         test_checks(mgr);
         test_faults(host, mgr);
+        test_list_devices(host, mgr);
         test_node_device(host, mgr);
         test_domain_xml(host, mgr);
         test_threads(host, mgr);

@@ -299,6 +299,35 @@ typedef struct {
 } VirtpciHostdev;
 
 /**
+ * One device the hostdev manager holds, as `virtpci_hostdev_list_devices()` reports it.
+ */
+typedef struct {
+  /**
+   * The device's host address.
+   */
+  VirtpciPciAddress address;
+  /**
+   * The driver name and domain name of its user; both NULL for a device in the inactive
+   * list (detached, used by nobody).
+   */
+  char *drv_name;
+  char *dom_name;
+  /**
+   * The stub it is booked on ("vfio-pci" or a vfio variant driver).
+   */
+  char *stub;
+  /**
+   * Non-zero when re-attach gives it back to its host driver.
+   */
+  int managed;
+  /**
+   * Non-zero when an operation that did not finish (a crash, a failed rollback) left it
+   * half-moved; the owner's re-attach puts it back.
+   */
+  int interrupted;
+} VirtpciHostdevStatus;
+
+/**
  * One device of a slot plan. Its strings belong to the plan and stay valid until
  * `virtpci_slot_plan_free()`.
  */
@@ -530,7 +559,7 @@ int virtpci_address_set_release(VirtpciAddressSet *set, const VirtpciPciAddress 
 
 /**
  * Release an address set. NULL is accepted. No other thread may use `set` during or after
- * this call.
+ * this call. The thread's last error is left as it was.
  *
  * # Safety
  * `set` is NULL or a handle from `virtpci_address_set_new_from_xml()` not yet released.
@@ -563,7 +592,8 @@ void virtpci_reset_last_error(void);
 
 /**
  * Release a string returned by virtpci. NULL is accepted. Strings returned by virtpci are
- * allocated with `malloc`, so `free()` is equally right.
+ * allocated with `malloc`, so `free()` is equally right. The thread's last error is left as
+ * it was.
  *
  * # Safety
  * `s` is NULL or a string returned by virtpci that was not yet released.
@@ -613,7 +643,8 @@ VirtpciHost *virtpci_host_open_simulated(const char *root);
 
 /**
  * Release a host handle. NULL is accepted. The handle must not be in use by another thread.
- * Hostdev managers made from it keep the host alive until they are released themselves.
+ * Hostdev managers made from it keep the host alive until they are released themselves. The
+ * thread's last error is left as it was.
  *
  * # Safety
  * `host` is NULL or a handle from `virtpci_host_open*` not yet released.
@@ -678,7 +709,7 @@ int virtpci_pci_address_get_iommu_group_addresses(VirtpciHost *host,
 
 /**
  * Release an array returned by virtpci (`virtpci_pci_address_get_iommu_group_addresses()`).
- * NULL is accepted.
+ * NULL is accepted. The thread's last error is left as it was.
  *
  * # Safety
  * `list` is NULL or an array returned by virtpci and not yet released.
@@ -713,6 +744,25 @@ int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, ch
 int virtpci_host_inject_fault(VirtpciHost *host, const char *kind, unsigned int nth, int errnum);
 
 /**
+ * Disarm every fault armed on this handle with `virtpci_host_inject_fault()`. Returns how many
+ * were still armed (had not fired), or -1 with the last error set (NULL host). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle.
+ */
+int virtpci_host_clear_faults(VirtpciHost *host);
+
+/**
+ * How many faults armed on this handle fired (made a write fail) since the host was opened,
+ * so a test can tell an injected fault from a path that never wrote. Returns the count, or
+ * -1 with the last error set (NULL host). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle.
+ */
+int virtpci_host_faults_fired(VirtpciHost *host);
+
+/**
  * Create a manager for `host` whose lists are kept in `state_dir` (created with mode 0700
  * when missing; libvirt uses /run/libvirt/hostdevmgr). Lists saved there by an earlier
  * manager, including one in a process that was killed, are taken over: owners, original
@@ -723,17 +773,19 @@ int virtpci_host_inject_fault(VirtpciHost *host, const char *kind, unsigned int 
  * means empty); on a real host from /proc. Warnings go to the log callback.
  *
  * Returns a new handle, or NULL with the last error set: `VIRTPCI_ERR_INVALID_ARG` (NULL
- * argument, non-UTF-8 path), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
+ * argument, non-UTF-8 path, a path that is empty or not absolute), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
  * unreadable state), `VIRTPCI_ERR_INTERNAL` (a state file that is not virtpci's). Thread-safe.
  *
  * # Safety
  * `host` is NULL or a live host handle; `state_dir` is NULL or a NUL-terminated string.
  */
-VirtpciHostdevManager *virtpci_hostdev_manager_new(VirtpciHost *host, const char *state_dir);
+VirtpciHostdevManager *virtpci_hostdev_manager_new(VirtpciHost *host,
+                                                   const char *state_dir);
 
 /**
  * Release a manager. NULL is accepted. The lists stay saved in the state directory; devices
- * stay where they are. The handle must not be in use by another thread.
+ * stay where they are. The handle must not be in use by another thread. The thread's last
+ * error is left as it was.
  *
  * # Safety
  * `mgr` is NULL or a handle from `virtpci_hostdev_manager_new` not yet released.
@@ -927,6 +979,30 @@ int virtpci_hostdev_get_owner(VirtpciHostdevManager *mgr,
                               char **dom_name);
 
 /**
+ * Every device the manager holds, from the state directory as saved now: the active list
+ * (devices domains use, in address order) then the inactive list. On success `*devices` is a
+ * new array of `*n` entries (NULL when `*n` is 0), to release with
+ * `virtpci_hostdev_status_list_free(*devices, *n)`. Returns 0, or -1 with the last error set
+ * (NULL argument, unreadable state). Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; `devices` and `n` are NULL or valid for writing.
+ */
+int virtpci_hostdev_list_devices(VirtpciHostdevManager *mgr,
+                                 VirtpciHostdevStatus **devices,
+                                 size_t *n);
+
+/**
+ * Release an array from `virtpci_hostdev_list_devices()` with its `n` entries' strings.
+ * NULL is accepted. The thread's last error is left as it was.
+ *
+ * # Safety
+ * `devices` is NULL or an array from `virtpci_hostdev_list_devices()` of `n` entries, not
+ * yet released.
+ */
+void virtpci_hostdev_status_list_free(VirtpciHostdevStatus *devices, size_t n);
+
+/**
  * Plan the hot-plug of `n` devices as the functions of one free guest PCI slot, and reserve
  * their addresses in `set`.
  *
@@ -1034,7 +1110,7 @@ int virtpci_slot_plan_slot(const VirtpciSlotPlan *plan, VirtpciPciAddress *out);
 
 /**
  * Release a plan (and the strings of its items). NULL is accepted. Releasing a plan does not
- * change any address set.
+ * change any address set. The thread's last error is left as it was.
  *
  * # Safety
  * `plan` is NULL or a plan not yet released, not in use by another thread.

@@ -10,7 +10,7 @@
 //! over 4 MiB (`REMOTE_STRING_MAX`), libxml2 refuses nesting deeper than 256 by default, a
 //! domain has at most 256 PCI buses of 32 slots, and a config space has 4096 bytes.
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// Largest XML document (domain or device) accepted, in bytes: 16 MiB, four times what
 /// libvirt's RPC carries; room for some 50,000 devices.
@@ -47,6 +47,33 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// Most bytes of one piece of input (an address, a name, an attribute value, a path) that a
 /// message quotes; longer input is quoted as its first bytes and `...`.
 pub const MAX_QUOTED_INPUT_BYTES: usize = 64;
+
+/// Longest domain name the hostdev manager books, in bytes: a file name's length (NAME_MAX).
+/// libvirt keeps each domain of its QEMU driver in a file named after it (`NAME.xml`), so a
+/// longer name cannot be a libvirt domain; without a bound a 64 MiB name made a 192 MiB state
+/// file.
+pub const MAX_DOMAIN_NAME_BYTES: usize = 255;
+
+/// Longest daemon driver name the hostdev manager books, in bytes. libvirt's are short
+/// constants ("QEMU", "LXC", "xenlight").
+pub const MAX_DRIVER_NAME_BYTES: usize = 64;
+
+/// Check a name the hostdev manager books (`what`: "domain name", "driver name"): 1 to `max`
+/// bytes, without a newline (libvirt refuses a newline in any object name).
+pub fn check_name(what: &str, name: &str, max: usize) -> Result<()> {
+    if name.is_empty() || name.len() > max {
+        return Err(Error::invalid_arg(format!(
+            "{what} must be 1 to {max} bytes long, not {}",
+            name.len()
+        )));
+    }
+    if name.contains('\n') {
+        return Err(Error::invalid_arg(format!(
+            "invalid char in {what}: newline"
+        )));
+    }
+    Ok(())
+}
 
 /// The XML limits [`crate::xml::Document::parse`] applies; tests may use smaller ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

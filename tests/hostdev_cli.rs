@@ -190,3 +190,54 @@ fn prepare_and_reattach_with_a_driver_name_and_state_dir() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--simulate needs --sysfs ROOT"));
 }
+
+/// `virtpci status` with the tree and extra arguments (no domain file).
+fn status(tree: &TempTree, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["status", "--simulate", "--sysfs"])
+        .arg(&tree.path)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn status_lists_every_held_device() {
+    let tree = fixture_tree("quad-nic");
+    let out = status(&tree, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("no device is held"),
+        "{}",
+        text(&out.stdout)
+    );
+    let body: String = (0..4).map(|f| hostdev(2, 0, f, "")).collect();
+    let xml = write_domain(&tree.path, "vm1", &body);
+    let out = run(&tree, &["prepare", "--driver", "QEMU"], &xml);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = status(&tree, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    assert_eq!(
+        stdout.lines().next().unwrap(),
+        "0000:02:00.0  used by QEMU/vm1  booked on vfio-pci  bound to vfio-pci"
+    );
+    let out = status(&tree, &["--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let devices = json["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 4);
+    assert_eq!(devices[3]["address"], "0000:02:00.3");
+    assert_eq!(devices[3]["domain"], "vm1");
+    assert_eq!(devices[3]["driver"], "QEMU");
+    assert_eq!(devices[3]["stub"], "vfio-pci");
+    assert_eq!(devices[3]["interrupted"], false);
+    assert_eq!(devices[3]["bound_to"], "vfio-pci");
+
+    let out = run(&tree, &["reattach", "--driver", "QEMU"], &xml);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&status(&tree, &["--json"]).stdout).unwrap();
+    assert_eq!(json["devices"], serde_json::json!([]));
+}

@@ -337,6 +337,11 @@ fn expect_ok(func: &str) {
     assert_eq!(msg, "no error", "{func} succeeded with a message");
 }
 
+/// A `_free` leaves the last error as it was.
+fn expect_unchanged(func: &str, before: (c_int, String)) {
+    assert_eq!(last_error(), before, "{func} changed the last error");
+}
+
 fn expect_failed(func: &str, allowed: &[ErrorCode]) {
     let (code, msg) = last_error();
     assert_ne!(code, 0, "{func} failed without setting the last error");
@@ -911,12 +916,13 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
                 7 => {
                     // Release a set (or NULL).
                     let pick = p.byte() as usize;
+                    let before = last_error();
                     if pick < sets.len() {
                         f_assign::virtpci_address_set_free(sets.swap_remove(pick));
                     } else {
                         f_assign::virtpci_address_set_free(std::ptr::null_mut());
                     }
-                    expect_ok("set_free");
+                    expect_unchanged("set_free", before);
                 }
                 8 => {
                     // Open a host: one of the fixed trees, NULL (the real /sys), or any path
@@ -1128,12 +1134,13 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
                         }
                         _ => {
                             let pick = p.byte() as usize;
+                            let before = last_error();
                             if pick < plans.len() {
                                 f_plan::virtpci_slot_plan_free(plans.swap_remove(pick));
                             } else {
                                 f_plan::virtpci_slot_plan_free(std::ptr::null_mut());
                             }
-                            expect_ok("slot_plan_free");
+                            expect_unchanged("slot_plan_free", before);
                         }
                     }
                 }
@@ -1604,6 +1611,7 @@ impl<'a> Hostdev<'a> {
                     // Release a manager or a host early (managers keep their host), or NULL.
                     let sub = p.byte() % 3;
                     let pick = p.byte() as usize;
+                    let before = last_error();
                     match sub {
                         0 if pick < self.managers.len() => f_hd::virtpci_hostdev_manager_free(
                             self.managers.swap_remove(pick).handle,
@@ -1614,6 +1622,7 @@ impl<'a> Hostdev<'a> {
                         0 => f_hd::virtpci_hostdev_manager_free(std::ptr::null_mut()),
                         _ => f_host::virtpci_host_free(std::ptr::null_mut()),
                     }
+                    expect_unchanged("manager_free/host_free", before);
                 }
                 16 => self.hostdev_list_call(p),
                 17 => self.node_device_call(p),

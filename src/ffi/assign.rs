@@ -2,7 +2,7 @@
 //! of a running guest for hotplug (`virtpci_address_set_*`).
 
 use super::address::VirtpciPciAddress;
-use super::boundary::{guard, malloc_string, out_arg, ref_arg, xml_arg};
+use super::boundary::{guard, guard_free, malloc_string, out_arg, ref_arg, xml_arg};
 use super::log::{emit, VIRTPCI_LOG_WARNING};
 use crate::assign::{AssignOptions, HotplugAddressSet};
 use crate::error::{Error, Result};
@@ -398,17 +398,16 @@ pub unsafe extern "C" fn virtpci_address_set_release(
 }
 
 /// Release an address set. NULL is accepted. No other thread may use `set` during or after
-/// this call.
+/// this call. The thread's last error is left as it was.
 ///
 /// # Safety
 /// `set` is NULL or a handle from `virtpci_address_set_new_from_xml()` not yet released.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_address_set_free(set: *mut VirtpciAddressSet) {
-    guard("virtpci_address_set_free", || {
+    guard_free("virtpci_address_set_free", || {
         if !set.is_null() {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(set) });
         }
-        Ok(())
     })
 }

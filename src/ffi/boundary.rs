@@ -110,6 +110,14 @@ pub fn guard<T: FailureValue>(name: &str, body: impl FnOnce() -> Result<T>) -> T
     }
 }
 
+/// Run the body of a `_free` function: as [`guard`], but the thread's last error is left as it
+/// was (a daemon cleans up before it reads the error of the call that failed).
+pub fn guard_free(name: &str, body: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(body)).is_err() {
+        set_last_error(Error::internal(format!("unexpected panic in {name}")));
+    }
+}
+
 /// libvirt's wording for a NULL argument (`virCheckNonNullArgReturn`).
 pub fn null_arg(arg: &str, func: &str) -> Error {
     Error::invalid_arg(format!("{arg} in {func} must not be NULL"))
@@ -248,6 +256,15 @@ mod tests {
         let rc: c_int = guard("f", || Ok(0));
         assert_eq!(rc, 0);
         assert_eq!(last_error_code(), ErrorCode::Ok);
+    }
+
+    #[test]
+    fn a_free_keeps_the_last_error() {
+        let _: c_int = guard("f", || Err(Error::xml("bad")));
+        guard_free("f_free", || {});
+        assert_eq!(last_error_code(), ErrorCode::XmlError);
+        guard_free("f_free", || panic!("boom"));
+        assert_eq!(last_error_code(), ErrorCode::Internal);
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub extern "C" fn virtpci_reset_last_error() {
 }
 
 /// Release a string returned by virtpci. NULL is accepted. Strings returned by virtpci are
-/// allocated with `malloc`, so `free()` is equally right.
+/// allocated with `malloc`, so `free()` is equally right. The thread's last error is left as
+/// it was.
 ///
 /// # Safety
 /// `s` is NULL or a string returned by virtpci that was not yet released.

@@ -2,7 +2,8 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg,
+    guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg,
+    str_arg,
 };
 use crate::error::{quote, Error, Result};
 use crate::host::{Host, WriteKind};
@@ -96,18 +97,18 @@ pub unsafe extern "C" fn virtpci_host_open_simulated(root: *const c_char) -> *mu
 }
 
 /// Release a host handle. NULL is accepted. The handle must not be in use by another thread.
-/// Hostdev managers made from it keep the host alive until they are released themselves.
+/// Hostdev managers made from it keep the host alive until they are released themselves. The
+/// thread's last error is left as it was.
 ///
 /// # Safety
 /// `host` is NULL or a handle from `virtpci_host_open*` not yet released.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_host_free(host: *mut VirtpciHost) {
-    guard("virtpci_host_free", || {
+    guard_free("virtpci_host_free", || {
         if !host.is_null() {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(host) });
         }
-        Ok(())
     })
 }
 
@@ -227,16 +228,15 @@ pub unsafe extern "C" fn virtpci_pci_address_get_iommu_group_addresses(
 }
 
 /// Release an array returned by virtpci (`virtpci_pci_address_get_iommu_group_addresses()`).
-/// NULL is accepted.
+/// NULL is accepted. The thread's last error is left as it was.
 ///
 /// # Safety
 /// `list` is NULL or an array returned by virtpci and not yet released.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_pci_address_list_free(list: *mut VirtpciPciAddress) {
-    guard("virtpci_pci_address_list_free", || {
+    guard_free("virtpci_pci_address_list_free", || {
         // SAFETY: by contract the array came from libc::malloc or is NULL.
         unsafe { libc::free(list as *mut c_void) };
-        Ok(())
     })
 }
 
@@ -308,5 +308,36 @@ pub unsafe extern "C" fn virtpci_host_inject_fault(
         }
         host.faults().inject(kind, nth as u64, errnum);
         Ok(0)
+    })
+}
+
+/// Disarm every fault armed on this handle with `virtpci_host_inject_fault()`. Returns how many
+/// were still armed (had not fired), or -1 with the last error set (NULL host). Thread-safe.
+///
+/// # Safety
+/// `host` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_host_clear_faults(host: *mut VirtpciHost) -> c_int {
+    const NAME: &str = "virtpci_host_clear_faults";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let host = unsafe { host_arg(host, NAME) }?;
+        Ok(c_int::try_from(host.faults().clear()).unwrap_or(c_int::MAX))
+    })
+}
+
+/// How many faults armed on this handle fired (made a write fail) since the host was opened,
+/// so a test can tell an injected fault from a path that never wrote. Returns the count, or
+/// -1 with the last error set (NULL host). Thread-safe.
+///
+/// # Safety
+/// `host` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_host_faults_fired(host: *mut VirtpciHost) -> c_int {
+    const NAME: &str = "virtpci_host_faults_fired";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let host = unsafe { host_arg(host, NAME) }?;
+        Ok(c_int::try_from(host.faults().fired()).unwrap_or(c_int::MAX))
     })
 }

@@ -3,11 +3,12 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
+    guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg,
+    str_arg, xml_arg,
 };
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hostdev::{HostdevManager, HostdevSpec, ResetOutcome};
 use crate::pci::PciAddress;
 use std::ffi::{c_char, c_int, c_uchar, c_uint};
@@ -147,7 +148,7 @@ unsafe fn addr_arg(addr: *const VirtpciPciAddress, func: &str) -> Result<PciAddr
 /// means empty); on a real host from /proc. Warnings go to the log callback.
 ///
 /// Returns a new handle, or NULL with the last error set: `VIRTPCI_ERR_INVALID_ARG` (NULL
-/// argument, non-UTF-8 path), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
+/// argument, non-UTF-8 path, a path that is empty or not absolute), `VIRTPCI_ERR_SYSTEM_ERROR` ("Failed to create state dir …",
 /// unreadable state), `VIRTPCI_ERR_INTERNAL` (a state file that is not virtpci's). Thread-safe.
 ///
 /// # Safety
@@ -163,6 +164,13 @@ pub unsafe extern "C" fn virtpci_hostdev_manager_new(
         let host = unsafe { ref_arg(host, "host", NAME) }?;
         // SAFETY: forwarded caller contract.
         let dir = unsafe { str_arg(state_dir, "state_dir", NAME) }?;
+        // A daemon's working directory is usually "/": a relative (or empty) directory would
+        // put the state there, and a daemon started elsewhere would not find it again.
+        if !Path::new(dir).is_absolute() {
+            return Err(Error::invalid_arg(format!(
+                "state_dir in {NAME} must be an absolute path"
+            )));
+        }
         let mgr = HostdevManager::new(Arc::clone(&host.host), Path::new(dir))?
             .with_logger(Arc::new(|m: &str| emit(VIRTPCI_LOG_WARNING, m)));
         Ok(Box::into_raw(Box::new(VirtpciHostdevManager { mgr })))
@@ -170,18 +178,18 @@ pub unsafe extern "C" fn virtpci_hostdev_manager_new(
 }
 
 /// Release a manager. NULL is accepted. The lists stay saved in the state directory; devices
-/// stay where they are. The handle must not be in use by another thread.
+/// stay where they are. The handle must not be in use by another thread. The thread's last
+/// error is left as it was.
 ///
 /// # Safety
 /// `mgr` is NULL or a handle from `virtpci_hostdev_manager_new` not yet released.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_hostdev_manager_free(mgr: *mut VirtpciHostdevManager) {
-    guard("virtpci_hostdev_manager_free", || {
+    guard_free("virtpci_hostdev_manager_free", || {
         if !mgr.is_null() {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(mgr) });
         }
-        Ok(())
     })
 }
 
@@ -505,6 +513,115 @@ pub unsafe extern "C" fn virtpci_hostdev_get_owner(
         *drv_out = std::ptr::null_mut();
         *dom_out = std::ptr::null_mut();
         Ok(if book.is_inactive(&addr) { 2 } else { 0 })
+    })
+}
+
+/// One device the hostdev manager holds, as `virtpci_hostdev_list_devices()` reports it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct VirtpciHostdevStatus {
+    /// The device's host address.
+    pub address: VirtpciPciAddress,
+    /// The driver name and domain name of its user; both NULL for a device in the inactive
+    /// list (detached, used by nobody).
+    pub drv_name: *mut c_char,
+    pub dom_name: *mut c_char,
+    /// The stub it is booked on ("vfio-pci" or a vfio variant driver).
+    pub stub: *mut c_char,
+    /// Non-zero when re-attach gives it back to its host driver.
+    pub managed: c_int,
+    /// Non-zero when an operation that did not finish (a crash, a failed rollback) left it
+    /// half-moved; the owner's re-attach puts it back.
+    pub interrupted: c_int,
+}
+
+/// Free the strings of `items` (each NULL or from malloc).
+fn free_status_strings(items: &[VirtpciHostdevStatus]) {
+    for d in items {
+        for p in [d.drv_name, d.dom_name, d.stub] {
+            // SAFETY: each pointer is NULL or a string from malloc_string, released once.
+            unsafe { libc::free(p as *mut libc::c_void) };
+        }
+    }
+}
+
+fn opt_malloc_string(text: Option<&str>) -> Result<*mut c_char> {
+    text.map_or(Ok(std::ptr::null_mut()), malloc_string)
+}
+
+/// Every device the manager holds, from the state directory as saved now: the active list
+/// (devices domains use, in address order) then the inactive list. On success `*devices` is a
+/// new array of `*n` entries (NULL when `*n` is 0), to release with
+/// `virtpci_hostdev_status_list_free(*devices, *n)`. Returns 0, or -1 with the last error set
+/// (NULL argument, unreadable state). Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; `devices` and `n` are NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_list_devices(
+    mgr: *mut VirtpciHostdevManager,
+    devices: *mut *mut VirtpciHostdevStatus,
+    n: *mut usize,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_list_devices";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let devices_out = unsafe { out_arg(devices, "devices", NAME) }?;
+        let n_out = unsafe { out_arg(n, "n", NAME) }?;
+        let mut items: Vec<VirtpciHostdevStatus> = Vec::new();
+        let filled = mgr.held_devices().and_then(|held| {
+            for d in &held {
+                // Pushed with NULL strings first, so that a failed allocation frees the rest.
+                items.push(VirtpciHostdevStatus {
+                    address: VirtpciPciAddress::from(d.address),
+                    drv_name: std::ptr::null_mut(),
+                    dom_name: std::ptr::null_mut(),
+                    stub: std::ptr::null_mut(),
+                    managed: c_int::from(d.managed),
+                    interrupted: c_int::from(d.interrupted),
+                });
+                let item = items.last_mut().expect("just pushed");
+                let owner = d.owner.as_ref();
+                item.drv_name = opt_malloc_string(owner.map(|o| o.driver.as_str()))?;
+                item.dom_name = opt_malloc_string(owner.map(|o| o.domain.as_str()))?;
+                item.stub = malloc_string(&d.stub)?;
+            }
+            malloc_array(&items)
+        });
+        match filled {
+            Ok(array) => {
+                *devices_out = array;
+                *n_out = items.len();
+                Ok(0)
+            }
+            Err(e) => {
+                free_status_strings(&items);
+                Err(e)
+            }
+        }
+    })
+}
+
+/// Release an array from `virtpci_hostdev_list_devices()` with its `n` entries' strings.
+/// NULL is accepted. The thread's last error is left as it was.
+///
+/// # Safety
+/// `devices` is NULL or an array from `virtpci_hostdev_list_devices()` of `n` entries, not
+/// yet released.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_status_list_free(
+    devices: *mut VirtpciHostdevStatus,
+    n: usize,
+) {
+    guard_free("virtpci_hostdev_status_list_free", || {
+        if devices.is_null() {
+            return;
+        }
+        // SAFETY: by contract the array holds n entries and is released once.
+        free_status_strings(unsafe { std::slice::from_raw_parts(devices, n) });
+        // SAFETY: the array came from malloc_array.
+        unsafe { libc::free(devices as *mut libc::c_void) };
     })
 }
 

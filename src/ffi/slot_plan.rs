@@ -3,7 +3,7 @@
 
 use super::address::VirtpciPciAddress;
 use super::assign::VirtpciAddressSet;
-use super::boundary::{guard, out_arg, ref_arg, xml_arg};
+use super::boundary::{guard, guard_free, out_arg, ref_arg, xml_arg};
 use crate::assign::slot_plan::{Pluggability, SlotPlan};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
@@ -291,17 +291,16 @@ pub unsafe extern "C" fn virtpci_slot_plan_slot(
 }
 
 /// Release a plan (and the strings of its items). NULL is accepted. Releasing a plan does not
-/// change any address set.
+/// change any address set. The thread's last error is left as it was.
 ///
 /// # Safety
 /// `plan` is NULL or a plan not yet released, not in use by another thread.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_slot_plan_free(plan: *mut VirtpciSlotPlan) {
-    guard("virtpci_slot_plan_free", || {
+    guard_free("virtpci_slot_plan_free", || {
         if !plan.is_null() {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(plan) });
         }
-        Ok(())
     })
 }

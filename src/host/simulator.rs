@@ -57,6 +57,7 @@
 //! process that began it died. Before that, a reader may see the change half made. Tests may
 //! stop a process between any two steps with [`SimulatedKernel::attach_with_step_hook`].
 
+use super::files::{open_regular, read_regular, Access};
 use super::names::{is_stub_driver, is_valid_driver_name, parse_device_name};
 use super::sysfs::{relative_link, Sysfs};
 use super::writer::{SysfsWrite, SysfsWriter, WriteKind};
@@ -66,9 +67,9 @@ use crate::pci::PciAddress;
 use rustix::fs::{flock, FlockOperation};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -289,12 +290,7 @@ impl SimulatedKernel {
 
     fn flock(&self) -> Result<fs::File> {
         let path = self.root.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
+        let file = open_regular(&path, Access::CreateKeep)
             .map_err(|e| Error::system(format!("Failed to open '{}'", path.display()), &e))?;
         flock(&file, FlockOperation::LockExclusive).map_err(|e| {
             Error::system(format!("Failed to lock '{}'", path.display()), &e.into())
@@ -304,9 +300,9 @@ impl SimulatedKernel {
 
     fn read_rules(&self, rel: &str) -> Result<BTreeSet<IdRule>> {
         let path = self.root.join(rel);
-        match fs::read_to_string(&path) {
-            Ok(text) => parse_rules(&text, &path.display().to_string()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        match read_regular(&path) {
+            Ok(Some(text)) => parse_rules(&text, &path.display().to_string()),
+            Ok(None) => Ok(BTreeSet::new()),
             Err(e) => Err(Error::system(
                 format!("Failed to read '{}'", path.display()),
                 &e,
@@ -319,12 +315,7 @@ impl SimulatedKernel {
         let tmp = self.root.join(format!("{rel}.tmp"));
         let text = format_rules(rules, header);
         let io = || -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
+            let mut f = open_regular(&tmp, Access::CreateTruncate)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
             self.step(&format!("write {rel}.tmp"));
@@ -351,12 +342,7 @@ impl SimulatedKernel {
             .ok()
             .map(|m| m.permissions().mode());
         let tmp = self.root.join(temp);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
+        let mut f = open_regular(&tmp, Access::CreateTruncate)?;
         f.write_all(content)?;
         if let Some(mode) = mode {
             f.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -404,9 +390,9 @@ impl SimulatedKernel {
     /// the process that began it is dead.
     fn recover(&self, sysfs: &Sysfs) -> Result<()> {
         let path = self.root.join(PENDING_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        let text = match read_regular(&path) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Ok(()),
             Err(e) => {
                 return Err(Error::system(
                     format!("Failed to read '{}'", path.display()),
@@ -525,10 +511,8 @@ impl SimulatedKernel {
                     Ok(())
                 }
                 "config" => {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(self.root.join(format!("{dir}/config")))?;
+                    let file =
+                        open_regular(&self.root.join(format!("{dir}/config")), Access::Write)?;
                     let size = file.metadata()?.len();
                     if w.offset + w.data.len() as u64 > size {
                         return Err(errno(libc::EINVAL));

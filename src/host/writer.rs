@@ -151,9 +151,12 @@ impl Faults {
         ));
     }
 
-    /// Disarm every fault.
-    pub fn clear(&self) {
-        self.lock().armed.clear();
+    /// Disarm every fault; returns how many were armed and had not fired.
+    pub fn clear(&self) -> usize {
+        let mut s = self.lock();
+        let n = s.armed.len();
+        s.armed.clear();
+        n
     }
 
     /// Count a write about to happen; `Err` when an armed fault fires for it.

@@ -38,6 +38,15 @@ impl Owner {
             domain: domain.to_string(),
         }
     }
+
+    /// An owner whose names are within [`crate::limits`] (what prepare and the other calls
+    /// that book or look up an owner accept).
+    pub fn checked(driver: &str, domain: &str) -> Result<Owner> {
+        use crate::limits::{check_name, MAX_DOMAIN_NAME_BYTES, MAX_DRIVER_NAME_BYTES};
+        check_name("driver name", driver, MAX_DRIVER_NAME_BYTES)?;
+        check_name("domain name", domain, MAX_DOMAIN_NAME_BYTES)?;
+        Ok(Owner::new(driver, domain))
+    }
 }
 
 /// One device in either list.
@@ -169,6 +178,53 @@ impl OwnershipBook {
     }
 }
 
+/// One device the manager holds (in either list), as a status listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldDevice {
+    #[serde(with = "address_text")]
+    pub address: PciAddress,
+    /// The domain using it; `None` in the inactive list (detached, unused).
+    #[serde(flatten)]
+    pub owner: Option<Owner>,
+    /// The stub it is booked on.
+    pub stub: String,
+    pub managed: bool,
+    /// Left half-moved by an operation that did not finish; the owner's re-attach puts it back.
+    pub interrupted: bool,
+}
+
+impl OwnershipBook {
+    /// Every device of both lists, the active list first, each in address order.
+    pub fn held_devices(&self) -> Vec<HeldDevice> {
+        let mut active: Vec<HeldDevice> = self
+            .active
+            .iter()
+            .map(|a| HeldDevice {
+                address: a.entry.address,
+                owner: Some(a.owner.clone()),
+                stub: a.entry.stub.clone(),
+                managed: a.entry.managed,
+                interrupted: a.interrupted,
+            })
+            .collect();
+        let mut inactive: Vec<HeldDevice> = self
+            .inactive
+            .iter()
+            .map(|e| HeldDevice {
+                address: e.address,
+                owner: None,
+                stub: e.stub.clone(),
+                managed: e.managed,
+                interrupted: false,
+            })
+            .collect();
+        active.sort_by_key(|d| d.address);
+        inactive.sort_by_key(|d| d.address);
+        active.extend(inactive);
+        active
+    }
+}
+
 /// libvirt's used-by error: `%s` is the device found in the list (a group sibling for the
 /// group check).
 pub fn in_use_error(addr: &PciAddress, owner: &Owner) -> Error {
@@ -223,5 +279,37 @@ mod tests {
         let e = OwnershipBook::from_json(&book.to_json(), "f").unwrap_err();
         assert!(e.message.contains("listed twice"), "{}", e.message);
         assert!(OwnershipBook::from_json("{", "f").is_err());
+    }
+
+    #[test]
+    fn held_devices_list_both_lists() {
+        let entry = |f| BookEntry {
+            address: PciAddress::new(0, 2, 0, f),
+            stub: "vfio-pci".into(),
+            managed: true,
+            unbind_from_stub: true,
+            original: None,
+        };
+        let mut book = OwnershipBook::default();
+        book.inactive.push(entry(0));
+        book.active.push(ActiveEntry {
+            entry: entry(1),
+            owner: Owner::new("QEMU", "vm1"),
+            uuid: None,
+            unassigned: false,
+            interrupted: true,
+        });
+        let held = book.held_devices();
+        assert_eq!(held.len(), 2);
+        assert_eq!(held[0].owner, Some(Owner::new("QEMU", "vm1")));
+        assert!(held[0].interrupted);
+        assert_eq!(
+            (held[1].address, held[1].owner.clone()),
+            (PciAddress::new(0, 2, 0, 0), None)
+        );
+        let json = serde_json::to_value(&held).unwrap();
+        assert_eq!(json[0]["domain"], "vm1");
+        assert_eq!(json[0]["driver"], "QEMU");
+        assert!(json[1].get("domain").is_none());
     }
 }

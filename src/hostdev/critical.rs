@@ -58,9 +58,8 @@ impl ProcUsage {
     }
 
     fn read(path: &Path) -> Result<String> {
-        match std::fs::read_to_string(path) {
-            Ok(t) => Ok(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        match crate::host::files::read_regular(path) {
+            Ok(t) => Ok(t.unwrap_or_default()),
             Err(e) => Err(Error::system(
                 format!("Failed to read '{}'", path.display()),
                 &e,

@@ -35,7 +35,7 @@ pub mod moves;
 pub mod plan;
 pub mod state;
 
-pub use book::{ActiveEntry, BookEntry, DeviceState, Owner, OwnershipBook};
+pub use book::{ActiveEntry, BookEntry, DeviceState, HeldDevice, Owner, OwnershipBook};
 pub use critical::{CriticalUse, HostUsage, ProcUsage, StaticUsage};
 pub use moves::{ResetCapability, ResetOutcome, ResetTimings};
 pub use plan::{Action, CheckReport, GroupCheck, GroupMember, HostdevCheck};
@@ -128,6 +128,16 @@ impl fmt::Debug for HostdevManager {
     }
 }
 
+/// The warnings of one operation, kept until its locks are released.
+#[derive(Default)]
+struct Notes(std::cell::RefCell<Vec<String>>);
+
+impl Notes {
+    fn warn(&self, message: String) {
+        self.0.borrow_mut().push(message);
+    }
+}
+
 /// One operation's hold on the book: the mutex, the directory lock, the book as on disk.
 struct Session<'a> {
     book: MutexGuard<'a, OwnershipBook>,
@@ -209,10 +219,18 @@ impl HostdevManager {
         self.store.dir()
     }
 
-    fn warn(&self, message: &str) {
+    /// Run one operation, then give its warnings to the logger. The operation's session (the
+    /// list mutex and the directory's flock) ends inside `op`, so the logger runs with no lock
+    /// held and may call the manager again (a daemon's log callback does).
+    fn logged<T>(&self, op: impl FnOnce(&Notes) -> Result<T>) -> Result<T> {
+        let notes = Notes::default();
+        let result = op(&notes);
         if let Some(l) = &self.logger {
-            l(message);
+            for message in notes.0.into_inner() {
+                l(&message);
+            }
         }
+        result
     }
 
     fn session(&self) -> Result<Session<'_>> {
@@ -228,9 +246,26 @@ impl HostdevManager {
         })
     }
 
+    /// The session of a node-device call on `addr`, which must exist and be used by no domain.
+    fn unused_device_session(&self, addr: &PciAddress) -> Result<Session<'_>> {
+        let s = self.session()?;
+        if !self.host.device_exists(addr)? {
+            return Err(plan::missing_device_error(&self.host, addr));
+        }
+        if let Some(a) = s.book.active_entry(addr) {
+            return Err(book::in_use_error(addr, &a.owner));
+        }
+        Ok(s)
+    }
+
     /// Both lists as saved now.
     pub fn book(&self) -> Result<OwnershipBook> {
         Ok(self.session()?.book.clone())
+    }
+
+    /// Every device the manager holds (both lists), as saved now.
+    pub fn held_devices(&self) -> Result<Vec<HeldDevice>> {
+        Ok(self.session()?.book.held_devices())
     }
 
     /// The dry run of prepare: every check, nothing changed. Fails only when sysfs or the
@@ -243,15 +278,9 @@ impl HostdevManager {
         flags: u32,
     ) -> Result<CheckReport> {
         check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_check")?;
+        let owner = Owner::checked(drv_name, dom_name)?;
         let s = self.session()?;
-        plan::check(
-            &self.host,
-            &s.book,
-            &*self.usage,
-            &Owner::new(drv_name, dom_name),
-            hostdevs,
-            flags,
-        )
+        plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, flags)
     }
 
     /// libvirt's virHostdevPreparePCIDevices; see the module documentation.
@@ -264,79 +293,83 @@ impl HostdevManager {
         flags: u32,
     ) -> Result<()> {
         check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_prepare_pci_devices")?;
+        let owner = Owner::checked(drv_name, dom_name)?;
         if hostdevs.is_empty() {
             return Ok(());
         }
-        let mut s = self.session()?;
-        let owner = Owner::new(drv_name, dom_name);
-        let uuid = uuid.map(domain_xml::format_uuid);
-        let report = plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, flags)?;
-        if let Some(v) = report.violations.first() {
-            return Err(v.clone());
-        }
-        let before = s.book.clone();
-        let moving: Vec<&HostdevCheck> = report.detaching().collect();
-        let active_entry = |h: &HostdevCheck, entry: BookEntry, interrupted: bool| ActiveEntry {
-            entry,
-            owner: owner.clone(),
-            uuid: uuid.clone(),
-            unassigned: h.unassigned,
-            interrupted,
-        };
+        self.logged(|notes| {
+            let mut s = self.session()?;
+            let uuid = uuid.map(domain_xml::format_uuid);
+            let report = plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, flags)?;
+            if let Some(v) = report.violations.first() {
+                return Err(v.clone());
+            }
+            let before = s.book.clone();
+            let moving: Vec<&HostdevCheck> = report.detaching().collect();
+            let active_entry =
+                |h: &HostdevCheck, entry: BookEntry, interrupted: bool| ActiveEntry {
+                    entry,
+                    owner: owner.clone(),
+                    uuid: uuid.clone(),
+                    unassigned: h.unassigned,
+                    interrupted,
+                };
 
-        // The intent: the devices about to move, with where they are now.
-        if !moving.is_empty() {
-            let mut intent = before.clone();
-            for h in &moving {
-                intent.active.push(active_entry(h, moved_entry(h), true));
-            }
-            s.commit(intent)?;
-        }
-
-        let host = &*self.host;
-        let run = || -> Result<()> {
-            for h in &moving {
-                moves::bind_to_stub(host, &h.source, &h.stub)?;
-            }
-            for h in &report.hostdevs {
-                moves::confirm_driver(host, &h.source, Some(&h.stub))?;
-            }
-            // Reset as libvirt does, while every device sits in the inactive list.
-            let mut resetting = before.clone();
-            for h in &report.hostdevs {
-                if !resetting.is_inactive(&h.source) {
-                    resetting.inactive.push(moved_entry(h));
+            // The intent: the devices about to move, with where they are now.
+            if !moving.is_empty() {
+                let mut intent = before.clone();
+                for h in &moving {
+                    intent.active.push(active_entry(h, moved_entry(h), true));
                 }
+                s.commit(intent)?;
             }
-            for h in &report.hostdevs {
-                moves::reset(host, &h.source, &resetting, self.timings).inspect_err(|e| {
-                    self.warn(&format!("Failed to reset PCI device: {}", e.message))
-                })?;
+
+            let host = &*self.host;
+            let run = || -> Result<()> {
+                for h in &moving {
+                    moves::bind_to_stub(host, &h.source, &h.stub)?;
+                }
+                for h in &report.hostdevs {
+                    moves::confirm_driver(host, &h.source, Some(&h.stub))?;
+                }
+                // Reset as libvirt does, while every device sits in the inactive list.
+                let mut resetting = before.clone();
+                for h in &report.hostdevs {
+                    if !resetting.is_inactive(&h.source) {
+                        resetting.inactive.push(moved_entry(h));
+                    }
+                }
+                for h in &report.hostdevs {
+                    moves::reset(host, &h.source, &resetting, self.timings).inspect_err(|e| {
+                        notes.warn(format!("Failed to reset PCI device: {}", e.message))
+                    })?;
+                }
+                Ok(())
+            };
+            let result = run().and_then(|()| {
+                let mut done = before.clone();
+                for h in &report.hostdevs {
+                    let entry = match done.take_inactive(&h.source) {
+                        Some(e) => e,
+                        None => moved_entry(h),
+                    };
+                    done.active.push(active_entry(h, entry, false));
+                }
+                s.commit(done)
+            });
+            if let Err(e) = result {
+                self.undo_prepare(notes, &mut s, &before, &moving, &active_entry);
+                return Err(e);
             }
             Ok(())
-        };
-        let result = run().and_then(|()| {
-            let mut done = before.clone();
-            for h in &report.hostdevs {
-                let entry = match done.take_inactive(&h.source) {
-                    Some(e) => e,
-                    None => moved_entry(h),
-                };
-                done.active.push(active_entry(h, entry, false));
-            }
-            s.commit(done)
-        });
-        if let Err(e) = result {
-            self.undo_prepare(&mut s, &before, &moving, &active_entry);
-            return Err(e);
-        }
-        Ok(())
+        })
     }
 
     /// Put every moved device back where it was and the book back as it was. A device that
     /// cannot be put back stays booked as interrupted, for the domain's re-attach to retry.
     fn undo_prepare(
         &self,
+        notes: &Notes,
         s: &mut Session<'_>,
         before: &OwnershipBook,
         moving: &[&HostdevCheck],
@@ -350,12 +383,12 @@ impl HostdevManager {
                 continue;
             }
             if let Err(e) = moves::restore(&self.host, &h.source, &h.current) {
-                self.warn(&format!("Failed to re-attach PCI device: {}", e.message));
+                notes.warn(format!("Failed to re-attach PCI device: {}", e.message));
                 after.active.push(active_entry(h, moved_entry(h), true));
             }
         }
         if let Err(e) = s.commit_if_changed(after) {
-            self.warn(&format!(
+            notes.warn(format!(
                 "Failed to save the hostdev state after a rollback: {}",
                 e.message
             ));
@@ -374,89 +407,91 @@ impl HostdevManager {
         hostdevs: &[HostdevSpec],
     ) -> Result<()> {
         plan::check_duplicates(hostdevs)?;
-        let mut s = self.session()?;
-        let owner = Owner::new(drv_name, dom_name);
-        let before = s.book.clone();
-        let mut after = before.clone();
-        let mut targets: Vec<ActiveEntry> = Vec::new();
-        for h in hostdevs {
-            if !self.host.device_exists(&h.source)? {
-                after.forget(&h.source);
-                continue;
+        let owner = Owner::checked(drv_name, dom_name)?;
+        self.logged(|notes| {
+            let mut s = self.session()?;
+            let before = s.book.clone();
+            let mut after = before.clone();
+            let mut targets: Vec<ActiveEntry> = Vec::new();
+            for h in hostdevs {
+                if !self.host.device_exists(&h.source)? {
+                    after.forget(&h.source);
+                    continue;
+                }
+                if after
+                    .active_entry(&h.source)
+                    .is_some_and(|a| a.owner == owner)
+                {
+                    targets.extend(after.take_active(&h.source));
+                }
             }
-            if after
-                .active_entry(&h.source)
-                .is_some_and(|a| a.owner == owner)
+            while let Some(i) = after
+                .active
+                .iter()
+                .position(|a| a.owner == owner && a.interrupted)
             {
-                targets.extend(after.take_active(&h.source));
+                targets.push(after.active.remove(i));
             }
-        }
-        while let Some(i) = after
-            .active
-            .iter()
-            .position(|a| a.owner == owner && a.interrupted)
-        {
-            targets.push(after.active.remove(i));
-        }
-        for t in targets.iter().filter(|t| !t.interrupted) {
-            after.inactive.push(t.entry.clone());
-        }
-        for t in targets.iter().filter(|t| !t.interrupted) {
-            if let Err(e) = moves::reset(&self.host, &t.entry.address, &after, self.timings) {
-                self.warn(&format!("Failed to reset PCI device: {}", e.message));
+            for t in targets.iter().filter(|t| !t.interrupted) {
+                after.inactive.push(t.entry.clone());
             }
-        }
-        // Where each device is before re-attach moves it, to put it back on failure.
-        let mut returned: Vec<(&BookEntry, DeviceState)> = Vec::new();
-        let mut failure: Option<Error> = None;
-        for t in &targets {
-            let e = &t.entry;
-            if t.interrupted {
-                if let Some(orig) = &e.original {
-                    if let Err(err) = moves::restore(&self.host, &e.address, orig) {
+            for t in targets.iter().filter(|t| !t.interrupted) {
+                if let Err(e) = moves::reset(&self.host, &t.entry.address, &after, self.timings) {
+                    notes.warn(format!("Failed to reset PCI device: {}", e.message));
+                }
+            }
+            // Where each device is before re-attach moves it, to put it back on failure.
+            let mut returned: Vec<(&BookEntry, DeviceState)> = Vec::new();
+            let mut failure: Option<Error> = None;
+            for t in &targets {
+                let e = &t.entry;
+                if t.interrupted {
+                    if let Some(orig) = &e.original {
+                        if let Err(err) = moves::restore(&self.host, &e.address, orig) {
+                            failure = Some(err);
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                if !e.managed {
+                    continue;
+                }
+                let prior = match moves::current(&self.host, &e.address) {
+                    Ok(p) => p,
+                    Err(err) => {
                         failure = Some(err);
                         break;
                     }
-                }
-                continue;
-            }
-            if !e.managed {
-                continue;
-            }
-            let prior = match moves::current(&self.host, &e.address) {
-                Ok(p) => p,
-                Err(err) => {
+                };
+                returned.push((e, prior));
+                let moved = match &e.original {
+                    Some(orig) => moves::restore(&self.host, &e.address, orig),
+                    None => moves::release_to_host(&self.host, &e.address, &e.stub),
+                };
+                if let Err(err) = moved {
                     failure = Some(err);
                     break;
                 }
-            };
-            returned.push((e, prior));
-            let moved = match &e.original {
-                Some(orig) => moves::restore(&self.host, &e.address, orig),
-                None => moves::release_to_host(&self.host, &e.address, &e.stub),
-            };
-            if let Err(err) = moved {
-                failure = Some(err);
-                break;
+                after.take_inactive(&e.address);
             }
-            after.take_inactive(&e.address);
-        }
-        let result = match failure {
-            Some(err) => Err(err),
-            None => s.commit_if_changed(after),
-        };
-        if let Err(err) = result {
-            for (e, prior) in returned.iter().rev() {
-                if let Err(b) = moves::restore(&self.host, &e.address, prior) {
-                    self.warn(&format!(
-                        "Failed to return PCI device {} to {} after a failed re-attach: {}",
-                        e.address, e.stub, b.message
-                    ));
+            let result = match failure {
+                Some(err) => Err(err),
+                None => s.commit_if_changed(after),
+            };
+            if let Err(err) = result {
+                for (e, prior) in returned.iter().rev() {
+                    if let Err(b) = moves::restore(&self.host, &e.address, prior) {
+                        notes.warn(format!(
+                            "Failed to return PCI device {} to {} after a failed re-attach: {}",
+                            e.address, e.stub, b.message
+                        ));
+                    }
                 }
+                return Err(err);
             }
-            return Err(err);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Rebuild the book for a running domain (libvirt's virHostdevUpdateActivePCIDevices, after
@@ -471,65 +506,67 @@ impl HostdevManager {
         hostdevs: &[HostdevSpec],
     ) -> Result<()> {
         plan::check_duplicates(hostdevs)?;
-        let mut s = self.session()?;
-        let owner = Owner::new(drv_name, dom_name);
-        let mut after = s.book.clone();
-        for h in hostdevs {
-            let stub = plan::stub_for(h)?;
-            if !self.host.device_exists(&h.source)? {
-                return Err(plan::missing_device_error(&self.host, &h.source));
+        let owner = Owner::checked(drv_name, dom_name)?;
+        self.logged(|notes| {
+            let mut s = self.session()?;
+            let mut after = s.book.clone();
+            for h in hostdevs {
+                let stub = plan::stub_for(h)?;
+                if !self.host.device_exists(&h.source)? {
+                    return Err(plan::missing_device_error(&self.host, &h.source));
+                }
+                let on_stub = self
+                    .host
+                    .driver(&h.source)?
+                    .as_deref()
+                    .is_some_and(moves::is_vfio_driver);
+                if let Some(a) = after
+                    .active
+                    .iter_mut()
+                    .find(|a| a.entry.address == h.source)
+                {
+                    if a.owner != owner {
+                        return Err(book::in_use_error(&h.source, &a.owner));
+                    }
+                    // A running domain uses it, so an interrupted prepare did finish its moves.
+                    if a.interrupted && on_stub {
+                        a.interrupted = false;
+                    }
+                    a.unassigned = h.unassigned;
+                    continue;
+                }
+                if !on_stub {
+                    notes.warn(format!(
+                        "PCI device {} is booked for domain {dom_name} but is not bound to a vfio driver",
+                        h.source
+                    ));
+                }
+                let entry = after.take_inactive(&h.source).unwrap_or(BookEntry {
+                    address: h.source,
+                    stub,
+                    managed: h.managed,
+                    unbind_from_stub: h.managed,
+                    original: None,
+                });
+                after.active.push(ActiveEntry {
+                    entry,
+                    owner: owner.clone(),
+                    uuid: None,
+                    unassigned: h.unassigned,
+                    interrupted: false,
+                });
             }
-            let on_stub = self
-                .host
-                .driver(&h.source)?
-                .as_deref()
-                .is_some_and(moves::is_vfio_driver);
-            if let Some(a) = after
+            let listed: Vec<PciAddress> = hostdevs.iter().map(|h| h.source).collect();
+            while let Some(i) = after
                 .active
-                .iter_mut()
-                .find(|a| a.entry.address == h.source)
+                .iter()
+                .position(|a| a.owner == owner && !a.interrupted && !listed.contains(&a.entry.address))
             {
-                if a.owner != owner {
-                    return Err(book::in_use_error(&h.source, &a.owner));
-                }
-                // A running domain uses it, so an interrupted prepare did finish its moves.
-                if a.interrupted && on_stub {
-                    a.interrupted = false;
-                }
-                a.unassigned = h.unassigned;
-                continue;
+                let a = after.active.remove(i);
+                after.inactive.push(a.entry);
             }
-            if !on_stub {
-                self.warn(&format!(
-                    "PCI device {} is booked for domain {dom_name} but is not bound to a vfio driver",
-                    h.source
-                ));
-            }
-            let entry = after.take_inactive(&h.source).unwrap_or(BookEntry {
-                address: h.source,
-                stub,
-                managed: h.managed,
-                unbind_from_stub: h.managed,
-                original: None,
-            });
-            after.active.push(ActiveEntry {
-                entry,
-                owner: owner.clone(),
-                uuid: None,
-                unassigned: h.unassigned,
-                interrupted: false,
-            });
-        }
-        let listed: Vec<PciAddress> = hostdevs.iter().map(|h| h.source).collect();
-        while let Some(i) = after
-            .active
-            .iter()
-            .position(|a| a.owner == owner && !a.interrupted && !listed.contains(&a.entry.address))
-        {
-            let a = after.active.remove(i);
-            after.inactive.push(a.entry);
-        }
-        s.commit_if_changed(after)
+            s.commit_if_changed(after)
+        })
     }
 
     /// libvirt's virHostdevPCINodeDeviceDetach: bind the device to its stub (`driver` as in
@@ -552,95 +589,87 @@ impl HostdevManager {
             ..HostdevSpec::unmanaged(*addr)
         };
         let stub = plan::stub_for(&spec)?;
-        let mut s = self.session()?;
-        if !self.host.device_exists(addr)? {
-            return Err(plan::missing_device_error(&self.host, addr));
-        }
-        if let Some(a) = s.book.active_entry(addr) {
-            return Err(book::in_use_error(addr, &a.owner));
-        }
-        let before = s.book.clone();
-        let now = moves::current(&self.host, addr)?;
-        if now.driver.as_deref() != Some(stub.as_str()) {
-            if flags & FORCE == 0 {
-                if let Some(why) = critical::critical_devices(&self.host, &*self.usage)?.get(addr) {
-                    return Err(critical::critical_error(addr, why));
-                }
-            }
-            if !self.host.driver_loaded(&stub)? {
-                return Err(Error::internal(format!(
-                    "Failed to load PCI driver module {stub}: the driver is not loaded (virtpci does not load modules)"
-                )));
-            }
-        }
-        let mut intent = before.clone();
-        if !intent.is_inactive(addr) {
-            intent.inactive.push(BookEntry {
-                address: *addr,
-                stub: stub.clone(),
-                managed: false,
-                unbind_from_stub: now.driver.as_deref() != Some(stub.as_str()),
-                original: Some(now.clone()),
-            });
-        }
-        s.commit_if_changed(intent)?;
-        let moved = moves::bind_to_stub(&self.host, addr, &stub)
-            .and_then(|_| moves::confirm_driver(&self.host, addr, Some(&stub)));
-        if let Err(e) = moved {
-            match moves::restore(&self.host, addr, &now) {
-                Ok(()) => {
-                    if let Err(c) = s.commit_if_changed(before) {
-                        self.warn(&format!("Failed to save the hostdev state: {}", c.message));
+        self.logged(|notes| {
+            let mut s = self.unused_device_session(addr)?;
+            let before = s.book.clone();
+            let now = moves::current(&self.host, addr)?;
+            if now.driver.as_deref() != Some(stub.as_str()) {
+                if flags & FORCE == 0 {
+                    if let Some(why) = critical::critical_devices(&self.host, &*self.usage)?.get(addr) {
+                        return Err(critical::critical_error(addr, why));
                     }
                 }
-                Err(r) => self.warn(&format!("Failed to re-attach PCI device: {}", r.message)),
+                if !self.host.driver_loaded(&stub)? {
+                    return Err(Error::internal(format!(
+                        "Failed to load PCI driver module {stub}: the driver is not loaded (virtpci does not load modules)"
+                    )));
+                }
             }
-            return Err(e);
-        }
-        Ok(())
+            let mut intent = before.clone();
+            if !intent.is_inactive(addr) {
+                intent.inactive.push(BookEntry {
+                    address: *addr,
+                    stub: stub.clone(),
+                    managed: false,
+                    unbind_from_stub: now.driver.as_deref() != Some(stub.as_str()),
+                    original: Some(now.clone()),
+                });
+            }
+            s.commit_if_changed(intent)?;
+            let moved = moves::bind_to_stub(&self.host, addr, &stub)
+                .and_then(|_| moves::confirm_driver(&self.host, addr, Some(&stub)));
+            if let Err(e) = moved {
+                match moves::restore(&self.host, addr, &now) {
+                    Ok(()) => {
+                        if let Err(c) = s.commit_if_changed(before) {
+                            notes.warn(format!("Failed to save the hostdev state: {}", c.message));
+                        }
+                    }
+                    Err(r) => notes.warn(format!("Failed to re-attach PCI device: {}", r.message)),
+                }
+                return Err(e);
+            }
+            Ok(())
+        })
     }
 
     /// libvirt's virHostdevPCINodeDeviceReAttach: give a device that no domain uses back to its
     /// host driver, even one virtpci did not detach (the unbind is forced), and forget it.
     pub fn node_device_reattach(&self, addr: &PciAddress) -> Result<()> {
         addr.check_ranges()?;
-        let mut s = self.session()?;
-        if !self.host.device_exists(addr)? {
-            return Err(plan::missing_device_error(&self.host, addr));
-        }
-        if let Some(a) = s.book.active_entry(addr) {
-            return Err(book::in_use_error(addr, &a.owner));
-        }
-        let entry = s.book.inactive_entry(addr).cloned();
-        let now = moves::current(&self.host, addr)?;
-        let original = entry
-            .as_ref()
-            .and_then(|e| e.original.clone())
-            .filter(|o| !o.driver.as_deref().is_some_and(moves::is_vfio_driver));
-        let moved = match original {
-            Some(orig) => moves::restore(&self.host, addr, &orig),
-            None => match now.driver.as_deref().filter(|d| moves::is_vfio_driver(d)) {
-                Some(d) => moves::release_to_host(&self.host, addr, d),
-                None if now.driver_override.is_some() && entry.is_some() => {
-                    self.host.set_driver_override(addr, None)
+        self.logged(|notes| {
+            let mut s = self.unused_device_session(addr)?;
+            let entry = s.book.inactive_entry(addr).cloned();
+            let now = moves::current(&self.host, addr)?;
+            let original = entry
+                .as_ref()
+                .and_then(|e| e.original.clone())
+                .filter(|o| !o.driver.as_deref().is_some_and(moves::is_vfio_driver));
+            let moved = match original {
+                Some(orig) => moves::restore(&self.host, addr, &orig),
+                None => match now.driver.as_deref().filter(|d| moves::is_vfio_driver(d)) {
+                    Some(d) => moves::release_to_host(&self.host, addr, d),
+                    None if now.driver_override.is_some() && entry.is_some() => {
+                        self.host.set_driver_override(addr, None)
+                    }
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = moved {
+                // Back where it was, still in the inactive list: the call may be retried.
+                if let Err(r) = moves::restore(&self.host, addr, &now) {
+                    notes.warn(format!(
+                        "Failed to return PCI device {addr} to {} after a failed re-attach: {}",
+                        now.driver.as_deref().unwrap_or("no driver"),
+                        r.message
+                    ));
                 }
-                None => Ok(()),
-            },
-        };
-        if let Err(e) = moved {
-            // Back where it was, still in the inactive list: the call may be retried.
-            if let Err(r) = moves::restore(&self.host, addr, &now) {
-                self.warn(&format!(
-                    "Failed to return PCI device {addr} to {} after a failed re-attach: {}",
-                    now.driver.as_deref().unwrap_or("no driver"),
-                    r.message
-                ));
+                return Err(e);
             }
-            return Err(e);
-        }
-        let mut after = s.book.clone();
-        after.take_inactive(addr);
-        s.commit_if_changed(after)
+            let mut after = s.book.clone();
+            after.take_inactive(addr);
+            s.commit_if_changed(after)
+        })
     }
 
     /// libvirt's virHostdevPCINodeDeviceReset: reset a device no domain uses, by libvirt's

@@ -5,14 +5,16 @@
 //! `kill -9`) sees either the old book or the new one, never a mix. Every operation holds an
 //! exclusive `flock` on `lock` while it reads the book, moves devices and saves, so several
 //! processes (a daemon and the CLI) may share a state directory; a lock held by a process that
-//! died is released by the kernel.
+//! died is released by the kernel. All three files must be regular files (see
+//! [`crate::host::files`]): a FIFO or a symlink there is an error naming it, never a hang.
 
 use super::book::OwnershipBook;
 use crate::error::{Error, Result};
+use crate::host::files::{open_regular, read_regular, Access};
 use rustix::fs::{flock, FlockOperation};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "hostdev-state.json";
@@ -34,6 +36,12 @@ pub struct StateLock {
 impl StateStore {
     /// Use `dir`, creating it (mode 0700) when missing.
     pub fn open(dir: &Path) -> Result<StateStore> {
+        // An empty path would put the files in the working directory.
+        if dir.as_os_str().is_empty() {
+            return Err(Error::invalid_arg(
+                "the hostdev state directory must not be empty",
+            ));
+        }
         if !dir.is_dir() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -62,13 +70,7 @@ impl StateStore {
     /// Take the directory's lock (blocks while another process holds it).
     pub fn lock(&self) -> Result<StateLock> {
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
+        let file = open_regular(&path, Access::CreateKeep)
             .map_err(|e| Error::system(format!("Failed to open '{}'", path.display()), &e))?;
         flock(&file, FlockOperation::LockExclusive).map_err(|e| {
             Error::system(format!("Failed to lock '{}'", path.display()), &e.into())
@@ -79,9 +81,9 @@ impl StateStore {
     /// The saved book; an empty one when nothing was saved yet.
     pub fn load(&self) -> Result<OwnershipBook> {
         let path = self.state_path();
-        match fs::read_to_string(&path) {
-            Ok(text) => OwnershipBook::from_json(&text, &path.display().to_string()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(OwnershipBook::default()),
+        match read_regular(&path) {
+            Ok(Some(text)) => OwnershipBook::from_json(&text, &path.display().to_string()),
+            Ok(None) => Ok(OwnershipBook::default()),
             Err(e) => Err(Error::system(
                 format!("Failed to read hostdev state '{}'", path.display()),
                 &e,
@@ -95,14 +97,13 @@ impl StateStore {
         let path = self.state_path();
         let tmp = self.dir.join(TEMP_FILE);
         let text = book.to_json();
-        let write = || -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)?;
+        let mut f = open_regular(&tmp, Access::CreateTruncate).map_err(|e| {
+            Error::system(
+                format!("Failed to save hostdev state '{}'", tmp.display()),
+                &e,
+            )
+        })?;
+        let mut write = || -> io::Result<()> {
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;

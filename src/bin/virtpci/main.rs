@@ -6,6 +6,7 @@ mod check;
 mod groups;
 mod host;
 mod prepare;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -67,6 +68,8 @@ enum Command {
     Prepare(prepare::PrepareArgs),
     /// Give a domain's PCI hostdevs back to their original drivers (real or --simulate).
     Reattach(prepare::ReattachArgs),
+    /// Every device the hostdev manager holds: user, stub, interrupted, current driver.
+    Status(status::StatusArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -109,6 +112,7 @@ fn run(cli: Cli) -> Result<()> {
         },
         Command::Prepare(args) => prepare::run_prepare(args),
         Command::Reattach(args) => prepare::run_reattach(args),
+        Command::Status(args) => status::run(args),
     }
 }
 
