@@ -6,6 +6,9 @@ use virtpci::assign::slot_plan::{Pluggability, SlotPlanKind};
 use virtpci::assign::HotplugAddressSet;
 use virtpci::{ErrorCode, PciAddress};
 
+mod shared_support;
+use shared_support::{case_dirs, shared_path};
+
 const Q35: &str = "<domain type='qemu'><name>q</name><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
     <controller type='pci' index='0' model='pcie-root'/>\
     <controller type='pci' index='1' model='pcie-root-port'/>\
@@ -259,8 +262,17 @@ fn detach_refusals_name_the_function_that_cannot_go() {
             "interface (mac 52:54:00:00:00:15) is marked hotplug='no'".into()
         )
     );
+    // Function 0 can only go with its slot, and its slot cannot go: not pluggable either.
     assert_eq!(
         set.pluggability(&a(0, 12, 0)).unwrap(),
+        Pluggability::NotPluggable(
+            "it can only go with its whole slot, and function 0000:00:0c.1 cannot: interface \
+             (mac 52:54:00:00:00:15) is marked hotplug='no'"
+                .into()
+        )
+    );
+    assert_eq!(
+        set.pluggability(&a(0, 10, 1)).unwrap(),
         Pluggability::WithSlot
     );
     // A whole multifunction slot that can go.
@@ -302,4 +314,45 @@ fn detach_bad_input() {
     );
     let err = set.pluggability(&a(0, 9, 0)).unwrap_err();
     assert_eq!(err.code, ErrorCode::DeviceMissing);
+}
+
+/// Issue 21: what pluggability answers for a function is what a detach plan of its slot does,
+/// for every function in use of every guest of the corpus and the golden cases (and of the
+/// fixtures here): not pluggable exactly when the plan is refused, with its slot exactly when
+/// the plan has several functions.
+#[test]
+fn pluggability_agrees_with_the_detach_plan_everywhere() {
+    let mut guests = vec![PC.to_string(), Q35.to_string()];
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cases");
+    for cases in shared_path("conformance/cases").into_iter().chain([golden]) {
+        for dir in case_dirs(&cases) {
+            if let Ok(xml) = std::fs::read_to_string(dir.join("expected.xml")) {
+                guests.push(xml);
+            }
+        }
+    }
+    let mut checked = 0;
+    for guest in &guests {
+        let Ok(set) = HotplugAddressSet::from_domain_xml(guest) else {
+            continue;
+        };
+        let buses = &set.address_set().buses;
+        for (bus, b) in buses.iter().enumerate() {
+            for (slot, s) in b.slots.iter().enumerate() {
+                for function in (0..8).filter(|f| s.functions & (1 << f) != 0) {
+                    let addr = a(bus as u32, slot as u32, function);
+                    let plug = set.pluggability(&addr).unwrap();
+                    let plan = set.plan_slot_detach(&addr);
+                    match (&plug, &plan) {
+                        (Pluggability::NotPluggable(_), Err(_)) => {}
+                        (Pluggability::Pluggable, Ok(p)) if p.items.len() == 1 => {}
+                        (Pluggability::WithSlot, Ok(p)) if p.items.len() > 1 => {}
+                        _ => panic!("{addr}: pluggability {plug:?} but detach plan {plan:?}"),
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} functions checked");
 }

@@ -518,12 +518,24 @@ impl HotplugAddressSet {
         if let Some(reason) = self.cannot_unplug(addr) {
             return Ok(Pluggability::NotPluggable(reason));
         }
-        let slot = &self.set.buses[addr.bus as usize].slots[addr.slot as usize];
-        if slot.functions & !(1u8 << addr.function) != 0 {
-            Ok(Pluggability::WithSlot)
-        } else {
-            Ok(Pluggability::Pluggable)
+        let others: Vec<PciAddress> = (0..8)
+            .filter(|&f| f != addr.function)
+            .map(|function| PciAddress { function, ..*addr })
+            .filter(|a| self.function_in_use(a))
+            .collect();
+        if others.is_empty() {
+            return Ok(Pluggability::Pluggable);
         }
+        // Only with its slot, so only if every other function of the slot can go too (what
+        // plan_slot_detach asks).
+        for other in &others {
+            if let Some(why) = self.cannot_unplug(other) {
+                return Ok(Pluggability::NotPluggable(format!(
+                    "it can only go with its whole slot, and function {other} cannot: {why}"
+                )));
+            }
+        }
+        Ok(Pluggability::WithSlot)
     }
 
     fn check_in_topology(&self, addr: &PciAddress) -> Result<()> {
