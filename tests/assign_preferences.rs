@@ -809,3 +809,53 @@ fn extended_domains_grow_without_moving_anything() {
     check_valid(&saved);
     check_with_libvirt(&saved, "extend-grown");
 }
+
+/// Issue 21: `numa='N'` fills an expander bus for node N that the domain already has (its free
+/// root ports first, then new ones on its unused slots; on pc its free slots) before adding
+/// another; devices without a preference are placed after them, elsewhere.
+#[test]
+fn numa_preference_reuses_the_expander_of_its_node() {
+    let numa1 = nic("<addressPreferences numa='1'/>");
+    let q35_user = "    <controller type='pci' index='0' model='pcie-root'/>\n    \
+        <controller type='pci' index='1' model='pcie-expander-bus'><target busNr='200'><node>1</node></target></controller>\n    \
+        <controller type='pci' index='2' model='pcie-root-port'><address type='pci' bus='1' slot='0' function='0'/></controller>\n    \
+        <controller type='pci' index='3' model='pcie-root-port'><address type='pci' bus='1' slot='1' function='0'/></controller>\n";
+    let pc_user = "    <controller type='pci' index='0' model='pci-root'/>\n    \
+        <controller type='pci' index='1' model='pci-expander-bus'><target busNr='200'><node>1</node></target></controller>\n";
+    for (machine, user) in [("pc-q35-7.2", q35_user), ("pc-i440fx-7.2", pc_user)] {
+        let devices = format!("{user}{}{}{}", nic(""), numa1.repeat(3), nic(""));
+        let xml = domain(machine, 2, &devices);
+        let out = assign(&xml);
+        let topo = check_valid(&out);
+        let expanders: Vec<u32> = topo
+            .controllers
+            .iter()
+            .filter(|(_, c)| matches!(c.0, PciModel::PcieExpanderBus | PciModel::PciExpanderBus))
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(expanders, vec![1], "{machine}: no second expander\n{out}");
+        // Each bus's way up to the root, through the controllers' addresses.
+        let behind_expander = |mut bus: u32| loop {
+            if bus == 1 {
+                return true;
+            }
+            match topo.controllers.get(&bus).and_then(|c| c.1) {
+                Some(a) => bus = a.0,
+                None => return false,
+            }
+        };
+        let nics = nic_addresses(&topo);
+        let placed: Vec<bool> = nics.iter().map(|a| behind_expander(a.0)).collect();
+        assert_eq!(
+            placed,
+            [false, true, true, true, false],
+            "{machine}: {nics:?}"
+        );
+        if machine == "pc-q35-7.2" {
+            // The user's two free ports first.
+            assert_eq!(nics[1].0, 2, "{nics:?}");
+            assert_eq!(nics[2].0, 3, "{nics:?}");
+        }
+        check_with_libvirt(&out, &format!("numa-reuse-{machine}"));
+    }
+}

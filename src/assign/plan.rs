@@ -622,8 +622,15 @@ impl<'a> Planner<'a> {
                 .iter()
                 .position(|&(n, _)| n != node)
                 .map_or(wanted.len(), |p| start + p);
-            let devices: Vec<usize> = wanted[start..end].iter().map(|&(_, i)| i).collect();
+            let mut devices: Vec<usize> = wanted[start..end].iter().map(|&(_, i)| i).collect();
             start = end;
+            // An expander for the node that the domain has already takes them first.
+            let reused =
+                self.place_on_existing_expander(node, expander_model, &devices, &mut next_index);
+            devices.drain(..reused);
+            if devices.is_empty() {
+                continue;
+            }
             let per_bus = if machine == MachineKind::Q35 {
                 8 * 32
             } else {
@@ -680,6 +687,115 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Place as many of `devices` (all preferring NUMA node `node`) as fit behind an
+    /// expander bus for that node that the domain already has: in its free root ports, then
+    /// (q35) in new root ports on its free functions while its bus numbers last, or (pc) in
+    /// its free slots. Returns how many were placed, the first ones of `devices`.
+    fn place_on_existing_expander(
+        &mut self,
+        node: u32,
+        expander_model: PciModel,
+        devices: &[usize],
+        next_index: &mut u32,
+    ) -> usize {
+        let Some((expander, bus_nr)) = self
+            .pci_controllers()
+            .filter(|&(_, _, m)| m == expander_model)
+            .find_map(|(_, c, _)| {
+                let options = &c.pci.as_ref()?.1;
+                (options.numa_node == Some(i64::from(node)))
+                    .then(|| (c.index(), options.bus_nr.unwrap_or(0)))
+            })
+        else {
+            return 0;
+        };
+        let used: HashSet<PciAddress> = self
+            .def
+            .devices
+            .iter()
+            .filter_map(|d| d.address.present_pci())
+            .collect();
+        let busy_bus = |bus: u32| used.iter().any(|a| a.bus == bus);
+        let mut targets: Vec<PciAddress> = Vec::new();
+        if expander_model == PciModel::PcieExpanderBus {
+            // Free root ports the user put behind it.
+            let ports: Vec<u32> = self
+                .pci_controllers()
+                .filter(|&(i, _, m)| {
+                    m == PciModel::PcieRootPort
+                        && self.def.devices[i].address.present_pci().map(|a| a.bus)
+                            == Some(expander)
+                })
+                .map(|(_, c, _)| c.index())
+                .collect();
+            targets.extend(
+                ports
+                    .into_iter()
+                    .filter(|&p| !busy_bus(p))
+                    .map(|p| PciAddress::new(0, p, 0, 0)),
+            );
+        } else {
+            targets.extend(
+                (0..32)
+                    .map(|slot| PciAddress::new(0, expander, slot, 0))
+                    .filter(|a| !used.iter().any(|u| u.bus == a.bus && u.slot == a.slot)),
+            );
+        }
+        let mut placed = 0;
+        for (&device, &target) in devices.iter().zip(&targets) {
+            self.set_address(device, target, Multifunction::Absent);
+            placed += 1;
+        }
+        if expander_model != PciModel::PcieExpanderBus || placed == devices.len() {
+            return placed;
+        }
+        // New root ports on its free functions, each needing a bus number between its busNr
+        // and the next expander's.
+        let nbuses = *next_index as usize;
+        let behind = self
+            .def
+            .inherited_by_buses(nbuses, |c, m| (m == expander_model).then(|| c.index()))
+            .into_iter()
+            .filter(|e| *e == Some(expander))
+            .count() as i64;
+        let limit = self
+            .pci_controllers()
+            .filter(|&(_, _, m)| matches!(m, PciModel::PciExpanderBus | PciModel::PcieExpanderBus))
+            .filter_map(|(_, c, _)| c.pci.as_ref().and_then(|(_, o)| o.bus_nr))
+            .filter(|&nr| nr > bus_nr)
+            .fold(256, i64::min);
+        let mut free_numbers = (limit - bus_nr - behind).max(0);
+        // Only slots nothing uses yet: a new function beside a port already there would flip
+        // that port's multifunction bit.
+        let free_places = (0..32u32)
+            .filter(|&slot| !used.iter().any(|u| u.bus == expander && u.slot == slot))
+            .flat_map(|slot| (0..8u32).map(move |f| PciAddress::new(0, expander, slot, f)));
+        for (&device, at) in devices[placed..].iter().zip(free_places) {
+            if free_numbers == 0 {
+                break;
+            }
+            free_numbers -= 1;
+            let port = *next_index;
+            *next_index += 1;
+            self.add_pci_controller(
+                port,
+                PciModel::PcieRootPort,
+                PciControllerOptions::default(),
+                DeviceAddress::Pci {
+                    addr: at,
+                    multi: Multifunction::Absent,
+                },
+            );
+            self.set_address(
+                device,
+                PciAddress::new(0, port, 0, 0),
+                Multifunction::Absent,
+            );
+            placed += 1;
+        }
+        placed
     }
 
     /// Add a PCI controller that virtpci decided on (not libvirt).
