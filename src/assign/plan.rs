@@ -665,25 +665,14 @@ impl<'a> Planner<'a> {
             self.filled_last().bus_nr = true;
             for (k, &device) in devices.iter().enumerate() {
                 let k = k as u32;
-                let target = if machine == MachineKind::Q35 {
+                if machine == MachineKind::Q35 {
                     // One root port per device, eight to a slot of the expander bus.
-                    let port = next_index;
-                    next_index += 1;
                     let at = PciAddress::new(0, expander, k / 8, k % 8);
-                    self.add_pci_controller(
-                        port,
-                        PciModel::PcieRootPort,
-                        PciControllerOptions::default(),
-                        DeviceAddress::Pci {
-                            addr: at,
-                            multi: Multifunction::Absent,
-                        },
-                    );
-                    PciAddress::new(0, port, 0, 0)
+                    self.place_behind_new_root_port(device, at, &mut next_index);
                 } else {
-                    PciAddress::new(0, expander, k, 0)
-                };
-                self.set_address(device, target, Multifunction::Absent);
+                    let target = PciAddress::new(0, expander, k, 0);
+                    self.set_address(device, target, Multifunction::Absent);
+                }
             }
         }
         Ok(())
@@ -777,25 +766,30 @@ impl<'a> Planner<'a> {
                 break;
             }
             free_numbers -= 1;
-            let port = *next_index;
-            *next_index += 1;
-            self.add_pci_controller(
-                port,
-                PciModel::PcieRootPort,
-                PciControllerOptions::default(),
-                DeviceAddress::Pci {
-                    addr: at,
-                    multi: Multifunction::Absent,
-                },
-            );
-            self.set_address(
-                device,
-                PciAddress::new(0, port, 0, 0),
-                Multifunction::Absent,
-            );
+            self.place_behind_new_root_port(device, at, next_index);
             placed += 1;
         }
         placed
+    }
+
+    /// Add a pcie-root-port (the next index) plugged in at `at`, and put `device` behind it.
+    fn place_behind_new_root_port(&mut self, device: usize, at: PciAddress, next_index: &mut u32) {
+        let port = *next_index;
+        *next_index += 1;
+        self.add_pci_controller(
+            port,
+            PciModel::PcieRootPort,
+            PciControllerOptions::default(),
+            DeviceAddress::Pci {
+                addr: at,
+                multi: Multifunction::Absent,
+            },
+        );
+        self.set_address(
+            device,
+            PciAddress::new(0, port, 0, 0),
+            Multifunction::Absent,
+        );
     }
 
     /// Add a PCI controller that virtpci decided on (not libvirt).
