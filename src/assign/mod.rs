@@ -449,6 +449,19 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> Edits {
             if plan.index_filled[i] {
                 ed.insert_attr_after(element, "type", "index", &c.index().to_string());
             }
+            if let (true, Some(model)) = (plan.filled[i].model, c.model) {
+                // libvirt writes the model after the index; 'auto' is replaced.
+                if doc.element(element).attr("model").is_some() {
+                    ed.set_attr(element, "model", model);
+                } else {
+                    let after = if plan.index_filled[i] {
+                        "type"
+                    } else {
+                        "index"
+                    };
+                    ed.insert_attr_after(element, after, "model", model);
+                }
+            }
             if c.pci_model().is_some() {
                 let filled = &plan.filled[i];
                 if filled.model_name {
@@ -513,6 +526,10 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> Edits {
                             ed.replace_start_tag_with(addr_el, |out| {
                                 push_pci_address_tag(out, addr, *multi)
                             });
+                        }
+                        // An address libvirt drops (a USB controller of model 'none').
+                        (DeviceAddress::Pci { .. }, DeviceAddress::None) => {
+                            ed.remove_element(addr_el)
                         }
                         _ => {}
                     }

@@ -14,9 +14,13 @@ use crate::xml::domain::{
 };
 use std::collections::{HashMap, HashSet};
 
+mod defaults;
+
 /// How one PCI controller's options were completed, for the writer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilledDefaults {
+    /// The controller's `model` attribute (a default model libvirt writes out).
+    pub model: bool,
     pub model_name: bool,
     pub chassis_nr: bool,
     pub chassis: bool,
@@ -234,13 +238,18 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let ctype = self.controller(i).ctype;
-            let taken = used.entry(ctype).or_default();
-            let index = lowest_free.entry(ctype).or_insert(0);
-            while taken.contains(index) {
-                *index += 1;
-            }
-            taken.insert(*index);
-            let index = *index;
+            let index = match self.usb2_companion_index(pos) {
+                Some(index) => index,
+                None => {
+                    let taken = used.entry(ctype).or_default();
+                    let index = lowest_free.entry(ctype).or_insert(0);
+                    while taken.contains(index) {
+                        *index += 1;
+                    }
+                    taken.insert(*index);
+                    *index
+                }
+            };
             if let Some(c) = self.def.devices[i].controller_mut() {
                 c.index = Some(index);
             }
@@ -248,6 +257,8 @@ impl<'a> Planner<'a> {
         }
         self.check_duplicate_controllers()?;
         self.check_controllers()?;
+        self.fill_default_controller_models();
+        self.check_disk_names()?;
         self.add_default_devices();
         self.add_implicit_controllers();
         self.check_devices()?;
@@ -280,6 +291,9 @@ impl<'a> Planner<'a> {
         for &i in &self.controller_order {
             let c = self.controller(i);
             let Some((model, opts)) = &c.pci else {
+                if c.ctype == "pci" {
+                    return Err(self.pci_controller_without_model(c));
+                }
                 continue;
             };
             let index = c.index();
@@ -415,23 +429,9 @@ impl<'a> Planner<'a> {
     /// virtio-serial controller for virtio channels and consoles, and a video device when
     /// there is graphics but no video.
     fn add_implicit_controllers(&mut self) {
-        let mut wanted: Vec<(&'static str, u32)> = Vec::new();
+        let mut wanted = self.wanted_disk_controllers();
         for device in &self.def.devices {
             match &device.kind {
-                DeviceKind::Disk {
-                    bus,
-                    drive_controller,
-                    ..
-                } => {
-                    let ctype = match *bus {
-                        "ide" => "ide",
-                        "sata" => "sata",
-                        "scsi" => "scsi",
-                        "fdc" => "fdc",
-                        _ => continue,
-                    };
-                    wanted.push((ctype, drive_controller.unwrap_or(0)));
-                }
                 DeviceKind::Channel {
                     target_type: Some(t),
                 }
@@ -1621,6 +1621,7 @@ impl<'a> Planner<'a> {
 
     /// The checks libvirt's validation makes on the completed definition.
     fn validate_after(&self) -> Result<()> {
+        self.validate_ide()?;
         for (_, c, model) in self.pci_controllers() {
             let index = c.index();
             if index > 255 {

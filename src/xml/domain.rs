@@ -659,12 +659,15 @@ fn read_controller<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Controlle
                     doc.line_of(el.start)
                 ))
             })?,
+            // Refused by the planner once the index is known (libvirt's words depend on it).
             None => {
-                return Err(Error::internal(format!(
-                    "PCI controller model was not set correctly: <controller type='pci'> without \
-                     a model (line {})",
-                    doc.line_of(el.start)
-                )))
+                return Ok(Controller {
+                    ctype,
+                    model,
+                    index,
+                    index_missing,
+                    pci: None,
+                })
             }
         };
         Some((pci_model, read_pci_options(doc, id)?))
