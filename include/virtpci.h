@@ -231,6 +231,13 @@ typedef struct {
    * controllers were added).
    */
   int hotplug_ports;
+  /**
+   * The libvirt release whose layout to give, as libvirt numbers versions (major *
+   * 1000000 + minor * 1000 + micro): 9000000 (9.0, Debian 12 with QEMU 7.2) or 11003000
+   * (11.3, Debian 13 with QEMU 10.0); 0 is the default, 9.0. Other versions are refused.
+   * Added in the second version of the struct: a smaller `size` means 0.
+   */
+  unsigned int libvirt_version;
 } VirtpciAssignOptions;
 
 /**

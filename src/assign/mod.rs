@@ -8,11 +8,13 @@
 pub mod explain;
 pub mod extend;
 pub mod hotplug;
+pub mod level;
 pub mod plan;
 pub mod set;
 pub mod slot_plan;
 
 pub use hotplug::HotplugAddressSet;
+pub use level::LibvirtLevel;
 pub use plan::{plan, plan_with, Plan};
 pub use set::AddressSet;
 
@@ -50,6 +52,8 @@ pub struct AssignOptions {
     /// never hot-plugged (see [`extend`]). Domains libvirt can place come out as libvirt
     /// places them.
     pub extend: bool,
+    /// The libvirt release whose layout to give (default 9.0).
+    pub libvirt: LibvirtLevel,
 }
 
 /// Assign guest PCI addresses to the domain in `xml` as libvirt 9.0 does on define.

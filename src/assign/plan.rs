@@ -15,6 +15,7 @@ use crate::xml::domain::{
 use std::collections::{HashMap, HashSet};
 
 mod defaults;
+mod levels;
 
 /// How one PCI controller's options were completed, for the writer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -207,6 +208,7 @@ impl<'a> Planner<'a> {
 
     /// Post-parse work and the checks libvirt makes before assigning addresses.
     fn prepare(&mut self) -> Result<()> {
+        self.apply_level()?;
         let controllers: Vec<usize> = (0..self.def.devices.len())
             .filter(|&i| self.def.devices[i].controller().is_some())
             .collect();
@@ -382,7 +384,17 @@ impl<'a> Planner<'a> {
             address_controller: None,
             prefs: Default::default(),
         });
-        self.controller_order.push(i);
+        self.list_added_controller(i);
+    }
+
+    /// Put a controller libvirt added into the list: 9.0 appends it, later levels insert it
+    /// in index order (virDomainDefMaybeAddController).
+    fn list_added_controller(&mut self, i: usize) {
+        if self.options.libvirt.inserts_added_controllers() {
+            self.insert_controller(i);
+        } else {
+            self.controller_order.push(i);
+        }
     }
 
     /// The devices libvirt's QEMU driver adds to x86 `pc` and `q35` machines when the
@@ -954,8 +966,7 @@ impl<'a> Planner<'a> {
             address_controller: None,
             prefs: Default::default(),
         });
-        // virDomainDefMaybeAddController appends to the controller list.
-        self.controller_order.push(i);
+        self.list_added_controller(i);
         self.flags[i] = model.connect_flags();
         Some(i)
     }
@@ -1621,7 +1632,7 @@ impl<'a> Planner<'a> {
 
     /// The checks libvirt's validation makes on the completed definition.
     fn validate_after(&self) -> Result<()> {
-        self.validate_ide()?;
+        self.validate_devices()?;
         for (_, c, model) in self.pci_controllers() {
             let index = c.index();
             if index > 255 {

@@ -129,6 +129,8 @@ impl<'a> Hostdev<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceKind<'a> {
     Disk {
+        /// The `device` attribute (disk, cdrom, floppy, lun).
+        device: &'a str,
         bus: &'a str,
         model: Option<&'a str>,
         target: &'a str,
@@ -352,6 +354,9 @@ pub struct DomainDef<'a> {
     pub numa_cells: usize,
     /// The domain has a `<graphics>` device (libvirt then adds a video if there is none).
     pub has_graphics: bool,
+    /// Guest memory is shared (`<memoryBacking><access mode='shared'/>`, or every NUMA cell
+    /// with `memAccess='shared'`), as vhost-user needs from libvirt 11.3 on.
+    pub shared_memory: bool,
     /// The `<devices>` element.
     pub devices_element: Option<ElementId>,
     pub devices: Vec<Device<'a>>,
@@ -422,6 +427,7 @@ impl<'a> DomainDef<'a> {
                 devices.push(read_device(doc, child)?);
             }
         }
+        let shared_memory = shared_memory(doc);
         let has_graphics = devices_element
             .is_some_and(|devs| doc.children_named(devs, "graphics").next().is_some());
         Ok(DomainDef {
@@ -429,9 +435,32 @@ impl<'a> DomainDef<'a> {
             machine_kind,
             numa_cells,
             has_graphics,
+            shared_memory,
             devices_element,
             devices,
         })
+    }
+}
+
+/// Whether the guest's memory is shared with other processes.
+fn shared_memory(doc: &Document<'_>) -> bool {
+    let backing = doc
+        .child(doc.root, "memoryBacking")
+        .and_then(|m| doc.child(m, "access"))
+        .and_then(|a| doc.attr(a, "mode"));
+    let cells: Vec<ElementId> = doc
+        .child(doc.root, "cpu")
+        .and_then(|cpu| doc.child(cpu, "numa"))
+        .map(|numa| doc.children_named(numa, "cell").collect())
+        .unwrap_or_default();
+    let cell_shared = |&c: &ElementId| match doc.attr(c, "memAccess") {
+        Some(mode) => mode == "shared",
+        None => backing == Some("shared"),
+    };
+    if cells.is_empty() {
+        backing == Some("shared")
+    } else {
+        cells.iter().all(cell_shared)
     }
 }
 
@@ -449,6 +478,7 @@ pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a
                 .and_then(|a| doc.attr(a, "controller"))
                 .and_then(parse_xml_uint);
             DeviceKind::Disk {
+                device: attr("device").unwrap_or("disk"),
                 bus,
                 model: attr("model"),
                 target,

@@ -157,23 +157,26 @@ impl<'a> Planner<'a> {
         wanted
     }
 
-    /// Refusals of libvirt's validation about IDE (qemuValidateDomainDeviceDefDiskFrontend
-    /// and the IDE controller checks): pc's built-in IDE controller is the only one, and q35
-    /// has none. Disks are validated before controllers.
-    pub(super) fn validate_ide(&self) -> Result<()> {
+    /// libvirt's validation of the devices, as far as it concerns virtpci, in libvirt's device
+    /// order (disks, interfaces, controllers): the level's own refusals, and those about IDE
+    /// (pc's built-in IDE controller is the only one, q35 has none).
+    pub(super) fn validate_devices(&self) -> Result<()> {
         let machine = self.machine();
-        if machine == MachineKind::Other {
-            return Ok(());
-        }
-        if machine == MachineKind::I440fx {
-            for d in &self.def.devices {
-                if let DeviceKind::Disk { bus, target, .. } = &d.kind {
-                    let controller = self.disk_controller(d, target);
-                    if *bus == "ide" && controller.is_some_and(|c| c != 0) {
-                        return Err(Error::internal("Only 1 IDE controller is supported"));
-                    }
+        for d in &self.def.devices {
+            if let DeviceKind::Disk { bus, target, .. } = &d.kind {
+                self.validate_disk_level(d)?;
+                let controller = self.disk_controller(d, target);
+                if machine == MachineKind::I440fx
+                    && *bus == "ide"
+                    && controller.is_some_and(|c| c != 0)
+                {
+                    return Err(Error::internal("Only 1 IDE controller is supported"));
                 }
             }
+        }
+        self.validate_nets_level()?;
+        if machine == MachineKind::Other {
+            return Ok(());
         }
         for &i in &self.controller_order {
             let c = self.controller(i);
