@@ -68,6 +68,16 @@ fn expected_message(text: &str) -> String {
 /// Run every case directory under `cases` (input.xml with expected.xml or
 /// expected-error.txt) through the library; returns (passed, failed) and prints each failure.
 fn run_cases(cases: &Path) -> (usize, usize) {
+    run_cases_with(cases, None, virtpci::AssignOptions::default())
+}
+
+/// [`run_cases`] with `options`; with `inputs`, each case's input.xml is read from the
+/// directory of the same name there (the stored 11.3 expectations use the shared inputs).
+fn run_cases_with(
+    cases: &Path,
+    inputs: Option<&Path>,
+    options: virtpci::AssignOptions,
+) -> (usize, usize) {
     let mut names: Vec<_> = fs::read_dir(cases)
         .unwrap_or_else(|e| panic!("{}: {e}", cases.display()))
         .flatten()
@@ -76,11 +86,12 @@ fn run_cases(cases: &Path) -> (usize, usize) {
     names.sort();
     let (mut passed, mut failed) = (0, 0);
     for dir in names {
-        let Ok(input) = fs::read_to_string(dir.join("input.xml")) else {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let input_dir = inputs.map_or(dir.clone(), |i| i.join(&name));
+        let Ok(input) = fs::read_to_string(input_dir.join("input.xml")) else {
             continue;
         };
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let result = virtpci::assign_domain_xml(&input);
+        let result = virtpci::assign_domain_xml_with(&input, options);
         let why = if let Ok(expected) = fs::read_to_string(dir.join("expected.xml")) {
             match result {
                 Ok(out) if layout(&out.xml) == layout(&expected) => None,
@@ -128,6 +139,29 @@ fn conformance_corpus() {
     let (passed, failed) = run_cases(&cases);
     assert_eq!(failed, 0, "{failed} conformance cases failed");
     assert!(passed >= 269, "only {passed} cases found");
+}
+
+/// The same inputs as libvirt 11.3 (Debian 13, QEMU 10.0) defines them: the expected files in
+/// tests/conformance-11.3 were made by `libvirt-oracle-trixie` (see its README).
+#[test]
+fn conformance_corpus_libvirt_11_3() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let inputs = root.join("../shared/conformance/cases");
+    if !inputs.is_dir() {
+        println!(
+            "conformance inputs not found at {}; skipped",
+            inputs.display()
+        );
+        return;
+    }
+    let options = virtpci::AssignOptions {
+        libvirt: virtpci::assign::LibvirtLevel::V11_3,
+        ..Default::default()
+    };
+    let cases = root.join("tests/conformance-11.3/cases");
+    let (passed, failed) = run_cases_with(&cases, Some(&inputs), options);
+    assert_eq!(failed, 0, "{failed} 11.3 conformance cases failed");
+    assert!(passed >= 268, "only {passed} 11.3 cases found");
 }
 
 /// The project's own cases (tests/golden), each expected output made by the real libvirt 9.0.
