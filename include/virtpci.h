@@ -141,6 +141,11 @@ typedef enum {
    */
   VIRTPCI_ERR_XML_ERROR = 27,
   /**
+   * A detail of the XML libvirt's parser refuses, printed without a prefix
+   * (VIR_ERR_XML_DETAIL).
+   */
+  VIRTPCI_ERR_XML_DETAIL = 35,
+  /**
    * A system call failed; the message ends with the `strerror` text (VIR_ERR_SYSTEM_ERROR).
    */
   VIRTPCI_ERR_SYSTEM_ERROR = 38,

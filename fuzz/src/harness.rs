@@ -1199,12 +1199,13 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
 use virtpci::ffi::hostdev as f_hd;
 
 /// Every code a failing call may set.
-const ERROR_CODES: [ErrorCode; 10] = [
+const ERROR_CODES: [ErrorCode; 11] = [
     ErrorCode::Internal,
     ErrorCode::NoMemory,
     ErrorCode::InvalidArg,
     ErrorCode::OperationFailed,
     ErrorCode::XmlError,
+    ErrorCode::XmlDetail,
     ErrorCode::SystemError,
     ErrorCode::OperationInvalid,
     ErrorCode::ConfigUnsupported,

@@ -222,6 +222,7 @@ impl<'a> Planner<'a> {
         for i in controllers {
             self.insert_controller(i);
         }
+        self.check_usb_none()?;
         // Controllers without an index get the lowest one unused for their type. The indexes
         // in use only grow, so the lowest unused one never decreases: one cursor per type
         // keeps this linear (a search over every controller for every candidate index was

@@ -114,6 +114,14 @@ impl<'d, 'a> Editor<'d, 'a> {
     /// Remove element `id`, with the indentation before it when it starts its own line.
     pub fn remove_element(&mut self, id: ElementId) {
         let el = self.doc.element(id);
+        if let Some(parent) = el.parent.map(|p| self.doc.element(p)) {
+            if parent.children.len() == 1 && parent.text.is_empty() && !parent.self_closing {
+                // The parent is left empty: written as an empty element, as libvirt does.
+                let at = parent.start_tag_end - 1;
+                self.splice_with(at, parent.end, |out| out.push_str("/>"));
+                return;
+            }
+        }
         let start = match self.indent_of(id) {
             Some(indent) => {
                 let line_start = el.start - indent.len();

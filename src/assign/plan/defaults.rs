@@ -76,6 +76,19 @@ impl<'a> Planner<'a> {
         (!taken).then_some(index)
     }
 
+    /// The parser's rule for `model='none'`: USB is then disabled, and no other USB
+    /// controller may be defined, before or after it.
+    pub(super) fn check_usb_none(&self) -> Result<()> {
+        let usb = self.controller_order.iter().map(|&i| self.controller(i));
+        let usb: Vec<_> = usb.filter(|c| c.ctype == "usb").collect();
+        if usb.iter().any(|c| c.model_is("none")) && usb.iter().any(|c| !c.model_is("none")) {
+            return Err(Error::xml_detail(
+                "Can't add another USB controller: USB is disabled for this domain",
+            ));
+        }
+        Ok(())
+    }
+
     /// The default models QEMU's driver gives controllers written without one
     /// (qemuDomainControllerDefPostParse), which decide their connect flags: USB is
     /// `piix3-uhci` on x86 (q35 too: QEMU 7.2 has it), SCSI (also `auto`) is `lsilogic`.
