@@ -37,11 +37,11 @@ fn index_less_usb2_companions_share_one_slot() {
          <controller type='usb' model='ich9-uhci2'/>",
     );
     for (model, function) in [("uhci1", "0x0"), ("ehci1", "0x7"), ("uhci2", "0x1")] {
-        let want = format!(
-            "<controller type='usb' index='0' model='ich9-{model}'><address type='pci' \
-             domain='0x0000' bus='0x00' slot='0x02' function='{function}'"
-        );
-        assert!(out.contains(&want), "{model}: {out}");
+        let start = format!("<controller type='usb' index='0' model='ich9-{model}'>");
+        let at = out.find(&start).unwrap_or_else(|| panic!("{model}: {out}"));
+        let address = format!("bus='0x00' slot='0x02' function='{function}'");
+        let end = out[at..].find("</controller>").unwrap() + at;
+        assert!(out[at..end].contains(&address), "{model}: {out}");
     }
 }
 
@@ -164,4 +164,33 @@ fn levels_differ_where_their_libvirt_does() {
                  <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>";
     assert!(!assign_at(v9, &crypto).unwrap().contains(slot3));
     assert!(assign_at(v11, &crypto).unwrap().contains(slot3));
+}
+
+#[test]
+fn uhci_companions_need_another_usb_controller_and_get_their_start_port() {
+    // Companions alone are refused, whatever their index (also when libvirt would add its
+    // default controller next to them on q35).
+    for (machine, devices) in [
+        (
+            "pc",
+            "<controller type='usb' index='0' model='ich9-uhci1'/>",
+        ),
+        (
+            "q35",
+            "<controller type='usb' index='1' model='ich9-uhci1'/>",
+        ),
+    ] {
+        let e = assign_domain_xml(&domain(machine, devices)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::XmlDetail);
+        assert_eq!(e.message, "No master USB controller specified");
+    }
+    let out = assign(
+        "pc",
+        "<controller type='usb' index='0' model='piix3-uhci'/>\
+         <controller type='usb' index='0' model='ich9-uhci2'/>",
+    );
+    assert!(
+        out.contains("model='ich9-uhci2'><master startport='2'/><address"),
+        "{out}"
+    );
 }

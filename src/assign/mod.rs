@@ -466,6 +466,12 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> Edits {
                     ed.insert_attr_after(element, after, "model", model);
                 }
             }
+            if let Some(port) = companion_start_port(c) {
+                // libvirt gives a UHCI companion its EHCI master's ports (two each).
+                if doc.child(element, "master").is_none() {
+                    new_children.push(format!("<master startport='{port}'/>"));
+                }
+            }
             if c.pci_model().is_some() {
                 let filled = &plan.filled[i];
                 if filled.model_name {
@@ -557,6 +563,16 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> Edits {
     }
     write_new_devices(original.len(), plan, &mut ed);
     ed.into_edits()
+}
+
+/// The first port of the EHCI master a UHCI companion serves.
+fn companion_start_port(c: &Controller) -> Option<u32> {
+    match (c.ctype, c.model?) {
+        ("usb", "ich9-uhci1") => Some(0),
+        ("usb", "ich9-uhci2") => Some(2),
+        ("usb", "ich9-uhci3") => Some(4),
+        _ => None,
+    }
 }
 
 /// Whether the `<address>` element `id` already reads exactly as libvirt would print `addr`.

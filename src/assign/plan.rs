@@ -223,6 +223,7 @@ impl<'a> Planner<'a> {
             self.insert_controller(i);
         }
         self.check_usb_none()?;
+        self.check_usb_companions_have_a_master()?;
         // Controllers without an index get the lowest one unused for their type. The indexes
         // in use only grow, so the lowest unused one never decreases: one cursor per type
         // keeps this linear (a search over every controller for every candidate index was

@@ -142,14 +142,16 @@ pub struct VirtpciAssignOptions {
 /// `virtpci_domain_assign_pci_addresses()` with `*opts`: the same result, plus virtpci's
 /// placement options (`VirtpciAssignOptions`). Devices' `<addressPreferences hotplug='yes|no'
 /// bus='pci|pcie' numa='N'/>` (and `<hotplug require='no'/>`) are honoured by both functions;
-/// without preferences and with `hotplug_ports` negative the result is libvirt 9.0's.
+/// without preferences and with `hotplug_ports` negative the result is libvirt 9.0's (or
+/// 11.3's, with `libvirt_version` 11003000).
 ///
 /// Returns 0 and stores the new XML in `*out_xml` (release it with `virtpci_string_free()`
 /// or `free()`), or -1 with the last error set: libvirt's errors as for
 /// `virtpci_domain_assign_pci_addresses()`; `VIRTPCI_ERR_XML_ERROR` or
 /// `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a preference that is malformed or cannot be met (the
 /// message names the device and its line); `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, a
-/// `size` smaller than the first version of the struct, or an unknown bit in `flags`.
+/// `size` smaller than the first version of the struct, an unknown bit in `flags`, or a
+/// `libvirt_version` other than 0, 9.0 or 11.3.
 /// Thread-safe.
 ///
 /// # Safety

@@ -79,12 +79,38 @@ impl<'a> Planner<'a> {
     /// The parser's rule for `model='none'`: USB is then disabled, and no other USB
     /// controller may be defined, before or after it.
     pub(super) fn check_usb_none(&self) -> Result<()> {
-        let usb = self.controller_order.iter().map(|&i| self.controller(i));
-        let usb: Vec<_> = usb.filter(|c| c.ctype == "usb").collect();
-        if usb.iter().any(|c| c.model_is("none")) && usb.iter().any(|c| !c.model_is("none")) {
+        let (mut none, mut other) = (false, false);
+        for &i in &self.controller_order {
+            let c = self.controller(i);
+            if c.ctype == "usb" {
+                none |= c.model_is("none");
+                other |= !c.model_is("none");
+            }
+        }
+        if none && other {
             return Err(Error::xml_detail(
                 "Can't add another USB controller: USB is disabled for this domain",
             ));
+        }
+        Ok(())
+    }
+
+    /// UHCI companions need a USB controller of another model in the definition (the EHCI
+    /// they serve, or any other): a definition whose USB controllers are all companions is
+    /// refused, before libvirt adds its default controller (seen with both oracles, whatever
+    /// the indexes).
+    pub(super) fn check_usb_companions_have_a_master(&self) -> Result<()> {
+        let (mut companions, mut others) = (false, false);
+        for &i in &self.controller_order {
+            let c = self.controller(i);
+            if c.ctype == "usb" {
+                let companion = matches!(c.model, Some("ich9-uhci1" | "ich9-uhci2" | "ich9-uhci3"));
+                companions |= companion;
+                others |= !companion;
+            }
+        }
+        if companions && !others {
+            return Err(Error::xml_detail("No master USB controller specified"));
         }
         Ok(())
     }
@@ -98,7 +124,8 @@ impl<'a> Planner<'a> {
         if machine == MachineKind::Other {
             return;
         }
-        for i in self.controller_order.clone() {
+        for pos in 0..self.controller_order.len() {
+            let i = self.controller_order[pos];
             let device = &mut self.def.devices[i];
             let Some(c) = device.controller_mut() else {
                 continue;
