@@ -39,6 +39,7 @@ const EXTEND: AssignOptions = AssignOptions {
     strict_function0: false,
     hotplug_ports: None,
     extend: true,
+    libvirt: virtpci::assign::LibvirtLevel::V9_0,
 };
 
 fn assign(xml: &str) -> String {

@@ -1,5 +1,6 @@
 /* Guest PCI address assignment and the hotplug address set, through the C API. */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,6 +167,31 @@ static void test_assign_with_options(void)
           "missing NUMA node");
     CHECK(virtpci_last_error_code() == VIRTPCI_ERR_XML_ERROR, "numa code %d",
           virtpci_last_error_code());
+
+    /* The libvirt level: QEMU 10.0 (libvirt 11.3) has no pc-i440fx-2.3, QEMU 7.2 has. */
+    static const char *OLD_PC =
+        "<domain><os><type machine='pc-i440fx-2.3'>hvm</type></os><devices/></domain>";
+    opts.hotplug_ports = -1;
+    opts.libvirt_version = 11003000;
+    CHECK(virtpci_domain_assign_pci_addresses_with_options(OLD_PC, &opts, &out) == -1,
+          "11.3 refuses pc-i440fx-2.3");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_CONFIG_UNSUPPORTED, "machine code %d",
+          virtpci_last_error_code());
+    opts.libvirt_version = 9000000;
+    CHECK(virtpci_domain_assign_pci_addresses_with_options(OLD_PC, &opts, &out) == 0, "%s",
+          virtpci_last_error_message());
+    virtpci_string_free(out);
+    out = NULL;
+    opts.libvirt_version = 10000000;
+    CHECK(virtpci_domain_assign_pci_addresses_with_options(OLD_PC, &opts, &out) == -1,
+          "unknown level");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "level code");
+    /* A caller built against the first version of the struct gets the default level. */
+    opts.libvirt_version = 11003000;
+    opts.size = offsetof(VirtpciAssignOptions, libvirt_version);
+    CHECK(virtpci_domain_assign_pci_addresses_with_options(OLD_PC, &opts, &out) == 0, "%s",
+          virtpci_last_error_message());
+    virtpci_string_free(out);
 }
 
 static void test_address_set_preferences(void)

@@ -141,6 +141,11 @@ typedef enum {
    */
   VIRTPCI_ERR_XML_ERROR = 27,
   /**
+   * A detail of the XML libvirt's parser refuses, printed without a prefix
+   * (VIR_ERR_XML_DETAIL).
+   */
+  VIRTPCI_ERR_XML_DETAIL = 35,
+  /**
    * A system call failed; the message ends with the `strerror` text (VIR_ERR_SYSTEM_ERROR).
    */
   VIRTPCI_ERR_SYSTEM_ERROR = 38,
@@ -231,6 +236,13 @@ typedef struct {
    * controllers were added).
    */
   int hotplug_ports;
+  /**
+   * The libvirt release whose layout to give, as libvirt numbers versions (major *
+   * 1000000 + minor * 1000 + micro): 9000000 (9.0, Debian 12 with QEMU 7.2) or 11003000
+   * (11.3, Debian 13 with QEMU 10.0); 0 is the default, 9.0. Other versions are refused.
+   * Added in the second version of the struct: a smaller `size` means 0.
+   */
+  unsigned int libvirt_version;
 } VirtpciAssignOptions;
 
 /**
@@ -449,14 +461,16 @@ int virtpci_domain_assign_pci_addresses(const char *domain_xml,
  * `virtpci_domain_assign_pci_addresses()` with `*opts`: the same result, plus virtpci's
  * placement options (`VirtpciAssignOptions`). Devices' `<addressPreferences hotplug='yes|no'
  * bus='pci|pcie' numa='N'/>` (and `<hotplug require='no'/>`) are honoured by both functions;
- * without preferences and with `hotplug_ports` negative the result is libvirt 9.0's.
+ * without preferences and with `hotplug_ports` negative the result is libvirt 9.0's (or
+ * 11.3's, with `libvirt_version` 11003000).
  *
  * Returns 0 and stores the new XML in `*out_xml` (release it with `virtpci_string_free()`
  * or `free()`), or -1 with the last error set: libvirt's errors as for
  * `virtpci_domain_assign_pci_addresses()`; `VIRTPCI_ERR_XML_ERROR` or
  * `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a preference that is malformed or cannot be met (the
  * message names the device and its line); `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, a
- * `size` smaller than the first version of the struct, or an unknown bit in `flags`.
+ * `size` smaller than the first version of the struct, an unknown bit in `flags`, or a
+ * `libvirt_version` other than 0, 9.0 or 11.3.
  * Thread-safe.
  *
  * # Safety

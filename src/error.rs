@@ -23,6 +23,9 @@ pub enum ErrorCode {
     OperationFailed = 9,
     /// Malformed or semantically wrong XML (VIR_ERR_XML_ERROR).
     XmlError = 27,
+    /// A detail of the XML libvirt's parser refuses, printed without a prefix
+    /// (VIR_ERR_XML_DETAIL).
+    XmlDetail = 35,
     /// A system call failed; the message ends with the `strerror` text (VIR_ERR_SYSTEM_ERROR).
     SystemError = 38,
     /// The request is not valid in the current state (VIR_ERR_OPERATION_INVALID).
@@ -45,6 +48,7 @@ impl ErrorCode {
             ErrorCode::InvalidArg => "invalid argument: ",
             ErrorCode::OperationFailed => "operation failed: ",
             ErrorCode::XmlError => "XML error: ",
+            ErrorCode::XmlDetail => "",
             ErrorCode::SystemError => "",
             ErrorCode::OperationInvalid => "Requested operation is not valid: ",
             ErrorCode::ConfigUnsupported => "unsupported configuration: ",
@@ -89,6 +93,10 @@ impl Error {
 
     pub fn xml(detail: impl AsRef<str>) -> Error {
         Error::new(ErrorCode::XmlError, detail)
+    }
+
+    pub fn xml_detail(detail: impl AsRef<str>) -> Error {
+        Error::new(ErrorCode::XmlDetail, detail)
     }
 
     pub fn invalid_arg(detail: impl AsRef<str>) -> Error {
@@ -191,6 +199,7 @@ mod tests {
         assert_eq!(ErrorCode::Internal as i32, 1);
         assert_eq!(ErrorCode::InvalidArg as i32, 8);
         assert_eq!(ErrorCode::XmlError as i32, 27);
+        assert_eq!(ErrorCode::XmlDetail as i32, 35);
         assert_eq!(ErrorCode::OperationInvalid as i32, 55);
         assert_eq!(ErrorCode::ConfigUnsupported as i32, 67);
         assert_eq!(ErrorCode::DeviceMissing as i32, 99);

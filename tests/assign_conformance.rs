@@ -11,7 +11,7 @@ use virtpci::xml::Document;
 mod layout_support;
 mod shared_support;
 use layout_support::{address_fact, number, pci_controller_facts};
-use shared_support::{case_dirs, shared_path};
+use shared_support::{case_dirs, expectation_dirs, shared_path};
 use virtpci::ErrorCode;
 
 /// The PCI layout of a domain XML, one sorted line per fact.
@@ -95,11 +95,28 @@ fn expected_code(message: &str) -> ErrorCode {
 /// expected-error.txt) through the library; returns (passed, failed) and prints each failure.
 /// A refusal passes only with libvirt's whole message and the code of its category.
 fn run_cases(cases: &Path) -> (usize, usize) {
+    run_cases_with(cases, None, virtpci::AssignOptions::default())
+}
+
+/// [`run_cases`] with `options`; with `inputs`, each case's input.xml is read from the
+/// directory of the same name there (the stored 11.3 expectations use the shared inputs).
+/// Every case directory must have its input and exactly one expected file.
+fn run_cases_with(
+    cases: &Path,
+    inputs: Option<&Path>,
+    options: virtpci::AssignOptions,
+) -> (usize, usize) {
+    let dirs = match inputs {
+        None => case_dirs(cases),
+        Some(_) => expectation_dirs(cases),
+    };
     let (mut passed, mut failed) = (0, 0);
-    for dir in case_dirs(cases) {
-        let input = fs::read_to_string(dir.join("input.xml")).unwrap();
+    for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let result = virtpci::assign_domain_xml(&input);
+        let input_dir = inputs.map_or(dir.clone(), |i| i.join(&name));
+        let input = fs::read_to_string(input_dir.join("input.xml"))
+            .unwrap_or_else(|e| panic!("{}/input.xml: {e}", input_dir.display()));
+        let result = virtpci::assign_domain_xml_with(&input, options);
         let why = if let Ok(expected) = fs::read_to_string(dir.join("expected.xml")) {
             match result {
                 Ok(out) if layout(&out.xml) == layout(&expected) => None,
@@ -145,6 +162,23 @@ fn conformance_corpus() {
     let (passed, failed) = run_cases(&cases);
     assert_eq!(failed, 0, "{failed} conformance cases failed");
     assert_eq!(passed, case_dirs(&cases).len());
+}
+
+/// The same inputs as libvirt 11.3 (Debian 13, QEMU 10.0) defines them: the expected files in
+/// tests/conformance-11.3 were made by `libvirt-oracle-trixie` (see its README).
+#[test]
+fn conformance_corpus_libvirt_11_3() {
+    let Some(inputs) = shared_path("conformance/cases") else {
+        return;
+    };
+    let options = virtpci::AssignOptions {
+        libvirt: virtpci::assign::LibvirtLevel::V11_3,
+        ..Default::default()
+    };
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance-11.3/cases");
+    let (passed, failed) = run_cases_with(&cases, Some(&inputs), options);
+    assert_eq!(failed, 0, "{failed} 11.3 conformance cases failed");
+    assert_eq!(passed, expectation_dirs(&cases).len());
 }
 
 /// The project's own cases (tests/golden), each expected output made by the real libvirt 9.0.

@@ -1206,12 +1206,13 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
 use virtpci::ffi::hostdev as f_hd;
 
 /// Every code a failing call may set.
-const ERROR_CODES: [ErrorCode; 10] = [
+const ERROR_CODES: [ErrorCode; 11] = [
     ErrorCode::Internal,
     ErrorCode::NoMemory,
     ErrorCode::InvalidArg,
     ErrorCode::OperationFailed,
     ErrorCode::XmlError,
+    ErrorCode::XmlDetail,
     ErrorCode::SystemError,
     ErrorCode::OperationInvalid,
     ErrorCode::ConfigUnsupported,
@@ -1328,19 +1329,38 @@ struct VersionedArg<T> {
     buf: Vec<u64>,
     null: bool,
     too_short: bool,
+    /// The size the struct declares.
+    size: usize,
     kind: std::marker::PhantomData<T>,
 }
 
 impl<T: Copy> VersionedArg<T> {
     /// `make` builds the struct from the `size` its first field declares.
     fn pick(p: &mut Program, make: impl FnOnce(c_uint) -> T) -> VersionedArg<T> {
+        Self::pick_since(p, std::mem::size_of::<T>(), make)
+    }
+
+    /// [`Self::pick`] for a struct whose first version was `first` bytes long: a size from
+    /// there on is accepted, the fields past it read as zero.
+    fn pick_since(
+        p: &mut Program,
+        first: usize,
+        make: impl FnOnce(c_uint) -> T,
+    ) -> VersionedArg<T> {
         let real = std::mem::size_of::<T>();
-        let size = p.struct_size(real);
+        // The first version's size now and then (a byte is read only for such structs, so
+        // the programs of the others keep their meaning).
+        let size = if first < real && p.byte() % 8 == 0 {
+            first
+        } else {
+            p.struct_size(real)
+        };
         let buf = versioned(make(size as c_uint), size);
         VersionedArg {
             buf,
             null: p.byte() & 7 == 0,
-            too_short: size < real,
+            too_short: size < first,
+            size,
             kind: std::marker::PhantomData,
         }
     }
@@ -2134,11 +2154,24 @@ fn assign_with_options(p: &mut Program, steps: usize) {
     } else {
         (p.byte() & 3) as c_uint
     };
-    let opts = VersionedArg::pick(p, |size| f_assign::VirtpciAssignOptions {
+    // Mostly the levels virtpci knows (0 is the default), sometimes any number.
+    let libvirt_version = match p.byte() % 8 {
+        0..=2 => 0,
+        3 | 4 => 9_000_000,
+        5 | 6 => 11_003_000,
+        _ => p.u32(),
+    };
+    let first_size = std::mem::offset_of!(f_assign::VirtpciAssignOptions, libvirt_version);
+    let opts = VersionedArg::pick_since(p, first_size, |size| f_assign::VirtpciAssignOptions {
         size,
         flags,
         hotplug_ports,
+        libvirt_version,
     });
+    // The version is read only when the struct the caller declares has it.
+    let reads_version = opts.size >= first_size + std::mem::size_of::<c_uint>();
+    let bad_version = reads_version
+        && virtpci::assign::LibvirtLevel::from_version_number(libvirt_version).is_err();
     let want_out = p.byte() & 7 != 0;
     let mut out: *mut c_char = sentinel_ptr();
     // SAFETY: NULL or NUL-terminated buffers, NULL or a buffer of at least the size the
@@ -2150,7 +2183,11 @@ fn assign_with_options(p: &mut Program, steps: usize) {
             out_or_null(want_out, &mut out),
         )
     };
-    let bad_args = xml.is_none() || opts.is_bad() || !want_out || flags & !KNOWN_ASSIGN_FLAGS != 0;
+    let bad_args = xml.is_none()
+        || opts.is_bad()
+        || !want_out
+        || flags & !KNOWN_ASSIGN_FLAGS != 0
+        || bad_version;
     match rc {
         0 => {
             expect_ok("assign_with_options");

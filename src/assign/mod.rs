@@ -8,11 +8,13 @@
 pub mod explain;
 pub mod extend;
 pub mod hotplug;
+pub mod level;
 pub mod plan;
 pub mod set;
 pub mod slot_plan;
 
 pub use hotplug::HotplugAddressSet;
+pub use level::LibvirtLevel;
 pub use plan::{plan, plan_with, Plan};
 pub use set::AddressSet;
 
@@ -50,6 +52,8 @@ pub struct AssignOptions {
     /// never hot-plugged (see [`extend`]). Domains libvirt can place come out as libvirt
     /// places them.
     pub extend: bool,
+    /// The libvirt release whose layout to give (default 9.0).
+    pub libvirt: LibvirtLevel,
 }
 
 /// Assign guest PCI addresses to the domain in `xml` as libvirt 9.0 does on define.
@@ -449,6 +453,25 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> Edits {
             if plan.index_filled[i] {
                 ed.insert_attr_after(element, "type", "index", &c.index().to_string());
             }
+            if let (true, Some(model)) = (plan.filled[i].model, c.model) {
+                // libvirt writes the model after the index; 'auto' is replaced.
+                if doc.element(element).attr("model").is_some() {
+                    ed.set_attr(element, "model", model);
+                } else {
+                    let after = if plan.index_filled[i] {
+                        "type"
+                    } else {
+                        "index"
+                    };
+                    ed.insert_attr_after(element, after, "model", model);
+                }
+            }
+            if let Some(port) = companion_start_port(c) {
+                // libvirt gives a UHCI companion its EHCI master's ports (two each).
+                if doc.child(element, "master").is_none() {
+                    new_children.push(format!("<master startport='{port}'/>"));
+                }
+            }
             if c.pci_model().is_some() {
                 let filled = &plan.filled[i];
                 if filled.model_name {
@@ -514,6 +537,10 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> Edits {
                                 push_pci_address_tag(out, addr, *multi)
                             });
                         }
+                        // An address libvirt drops (a USB controller of model 'none').
+                        (DeviceAddress::Pci { .. }, DeviceAddress::None) => {
+                            ed.remove_element(addr_el)
+                        }
                         _ => {}
                     }
                 }
@@ -536,6 +563,16 @@ fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Plan) -> Edits {
     }
     write_new_devices(original.len(), plan, &mut ed);
     ed.into_edits()
+}
+
+/// The first port of the EHCI master a UHCI companion serves.
+fn companion_start_port(c: &Controller) -> Option<u32> {
+    match (c.ctype, c.model?) {
+        ("usb", "ich9-uhci1") => Some(0),
+        ("usb", "ich9-uhci2") => Some(2),
+        ("usb", "ich9-uhci3") => Some(4),
+        _ => None,
+    }
 }
 
 /// Whether the `<address>` element `id` already reads exactly as libvirt would print `addr`.

@@ -14,9 +14,14 @@ use crate::xml::domain::{
 };
 use std::collections::{HashMap, HashSet};
 
+mod defaults;
+mod levels;
+
 /// How one PCI controller's options were completed, for the writer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilledDefaults {
+    /// The controller's `model` attribute (a default model libvirt writes out).
+    pub model: bool,
     pub model_name: bool,
     pub chassis_nr: bool,
     pub chassis: bool,
@@ -203,6 +208,7 @@ impl<'a> Planner<'a> {
 
     /// Post-parse work and the checks libvirt makes before assigning addresses.
     fn prepare(&mut self) -> Result<()> {
+        self.apply_level()?;
         let controllers: Vec<usize> = (0..self.def.devices.len())
             .filter(|&i| self.def.devices[i].controller().is_some())
             .collect();
@@ -216,6 +222,8 @@ impl<'a> Planner<'a> {
         for i in controllers {
             self.insert_controller(i);
         }
+        self.check_usb_none()?;
+        self.check_usb_companions_have_a_master()?;
         // Controllers without an index get the lowest one unused for their type. The indexes
         // in use only grow, so the lowest unused one never decreases: one cursor per type
         // keeps this linear (a search over every controller for every candidate index was
@@ -234,13 +242,18 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let ctype = self.controller(i).ctype;
-            let taken = used.entry(ctype).or_default();
-            let index = lowest_free.entry(ctype).or_insert(0);
-            while taken.contains(index) {
-                *index += 1;
-            }
-            taken.insert(*index);
-            let index = *index;
+            let index = match self.usb2_companion_index(pos) {
+                Some(index) => index,
+                None => {
+                    let taken = used.entry(ctype).or_default();
+                    let index = lowest_free.entry(ctype).or_insert(0);
+                    while taken.contains(index) {
+                        *index += 1;
+                    }
+                    taken.insert(*index);
+                    *index
+                }
+            };
             if let Some(c) = self.def.devices[i].controller_mut() {
                 c.index = Some(index);
             }
@@ -248,6 +261,8 @@ impl<'a> Planner<'a> {
         }
         self.check_duplicate_controllers()?;
         self.check_controllers()?;
+        self.fill_default_controller_models();
+        self.check_disk_names()?;
         self.add_default_devices();
         self.add_implicit_controllers();
         self.check_devices()?;
@@ -280,6 +295,9 @@ impl<'a> Planner<'a> {
         for &i in &self.controller_order {
             let c = self.controller(i);
             let Some((model, opts)) = &c.pci else {
+                if c.ctype == "pci" {
+                    return Err(self.pci_controller_without_model(c));
+                }
                 continue;
             };
             let index = c.index();
@@ -368,7 +386,17 @@ impl<'a> Planner<'a> {
             address_controller: None,
             prefs: Default::default(),
         });
-        self.controller_order.push(i);
+        self.list_added_controller(i);
+    }
+
+    /// Put a controller libvirt added into the list: 9.0 appends it, later levels insert it
+    /// in index order (virDomainDefMaybeAddController).
+    fn list_added_controller(&mut self, i: usize) {
+        if self.options.libvirt.inserts_added_controllers() {
+            self.insert_controller(i);
+        } else {
+            self.controller_order.push(i);
+        }
     }
 
     /// The devices libvirt's QEMU driver adds to x86 `pc` and `q35` machines when the
@@ -415,23 +443,9 @@ impl<'a> Planner<'a> {
     /// virtio-serial controller for virtio channels and consoles, and a video device when
     /// there is graphics but no video.
     fn add_implicit_controllers(&mut self) {
-        let mut wanted: Vec<(&'static str, u32)> = Vec::new();
+        let mut wanted = self.wanted_disk_controllers();
         for device in &self.def.devices {
             match &device.kind {
-                DeviceKind::Disk {
-                    bus,
-                    drive_controller,
-                    ..
-                } => {
-                    let ctype = match *bus {
-                        "ide" => "ide",
-                        "sata" => "sata",
-                        "scsi" => "scsi",
-                        "fdc" => "fdc",
-                        _ => continue,
-                    };
-                    wanted.push((ctype, drive_controller.unwrap_or(0)));
-                }
                 DeviceKind::Channel {
                     target_type: Some(t),
                 }
@@ -1064,8 +1078,7 @@ impl<'a> Planner<'a> {
             address_controller: None,
             prefs: Default::default(),
         });
-        // virDomainDefMaybeAddController appends to the controller list.
-        self.controller_order.push(i);
+        self.list_added_controller(i);
         self.flags[i] = model.connect_flags();
         Some(i)
     }
@@ -1749,6 +1762,7 @@ impl<'a> Planner<'a> {
 
     /// The checks libvirt's validation makes on the completed definition.
     fn validate_after(&self) -> Result<()> {
+        self.validate_devices()?;
         for (_, c, model) in self.pci_controllers() {
             let index = c.index();
             if index > 255 {

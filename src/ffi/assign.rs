@@ -2,9 +2,9 @@
 //! of a running guest for hotplug (`virtpci_address_set_*`).
 
 use super::address::VirtpciPciAddress;
-use super::boundary::{guard, guard_free, malloc_string, out_arg, ref_arg, xml_arg};
+use super::boundary::{guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, xml_arg};
 use super::log::{emit, VIRTPCI_LOG_WARNING};
-use crate::assign::{AssignOptions, HotplugAddressSet};
+use crate::assign::{AssignOptions, HotplugAddressSet, LibvirtLevel};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::xml::domain::{AddressPreferences, BusPreference};
@@ -52,8 +52,13 @@ fn assign_options(flags: c_uint, hotplug_ports: Option<u32>, func: &str) -> Resu
         strict_function0: flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
         hotplug_ports,
         extend: flags & VIRTPCI_ASSIGN_EXTEND != 0,
+        ..Default::default()
     })
 }
+
+/// The size of the first version of `VirtpciAssignOptions` (size, flags, hotplug_ports).
+const ASSIGN_OPTIONS_FIRST_SIZE: usize =
+    std::mem::offset_of!(VirtpciAssignOptions, libvirt_version);
 
 /// libvirt's wording for flags a function does not know (`virCheckFlags`).
 fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
@@ -127,19 +132,26 @@ pub struct VirtpciAssignOptions {
     /// pc. A negative value keeps libvirt's rule (one spare root port on q35 when
     /// controllers were added).
     pub hotplug_ports: c_int,
+    /// The libvirt release whose layout to give, as libvirt numbers versions (major *
+    /// 1000000 + minor * 1000 + micro): 9000000 (9.0, Debian 12 with QEMU 7.2) or 11003000
+    /// (11.3, Debian 13 with QEMU 10.0); 0 is the default, 9.0. Other versions are refused.
+    /// Added in the second version of the struct: a smaller `size` means 0.
+    pub libvirt_version: c_uint,
 }
 
 /// `virtpci_domain_assign_pci_addresses()` with `*opts`: the same result, plus virtpci's
 /// placement options (`VirtpciAssignOptions`). Devices' `<addressPreferences hotplug='yes|no'
 /// bus='pci|pcie' numa='N'/>` (and `<hotplug require='no'/>`) are honoured by both functions;
-/// without preferences and with `hotplug_ports` negative the result is libvirt 9.0's.
+/// without preferences and with `hotplug_ports` negative the result is libvirt 9.0's (or
+/// 11.3's, with `libvirt_version` 11003000).
 ///
 /// Returns 0 and stores the new XML in `*out_xml` (release it with `virtpci_string_free()`
 /// or `free()`), or -1 with the last error set: libvirt's errors as for
 /// `virtpci_domain_assign_pci_addresses()`; `VIRTPCI_ERR_XML_ERROR` or
 /// `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a preference that is malformed or cannot be met (the
 /// message names the device and its line); `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, a
-/// `size` smaller than the first version of the struct, or an unknown bit in `flags`.
+/// `size` smaller than the first version of the struct, an unknown bit in `flags`, or a
+/// `libvirt_version` other than 0, 9.0 or 11.3.
 /// Thread-safe.
 ///
 /// # Safety
@@ -156,18 +168,12 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
         // SAFETY: forwarded caller contract.
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
-        let opts = unsafe { ref_arg(opts, "opts", NAME) }?;
+        let opts = unsafe { versioned_options(opts, NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
-        if (opts.size as usize) < std::mem::size_of::<VirtpciAssignOptions>() {
-            return Err(Error::invalid_arg(format!(
-                "VirtpciAssignOptions size {} is smaller than its first version ({})",
-                opts.size,
-                std::mem::size_of::<VirtpciAssignOptions>()
-            )));
-        }
         let hotplug_ports = u32::try_from(opts.hotplug_ports).ok();
-        let options = assign_options(opts.flags, hotplug_ports, NAME)?;
+        let mut options = assign_options(opts.flags, hotplug_ports, NAME)?;
+        options.libvirt = LibvirtLevel::from_version_number(opts.libvirt_version)?;
         let result = crate::assign::assign_domain_xml_with(xml, options)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);
@@ -175,6 +181,40 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
         *out = malloc_string(&result.xml)?;
         Ok(0)
     })
+}
+
+/// Copy the caller's `VirtpciAssignOptions`, of the version its `size` says: fields after
+/// that size are zero. A size below the first version's is refused.
+///
+/// # Safety
+/// `opts` is NULL or points to at least `opts->size` readable bytes.
+unsafe fn versioned_options(
+    opts: *const VirtpciAssignOptions,
+    func: &str,
+) -> Result<VirtpciAssignOptions> {
+    if opts.is_null() {
+        return Err(null_arg("opts", func));
+    }
+    // SAFETY: the first field is readable whatever the version.
+    let size = unsafe { std::ptr::addr_of!((*opts).size).read_unaligned() } as usize;
+    if size < ASSIGN_OPTIONS_FIRST_SIZE {
+        return Err(Error::invalid_arg(format!(
+            "VirtpciAssignOptions size {size} is smaller than its first version \
+             ({ASSIGN_OPTIONS_FIRST_SIZE})"
+        )));
+    }
+    let mut copy = VirtpciAssignOptions::default();
+    let n = size.min(std::mem::size_of::<VirtpciAssignOptions>());
+    // SAFETY: the caller's struct has `size` readable bytes, ours has room for `n`, and the
+    // two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            opts.cast::<u8>(),
+            std::ptr::addr_of_mut!(copy).cast::<u8>(),
+            n,
+        )
+    };
+    Ok(copy)
 }
 
 /// `VirtpciAddressPreferences.bus`: no preference.

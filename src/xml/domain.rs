@@ -143,6 +143,8 @@ impl<'a> Hostdev<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceKind<'a> {
     Disk {
+        /// The `device` attribute (disk, cdrom, floppy, lun).
+        device: &'a str,
         bus: &'a str,
         model: Option<&'a str>,
         target: &'a str,
@@ -377,6 +379,9 @@ pub struct DomainDef<'a> {
     pub numa_cells: usize,
     /// The domain has a `<graphics>` device (libvirt then adds a video if there is none).
     pub has_graphics: bool,
+    /// Guest memory is shared (`<memoryBacking><access mode='shared'/>`, or every NUMA cell
+    /// with `memAccess='shared'`), as vhost-user needs from libvirt 11.3 on.
+    pub shared_memory: bool,
     /// The `<devices>` element.
     pub devices_element: Option<ElementId>,
     pub devices: Vec<Device<'a>>,
@@ -447,6 +452,7 @@ impl<'a> DomainDef<'a> {
                 devices.push(read_device(doc, child)?);
             }
         }
+        let shared_memory = shared_memory(doc);
         let has_graphics = devices_element
             .is_some_and(|devs| doc.children_named(devs, "graphics").next().is_some());
         Ok(DomainDef {
@@ -454,9 +460,32 @@ impl<'a> DomainDef<'a> {
             machine_kind,
             numa_cells,
             has_graphics,
+            shared_memory,
             devices_element,
             devices,
         })
+    }
+}
+
+/// Whether the guest's memory is shared with other processes.
+fn shared_memory(doc: &Document<'_>) -> bool {
+    let backing = doc
+        .child(doc.root, "memoryBacking")
+        .and_then(|m| doc.child(m, "access"))
+        .and_then(|a| doc.attr(a, "mode"));
+    let cells: Vec<ElementId> = doc
+        .child(doc.root, "cpu")
+        .and_then(|cpu| doc.child(cpu, "numa"))
+        .map(|numa| doc.children_named(numa, "cell").collect())
+        .unwrap_or_default();
+    let cell_shared = |&c: &ElementId| match doc.attr(c, "memAccess") {
+        Some(mode) => mode == "shared",
+        None => backing == Some("shared"),
+    };
+    if cells.is_empty() {
+        backing == Some("shared")
+    } else {
+        cells.iter().all(cell_shared)
     }
 }
 
@@ -474,6 +503,7 @@ pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a
                 .and_then(|a| doc.attr(a, "controller"))
                 .and_then(parse_xml_uint);
             DeviceKind::Disk {
+                device: attr("device").unwrap_or("disk"),
                 bus,
                 model: attr("model"),
                 target,
@@ -687,12 +717,15 @@ fn read_controller<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Controlle
                     doc.line_of(el.start)
                 ))
             })?,
+            // Refused by the planner once the index is known (libvirt's words depend on it).
             None => {
-                return Err(Error::internal(format!(
-                    "PCI controller model was not set correctly: <controller type='pci'> without \
-                     a model (line {})",
-                    doc.line_of(el.start)
-                )))
+                return Ok(Controller {
+                    ctype,
+                    model,
+                    index,
+                    index_missing,
+                    pci: None,
+                })
             }
         };
         Some((pci_model, read_pci_options(doc, id)?))

@@ -111,6 +111,33 @@ impl<'d, 'a> Editor<'d, 'a> {
         self.splice_with(at, at, |out| push_attr(out, name, &escape_attr(value)));
     }
 
+    /// Remove element `id`, with the indentation before it when it starts its own line.
+    pub fn remove_element(&mut self, id: ElementId) {
+        let el = self.doc.element(id);
+        if let Some(parent) = el.parent.map(|p| self.doc.element(p)) {
+            if parent.children.len() == 1 && parent.text.is_empty() && !parent.self_closing {
+                // The parent is left empty: written as an empty element, as libvirt does.
+                let at = parent.start_tag_end - 1;
+                self.splice_with(at, parent.end, |out| out.push_str("/>"));
+                return;
+            }
+        }
+        let start = match self.indent_of(id) {
+            Some(indent) => {
+                let line_start = el.start - indent.len();
+                // Take the line break too, so no empty line stays behind.
+                let text = self.doc.text.as_bytes();
+                match line_start.checked_sub(1) {
+                    Some(nl) if text[nl] == b'\n' && nl > 0 && text[nl - 1] == b'\r' => nl - 1,
+                    Some(nl) if text[nl] == b'\n' => nl,
+                    _ => line_start,
+                }
+            }
+            None => el.start,
+        };
+        self.splice_with(start, el.end, |_| {});
+    }
+
     /// Replace the start tag of `id` by `<name attrs>` (or `<name attrs/>` when it is empty).
     /// `tag_body` writes the tag without `<` and the closing `>` or `/>`.
     pub fn replace_start_tag_with(&mut self, id: ElementId, tag_body: impl FnOnce(&mut String)) {

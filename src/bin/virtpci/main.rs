@@ -54,6 +54,10 @@ enum Command {
         /// behind bridges, hotplug='no' devices packed into multifunction slots.
         #[arg(long)]
         extend: bool,
+        /// The libvirt release whose layout to give: 9.0 (Debian 12, QEMU 7.2; the
+        /// default) or 11.3 (Debian 13, QEMU 10.0).
+        #[arg(long, value_name = "VERSION", default_value = "9.0")]
+        libvirt_version: String,
     },
     /// List every guest-visible PCI change between two definitions of the same guest.
     AbiDiff(abi_diff::AbiDiffArgs),
@@ -91,11 +95,13 @@ fn run(cli: Cli) -> Result<()> {
             strict_function0,
             hotplug_ports,
             extend,
+            libvirt_version,
         } => {
             let options = virtpci::assign::AssignOptions {
                 strict_function0,
                 hotplug_ports,
                 extend,
+                libvirt: virtpci::assign::LibvirtLevel::parse(&libvirt_version)?,
             };
             if explain {
                 assign::explain(&file, json, options)

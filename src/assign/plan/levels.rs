@@ -1,0 +1,129 @@
+//! What differs between the libvirt levels virtpci reproduces (9.0 with QEMU 7.2, 11.3 with
+//! QEMU 10.0), apart from the order of added controllers (see `LibvirtLevel`).
+
+use super::Planner;
+use crate::assign::LibvirtLevel;
+use crate::error::{Error, Result};
+use crate::xml::domain::{Device, DeviceAddress, DeviceKind};
+
+/// The versioned x86 machine types an emulator has: (prefix, oldest, newest), versions as
+/// major * 100 + minor. QEMU 7.2 still has pc-i440fx-1.4; QEMU 10.0 starts at 2.4.
+fn versioned_machines(level: LibvirtLevel) -> [(&'static str, u32, u32); 2] {
+    match level {
+        LibvirtLevel::V9_0 => [("pc-i440fx-", 104, 702), ("pc-q35-", 204, 702)],
+        LibvirtLevel::V11_3 => [("pc-i440fx-", 204, 1000), ("pc-q35-", 204, 1000)],
+    }
+}
+
+/// The minor versions QEMU had per major one (2.x went to 2.12, 1.x from 1.4 to 1.7).
+fn is_release(version: u32) -> bool {
+    let (major, minor) = (version / 100, version % 100);
+    match major {
+        1 => (4..=7).contains(&minor),
+        2 => minor <= 12,
+        3 | 10 => minor <= 1,
+        4..=9 => minor <= 2,
+        _ => false,
+    }
+}
+
+/// Whether the level's QEMU has machine type `machine` (only the versioned pc and q35 types
+/// are checked; others are left to the families virtpci knows).
+fn emulator_has_machine(level: LibvirtLevel, machine: &str) -> bool {
+    if machine.starts_with("pc-0.") || machine.starts_with("pc-1.") {
+        return false;
+    }
+    for (prefix, oldest, newest) in versioned_machines(level) {
+        let Some(version) = machine.strip_prefix(prefix) else {
+            continue;
+        };
+        let parsed = version.split_once('.').and_then(|(a, b)| {
+            let (a, b) = (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?);
+            (b < 100).then_some(a * 100 + b)
+        });
+        return parsed.is_some_and(|v| is_release(v) && v >= oldest && v <= newest);
+    }
+    true
+}
+
+impl<'a> Planner<'a> {
+    /// The post-parse checks and changes that depend on the level: machine types the level's
+    /// QEMU lacks, and devices 9.0 does not know (crypto: dropped with its address).
+    pub(super) fn apply_level(&mut self) -> Result<()> {
+        let level = self.options.libvirt;
+        if let Some(machine) = self.def.machine {
+            if !emulator_has_machine(level, machine) {
+                return Err(Error::config_unsupported(format!(
+                    "Emulator '/usr/bin/qemu-system-x86_64' does not support machine type \
+                     '{machine}'"
+                )));
+            }
+        }
+        if level == LibvirtLevel::V9_0 {
+            for d in &mut self.def.devices {
+                if matches!(d.kind, DeviceKind::Crypto { .. }) {
+                    d.kind = DeviceKind::Other;
+                    d.address = DeviceAddress::None;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Planner<'_> {
+    /// Disk validation that depends on the level: QEMU 10 has no SCSI passthrough through
+    /// virtio-blk, so 11.3 refuses a `lun` disk on the virtio bus.
+    pub(super) fn validate_disk_level(&self, d: &Device) -> Result<()> {
+        match &d.kind {
+            DeviceKind::Disk { device, bus, .. }
+                if self.options.libvirt >= LibvirtLevel::V11_3
+                    && *device == "lun"
+                    && *bus == "virtio" =>
+            {
+                Err(Error::config_unsupported(
+                    "This QEMU doesn't support SCSI emulation with 'virtio-blk' device",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Interface validation that depends on the level: 11.3 wants shared guest memory
+    /// behind vhost-user interfaces.
+    pub(super) fn validate_nets_level(&self) -> Result<()> {
+        if self.options.libvirt < LibvirtLevel::V11_3 || self.def.shared_memory {
+            return Ok(());
+        }
+        let vhost_user = self.def.devices.iter().any(
+            |d| matches!(&d.kind, DeviceKind::Net { net_type, .. } if *net_type == "vhostuser"),
+        );
+        if vhost_user {
+            return Err(Error::config_unsupported(
+                "'interface' requires shared memory",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_types_follow_each_qemu() {
+        let v9 = LibvirtLevel::V9_0;
+        let v11 = LibvirtLevel::V11_3;
+        assert!(emulator_has_machine(v9, "pc-i440fx-1.4"));
+        assert!(!emulator_has_machine(v11, "pc-i440fx-2.3"));
+        assert!(emulator_has_machine(v11, "pc-i440fx-2.4"));
+        assert!(!emulator_has_machine(v9, "pc-q35-2.3"));
+        assert!(!emulator_has_machine(v9, "pc-i440fx-8.0"));
+        assert!(emulator_has_machine(v11, "pc-q35-10.0"));
+        assert!(!emulator_has_machine(v9, "pc-1.3"));
+        assert!(emulator_has_machine(v9, "pc"));
+        assert!(emulator_has_machine(v9, "q35"));
+        assert!(!emulator_has_machine(v9, "pc-i440fx-2.13"));
+    }
+}
