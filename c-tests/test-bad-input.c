@@ -298,10 +298,13 @@ static void case_domain_assign_pci_addresses(void)
 static void case_domain_assign_pci_addresses_with_options(void)
 {
     const char *f = "virtpci_domain_assign_pci_addresses_with_options";
-    VirtpciAssignOptions o = { sizeof o, 0, -1 };
+    VirtpciAssignOptions o = { sizeof o, 0, -1, 0 };
+    VirtpciAssignOptions unknown_level = { sizeof o, 0, -1, 8000000 };
     char *out = NULL;
     EACH_INPUT(N_XML) FAILS(label(f, "domain_xml", IN_NAME),
                             virtpci_domain_assign_pci_addresses_with_options(IN, &o, &out) < 0);
+    FAILS(label(f, "opts->libvirt_version", "8000000"),
+          virtpci_domain_assign_pci_addresses_with_options(GUEST, &unknown_level, &out) < 0);
     FAILS(label(f, "opts", "NULL"),
           virtpci_domain_assign_pci_addresses_with_options(GUEST, NULL, &out) < 0);
     FAILS(label(f, "out_xml", "NULL"),
