@@ -110,8 +110,11 @@ pub fn assign_xml(data: &[u8]) {
     match virtpci::assign_domain_xml(text) {
         Ok(out) => {
             // A defined domain keeps its addresses: assigning again changes nothing.
-            let again = virtpci::assign_domain_xml(&out.xml)
-                .unwrap_or_else(|e| panic!("output refused: {}\n{}", e.message, out.xml));
+            let again = match virtpci::assign_domain_xml(&out.xml) {
+                Ok(again) => again,
+                Err(e) if libvirt_refuses_its_own_output(&e) => return,
+                Err(e) => panic!("output refused: {}\n{}", e.message, out.xml),
+            };
             assert_eq!(again.xml, out.xml, "second assignment changed the XML");
             // The running guest's address set can be built from it.
             if let Err(e) = virtpci::assign::HotplugAddressSet::from_domain_xml(&out.xml) {
@@ -120,6 +123,16 @@ pub fn assign_xml(data: &[u8]) {
         }
         Err(e) => check_error(&e, "assign_domain_xml"),
     }
+}
+
+/// The one case where libvirt 9.0 refuses a definition it wrote itself (checked with the
+/// oracle): a `<controller type='usb' model='none'>` at an index above 0 leaves USB controller
+/// 0 missing, so libvirt adds the default one beside it, and defining that output again is
+/// refused because USB is disabled. virtpci gives the same answers, so the output cannot be
+/// assigned again either.
+fn libvirt_refuses_its_own_output(e: &virtpci::Error) -> bool {
+    e.message
+        .contains("Can't add another USB controller: USB is disabled for this domain")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,8 +174,11 @@ pub fn abi_diff(data: &[u8]) {
     }
     // What the assignment adds is what the guest gets anyway: no guest-visible change.
     if let Ok(out) = virtpci::assign_domain_xml(old) {
-        let report = check_abi_stability(old, &out.xml, AbiOptions::default())
-            .unwrap_or_else(|e| panic!("old against its assignment: {}", e.message));
+        let report = match check_abi_stability(old, &out.xml, AbiOptions::default()) {
+            Ok(report) => report,
+            Err(e) if libvirt_refuses_its_own_output(&e) => return,
+            Err(e) => panic!("old against its assignment: {}", e.message),
+        };
         assert!(
             report.is_stable(),
             "assignment changed the ABI: {}",
