@@ -40,8 +40,8 @@ pub struct AssignOutput {
 /// Choices beyond libvirt's behaviour for [`assign_domain_xml_with`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AssignOptions {
-    /// Seed thread S1: on x86 machine types, a slot used without function 0 is an error
-    /// instead of a warning (pSeries guests find such functions and stay accepted).
+    /// On x86 machine types, a slot used without function 0 is an error instead of a
+    /// warning: x86 guests do not see such functions (pSeries guests do, and stay accepted).
     pub strict_function0: bool,
     /// Guarantee at least this many free hotplug-capable places after assignment: empty
     /// pcie-root-ports on q35 (packed eight to a slot), free slots on buses with hotplug on
