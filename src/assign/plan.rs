@@ -34,19 +34,8 @@ mod passes;
 mod slots;
 mod validate;
 
+pub use crate::xml::write::FilledDefaults;
 pub use flags::{device_flags, preferred_flags};
-
-/// How one PCI controller's options were completed, for the writer.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FilledDefaults {
-    /// The controller's `model` attribute (a default model libvirt writes out).
-    pub model: bool,
-    pub model_name: bool,
-    pub chassis_nr: bool,
-    pub chassis: bool,
-    pub port: bool,
-    pub bus_nr: bool,
-}
 
 /// The outcome of planning: the domain with its final addresses and controllers.
 #[derive(Debug)]

@@ -16,7 +16,6 @@
 //! A device's pluggability therefore has three states ([`Pluggability`]).
 
 use super::hotplug::HotplugAddressSet;
-use super::pci_address_tag;
 use crate::error::{quote, Error, ErrorCode, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use crate::topology::ConnectFlags;
@@ -24,6 +23,7 @@ use crate::xml::domain::{
     read_device, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction,
 };
 use crate::xml::edit::Editor;
+use crate::xml::write::pci_address_tag;
 use crate::xml::{Document, ElementId};
 
 /// Whether a device can be hot-unplugged.
