@@ -203,20 +203,7 @@ impl<'a> Planner<'a> {
         options: PciControllerOptions<'a>,
         address: DeviceAddress,
     ) {
-        let i = self.push_device(Device {
-            element: None,
-            address_element: None,
-            kind: DeviceKind::Controller(Box::new(Controller {
-                ctype: "pci",
-                model: Some(model.name()),
-                index: Some(index),
-                index_missing: false,
-                pci: Some((model, options)),
-            })),
-            address,
-            address_controller: None,
-            prefs: Default::default(),
-        });
+        let i = self.push_device(new_pci_controller(index, model, options, address));
         self.controller_order.push(i);
     }
 
@@ -230,5 +217,28 @@ impl<'a> Planner<'a> {
 
     fn wants(&self, i: usize) -> bool {
         self.def.devices[i].address.wants_pci()
+    }
+}
+
+/// A PCI controller of `model` for bus `index` that is not in the input.
+fn new_pci_controller<'a>(
+    index: u32,
+    model: PciModel,
+    options: PciControllerOptions<'a>,
+    address: DeviceAddress,
+) -> Device<'a> {
+    Device {
+        element: None,
+        address_element: None,
+        kind: DeviceKind::Controller(Box::new(Controller {
+            ctype: "pci",
+            model: Some(model.name()),
+            index: Some(index),
+            index_missing: false,
+            pci: Some((model, options)),
+        })),
+        address,
+        address_controller: None,
+        prefs: Default::default(),
     }
 }

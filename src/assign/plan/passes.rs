@@ -3,13 +3,11 @@
 //! between libvirt's placement and extend mode's.
 
 use super::extended::is_out_of_room;
-use super::{Planner, PCI_FLAGS};
+use super::{new_pci_controller, Planner, PCI_FLAGS};
 use crate::assign::set::{AddressSet, Bus};
 use crate::error::{Error, Result};
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
-use crate::xml::domain::{
-    Controller, Device, DeviceAddress, DeviceKind, Multifunction, PciControllerOptions,
-};
+use crate::xml::domain::{DeviceAddress, Multifunction, PciControllerOptions};
 
 impl<'a> Planner<'a> {
     pub(super) fn run(&mut self) -> Result<()> {
@@ -135,20 +133,12 @@ impl<'a> Planner<'a> {
         {
             return None;
         }
-        let i = self.push_device(Device {
-            element: None,
-            address_element: None,
-            kind: DeviceKind::Controller(Box::new(Controller {
-                ctype: "pci",
-                model: Some(model.name()),
-                index: Some(index as u32),
-                index_missing: false,
-                pci: Some((model, PciControllerOptions::default())),
-            })),
-            address: DeviceAddress::None,
-            address_controller: None,
-            prefs: Default::default(),
-        });
+        let i = self.push_device(new_pci_controller(
+            index as u32,
+            model,
+            PciControllerOptions::default(),
+            DeviceAddress::None,
+        ));
         self.list_added_controller(i);
         self.flags[i] = model.connect_flags();
         Some(i)
