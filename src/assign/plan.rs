@@ -2,7 +2,7 @@
 //! [`DomainDef`]: a dry run that counts the buses needed and adds controllers for them, then
 //! the real pass that places controllers first and devices after, in libvirt's order.
 //!
-//! One [`Planner`] holds the definition being completed; its work is split by libvirt's
+//! One `Planner` holds the definition being completed; its work is split by libvirt's
 //! phases, one `impl Planner` block per file:
 //! - `levels`: what differs between the libvirt levels reproduced (9.0 and 11.3);
 //! - `implicit`: post-parse (controller indexes, default devices, implicit controllers) and

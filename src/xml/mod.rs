@@ -1,6 +1,6 @@
 //! Domain XML in and out: a span-keeping element tree ([`dom`]), the PCI-relevant model read
 //! from it ([`domain`]), and byte-preserving edits ([`edit`]); references in text are
-//! decoded by [`text`]; [`write`] prints addresses and controllers and splices an
+//! decoded by [`text`]; [`mod@write`] prints addresses and controllers and splices an
 //! assignment's results into the text.
 
 pub mod dom;
