@@ -33,6 +33,11 @@ pub(crate) struct Assigned<'p, 'a> {
 }
 
 /// A short text built on the stack (numbers and attribute values), pushed in one go.
+///
+/// Kept instead of `write!`: with `write!` for the controllers' numbers and `<target>`
+/// attributes (the address template below kept), one assignment of a q35 domain with 237
+/// NICs took 6.8% more instructions (callgrind, `cargo bench --bench assign -- --once`), and
+/// 21.6% with the address template written by `write!` too.
 struct Small {
     buf: [u8; 24],
     len: usize,
