@@ -33,7 +33,7 @@
 #define VIRTPCI_ABI_AS_GIVEN (1 << 2)
 
 /**
- * Flag of `virtpci_domain_assign_pci_addresses()` (seed thread S1): on x86 machine types
+ * Flag of `virtpci_domain_assign_pci_addresses()`: on x86 machine types
  * (pc, q35), a guest PCI slot with functions above 0 in use but nothing at function 0 is an
  * error (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`) instead of a warning, since Linux and Windows
  * guests on x86 would not see those functions. pSeries guests find them and stay accepted.
@@ -437,7 +437,7 @@ char *virtpci_pci_address_format(const VirtpciPciAddress *addr);
  * controllers added and every other byte of the input unchanged; release it with
  * `virtpci_string_free()` or `free()`. Warnings go to the log callback at
  * `VIRTPCI_LOG_WARNING`, one message each: a device with a PCI address that is not a PCI
- * device, and (seed thread S1) each slot used without function 0, naming the slot, its
+ * device, and each slot used without function 0, naming the slot, its
  * functions and the guests that will not see them.
  *
  * On failure returns -1, leaves `*out_xml` unchanged, and sets the last error to libvirt's

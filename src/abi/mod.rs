@@ -1,12 +1,13 @@
-//! ABI stability of a guest's PCI layout (seed thread S3): every guest-visible PCI change
-//! between two definitions of the same guest.
+//! ABI stability of a guest's PCI layout: every guest-visible PCI change between two
+//! definitions of the same guest.
 //!
 //! Both definitions are compared as the guest gets them ([`LayoutMode::Effective`]): each is
 //! run through libvirt's address assignment first, so an address or a multifunction bit that
-//! assignment fills in counts exactly as if it had been written. That is what makes the S3
-//! case visible: a definition that never wrote `multifunction='on'` still gave function 0 the
-//! bit while a sibling used the slot, and loses it when the sibling is removed. A saved
-//! definition that wrote `multifunction='on'` keeps the bit, and no change is reported.
+//! assignment fills in counts exactly as if it had been written. That is what makes a silent
+//! multifunction flip visible: a definition that never wrote `multifunction='on'` still gave
+//! function 0 the bit while a sibling used the slot, and loses it when the sibling is removed.
+//! A saved definition that wrote `multifunction='on'` keeps the bit, and no change is
+//! reported.
 //! [`LayoutMode::AsGiven`] compares the definitions exactly as written instead.
 //!
 //! Devices are paired by identity, not by position: user alias, then MAC address, then disk
@@ -588,7 +589,7 @@ fn compare(old: &Layout, new: &Layout, pair: Pair, changes: &mut Vec<AbiChange>)
     }
 }
 
-/// Explain a flipped multifunction bit: S3's silent flip when it was never written.
+/// Explain a flipped multifunction bit: the silent flip when it was never written.
 fn multifunction_note(
     old: &Layout,
     new: &Layout,

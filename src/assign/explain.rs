@@ -1,5 +1,5 @@
 //! Why each device got its address, which controllers were added and why, and the warnings
-//! about a guest's PCI layout (seed thread S1: a slot used without function 0).
+//! about a guest's PCI layout (a slot used without function 0; see docs/decisions.md).
 //!
 //! [`guest_warnings`] is the guest section of `virtpci check`; [`explain`] is
 //! `virtpci assign --explain`.
@@ -18,7 +18,7 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WarningKind {
-    /// A slot has functions above 0 in use but nothing at function 0 (S1).
+    /// A slot has functions above 0 in use but nothing at function 0.
     SlotWithoutFunctionZero,
     /// Anything else the assignment reported (e.g. a non-PCI device with a PCI address).
     Assignment,
@@ -123,8 +123,8 @@ fn slot_name(a: &PciAddress) -> String {
     format!("{:04x}:{:02x}:{:02x}", a.domain, a.bus, a.slot)
 }
 
-/// The S1 warnings of a planned definition: every slot used without function 0, naming the
-/// slot, its functions and the guests that will not see them.
+/// The function 0 warnings of a planned definition: every slot used without function 0,
+/// naming the slot, its functions and the guests that will not see them.
 pub fn function_zero_warnings(def: &DomainDef, set: &AddressSet) -> Vec<Warning> {
     let fam = family(def);
     slots_missing_function_zero(def, set)
@@ -181,7 +181,7 @@ pub fn check_function_zero_strict(def: &DomainDef, set: &AddressSet) -> Result<(
     )))
 }
 
-/// The warnings of the guest defined by `xml` after libvirt's assignment: the S1 finding for
+/// The warnings of the guest defined by `xml` after libvirt's assignment: the warning for
 /// each slot without function 0, and what the assignment itself warned about. This is the
 /// guest section of `virtpci check`.
 pub fn guest_warnings(xml: &str) -> Result<Vec<Warning>> {
@@ -319,7 +319,8 @@ fn describe_flags(flags: ConnectFlags) -> String {
     parts.join(", ")
 }
 
-/// The chipset placement that explains `addr` for `device`, if one does (spec §3.5).
+/// The chipset placement that explains `addr` for `device`, if one does: the slots the
+/// chipset or the primary video take before any other device.
 fn chipset_reason(
     def: &DomainDef,
     i: usize,

@@ -1,6 +1,6 @@
-//! The address set of a running guest, for hotplug and unplug with libvirt's semantics
-//! (spec §3.12): a hotplugged device needs a hotplug-capable bus, an explicit address must
-//! use function 0, the topology never grows, and releasing frees one function only.
+//! The address set of a running guest, for hotplug and unplug with libvirt's semantics: a
+//! hotplugged device needs a hotplug-capable bus, an explicit address must use function 0,
+//! the topology never grows, and releasing frees one function only.
 
 use super::plan::{device_flags, plan, preferred_flags};
 use super::set::AddressSet;

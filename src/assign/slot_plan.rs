@@ -1,7 +1,7 @@
-//! Multifunction slots as a unit for a running guest (seed thread S4).
+//! Multifunction slots as a unit for a running guest (why: docs/decisions.md).
 //!
 //! libvirt hot-plugs one device at a time, at function 0 only, and refuses to unplug a device
-//! whose slot holds another function (spec §6.3); that stays the rule of the single-device
+//! whose slot holds another function; that stays the rule of the single-device
 //! calls of [`HotplugAddressSet`]. The plans here treat a whole slot as the unit instead:
 //!
 //! * **attach**: n devices (1 to 8) become the functions of one free slot. They are handed to
@@ -16,7 +16,6 @@
 //! A device's pluggability therefore has three states ([`Pluggability`]).
 
 use super::hotplug::HotplugAddressSet;
-use super::pci_address_tag;
 use crate::error::{quote, Error, ErrorCode, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use crate::topology::ConnectFlags;
@@ -24,6 +23,7 @@ use crate::xml::domain::{
     read_device, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction,
 };
 use crate::xml::edit::Editor;
+use crate::xml::write::pci_address_tag;
 use crate::xml::{Document, ElementId};
 
 /// Whether a device can be hot-unplugged.
@@ -110,7 +110,7 @@ fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
     }
 }
 
-/// `<addressPreferences hotplug='no'/>` or `<hotplug require='no'/>` (seed thread S2).
+/// `<addressPreferences hotplug='no'/>` or `<hotplug require='no'/>`.
 fn marked_no_hotplug(doc: &Document<'_>, id: ElementId) -> bool {
     attr_of(doc, id, "addressPreferences", "hotplug").as_deref() == Some("no")
         || attr_of(doc, id, "hotplug", "require").as_deref() == Some("no")

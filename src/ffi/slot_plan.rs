@@ -1,5 +1,5 @@
 //! Whole-slot hot-plug and hot-unplug plans (`virtpci_address_set_plan_slot_*`) and device
-//! pluggability (seed thread S4).
+//! pluggability: multifunction slots plugged and unplugged whole.
 
 use super::address::VirtpciPciAddress;
 use super::assign::VirtpciAddressSet;

@@ -244,8 +244,9 @@ pub enum BusPreference {
     Pcie,
 }
 
-/// Where a device would like to be placed when its address is picked automatically (seed
-/// thread S2): `<addressPreferences hotplug='yes|no' bus='pci|pcie' numa='N'/>`, and
+/// Where a device would like to be placed when its address is picked automatically
+/// (virtpci's, opt-in; see docs/decisions.md):
+/// `<addressPreferences hotplug='yes|no' bus='pci|pcie' numa='N'/>`, and
 /// `<hotplug require='no'/>` for `hotplug='no'`. None of it changes a configured address.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AddressPreferences {
