@@ -93,6 +93,7 @@ unsafe fn hostdevs_arg(
                 managed: h.managed != 0,
                 unassigned: h.unassigned != 0,
                 driver: driver.map(str::to_string),
+                net: None,
             })
         })
         .collect()

@@ -3,6 +3,7 @@
 //! `<driver name>`, the host address in `<source><address>`, and whether the guest address is
 //! `<address type='unassigned'/>`; plus the domain's `<name>` and `<uuid>`.
 
+use super::net::{vlan_trunk_error, MacAddr, NetConfig, VLAN_MAX};
 use super::HostdevSpec;
 use crate::error::{Error, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
@@ -51,6 +52,54 @@ pub fn format_uuid(u: &[u8; 16]) -> String {
 
 fn xml_yes(v: Option<&str>) -> bool {
     matches!(v, Some("yes") | Some("on"))
+}
+
+/// The `<mac>` and `<vlan>` of an `<interface type='hostdev'>`, refused as libvirt refuses
+/// them (a MAC that does not parse or is multicast; a tag id over 4095; a trunk or several
+/// tags, which an SR-IOV VF cannot carry; a single tag's `nativeMode` is ignored, as libvirt
+/// does for a VF).
+fn net_config(doc: &Document, id: crate::xml::ElementId) -> Result<NetConfig> {
+    let mac = doc
+        .child(id, "mac")
+        .and_then(|m| doc.attr(m, "address"))
+        .map(MacAddr::parse)
+        .transpose()?;
+    let Some(vlan) = doc.child(id, "vlan") else {
+        return Ok(NetConfig { mac, vlan: None });
+    };
+    let tags: Vec<_> = doc
+        .element(vlan)
+        .children
+        .iter()
+        .copied()
+        .filter(|&c| doc.element(c).name == "tag")
+        .collect();
+    let mut ids = Vec::with_capacity(tags.len());
+    for &t in &tags {
+        let tag = doc
+            .attr(t, "id")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| Error::xml("missing or invalid vlan tag id attribute"))?;
+        if tag > u64::from(VLAN_MAX) {
+            return Err(Error::xml(format!(
+                "vlan tag id {tag} too large (maximum {VLAN_MAX})"
+            )));
+        }
+        ids.push(tag as u16);
+    }
+    let trunk = doc
+        .attr(vlan, "trunk")
+        .is_some_and(|t| t.eq_ignore_ascii_case("yes"));
+    match ids.as_slice() {
+        [] => Err(Error::xml(
+            "missing tag id - each <vlan> must have at least one <tag id='n'/> subelement",
+        )),
+        [tag] if !trunk => Ok(NetConfig {
+            mac,
+            vlan: Some(*tag),
+        }),
+        _ => Err(vlan_trunk_error()),
+    }
 }
 
 /// Read the PCI host devices of `xml`.
@@ -121,11 +170,16 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
             .child(id, "driver")
             .and_then(|d| doc.attr(d, "name"))
             .map(str::to_string);
+        let net = match dev.kind {
+            DeviceKind::Net { .. } => Some(net_config(&doc, id)?),
+            _ => None,
+        };
         let spec = HostdevSpec {
             source: address,
             managed: xml_yes(el.attr("managed")),
             unassigned: dev.address == DeviceAddress::Unassigned,
             driver,
+            net,
         };
         if hostdevs.iter().any(|h| h.source == spec.source) {
             return Err(Error::xml(format!(

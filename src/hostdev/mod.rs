@@ -32,12 +32,14 @@ pub mod book;
 pub mod critical;
 pub mod domain_xml;
 pub mod moves;
+pub mod net;
 pub mod plan;
 pub mod state;
 
 pub use book::{ActiveEntry, BookEntry, DeviceState, HeldDevice, Owner, OwnershipBook};
 pub use critical::{CriticalUse, HostUsage, ProcUsage, StaticUsage};
 pub use moves::{ResetCapability, ResetOutcome, ResetTimings};
+pub use net::{MacAddr, NetConfig};
 pub use plan::{Action, CheckReport, GroupCheck, GroupMember, HostdevCheck};
 
 use crate::error::{Error, Result};
@@ -73,6 +75,9 @@ pub struct HostdevSpec {
     pub unassigned: bool,
     /// The stub: `None`, "vfio" or "vfio-pci" for vfio-pci, or a vfio variant driver's name.
     pub driver: Option<String>,
+    /// Set for `<interface type='hostdev'>`: the device must be an SR-IOV VF, and its MAC and
+    /// VLAN are set through its PF.
+    pub net: Option<NetConfig>,
 }
 
 impl HostdevSpec {
@@ -82,6 +87,7 @@ impl HostdevSpec {
             managed: true,
             unassigned: false,
             driver: None,
+            net: None,
         }
     }
 

@@ -5,6 +5,7 @@
 use super::book::{in_use_error, DeviceState, Owner, OwnershipBook};
 use super::critical::{critical_devices, critical_error, CriticalUse, HostUsage};
 use super::moves::{is_vfio_driver, ResetCapability};
+use super::net::vf_net_device;
 use super::{HostdevSpec, FORCE, LEGACY_GROUP_CHECK};
 use crate::error::{Error, Result};
 use crate::host::config::{ConfigSpace, HeaderType};
@@ -316,6 +317,11 @@ pub fn check(
             report.violations.push(Error::internal(
                 "Non-endpoint PCI devices cannot be assigned to guests",
             ));
+        }
+        if spec.net.is_some() {
+            if let Err(e) = vf_net_device(host, &addr)? {
+                report.violations.push(e);
+            }
         }
         if let Some(a) = book.active_entry(&addr) {
             report.violations.push(in_use_error(&addr, &a.owner));
