@@ -125,3 +125,29 @@ fn a_vf_whose_pf_has_no_netdev_is_refused() {
         "internal error: The PF device for VF /sys/bus/pci/devices/0000:3b:02.1 has no network device name",
     );
 }
+
+#[test]
+fn a_vfs_mac_and_vlan_are_refused_not_silently_ignored() {
+    let b = Bench::new("sriov-server");
+    // Setting them through the PF is not implemented yet: a clear refusal, nothing changed.
+    for inner in [
+        "<mac address='52:54:00:aa:bb:cc'/>",
+        "<vlan><tag id='42'/></vlan>",
+        "<mac address='52:54:00:aa:bb:cc'/><vlan><tag id='42'/></vlan>",
+    ] {
+        refused(
+            &b,
+            &interface_domain(0x3b, 2, 6, inner),
+            ErrorCode::OperationUnsupported,
+            "Operation not supported: setting the MAC address and VLAN of SR-IOV VF 0000:3b:02.6 through its PF is not implemented yet; \
+             give the VF as <hostdev> (its MAC and VLAN stay as the PF has them) or remove <mac> and <vlan>",
+        );
+    }
+    // A VF interface that asks for neither is prepared and given back.
+    let before = b.drivers();
+    let xml = interface_domain(0x3b, 2, 6, "");
+    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    assert_eq!(b.driver("0000:3b:02.6").as_deref(), Some("vfio-pci"));
+    b.mgr.reattach_domain(QEMU, &xml).unwrap();
+    assert_eq!(b.drivers(), before);
+}

@@ -3,7 +3,7 @@
 //! virnetdev.c's virNetDevSetNetConfig), and the checks virhostdev.c makes before anything
 //! moves (virHostdevSaveNetConfig: only an SR-IOV VF, whose PF has a netdev).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::host::Host;
 use crate::pci::PciAddress;
 use std::fmt;
@@ -77,6 +77,18 @@ pub fn vlan_trunk_error() -> Error {
 pub fn not_a_vf_error() -> Error {
     Error::config_unsupported(
         "Interface type hostdev is currently supported on SR-IOV Virtual Functions only",
+    )
+}
+
+/// Setting a VF's MAC and VLAN through its PF is not done yet: refused rather than silently
+/// ignored (the guest would get whatever the PF last set, and nothing would be restored).
+pub fn not_implemented_error(vf: &PciAddress) -> Error {
+    Error::new(
+        ErrorCode::OperationUnsupported,
+        format!(
+            "setting the MAC address and VLAN of SR-IOV VF {vf} through its PF is not implemented yet; \
+             give the VF as <hostdev> (its MAC and VLAN stay as the PF has them) or remove <mac> and <vlan>"
+        ),
     )
 }
 

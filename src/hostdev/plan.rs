@@ -5,7 +5,7 @@
 use super::book::{in_use_error, DeviceState, Owner, OwnershipBook};
 use super::critical::{critical_devices, critical_error, CriticalUse, HostUsage};
 use super::moves::{is_vfio_driver, ResetCapability};
-use super::net::vf_net_device;
+use super::net::{not_implemented_error, vf_net_device};
 use super::{HostdevSpec, FORCE, LEGACY_GROUP_CHECK};
 use crate::error::{Error, Result};
 use crate::host::config::{ConfigSpace, HeaderType};
@@ -318,9 +318,13 @@ pub fn check(
                 "Non-endpoint PCI devices cannot be assigned to guests",
             ));
         }
-        if spec.net.is_some() {
-            if let Err(e) = vf_net_device(host, &addr)? {
-                report.violations.push(e);
+        if let Some(net) = &spec.net {
+            match vf_net_device(host, &addr)? {
+                Err(e) => report.violations.push(e),
+                Ok(_) if net.mac.is_some() || net.vlan.is_some() => {
+                    report.violations.push(not_implemented_error(&addr))
+                }
+                Ok(_) => {}
             }
         }
         if let Some(a) = book.active_entry(&addr) {
