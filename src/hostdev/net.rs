@@ -6,54 +6,8 @@
 use crate::error::{Error, ErrorCode, Result};
 use crate::host::Host;
 use crate::pci::PciAddress;
-use std::fmt;
 
-/// A MAC address (six bytes, printed `52:54:00:aa:bb:cc`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// libvirt's virMacAddrParse (six groups of one or two hex digits joined by `:`), then its
-    /// domain parser's refusal of a multicast address.
-    pub fn parse(text: &str) -> Result<MacAddr> {
-        let bad = || {
-            Error::internal(format!(
-                "unable to parse mac address '{}'",
-                text.escape_debug()
-            ))
-        };
-        let mut out = [0u8; 6];
-        let mut parts = text.split(':');
-        for byte in out.iter_mut() {
-            let p = parts.next().ok_or_else(bad)?;
-            if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad());
-            }
-            *byte = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-        }
-        if parts.next().is_some() {
-            return Err(bad());
-        }
-        if out[0] & 1 != 0 {
-            return Err(Error::xml(format!(
-                "expected unicast mac address, found multicast '{}'",
-                text.escape_debug()
-            )));
-        }
-        Ok(MacAddr(out))
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
+pub use crate::host::vfnet::MacAddr;
 
 /// The largest 802.1Q VLAN id.
 pub const VLAN_MAX: u16 = 4095;
@@ -108,33 +62,4 @@ pub fn vf_net_device(
             "The PF device for VF /sys/bus/pci/devices/{vf} has no network device name"
         ))),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mac_parsing() {
-        let m = MacAddr::parse("52:54:00:AA:bb:c").unwrap();
-        assert_eq!(m.to_string(), "52:54:00:aa:bb:0c");
-        for bad in [
-            "",
-            "52:54:00:aa:bb",
-            "52:54:00:aa:bb:cc:dd",
-            "52:54:00:aa:bb:xx",
-            "525:4:0:a:b:c",
-        ] {
-            let e = MacAddr::parse(bad).unwrap_err();
-            assert_eq!(
-                e.message,
-                format!("internal error: unable to parse mac address '{bad}'")
-            );
-        }
-        let e = MacAddr::parse("01:00:5e:00:00:01").unwrap_err();
-        assert_eq!(
-            e.message,
-            "XML error: expected unicast mac address, found multicast '01:00:5e:00:00:01'"
-        );
-    }
 }
