@@ -5,7 +5,13 @@
 mod host_support;
 mod hostdev_support;
 
+use host_support::*;
 use hostdev_support::*;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use virtpci::host::{Host, MacAddr, VfNet};
+use virtpci::hostdev::HostdevManager;
 use virtpci::ErrorCode;
 
 const QEMU: &str = "QEMU";
@@ -126,28 +132,180 @@ fn a_vf_whose_pf_has_no_netdev_is_refused() {
     );
 }
 
+fn mac(text: &str) -> MacAddr {
+    MacAddr::parse(text).unwrap()
+}
+
 #[test]
-fn a_vfs_mac_and_vlan_are_refused_not_silently_ignored() {
+fn prepare_sets_the_vfs_mac_and_vlan_and_reattach_restores_them() {
     let b = Bench::new("sriov-server");
-    // Setting them through the PF is not implemented yet: a clear refusal, nothing changed.
+    let pf = addr("0000:3b:00.0");
+    // What the PF held before: set by an earlier user of VF 2.
+    let earlier = VfNet {
+        mac: mac("52:54:00:00:00:02"),
+        vlan: 7,
+    };
+    b.host.set_vf_net(&pf, 2, earlier).unwrap();
+    let before = b.drivers();
+    let xml = interface_domain(
+        0x3b,
+        2,
+        2,
+        "<mac address='52:54:00:aa:bb:cc'/><vlan><tag id='42'/></vlan>",
+    );
+    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    assert_eq!(b.driver("0000:3b:02.2").as_deref(), Some("vfio-pci"));
+    assert_eq!(
+        b.host.vf_net(&pf, 2).unwrap(),
+        VfNet {
+            mac: mac("52:54:00:aa:bb:cc"),
+            vlan: 42
+        }
+    );
+    // The original is in the saved book.
+    let book = b.book();
+    let saved = book.active[0].saved_net.as_ref().unwrap();
+    assert_eq!(
+        (saved.pf, saved.index, saved.mac.as_str(), saved.vlan),
+        (pf, 2, "52:54:00:00:00:02", 7)
+    );
+    // A restarted daemon gives back exactly what was saved.
+    b.restart().reattach_domain(QEMU, &xml).unwrap();
+    assert_eq!(b.host.vf_net(&pf, 2).unwrap(), earlier);
+    assert_eq!(b.drivers(), before);
+    assert!(b.book().active.is_empty());
+
+    // A MAC alone leaves the VLAN the PF holds; no <mac>/<vlan> changes nothing.
+    let xml = interface_domain(0x3b, 2, 2, "<mac address='52:54:00:aa:bb:dd'/>");
+    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    assert_eq!(
+        b.host.vf_net(&pf, 2).unwrap(),
+        VfNet {
+            mac: mac("52:54:00:aa:bb:dd"),
+            vlan: 7
+        }
+    );
+    b.mgr.reattach_domain(QEMU, &xml).unwrap();
+    assert_eq!(b.host.vf_net(&pf, 2).unwrap(), earlier);
+    let xml = interface_domain(0x3b, 2, 6, "");
+    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    assert!(b.book().active[0].saved_net.is_none());
+    b.mgr.reattach_domain(QEMU, &xml).unwrap();
+    assert_eq!(b.drivers(), before);
+}
+
+#[test]
+fn on_a_real_host_the_mac_and_vlan_are_refused_not_ignored() {
+    // The same tree opened with the kernel writer, as a real host is.
+    let tree = fixture_tree("sriov-server");
+    let host = Arc::new(Host::open(Some(&tree.path)).unwrap());
+    let mgr = HostdevManager::new(host.clone(), &tree.join("state")).unwrap();
     for inner in [
         "<mac address='52:54:00:aa:bb:cc'/>",
         "<vlan><tag id='42'/></vlan>",
-        "<mac address='52:54:00:aa:bb:cc'/><vlan><tag id='42'/></vlan>",
     ] {
-        refused(
-            &b,
-            &interface_domain(0x3b, 2, 6, inner),
-            ErrorCode::OperationUnsupported,
-            "Operation not supported: setting the MAC address and VLAN of SR-IOV VF 0000:3b:02.6 through its PF is not implemented yet; \
-             give the VF as <hostdev> (its MAC and VLAN stay as the PF has them) or remove <mac> and <vlan>",
+        let e = mgr
+            .prepare_domain(QEMU, &interface_domain(0x3b, 2, 6, inner), 0)
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::OperationUnsupported);
+        assert_eq!(
+            e.message,
+            "Operation not supported: setting a VF's MAC/VLAN on a real host is not implemented yet"
+        );
+        assert_eq!(host.faults().attempted_total(), 0);
+    }
+}
+
+#[test]
+fn killed_after_each_write_reattach_restores_the_mac_and_vlan() {
+    let tree = fixture_tree("sriov-server");
+    let xml = tree.join("dom.xml");
+    std::fs::write(
+        &xml,
+        interface_domain(
+            0x3b,
+            2,
+            2,
+            "<mac address='52:54:00:aa:bb:cc'/><vlan><tag id='42'/></vlan>",
+        ),
+    )
+    .unwrap();
+    let host = Host::open_simulated(&tree.path).unwrap();
+    let pf = addr("0000:3b:00.0");
+    let initial = drivers(&host);
+    let cli = |verb: &str| {
+        let mut c = Command::new(virtpci_bin());
+        c.arg(verb)
+            .args(["--simulate", "--driver", "QEMU", "--sysfs"])
+            .arg(&tree.path)
+            .arg("--state")
+            .arg(tree.join("state"))
+            .arg(&xml)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let mut aborted = 0;
+    for k in 0.. {
+        let status = cli("prepare")
+            .env("VIRTPCI_TEST_ABORT_AFTER_WRITES", k.to_string())
+            .status()
+            .unwrap();
+        if status.success() {
+            // Past the last write: prepared; now a crash in re-attach at every write.
+            assert_eq!(host.vf_net(&pf, 2).unwrap().vlan, 42);
+            let mut r = 0;
+            for j in 0.. {
+                let status = cli("reattach")
+                    .env("VIRTPCI_TEST_ABORT_AFTER_WRITES", j.to_string())
+                    .status()
+                    .unwrap();
+                if status.success() {
+                    break;
+                }
+                assert_eq!(status.signal(), Some(libc::SIGABRT));
+                r += 1;
+                assert!(cli("reattach").status().unwrap().success(), "reattach {j}");
+                assert_eq!(
+                    host.vf_net(&pf, 2).unwrap(),
+                    VfNet::default(),
+                    "reattach {j}"
+                );
+                assert_eq!(drivers(&host), initial, "reattach {j}");
+                assert!(cli("prepare").status().unwrap().success());
+            }
+            assert!(r >= 4, "{r} re-attach abort points");
+            break;
+        }
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGABRT),
+            "abort after {k} writes"
+        );
+        aborted += 1;
+        assert!(
+            cli("reattach").status().unwrap().success(),
+            "after {k} writes"
+        );
+        assert_eq!(
+            host.vf_net(&pf, 2).unwrap(),
+            VfNet::default(),
+            "after {k} writes"
+        );
+        assert_eq!(drivers(&host), initial, "after {k} writes");
+        let book = HostdevManager::new(
+            Arc::new(Host::open_simulated(&tree.path).unwrap()),
+            &tree.join("state"),
+        )
+        .unwrap()
+        .book()
+        .unwrap();
+        assert!(
+            book.active.is_empty() && book.inactive.is_empty(),
+            "after {k} writes"
         );
     }
-    // A VF interface that asks for neither is prepared and given back.
-    let before = b.drivers();
-    let xml = interface_domain(0x3b, 2, 6, "");
-    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
-    assert_eq!(b.driver("0000:3b:02.6").as_deref(), Some("vfio-pci"));
-    b.mgr.reattach_domain(QEMU, &xml).unwrap();
-    assert_eq!(b.drivers(), before);
+    // driver_override, unbind, drivers_probe, vf_net, reset: at least 5 abort points.
+    assert!(aborted >= 5, "{aborted} prepare abort points");
+    assert_eq!(host.vf_net(&pf, 2).unwrap(), VfNet::default());
 }

@@ -449,33 +449,44 @@ impl Host {
     /// The MAC and VLAN the PF `pf` holds for its VF `index`. Only the simulated kernel can say
     /// (a real host needs netlink, which virtpci does not do yet).
     pub fn vf_net(&self, pf: &PciAddress, index: u32) -> Result<VfNet> {
-        match &self.simulator {
-            Some(sim) => sim.vf_net(pf, index),
-            None => Err(Error::new(
+        if !self.keeps_vf_net() {
+            return Err(Error::new(
                 ErrorCode::OperationUnsupported,
                 "reading a VF's MAC/VLAN on a real host is not implemented yet",
-            )),
+            ));
         }
+        self.simulated_vf_net(pf, index)
+    }
+
+    /// The simulated kernel's table entry for the VF (the zero MAC and VLAN 0 when not set).
+    fn simulated_vf_net(&self, pf: &PciAddress, index: u32) -> Result<VfNet> {
+        Ok(simulator::read_vf_net_table(self.root())?
+            .get(&(*pf, index))
+            .copied()
+            .unwrap_or_default())
+    }
+
+    /// Whether the host's writer can set a VF's MAC and VLAN (the simulated kernel can; a real
+    /// host needs netlink, not implemented yet).
+    pub fn keeps_vf_net(&self) -> bool {
+        self.writer.keeps_vf_net()
     }
 
     /// What [`Host::vf_net`] says, for reading tools: on a tree the simulated kernel keeps
     /// (its `.virtpci-sim/` directory is there) even when opened without it, and `None` on a
     /// real host instead of an error.
     pub fn recorded_vf_net(&self, pf: &PciAddress, index: u32) -> Result<Option<VfNet>> {
-        if let Some(sim) = &self.simulator {
-            return sim.vf_net(pf, index).map(Some);
+        if self.keeps_vf_net() || self.root().join(simulator::SIM_DIR).is_dir() {
+            self.simulated_vf_net(pf, index).map(Some)
+        } else {
+            Ok(None)
         }
-        if !self.root().join(simulator::SIM_DIR).is_dir() {
-            return Ok(None);
-        }
-        let table = simulator::read_vf_net_table(self.root())?;
-        Ok(Some(table.get(&(*pf, index)).copied().unwrap_or_default()))
     }
 
     /// Set the MAC and VLAN the PF `pf` holds for its VF `index` (a [`WriteKind::VfNet`]
     /// write: fault injection applies). Refused on a real host: not implemented yet.
     pub fn set_vf_net(&self, pf: &PciAddress, index: u32, net: VfNet) -> Result<()> {
-        if self.simulator.is_none() {
+        if !self.keeps_vf_net() {
             return Err(Error::new(
                 ErrorCode::OperationUnsupported,
                 "setting a VF's MAC/VLAN on a real host is not implemented yet",

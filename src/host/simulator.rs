@@ -796,6 +796,10 @@ impl SimulatedKernel {
 }
 
 impl SysfsWriter for SimulatedKernel {
+    fn keeps_vf_net(&self) -> bool {
+        true
+    }
+
     fn write(&self, sysfs: &Sysfs, w: &SysfsWrite<'_>) -> io::Result<()> {
         let mut state = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let _flock = self.flock().map_err(to_io)?;

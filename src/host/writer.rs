@@ -90,6 +90,13 @@ pub struct SysfsWrite<'a> {
 pub trait SysfsWriter: Send + Sync + fmt::Debug {
     /// Perform `write` on the tree of `sysfs`. An error means nothing changed.
     fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()>;
+
+    /// Whether [`WriteKind::VfNet`] writes are carried out, and the MAC/VLAN table of the
+    /// simulated kernel (`.virtpci-sim/vf-net`) is the truth: only a simulated kernel, or a
+    /// writer wrapping one, says yes. A real host would need netlink (not implemented yet).
+    fn keeps_vf_net(&self) -> bool {
+        false
+    }
 }
 
 /// The real writer: opens the file beneath the root with `O_WRONLY | O_NOFOLLOW` and writes

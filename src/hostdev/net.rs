@@ -3,8 +3,10 @@
 //! virnetdev.c's virNetDevSetNetConfig), and the checks virhostdev.c makes before anything
 //! moves (virHostdevSaveNetConfig: only an SR-IOV VF, whose PF has a netdev).
 
+use super::book::SavedNet;
+use super::HostdevSpec;
 use crate::error::{Error, ErrorCode, Result};
-use crate::host::Host;
+use crate::host::{Host, VfNet};
 use crate::pci::PciAddress;
 
 pub use crate::host::vfnet::MacAddr;
@@ -17,8 +19,8 @@ pub const VLAN_MAX: u16 = 4095;
 pub struct NetConfig {
     /// `<mac address>`: set as the VF's MAC through its PF.
     pub mac: Option<MacAddr>,
-    /// `<vlan><tag id>`: set as the VF's VLAN through its PF; `None` clears it (libvirt sets
-    /// tag 0 when no VLAN is given, so a VLAN left by an earlier user does not stay).
+    /// `<vlan><tag id>`: set as the VF's VLAN through its PF; `None` leaves the VLAN the PF
+    /// holds (libvirt's setVlan false).
     pub vlan: Option<u16>,
 }
 
@@ -34,15 +36,12 @@ pub fn not_a_vf_error() -> Error {
     )
 }
 
-/// Setting a VF's MAC and VLAN through its PF is not done yet: refused rather than silently
-/// ignored (the guest would get whatever the PF last set, and nothing would be restored).
-pub fn not_implemented_error(vf: &PciAddress) -> Error {
+/// Setting a VF's MAC and VLAN through its PF on a real host (netlink) is not done yet:
+/// refused rather than silently ignored (the guest would get whatever the PF last set).
+pub fn not_implemented_error() -> Error {
     Error::new(
         ErrorCode::OperationUnsupported,
-        format!(
-            "setting the MAC address and VLAN of SR-IOV VF {vf} through its PF is not implemented yet; \
-             give the VF as <hostdev> (its MAC and VLAN stay as the PF has them) or remove <mac> and <vlan>"
-        ),
+        "setting a VF's MAC/VLAN on a real host is not implemented yet",
     )
 }
 
@@ -62,4 +61,57 @@ pub fn vf_net_device(
             "The PF device for VF /sys/bus/pci/devices/{vf} has no network device name"
         ))),
     })
+}
+
+/// One VF network interface prepare configures: what its PF holds now (saved in the book
+/// before anything changes) and what the domain asks for.
+#[derive(Debug, Clone)]
+pub struct NetChange {
+    pub vf: PciAddress,
+    pub saved: SavedNet,
+    pub wanted: VfNet,
+}
+
+/// For every hostdev that is a VF network interface asking for a MAC or a VLAN: read what its
+/// PF holds (refused on a real host, before anything changes) and what to set.
+pub fn plan_net_changes(host: &Host, hostdevs: &[HostdevSpec]) -> Result<Vec<NetChange>> {
+    let mut out = Vec::new();
+    for h in hostdevs {
+        let Some(net) = h
+            .net
+            .as_ref()
+            .filter(|n| n.mac.is_some() || n.vlan.is_some())
+        else {
+            continue;
+        };
+        let (pf, index) = host.vf_index(&h.source)?.ok_or_else(not_a_vf_error)?;
+        let now = host.vf_net(&pf, index)?;
+        out.push(NetChange {
+            vf: h.source,
+            saved: SavedNet {
+                pf,
+                index,
+                mac: now.mac.to_string(),
+                vlan: now.vlan,
+            },
+            wanted: VfNet {
+                mac: net.mac.unwrap_or(now.mac),
+                vlan: net.vlan.unwrap_or(now.vlan),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Give the PF back the MAC and VLAN saved for its VF.
+pub fn restore_saved(host: &Host, saved: &SavedNet) -> Result<()> {
+    let mac = MacAddr::parse(&saved.mac)?;
+    host.set_vf_net(
+        &saved.pf,
+        saved.index,
+        VfNet {
+            mac,
+            vlan: saved.vlan,
+        },
+    )
 }

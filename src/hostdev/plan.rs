@@ -321,8 +321,8 @@ pub fn check(
         if let Some(net) = &spec.net {
             match vf_net_device(host, &addr)? {
                 Err(e) => report.violations.push(e),
-                Ok(_) if net.mac.is_some() || net.vlan.is_some() => {
-                    report.violations.push(not_implemented_error(&addr))
+                Ok(_) if (net.mac.is_some() || net.vlan.is_some()) && !host.keeps_vf_net() => {
+                    report.violations.push(not_implemented_error())
                 }
                 Ok(_) => {}
             }
