@@ -10,18 +10,26 @@ use std::process::Command;
 use virtpci::host::{Host, MacAddr, VfNet, WriteKind};
 use virtpci::ErrorCode;
 
-fn show(root: &std::path::Path, a: &str) -> serde_json::Value {
-    let out = Command::new(virtpci_bin())
-        .args(["host", "show", a, "--sysfs"])
-        .arg(root)
-        .output()
-        .unwrap();
+/// Run the CLI and expect success; its standard output.
+fn virtpci(args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let out = Command::new(virtpci_bin()).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out.stdout
+}
+
+fn show(root: &std::path::Path, a: &str) -> serde_json::Value {
+    let out = virtpci(&[
+        "host".as_ref(),
+        "show".as_ref(),
+        a.as_ref(),
+        "--sysfs".as_ref(),
+        root.as_ref(),
+    ]);
+    serde_json::from_slice(&out).unwrap()
 }
 
 #[test]
@@ -76,13 +84,13 @@ fn the_simulated_pf_keeps_each_vfs_mac_and_vlan() {
     );
 
     // snapshot + materialize keep it.
-    let snap = Command::new(virtpci_bin())
-        .args(["host", "snapshot", "--sysfs"])
-        .arg(&tree.path)
-        .output()
-        .unwrap();
-    assert!(snap.status.success());
-    let record: serde_json::Value = serde_json::from_slice(&snap.stdout).unwrap();
+    let snap = virtpci(&[
+        "host".as_ref(),
+        "snapshot".as_ref(),
+        "--sysfs".as_ref(),
+        tree.path.as_ref(),
+    ]);
+    let record: serde_json::Value = serde_json::from_slice(&snap).unwrap();
     let vf_record = record["devices"]
         .as_array()
         .unwrap()
@@ -93,19 +101,14 @@ fn the_simulated_pf_keeps_each_vfs_mac_and_vlan() {
     assert_eq!(vf_record["vf_vlan"], 42);
     let copy = TempTree::new("vf-net-copy");
     let json = copy.join("h.json");
-    std::fs::write(&json, &snap.stdout).unwrap();
+    std::fs::write(&json, &snap).unwrap();
     let dir = copy.join("tree");
-    let out = Command::new(virtpci_bin())
-        .args(["host", "materialize"])
-        .arg(&json)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    virtpci(&[
+        "host".as_ref(),
+        "materialize".as_ref(),
+        json.as_ref(),
+        dir.as_ref(),
+    ]);
     assert_eq!(show(&dir, "0000:3b:02.2")["vf"], j["vf"]);
     assert_eq!(
         Host::open_simulated(&dir).unwrap().vf_net(&pf, 2).unwrap(),

@@ -245,25 +245,31 @@ fn killed_after_each_write_reattach_restores_the_mac_and_vlan() {
             .stderr(Stdio::null());
         c
     };
-    let mut aborted = 0;
-    for k in 0.. {
-        let status = cli("prepare")
+    // Run `verb` aborting after `k` writes: true when it got past its last write.
+    let finished = |verb: &str, k: u32| {
+        let status = cli(verb)
             .env("VIRTPCI_TEST_ABORT_AFTER_WRITES", k.to_string())
             .status()
             .unwrap();
-        if status.success() {
+        if !status.success() {
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGABRT),
+                "{verb} abort after {k} writes"
+            );
+        }
+        status.success()
+    };
+    let mut aborted = 0;
+    for k in 0.. {
+        if finished("prepare", k) {
             // Past the last write: prepared; now a crash in re-attach at every write.
             assert_eq!(host.vf_net(&pf, 2).unwrap().vlan, 42);
             let mut r = 0;
             for j in 0.. {
-                let status = cli("reattach")
-                    .env("VIRTPCI_TEST_ABORT_AFTER_WRITES", j.to_string())
-                    .status()
-                    .unwrap();
-                if status.success() {
+                if finished("reattach", j) {
                     break;
                 }
-                assert_eq!(status.signal(), Some(libc::SIGABRT));
                 r += 1;
                 assert!(cli("reattach").status().unwrap().success(), "reattach {j}");
                 assert_eq!(
@@ -277,11 +283,6 @@ fn killed_after_each_write_reattach_restores_the_mac_and_vlan() {
             assert!(r >= 4, "{r} re-attach abort points");
             break;
         }
-        assert_eq!(
-            status.signal(),
-            Some(libc::SIGABRT),
-            "abort after {k} writes"
-        );
         aborted += 1;
         assert!(
             cli("reattach").status().unwrap().success(),

@@ -305,15 +305,7 @@ impl SimulatedKernel {
     }
 
     fn read_rules(&self, rel: &str) -> Result<BTreeSet<IdRule>> {
-        let path = self.root.join(rel);
-        match read_regular(&path) {
-            Ok(Some(text)) => parse_rules(&text, &path.display().to_string()),
-            Ok(None) => Ok(BTreeSet::new()),
-            Err(e) => Err(Error::system(
-                format!("Failed to read '{}'", path.display()),
-                &e,
-            )),
-        }
+        read_table(&self.root, rel, parse_rules)
     }
 
     fn store_rules(&self, rel: &str, rules: &BTreeSet<IdRule>, header: &str) -> Result<()> {
@@ -821,10 +813,15 @@ impl SysfsWriter for SimulatedKernel {
 
 /// The per-VF MAC/VLAN table of the tree at `root` (empty when never written).
 pub fn read_vf_net_table(root: &Path) -> Result<BTreeMap<(PciAddress, u32), VfNet>> {
-    let path = root.join(VF_NET_FILE);
+    read_table(root, VF_NET_FILE, parse_table)
+}
+
+/// One of the simulator's tables, `rel` under `root`, parsed; empty when the file is absent.
+fn read_table<T: Default>(root: &Path, rel: &str, parse: fn(&str, &str) -> Result<T>) -> Result<T> {
+    let path = root.join(rel);
     match read_regular(&path) {
-        Ok(Some(text)) => parse_table(&text, &path.display().to_string()),
-        Ok(None) => Ok(BTreeMap::new()),
+        Ok(Some(text)) => parse(&text, &path.display().to_string()),
+        Ok(None) => Ok(T::default()),
         Err(e) => Err(Error::system(
             format!("Failed to read '{}'", path.display()),
             &e,
