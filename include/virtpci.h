@@ -938,6 +938,12 @@ int virtpci_hostdev_pci_node_device_reset(VirtpciHostdevManager *mgr,
  * every `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with its
  * `managed`, `<driver name>`, `<source><address>` and `<address type='unassigned'/>`; the domain
  * name and UUID come from `<name>` and `<uuid>`. XML problems are `VIRTPCI_ERR_XML_ERROR`.
+ * An `<interface type='hostdev'>` must be an SR-IOV VF whose PF has a netdev (libvirt's
+ * refusals, `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a PF); its `<mac>` and `<vlan>` are set through
+ * the PF after the MAC/VLAN the PF held are saved in the state directory, and
+ * `virtpci_hostdev_reattach_domain()` restores them. That runs on a simulated host; on a real
+ * host a VF interface with a `<mac>` or `<vlan>` is refused with
+ * `VIRTPCI_ERR_OPERATION_UNSUPPORTED` (netlink is not implemented yet).
  * Returns 0, or -1 with the last error set. Thread-safe.
  *
  * # Safety
