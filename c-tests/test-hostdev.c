@@ -92,7 +92,10 @@ static void test_checks(VirtpciHostdevManager *mgr)
     CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, &one, 1, 0) == -1, "S5");
     CHECK_STR(virtpci_last_error_message(),
               "Requested operation is not valid: All devices of the same IOMMU group 6 of the PCI "
-              "device 0000:02:00.1 must belong to domain vm1");
+              "device 0000:02:00.1 must belong to domain vm1: not declared: 0000:02:00.0, "
+              "0000:02:00.2, 0000:02:00.3; declare each as a managed hostdev hidden from the guest "
+              "with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's "
+              "rule)");
 
     VirtpciHostdev um[4] = {nic(0, 0), nic(1, 0), nic(2, 0), nic(3, 0)};
     CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, um, 4, 0) == -1, "unmanaged");

@@ -70,7 +70,7 @@ fn check_reports_groups_actions_and_violations() {
     assert!(stdout.contains("PM reset"));
     assert_eq!(
         text(&out.stderr).trim(),
-        "error: Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming"
+        "error: Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming: not declared: 0000:01:00.2, 0000:01:00.3; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
     );
     // The legacy rule passes, with a warning about the siblings left on their drivers.
     let out = run(&tree, &["check", "--legacy-group-check"], &partial);

@@ -203,7 +203,9 @@ pub unsafe extern "C" fn virtpci_hostdev_manager_free(mgr: *mut VirtpciHostdevMa
 /// different domain, a member of its IOMMU group is in use ("PCI device %s is in use by driver
 /// %s, domain %s", naming the member); every member of its IOMMU group other than PCI bridges
 /// and PCIe ports is listed in `hostdevs` ("All devices of the same IOMMU group %d of the PCI
-/// device %s must belong to domain %s"; not with `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`); an
+/// device %s must belong to domain %s", then the members not declared and the two remedies:
+/// declare them hidden with `<address type='unassigned'/>`, or the legacy group check; not with
+/// `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`); an
 /// unmanaged device is already on a vfio driver ("Unmanaged PCI device %s must be manually
 /// detached from the host"); a managed device to detach is not needed by the host ("PCI device
 /// %s is critical to the host: …"; not with `VIRTPCI_HOSTDEV_FORCE`).

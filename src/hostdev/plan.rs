@@ -261,6 +261,23 @@ pub fn missing_device_error(host: &Host, addr: &PciAddress) -> Error {
     )
 }
 
+/// The whole-group rule's refusal: libvirt's words, then the members the domain does not
+/// declare and the two remedies.
+fn whole_group_error(
+    group: u32,
+    addr: &PciAddress,
+    domain: &str,
+    undeclared: &[&GroupMember],
+) -> Error {
+    let names: Vec<String> = undeclared.iter().map(|m| m.address.to_string()).collect();
+    Error::operation_invalid(format!(
+        "All devices of the same IOMMU group {group} of the PCI device {addr} must belong to domain {domain}: \
+         not declared: {}; declare each as a managed hostdev hidden from the guest with \
+         <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)",
+        names.join(", ")
+    ))
+}
+
 /// Run every check of prepare for `owner` and `hostdevs` against the host and the book.
 /// Errors reading sysfs abort the check; violations are collected.
 pub fn check(
@@ -377,10 +394,12 @@ pub fn check(
                         .collect();
                     if !undeclared.is_empty() {
                         if flags & LEGACY_GROUP_CHECK == 0 {
-                            report.violations.push(Error::operation_invalid(format!(
-                                "All devices of the same IOMMU group {} of the PCI device {addr} must belong to domain {}",
-                                group.number, owner.domain
-                            )));
+                            report.violations.push(whole_group_error(
+                                group.number,
+                                &addr,
+                                &owner.domain,
+                                &undeclared,
+                            ));
                         } else {
                             for m in undeclared.iter().filter(|m| {
                                 m.owner.is_none()
