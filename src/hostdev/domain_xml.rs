@@ -195,6 +195,41 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
     })
 }
 
+/// `xml` with a managed `<hostdev>` hidden from the guest (`<address type='unassigned'/>`)
+/// added at the end of `<devices>` for each of `missing`, everything else kept byte for byte
+/// (whole-group help: the members of a hostdev's IOMMU group the domain does not declare).
+pub fn add_unassigned_hostdevs(xml: &str, missing: &[PciAddress]) -> Result<String> {
+    if missing.is_empty() {
+        return Ok(xml.to_string());
+    }
+    let doc = Document::parse(xml)?;
+    let devices = doc
+        .child(doc.root, "devices")
+        .map(|id| doc.element(id))
+        .filter(|d| !d.self_closing)
+        .ok_or_else(|| {
+            Error::xml("cannot add the missing group members: the domain has no <devices> element with content")
+        })?;
+    // Insert at the start of the line of `</devices>` when only blanks precede it there, with
+    // that line's indentation plus two spaces; else right before `</devices>`.
+    let at = devices.end_tag_start;
+    let line_start = xml[..at].rfind('\n').map_or(0, |i| i + 1);
+    let indent = &xml[line_start..at];
+    let (insert_at, prefix, suffix) = if indent.bytes().all(|b| b == b' ' || b == b'\t') {
+        (line_start, format!("{indent}  "), "\n")
+    } else {
+        (at, String::new(), "")
+    };
+    let mut added = String::new();
+    for a in missing {
+        added.push_str(&format!(
+            "{prefix}<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/></source><address type='unassigned'/></hostdev>{suffix}",
+            a.domain, a.bus, a.slot, a.function
+        ));
+    }
+    Ok(format!("{}{added}{}", &xml[..insert_at], &xml[insert_at..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +264,22 @@ mod tests {
         );
         let e = hostdevs_from_domain_xml(&dup).unwrap_err();
         assert!(e.message.starts_with("XML error: Hostdev already exists"));
+    }
+
+    #[test]
+    fn adds_unassigned_hostdevs_keeping_the_rest() {
+        let xml = "<domain>\n  <name>a</name><!-- c -->\n  <devices>\n    <disk/>\n  </devices>\n</domain>\n";
+        let out = add_unassigned_hostdevs(xml, &[PciAddress::new(0, 1, 0, 2)]).unwrap();
+        assert_eq!(
+            out,
+            "<domain>\n  <name>a</name><!-- c -->\n  <devices>\n    <disk/>\n    <hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x2'/></source><address type='unassigned'/></hostdev>\n  </devices>\n</domain>\n"
+        );
+        let d = hostdevs_from_domain_xml(&out).unwrap();
+        assert!(d.hostdevs[0].managed && d.hostdevs[0].unassigned);
+        let inline = "<domain><devices><disk/></devices></domain>";
+        let out = add_unassigned_hostdevs(inline, &[PciAddress::new(0, 1, 0, 2)]).unwrap();
+        assert!(out.starts_with("<domain><devices><disk/><hostdev "));
+        assert!(out.ends_with("</hostdev></devices></domain>"));
+        assert!(add_unassigned_hostdevs("<domain/>", &[PciAddress::new(0, 1, 0, 2)]).is_err());
     }
 }
