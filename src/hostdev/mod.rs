@@ -27,6 +27,14 @@
 //! and the domain's next re-attach returns each one to where it was, whatever step the crash
 //! interrupted: every move starts from what sysfs says now. Re-attach changes the book only
 //! after every device arrived, so a crash there leaves the devices booked and a retry finishes.
+//!
+//! # VF network interfaces
+//! An `<interface type='hostdev'>` must be an SR-IOV VF whose PF has a netdev (see [`net`]).
+//! When it asks for a MAC or a VLAN, prepare reads what the PF holds for the VF and saves it in
+//! the VF's intent entry (`saved_net`) before anything changes, sets the domain's after the
+//! devices reached their stub, and re-attach (or a rollback) restores what was saved before
+//! giving the device back. Only hosts whose writer keeps VF MAC/VLANs (the simulated kernel)
+//! can; elsewhere such a VF is refused before anything changes.
 
 pub mod book;
 pub mod critical;
