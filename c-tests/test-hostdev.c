@@ -92,7 +92,10 @@ static void test_checks(VirtpciHostdevManager *mgr)
     CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, &one, 1, 0) == -1, "S5");
     CHECK_STR(virtpci_last_error_message(),
               "Requested operation is not valid: All devices of the same IOMMU group 6 of the PCI "
-              "device 0000:02:00.1 must belong to domain vm1");
+              "device 0000:02:00.1 must belong to domain vm1: not declared: 0000:02:00.0, "
+              "0000:02:00.2, 0000:02:00.3; declare each as a managed hostdev hidden from the guest "
+              "with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's "
+              "rule)");
 
     VirtpciHostdev um[4] = {nic(0, 0), nic(1, 0), nic(2, 0), nic(3, 0)};
     CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, um, 4, 0) == -1, "unmanaged");
@@ -269,6 +272,51 @@ static void test_domain_xml(VirtpciHost *host, VirtpciHostdevManager *mgr)
     CHECK(virtpci_last_error_code() == VIRTPCI_ERR_XML_ERROR, "XML code");
 }
 
+/* <interface type='hostdev'> on the simulated SR-IOV server (materialized into `dir`): a PF is
+ * refused with libvirt's words and nothing moves; a VF with a MAC and a VLAN is prepared and
+ * given back (the MAC/VLAN themselves are checked by the Rust tests and `virtpci host show`). */
+static void test_sriov_interface(const char *dir, const char *state_dir)
+{
+    VirtpciHost *host = virtpci_host_open_simulated(dir);
+    CHECK(host != NULL, "%s", virtpci_last_error_message());
+    VirtpciHostdevManager *mgr = host ? virtpci_hostdev_manager_new(host, state_dir) : NULL;
+    CHECK(mgr != NULL, "%s", virtpci_last_error_message());
+    if (!mgr) {
+        virtpci_host_free(host);
+        return;
+    }
+    static const char *pf_xml =
+        "<domain type='kvm'><name>netvm</name><devices>"
+        "<interface type='hostdev' managed='yes'><source>"
+        "<address type='pci' domain='0' bus='0x3b' slot='0' function='0'/></source>"
+        "<mac address='52:54:00:aa:bb:cc'/></interface></devices></domain>";
+    CHECK(virtpci_hostdev_prepare_domain(mgr, "QEMU", pf_xml, 0) == -1, "PF refused");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_CONFIG_UNSUPPORTED, "PF code %d",
+          (int)virtpci_last_error_code());
+    CHECK(strcmp(virtpci_last_error_message(),
+                 "unsupported configuration: Interface type hostdev is currently supported on "
+                 "SR-IOV Virtual Functions only") == 0,
+          "%s", virtpci_last_error_message());
+    char *drv = NULL;
+    VirtpciPciAddress pf = {0, 0x3b, 0, 0};
+    CHECK(virtpci_host_get_driver(host, &pf, &drv) == 0 && drv && strcmp(drv, "i40e") == 0,
+          "the PF did not move");
+    free(drv);
+
+    static const char *vf_xml =
+        "<domain type='kvm'><name>netvm</name><devices>"
+        "<interface type='hostdev' managed='yes'><source>"
+        "<address type='pci' domain='0' bus='0x3b' slot='2' function='2'/></source>"
+        "<mac address='52:54:00:aa:bb:cc'/><vlan><tag id='42'/></vlan></interface>"
+        "</devices></domain>";
+    CHECK(virtpci_hostdev_prepare_domain(mgr, "QEMU", vf_xml, 0) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(virtpci_hostdev_reattach_domain(mgr, "QEMU", vf_xml) == 0, "%s",
+          virtpci_last_error_message());
+    virtpci_hostdev_manager_free(mgr);
+    virtpci_host_free(host);
+}
+
 struct worker {
     VirtpciHostdevManager *mgr;
     char dom[16];
@@ -357,6 +405,14 @@ int main(int argc, char **argv)
         test_domain_xml(host, mgr);
         test_threads(host, mgr);
     }
+
+    char sriov_tree[600], sriov_state[600];
+    snprintf(sriov_tree, sizeof(sriov_tree), "%s/sriov", base);
+    snprintf(sriov_state, sizeof(sriov_state), "%s/sriov-state", base);
+    snprintf(cmd, sizeof(cmd), "'%s' host materialize '%s/sriov-server.json' '%s'", argv[1],
+             argv[2], sriov_tree);
+    CHECK(system(cmd) == 0, "materialize %s", cmd);
+    test_sriov_interface(sriov_tree, sriov_state);
 
     /* The manager keeps the host alive after its handle is released. */
     VirtpciHost *second = virtpci_host_open_simulated(tree);

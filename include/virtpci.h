@@ -645,7 +645,8 @@ VirtpciHost *virtpci_host_open(const char *sysfs_root);
  * `config` are carried out on the tree with Linux's semantics (driver links moved,
  * `driver_override` honoured by probe and reading `(null)` when cleared). On opening, the
  * simulator records in `root/.virtpci-sim/native-drivers` which driver each bound device's
- * ids belong to, so that a device moved to vfio-pci returns to it on probe.
+ * ids belong to, so that a device moved to vfio-pci returns to it on probe. It also keeps the
+ * MAC and VLAN each PF holds for its VFs (`root/.virtpci-sim/vf-net`).
  *
  * Returns a new handle or NULL with the last error set. Thread-safe; several processes may
  * use the same tree (writes are serialised with a lock file).
@@ -746,8 +747,8 @@ int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, ch
 /**
  * Arm a fault: the `nth` (1-based, counted from now) write of kind `kind` made through this
  * handle fails with `errnum` and changes nothing. `kind` is one of "driver_override", "bind",
- * "unbind", "new_id", "remove_id", "drivers_probe", "reset", "config", or NULL for any
- * write. Works on real and simulated hosts; meant for tests.
+ * "unbind", "new_id", "remove_id", "drivers_probe", "reset", "config", "vf_net" (a VF's MAC
+ * and VLAN set through its PF), or NULL for any write. Works on real and simulated hosts; meant for tests.
  *
  * Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` (NULL host, unknown kind, `nth` 0,
  * `errnum` ≤ 0). Thread-safe.
@@ -755,7 +756,10 @@ int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, ch
  * # Safety
  * `host` is NULL or a live handle; `kind` is NULL or a NUL-terminated string.
  */
-int virtpci_host_inject_fault(VirtpciHost *host, const char *kind, unsigned int nth, int errnum);
+int virtpci_host_inject_fault(VirtpciHost *host,
+                              const char *kind,
+                              unsigned int nth,
+                              int errnum);
 
 /**
  * Disarm every fault armed on this handle with `virtpci_host_inject_fault()`. Returns how many
@@ -816,7 +820,9 @@ void virtpci_hostdev_manager_free(VirtpciHostdevManager *mgr);
  * different domain, a member of its IOMMU group is in use ("PCI device %s is in use by driver
  * %s, domain %s", naming the member); every member of its IOMMU group other than PCI bridges
  * and PCIe ports is listed in `hostdevs` ("All devices of the same IOMMU group %d of the PCI
- * device %s must belong to domain %s"; not with `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`); an
+ * device %s must belong to domain %s", then the members not declared and the two remedies:
+ * declare them hidden with `<address type='unassigned'/>`, or the legacy group check; not with
+ * `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`); an
  * unmanaged device is already on a vfio driver ("Unmanaged PCI device %s must be manually
  * detached from the host"); a managed device to detach is not needed by the host ("PCI device
  * %s is critical to the host: …"; not with `VIRTPCI_HOSTDEV_FORCE`).
@@ -934,6 +940,12 @@ int virtpci_hostdev_pci_node_device_reset(VirtpciHostdevManager *mgr,
  * every `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with its
  * `managed`, `<driver name>`, `<source><address>` and `<address type='unassigned'/>`; the domain
  * name and UUID come from `<name>` and `<uuid>`. XML problems are `VIRTPCI_ERR_XML_ERROR`.
+ * An `<interface type='hostdev'>` must be an SR-IOV VF whose PF has a netdev (libvirt's
+ * refusals, `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a PF); its `<mac>` and `<vlan>` are set through
+ * the PF after the MAC/VLAN the PF held are saved in the state directory, and
+ * `virtpci_hostdev_reattach_domain()` restores them. That runs on a simulated host; on a real
+ * host a VF interface with a `<mac>` or `<vlan>` is refused with
+ * `VIRTPCI_ERR_OPERATION_UNSUPPORTED` (netlink is not implemented yet).
  * Returns 0, or -1 with the last error set. Thread-safe.
  *
  * # Safety

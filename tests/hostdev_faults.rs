@@ -7,7 +7,10 @@ mod host_support;
 mod hostdev_support;
 
 use hostdev_support::*;
-use virtpci::hostdev::HostdevSpec;
+use std::collections::BTreeMap;
+use virtpci::host::VfNet;
+use virtpci::hostdev::{HostdevSpec, MacAddr, NetConfig};
+use virtpci::PciAddress;
 
 const QEMU: &str = "QEMU";
 const ERRNOS: [i32; 3] = [libc::EIO, libc::ENODEV, libc::EBUSY];
@@ -26,6 +29,15 @@ fn scenarios() -> Vec<Scenario> {
         "0000:3b:02.1",
     ]);
     sriov.push(HostdevSpec::unmanaged(addr("0000:3b:02.4")));
+    // Two VFs as network interfaces: one moving (MAC and VLAN set), one already on vfio-pci.
+    sriov[0].net = Some(NetConfig {
+        mac: Some(MacAddr::parse("52:54:00:aa:bb:cc").unwrap()),
+        vlan: Some(42),
+    });
+    sriov[2].net = Some(NetConfig {
+        mac: Some(MacAddr::parse("52:54:00:aa:bb:dd").unwrap()),
+        vlan: None,
+    });
     let mut quad = managed(&QUAD);
     quad[0].unassigned = true;
     vec![
@@ -58,6 +70,25 @@ fn scenarios() -> Vec<Scenario> {
     ]
 }
 
+/// The MAC and VLAN the SR-IOV server's first PF holds for each VF (empty elsewhere).
+fn vf_nets(b: &Bench) -> Vec<VfNet> {
+    let pf = addr("0000:3b:00.0");
+    if b.host.device_exists(&pf).unwrap()
+        && b.host.vf_index(&addr("0000:3b:02.0")).unwrap().is_some()
+    {
+        (0..8).map(|i| b.host.vf_net(&pf, i).unwrap()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+type Drivers = BTreeMap<PciAddress, (Option<String>, Option<String>)>;
+
+/// Drivers of every device, and the VFs' MAC/VLAN.
+fn state(b: &Bench) -> (Drivers, Vec<VfNet>) {
+    (b.drivers(), vf_nets(b))
+}
+
 /// Writes a successful prepare and re-attach make on a fresh host.
 fn count_writes(s: &Scenario) -> (u64, u64) {
     let b = Bench::new(s.fixture);
@@ -76,7 +107,7 @@ fn each_write_of_prepare_and_reattach_fails_in_turn() {
         let (w, r) = count_writes(&s);
         assert!(w > 0 && r > 0, "{}: {w} {r}", s.fixture);
         let b = Bench::new(s.fixture);
-        let initial = b.drivers();
+        let initial = state(&b);
         let book0 = b.book().lists();
         for k in 1..=w {
             b.host.faults().inject(None, k, ERRNOS[k as usize % 3]);
@@ -91,7 +122,7 @@ fn each_write_of_prepare_and_reattach_fails_in_turn() {
                 e.message
             );
             assert_eq!(
-                b.drivers(),
+                state(&b),
                 initial,
                 "{}: after prepare fault {k}: {}",
                 s.fixture,
@@ -107,7 +138,7 @@ fn each_write_of_prepare_and_reattach_fails_in_turn() {
         b.mgr
             .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.flags)
             .unwrap();
-        let prepared = b.drivers();
+        let prepared = state(&b);
         let book_p = b.book().lists();
         for k in 1..=r {
             b.host.faults().inject(None, k, ERRNOS[k as usize % 3]);
@@ -117,7 +148,7 @@ fn each_write_of_prepare_and_reattach_fails_in_turn() {
                 .expect_err("the injected fault fails re-attach");
             assert!(b.host.faults().armed().is_empty());
             assert_eq!(
-                b.drivers(),
+                state(&b),
                 prepared,
                 "{}: after reattach fault {k}: {}",
                 s.fixture,
@@ -131,7 +162,7 @@ fn each_write_of_prepare_and_reattach_fails_in_turn() {
             );
         }
         b.mgr.reattach_pci_devices(QEMU, "vm", &s.hostdevs).unwrap();
-        assert_eq!(b.drivers(), initial, "{}: final", s.fixture);
+        assert_eq!(state(&b), initial, "{}: final", s.fixture);
         // As in libvirt, adopted unmanaged devices stay in the inactive list.
         let book = b.book();
         assert!(book.active.is_empty());
@@ -159,6 +190,7 @@ fn a_failing_rollback_leaves_interrupted_entries_that_reattach_undoes() {
         let (w, _) = count_writes(&s);
         let b = Bench::new(s.fixture);
         let initial = b.drivers();
+        let nets0 = vf_nets(&b);
         let book0 = b.book().lists();
         for k in 1..w {
             b.host.faults().inject(None, k, libc::EIO);
@@ -180,6 +212,7 @@ fn a_failing_rollback_leaves_interrupted_entries_that_reattach_undoes() {
             }
             b.mgr.reattach_pci_devices(QEMU, "vm", &s.hostdevs).unwrap();
             assert_eq!(b.drivers(), initial, "{}: fault {k}", s.fixture);
+            assert_eq!(vf_nets(&b), nets0, "{}: fault {k}", s.fixture);
             assert_eq!(b.book().lists(), book0, "{}: fault {k}", s.fixture);
         }
     }

@@ -72,7 +72,7 @@ fn s5_every_group_member_must_be_declared() {
     assert_eq!(e.code, ErrorCode::OperationInvalid);
     assert_eq!(
         e.message,
-        "Requested operation is not valid: All devices of the same IOMMU group 6 of the PCI device 0000:02:00.1 must belong to domain vm1"
+        "Requested operation is not valid: All devices of the same IOMMU group 6 of the PCI device 0000:02:00.1 must belong to domain vm1: not declared: 0000:02:00.0, 0000:02:00.3; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
     );
     assert_eq!(b.drivers(), before);
     assert_eq!(b.book().generation, 0, "nothing was written");
@@ -219,7 +219,7 @@ fn gpu_group_behind_a_root_port_without_acs() {
         .unwrap_err();
     assert_eq!(
         e.message,
-        "Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming"
+        "Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming: not declared: 0000:01:00.2, 0000:01:00.3; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
     );
     b.mgr
         .prepare_pci_devices(QEMU, "gaming", None, &managed(&GPU), 0)
@@ -260,7 +260,7 @@ fn conventional_pci_behind_a_pcie_to_pci_bridge() {
         .prepare_pci_devices(QEMU, "vm", None, &managed(&["0000:05:01.0"]), 0)
         .unwrap_err();
     assert!(e.message.ends_with(
-        "All devices of the same IOMMU group 11 of the PCI device 0000:05:01.0 must belong to domain vm"
+        "All devices of the same IOMMU group 11 of the PCI device 0000:05:01.0 must belong to domain vm: not declared: 0000:05:02.0; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
     ));
     let both = managed(&["0000:05:01.0", "0000:05:02.0"]);
     let r = b.mgr.check(QEMU, "vm", &both, 0).unwrap();

@@ -79,7 +79,8 @@ pub unsafe extern "C" fn virtpci_host_open(sysfs_root: *const c_char) -> *mut Vi
 /// `config` are carried out on the tree with Linux's semantics (driver links moved,
 /// `driver_override` honoured by probe and reading `(null)` when cleared). On opening, the
 /// simulator records in `root/.virtpci-sim/native-drivers` which driver each bound device's
-/// ids belong to, so that a device moved to vfio-pci returns to it on probe.
+/// ids belong to, so that a device moved to vfio-pci returns to it on probe. It also keeps the
+/// MAC and VLAN each PF holds for its VFs (`root/.virtpci-sim/vf-net`).
 ///
 /// Returns a new handle or NULL with the last error set. Thread-safe; several processes may
 /// use the same tree (writes are serialised with a lock file).
@@ -274,8 +275,8 @@ pub unsafe extern "C" fn virtpci_host_get_driver(
 
 /// Arm a fault: the `nth` (1-based, counted from now) write of kind `kind` made through this
 /// handle fails with `errnum` and changes nothing. `kind` is one of "driver_override", "bind",
-/// "unbind", "new_id", "remove_id", "drivers_probe", "reset", "config", or NULL for any
-/// write. Works on real and simulated hosts; meant for tests.
+/// "unbind", "new_id", "remove_id", "drivers_probe", "reset", "config", "vf_net" (a VF's MAC
+/// and VLAN set through its PF), or NULL for any write. Works on real and simulated hosts; meant for tests.
 ///
 /// Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` (NULL host, unknown kind, `nth` 0,
 /// `errnum` ≤ 0). Thread-safe.

@@ -93,6 +93,7 @@ unsafe fn hostdevs_arg(
                 managed: h.managed != 0,
                 unassigned: h.unassigned != 0,
                 driver: driver.map(str::to_string),
+                net: None,
             })
         })
         .collect()
@@ -202,7 +203,9 @@ pub unsafe extern "C" fn virtpci_hostdev_manager_free(mgr: *mut VirtpciHostdevMa
 /// different domain, a member of its IOMMU group is in use ("PCI device %s is in use by driver
 /// %s, domain %s", naming the member); every member of its IOMMU group other than PCI bridges
 /// and PCIe ports is listed in `hostdevs` ("All devices of the same IOMMU group %d of the PCI
-/// device %s must belong to domain %s"; not with `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`); an
+/// device %s must belong to domain %s", then the members not declared and the two remedies:
+/// declare them hidden with `<address type='unassigned'/>`, or the legacy group check; not with
+/// `VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK`); an
 /// unmanaged device is already on a vfio driver ("Unmanaged PCI device %s must be manually
 /// detached from the host"); a managed device to detach is not needed by the host ("PCI device
 /// %s is critical to the host: …"; not with `VIRTPCI_HOSTDEV_FORCE`).
@@ -388,6 +391,12 @@ pub unsafe extern "C" fn virtpci_hostdev_pci_node_device_reset(
 /// every `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with its
 /// `managed`, `<driver name>`, `<source><address>` and `<address type='unassigned'/>`; the domain
 /// name and UUID come from `<name>` and `<uuid>`. XML problems are `VIRTPCI_ERR_XML_ERROR`.
+/// An `<interface type='hostdev'>` must be an SR-IOV VF whose PF has a netdev (libvirt's
+/// refusals, `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a PF); its `<mac>` and `<vlan>` are set through
+/// the PF after the MAC/VLAN the PF held are saved in the state directory, and
+/// `virtpci_hostdev_reattach_domain()` restores them. That runs on a simulated host; on a real
+/// host a VF interface with a `<mac>` or `<vlan>` is refused with
+/// `VIRTPCI_ERR_OPERATION_UNSUPPORTED` (netlink is not implemented yet).
 /// Returns 0, or -1 with the last error set. Thread-safe.
 ///
 /// # Safety

@@ -37,14 +37,16 @@ pub mod names;
 pub mod simulator;
 pub mod snapshot;
 pub mod sysfs;
+pub mod vfnet;
 pub mod writer;
 
 pub use config::{ConfigSpace, HeaderType, PciePortType};
 pub use simulator::SimulatedKernel;
 pub use sysfs::{Resolution, Sysfs};
+pub use vfnet::{MacAddr, VfNet};
 pub use writer::{Fault, Faults, KernelWriter, SysfsWrite, SysfsWriter, WriteKind};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::pci::PciAddress;
 use names::{check_driver_name, is_valid_driver_name, parse_device_name, parse_device_name_bytes};
 use std::path::Path;
@@ -433,6 +435,77 @@ impl Host {
             }
         }
         Ok(out)
+    }
+
+    /// For a VF, its PF and its index among the PF's VFs (`virtfnN` pointing at it).
+    pub fn vf_index(&self, addr: &PciAddress) -> Result<Option<(PciAddress, u32)>> {
+        let Some(pf) = self.physical_function(addr)? else {
+            return Ok(None);
+        };
+        let vfs = self.virtual_functions(&pf)?;
+        Ok(vfs.iter().position(|v| v == addr).map(|i| (pf, i as u32)))
+    }
+
+    /// The MAC and VLAN the PF `pf` holds for its VF `index`. Only the simulated kernel can say
+    /// (a real host needs netlink, which virtpci does not do yet).
+    pub fn vf_net(&self, pf: &PciAddress, index: u32) -> Result<VfNet> {
+        if !self.keeps_vf_net() {
+            return Err(Error::new(
+                ErrorCode::OperationUnsupported,
+                "reading a VF's MAC/VLAN on a real host is not implemented yet",
+            ));
+        }
+        self.simulated_vf_net(pf, index)
+    }
+
+    /// The simulated kernel's table entry for the VF (the zero MAC and VLAN 0 when not set).
+    fn simulated_vf_net(&self, pf: &PciAddress, index: u32) -> Result<VfNet> {
+        Ok(simulator::read_vf_net_table(self.root())?
+            .get(&(*pf, index))
+            .copied()
+            .unwrap_or_default())
+    }
+
+    /// Whether the host's writer can set a VF's MAC and VLAN (the simulated kernel can; a real
+    /// host needs netlink, not implemented yet).
+    pub fn keeps_vf_net(&self) -> bool {
+        self.writer.keeps_vf_net()
+    }
+
+    /// What [`Host::vf_net`] says, for reading tools: on a tree the simulated kernel keeps
+    /// (its `.virtpci-sim/` directory is there) even when opened without it, and `None` on a
+    /// real host instead of an error.
+    pub fn recorded_vf_net(&self, pf: &PciAddress, index: u32) -> Result<Option<VfNet>> {
+        if self.keeps_vf_net() || self.root().join(simulator::SIM_DIR).is_dir() {
+            self.simulated_vf_net(pf, index).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Set the MAC and VLAN the PF `pf` holds for its VF `index` (a [`WriteKind::VfNet`]
+    /// write: fault injection applies). Refused on a real host: not implemented yet.
+    pub fn set_vf_net(&self, pf: &PciAddress, index: u32, net: VfNet) -> Result<()> {
+        if !self.keeps_vf_net() {
+            return Err(Error::new(
+                ErrorCode::OperationUnsupported,
+                "setting a VF's MAC/VLAN on a real host is not implemented yet",
+            ));
+        }
+        self.require_device(pf)?;
+        let data = net.to_data(index);
+        self.write(
+            WriteKind::VfNet,
+            &dev_path(pf, vfnet::VF_NET_ATTR),
+            data.as_bytes(),
+            0,
+            || {
+                format!(
+                    "Failed to set MAC address {} and VLAN {} of VF {index} of PF {pf}",
+                    net.mac, net.vlan
+                )
+            },
+        )
     }
 
     /// `sriov_totalvfs`, when present.

@@ -23,6 +23,10 @@
 //! * `devices/<dev>/reset`: accepts `"1"` only (`EINVAL` otherwise) and counts the reset; the
 //!   file must exist (the kernel creates it only when it knows a reset method).
 //! * `devices/<dev>/config`: the bytes are stored at the offset.
+//! * `devices/<pf>/virtpci_vf_net` (`"INDEX MAC VLAN"`, what netlink's RTM_SETLINK with
+//!   IFLA_VF_MAC/IFLA_VF_VLAN does on a real PF): `ENODEV` unless the PF has `virtfnINDEX`
+//!   and a netdev, `EINVAL` for malformed data; the value is kept in
+//!   `.virtpci-sim/vf-net` (replaced by a rename), read with [`SimulatedKernel::vf_net`].
 //!   Any other write: `EACCES`.
 //!
 //! Not modelled: `/dev/vfio/<group>` (the tree is a sysfs root, `/dev` lies outside it),
@@ -60,6 +64,7 @@
 use super::files::{open_regular, read_regular, Access};
 use super::names::{is_stub_driver, is_valid_driver_name, parse_device_name};
 use super::sysfs::{relative_link, Sysfs};
+use super::vfnet::{format_table, parse_table, VfNet, VF_NET_ATTR, VF_NET_FILE};
 use super::writer::{SysfsWrite, SysfsWriter, WriteKind};
 use super::{DEVICES_DIR, DRIVERS_DIR, DRIVERS_PROBE, VFIO_PCI};
 use crate::error::{Error, Result};
@@ -84,6 +89,7 @@ const LOCK_FILE: &str = ".virtpci-sim/lock";
 pub const PENDING_FILE: &str = ".virtpci-sim/pending";
 const PENDING_TEMP: &str = ".virtpci-sim/pending.tmp";
 const OVERRIDE_TEMP: &str = ".virtpci-sim/driver_override.tmp";
+const VF_NET_TEMP: &str = ".virtpci-sim/vf-net.tmp";
 
 /// Called after each change the simulator makes to the tree, with a line naming it: lets a
 /// test stop the process between two steps of one write.
@@ -299,15 +305,7 @@ impl SimulatedKernel {
     }
 
     fn read_rules(&self, rel: &str) -> Result<BTreeSet<IdRule>> {
-        let path = self.root.join(rel);
-        match read_regular(&path) {
-            Ok(Some(text)) => parse_rules(&text, &path.display().to_string()),
-            Ok(None) => Ok(BTreeSet::new()),
-            Err(e) => Err(Error::system(
-                format!("Failed to read '{}'", path.display()),
-                &e,
-            )),
-        }
+        read_table(&self.root, rel, parse_rules)
     }
 
     fn store_rules(&self, rel: &str, rules: &BTreeSet<IdRule>, header: &str) -> Result<()> {
@@ -510,6 +508,7 @@ impl SimulatedKernel {
                     *state.resets.entry(addr).or_insert(0) += 1;
                     Ok(())
                 }
+                VF_NET_ATTR => self.set_vf_net(sysfs, &addr, &dir, w.data),
                 "config" => {
                     let file =
                         open_regular(&self.root.join(format!("{dir}/config")), Access::Write)?;
@@ -523,6 +522,39 @@ impl SimulatedKernel {
             };
         }
         Err(errno(libc::EACCES))
+    }
+
+    /// The MAC and VLAN the PF `pf` holds for its VF `index` (zero MAC, VLAN 0 when never set).
+    pub fn vf_net(&self, pf: &PciAddress, index: u32) -> Result<VfNet> {
+        Ok(self
+            .vf_net_table()?
+            .get(&(*pf, index))
+            .copied()
+            .unwrap_or_default())
+    }
+
+    fn vf_net_table(&self) -> Result<BTreeMap<(PciAddress, u32), VfNet>> {
+        read_vf_net_table(&self.root)
+    }
+
+    fn set_vf_net(&self, sysfs: &Sysfs, pf: &PciAddress, dir: &str, data: &[u8]) -> io::Result<()> {
+        let text = std::str::from_utf8(data).map_err(|_| errno(libc::EINVAL))?;
+        let (index, net) = VfNet::from_data(text).ok_or_else(|| errno(libc::EINVAL))?;
+        let has_vf = self
+            .root
+            .join(format!("{dir}/virtfn{index}"))
+            .symlink_metadata()
+            .is_ok();
+        let has_netdev = sysfs
+            .read_dir_opt(&format!("{dir}/net"))
+            .map_err(|e| io::Error::other(e.message))?
+            .is_some_and(|entries| !entries.is_empty());
+        if !has_vf || !has_netdev {
+            return Err(errno(libc::ENODEV));
+        }
+        let mut table = self.vf_net_table().map_err(to_io)?;
+        table.insert((*pf, index), net);
+        self.replace_file(VF_NET_TEMP, VF_NET_FILE, format_table(&table).as_bytes())
     }
 
     fn set_override(
@@ -756,6 +788,10 @@ impl SimulatedKernel {
 }
 
 impl SysfsWriter for SimulatedKernel {
+    fn keeps_vf_net(&self) -> bool {
+        true
+    }
+
     fn write(&self, sysfs: &Sysfs, w: &SysfsWrite<'_>) -> io::Result<()> {
         let mut state = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let _flock = self.flock().map_err(to_io)?;
@@ -772,6 +808,24 @@ impl SysfsWriter for SimulatedKernel {
                 .push(format!("{} {} {}", w.kind, w.path, data));
         }
         result
+    }
+}
+
+/// The per-VF MAC/VLAN table of the tree at `root` (empty when never written).
+pub fn read_vf_net_table(root: &Path) -> Result<BTreeMap<(PciAddress, u32), VfNet>> {
+    read_table(root, VF_NET_FILE, parse_table)
+}
+
+/// One of the simulator's tables, `rel` under `root`, parsed; empty when the file is absent.
+fn read_table<T: Default>(root: &Path, rel: &str, parse: fn(&str, &str) -> Result<T>) -> Result<T> {
+    let path = root.join(rel);
+    match read_regular(&path) {
+        Ok(Some(text)) => parse(&text, &path.display().to_string()),
+        Ok(None) => Ok(T::default()),
+        Err(e) => Err(Error::system(
+            format!("Failed to read '{}'", path.display()),
+            &e,
+        )),
     }
 }
 

@@ -21,6 +21,7 @@ use super::config::{ConfigBuilder, PciePortType};
 use super::names::{is_stub_driver, is_valid_driver_name, parse_device_name};
 use super::simulator::{IdRule, NATIVE_DRIVERS_FILE, SIM_DIR};
 use super::sysfs::relative_link;
+use super::vfnet::{format_table, MacAddr, VfNet, VF_NET_FILE};
 use super::{Host, DEVICES_DIR, DRIVERS_DIR, IOMMU_GROUPS_DIR, VFIO_PCI};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
@@ -72,6 +73,13 @@ pub struct DeviceRecord {
     pub physfn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sriov_totalvfs: Option<u32>,
+    /// For a VF: the MAC address its PF holds for it (recorded from a simulated host only,
+    /// when not the zero MAC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vf_mac: Option<String>,
+    /// For a VF: the VLAN its PF holds for it (simulated hosts only, when not 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vf_vlan: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_method: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -184,6 +192,10 @@ impl HostSnapshot {
                 .rsplit_once('/')
                 .and_then(|(p, _)| parse_device_name(basename(p)))
                 .map(|a| a.to_string());
+            let vf_net = match host.vf_index(&addr)? {
+                Some((pf, index)) => host.recorded_vf_net(&pf, index)?,
+                None => None,
+            };
             let bytes = host.read_config_bytes(&addr)?;
             let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
             devices.push(DeviceRecord {
@@ -206,6 +218,11 @@ impl HostSnapshot {
                 iommu_group: d.iommu_group,
                 physfn: d.physfn.map(|a| a.to_string()),
                 sriov_totalvfs: d.sriov_totalvfs,
+                vf_mac: vf_net
+                    .map(|n| n.mac)
+                    .filter(|m| *m != MacAddr::default())
+                    .map(|m| m.to_string()),
+                vf_vlan: vf_net.map(|n| n.vlan).filter(|v| *v != 0),
                 reset_method: match (d.has_reset, d.reset_methods) {
                     (_, Some(m)) => Some(m.join(" ")),
                     (true, None) => Some(String::new()),
@@ -522,10 +539,27 @@ impl HostSnapshot {
                 link(&format!("class/block/{blk}"), &bdir)?;
             }
         }
+        let mut vf_net: BTreeMap<(PciAddress, u32), VfNet> = BTreeMap::new();
         for (pf, vfs) in vfs_of {
             let p = &paths[&pf];
             for (i, vf) in vfs.iter().enumerate() {
                 link(&format!("{p}/virtfn{i}"), &paths[vf])?;
+                let d = by_addr[vf];
+                if d.vf_mac.is_some() || d.vf_vlan.is_some() {
+                    let mac = match d.vf_mac.as_deref() {
+                        Some(m) => MacAddr::parse(m).map_err(|e| {
+                            Error::invalid_arg(format!("vf_mac of {vf}: {}", e.detail()))
+                        })?,
+                        None => MacAddr::default(),
+                    };
+                    let vlan = d.vf_vlan.unwrap_or(0);
+                    if vlan > 4095 {
+                        return Err(Error::invalid_arg(format!(
+                            "vf_vlan of {vf}: {vlan} is over 4095"
+                        )));
+                    }
+                    vf_net.insert((pf, i as u32), VfNet { mac, vlan });
+                }
             }
             put(
                 &format!("{p}/sriov_numvfs"),
@@ -541,6 +575,9 @@ impl HostSnapshot {
             text.push_str(&format!("{} {:04x} {:04x}\n", r.driver, r.vendor, r.device));
         }
         put(NATIVE_DRIVERS_FILE, text.as_bytes(), 0o644)?;
+        if !vf_net.is_empty() {
+            put(VF_NET_FILE, format_table(&vf_net).as_bytes(), 0o644)?;
+        }
         Ok(())
     }
 

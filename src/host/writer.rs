@@ -32,10 +32,14 @@ pub enum WriteKind {
     Reset,
     /// `bus/pci/devices/<dev>/config` at an offset: raw bytes.
     Config,
+    /// A VF's MAC and VLAN set through its PF: `"INDEX MAC VLAN"` to the PF's
+    /// [`super::vfnet::VF_NET_ATTR`]. Only the simulated kernel carries it out (a real host
+    /// needs netlink, not done yet; [`KernelWriter`] refuses it with `EOPNOTSUPP`).
+    VfNet,
 }
 
 impl WriteKind {
-    pub const ALL: [WriteKind; 8] = [
+    pub const ALL: [WriteKind; 9] = [
         WriteKind::DriverOverride,
         WriteKind::Bind,
         WriteKind::Unbind,
@@ -44,6 +48,7 @@ impl WriteKind {
         WriteKind::DriversProbe,
         WriteKind::Reset,
         WriteKind::Config,
+        WriteKind::VfNet,
     ];
 
     /// The name used in the C API, the CLI and the simulator's log.
@@ -57,6 +62,7 @@ impl WriteKind {
             WriteKind::DriversProbe => "drivers_probe",
             WriteKind::Reset => "reset",
             WriteKind::Config => "config",
+            WriteKind::VfNet => "vf_net",
         }
     }
 
@@ -84,6 +90,13 @@ pub struct SysfsWrite<'a> {
 pub trait SysfsWriter: Send + Sync + fmt::Debug {
     /// Perform `write` on the tree of `sysfs`. An error means nothing changed.
     fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()>;
+
+    /// Whether [`WriteKind::VfNet`] writes are carried out, and the MAC/VLAN table of the
+    /// simulated kernel (`.virtpci-sim/vf-net`) is the truth: only a simulated kernel, or a
+    /// writer wrapping one, says yes. A real host would need netlink (not implemented yet).
+    fn keeps_vf_net(&self) -> bool {
+        false
+    }
 }
 
 /// The real writer: opens the file beneath the root with `O_WRONLY | O_NOFOLLOW` and writes
@@ -93,6 +106,9 @@ pub struct KernelWriter;
 
 impl SysfsWriter for KernelWriter {
     fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()> {
+        if write.kind == WriteKind::VfNet {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
         let file = sysfs.open_for_write(write.path)?;
         let written = file.write_at(write.data, write.offset)?;
         if written != write.data.len() {

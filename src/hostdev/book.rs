@@ -81,6 +81,20 @@ pub struct ActiveEntry {
     /// Left by an operation that did not finish; see the module documentation.
     #[serde(default)]
     pub interrupted: bool,
+    /// For a VF given as `<interface type='hostdev'>`: the MAC and VLAN its PF held for it
+    /// before prepare set the domain's, restored by re-attach (libvirt's saved net config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_net: Option<SavedNet>,
+}
+
+/// A VF's MAC and VLAN as its PF held them, saved before prepare changed them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedNet {
+    #[serde(with = "address_text")]
+    pub pf: PciAddress,
+    pub index: u32,
+    pub mac: String,
+    pub vlan: u16,
 }
 
 /// Both lists, and the generation of the saved file they came from.
@@ -271,6 +285,7 @@ mod tests {
             uuid: None,
             unassigned: true,
             interrupted: false,
+            saved_net: None,
         });
         let again = OwnershipBook::from_json(&book.to_json(), "x").unwrap();
         assert_eq!(again, book);
@@ -298,6 +313,7 @@ mod tests {
             uuid: None,
             unassigned: false,
             interrupted: true,
+            saved_net: None,
         });
         let held = book.held_devices();
         assert_eq!(held.len(), 2);

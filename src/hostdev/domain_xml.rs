@@ -3,6 +3,7 @@
 //! `<driver name>`, the host address in `<source><address>`, and whether the guest address is
 //! `<address type='unassigned'/>`; plus the domain's `<name>` and `<uuid>`.
 
+use super::net::{vlan_trunk_error, MacAddr, NetConfig, VLAN_MAX};
 use super::HostdevSpec;
 use crate::error::{Error, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
@@ -51,6 +52,54 @@ pub fn format_uuid(u: &[u8; 16]) -> String {
 
 fn xml_yes(v: Option<&str>) -> bool {
     matches!(v, Some("yes") | Some("on"))
+}
+
+/// The `<mac>` and `<vlan>` of an `<interface type='hostdev'>`, refused as libvirt refuses
+/// them (a MAC that does not parse or is multicast; a tag id over 4095; a trunk or several
+/// tags, which an SR-IOV VF cannot carry; a single tag's `nativeMode` is ignored, as libvirt
+/// does for a VF).
+fn net_config(doc: &Document, id: crate::xml::ElementId) -> Result<NetConfig> {
+    let mac = doc
+        .child(id, "mac")
+        .and_then(|m| doc.attr(m, "address"))
+        .map(MacAddr::parse)
+        .transpose()?;
+    let Some(vlan) = doc.child(id, "vlan") else {
+        return Ok(NetConfig { mac, vlan: None });
+    };
+    let tags: Vec<_> = doc
+        .element(vlan)
+        .children
+        .iter()
+        .copied()
+        .filter(|&c| doc.element(c).name == "tag")
+        .collect();
+    let mut ids = Vec::with_capacity(tags.len());
+    for &t in &tags {
+        let tag = doc
+            .attr(t, "id")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| Error::xml("missing or invalid vlan tag id attribute"))?;
+        if tag > u64::from(VLAN_MAX) {
+            return Err(Error::xml(format!(
+                "vlan tag id {tag} too large (maximum {VLAN_MAX})"
+            )));
+        }
+        ids.push(tag as u16);
+    }
+    let trunk = doc
+        .attr(vlan, "trunk")
+        .is_some_and(|t| t.eq_ignore_ascii_case("yes"));
+    match ids.as_slice() {
+        [] => Err(Error::xml(
+            "missing tag id - each <vlan> must have at least one <tag id='n'/> subelement",
+        )),
+        [tag] if !trunk => Ok(NetConfig {
+            mac,
+            vlan: Some(*tag),
+        }),
+        _ => Err(vlan_trunk_error()),
+    }
 }
 
 /// Read the PCI host devices of `xml`.
@@ -121,11 +170,16 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
             .child(id, "driver")
             .and_then(|d| doc.attr(d, "name"))
             .map(str::to_string);
+        let net = match dev.kind {
+            DeviceKind::Net { .. } => Some(net_config(&doc, id)?),
+            _ => None,
+        };
         let spec = HostdevSpec {
             source: address,
             managed: xml_yes(el.attr("managed")),
             unassigned: dev.address == DeviceAddress::Unassigned,
             driver,
+            net,
         };
         if hostdevs.iter().any(|h| h.source == spec.source) {
             return Err(Error::xml(format!(
@@ -139,6 +193,41 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
         uuid,
         hostdevs,
     })
+}
+
+/// `xml` with a managed `<hostdev>` hidden from the guest (`<address type='unassigned'/>`)
+/// added at the end of `<devices>` for each of `missing`, everything else kept byte for byte
+/// (whole-group help: the members of a hostdev's IOMMU group the domain does not declare).
+pub fn add_unassigned_hostdevs(xml: &str, missing: &[PciAddress]) -> Result<String> {
+    if missing.is_empty() {
+        return Ok(xml.to_string());
+    }
+    let doc = Document::parse(xml)?;
+    let devices = doc
+        .child(doc.root, "devices")
+        .map(|id| doc.element(id))
+        .filter(|d| !d.self_closing)
+        .ok_or_else(|| {
+            Error::xml("cannot add the missing group members: the domain has no <devices> element with content")
+        })?;
+    // Insert at the start of the line of `</devices>` when only blanks precede it there, with
+    // that line's indentation plus two spaces; else right before `</devices>`.
+    let at = devices.end_tag_start;
+    let line_start = xml[..at].rfind('\n').map_or(0, |i| i + 1);
+    let indent = &xml[line_start..at];
+    let (insert_at, prefix, suffix) = if indent.bytes().all(|b| b == b' ' || b == b'\t') {
+        (line_start, format!("{indent}  "), "\n")
+    } else {
+        (at, String::new(), "")
+    };
+    let mut added = String::new();
+    for a in missing {
+        added.push_str(&format!(
+            "{prefix}<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/></source><address type='unassigned'/></hostdev>{suffix}",
+            a.domain, a.bus, a.slot, a.function
+        ));
+    }
+    Ok(format!("{}{added}{}", &xml[..insert_at], &xml[insert_at..]))
 }
 
 #[cfg(test)]
@@ -175,5 +264,22 @@ mod tests {
         );
         let e = hostdevs_from_domain_xml(&dup).unwrap_err();
         assert!(e.message.starts_with("XML error: Hostdev already exists"));
+    }
+
+    #[test]
+    fn adds_unassigned_hostdevs_keeping_the_rest() {
+        let xml = "<domain>\n  <name>a</name><!-- c -->\n  <devices>\n    <disk/>\n  </devices>\n</domain>\n";
+        let out = add_unassigned_hostdevs(xml, &[PciAddress::new(0, 1, 0, 2)]).unwrap();
+        assert_eq!(
+            out,
+            "<domain>\n  <name>a</name><!-- c -->\n  <devices>\n    <disk/>\n    <hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x2'/></source><address type='unassigned'/></hostdev>\n  </devices>\n</domain>\n"
+        );
+        let d = hostdevs_from_domain_xml(&out).unwrap();
+        assert!(d.hostdevs[0].managed && d.hostdevs[0].unassigned);
+        let inline = "<domain><devices><disk/></devices></domain>";
+        let out = add_unassigned_hostdevs(inline, &[PciAddress::new(0, 1, 0, 2)]).unwrap();
+        assert!(out.starts_with("<domain><devices><disk/><hostdev "));
+        assert!(out.ends_with("</hostdev></devices></domain>"));
+        assert!(add_unassigned_hostdevs("<domain/>", &[PciAddress::new(0, 1, 0, 2)]).is_err());
     }
 }

@@ -27,21 +27,31 @@
 //! and the domain's next re-attach returns each one to where it was, whatever step the crash
 //! interrupted: every move starts from what sysfs says now. Re-attach changes the book only
 //! after every device arrived, so a crash there leaves the devices booked and a retry finishes.
+//!
+//! # VF network interfaces
+//! An `<interface type='hostdev'>` must be an SR-IOV VF whose PF has a netdev (see [`net`]).
+//! When it asks for a MAC or a VLAN, prepare reads what the PF holds for the VF and saves it in
+//! the VF's intent entry (`saved_net`) before anything changes, sets the domain's after the
+//! devices reached their stub, and re-attach (or a rollback) restores what was saved before
+//! giving the device back. Only hosts whose writer keeps VF MAC/VLANs (the simulated kernel)
+//! can; elsewhere such a VF is refused before anything changes.
 
 pub mod book;
 pub mod critical;
 pub mod domain_xml;
 pub mod moves;
+pub mod net;
 pub mod plan;
 pub mod state;
 
-pub use book::{ActiveEntry, BookEntry, DeviceState, HeldDevice, Owner, OwnershipBook};
+pub use book::{ActiveEntry, BookEntry, DeviceState, HeldDevice, Owner, OwnershipBook, SavedNet};
 pub use critical::{CriticalUse, HostUsage, ProcUsage, StaticUsage};
 pub use moves::{ResetCapability, ResetOutcome, ResetTimings};
+pub use net::{MacAddr, NetConfig};
 pub use plan::{Action, CheckReport, GroupCheck, GroupMember, HostdevCheck};
 
 use crate::error::{Error, Result};
-use crate::host::Host;
+use crate::host::{Host, VfNet};
 use crate::pci::PciAddress;
 use state::{StateLock, StateStore};
 use std::fmt;
@@ -73,6 +83,9 @@ pub struct HostdevSpec {
     pub unassigned: bool,
     /// The stub: `None`, "vfio" or "vfio-pci" for vfio-pci, or a vfio variant driver's name.
     pub driver: Option<String>,
+    /// Set for `<interface type='hostdev'>`: the device must be an SR-IOV VF, and its MAC and
+    /// VLAN are set through its PF.
+    pub net: Option<NetConfig>,
 }
 
 impl HostdevSpec {
@@ -82,6 +95,7 @@ impl HostdevSpec {
             managed: true,
             unassigned: false,
             driver: None,
+            net: None,
         }
     }
 
@@ -306,6 +320,8 @@ impl HostdevManager {
             }
             let before = s.book.clone();
             let moving: Vec<&HostdevCheck> = report.detaching().collect();
+            // VF network interfaces: what the PF holds now (saved), and what to set.
+            let nets = net::plan_net_changes(&self.host, hostdevs)?;
             let active_entry =
                 |h: &HostdevCheck, entry: BookEntry, interrupted: bool| ActiveEntry {
                     entry,
@@ -313,13 +329,29 @@ impl HostdevManager {
                     uuid: uuid.clone(),
                     unassigned: h.unassigned,
                     interrupted,
+                    saved_net: nets
+                        .iter()
+                        .find(|n| n.vf == h.source)
+                        .map(|n| n.saved.clone()),
                 };
 
-            // The intent: the devices about to move, with where they are now.
-            if !moving.is_empty() {
+            // The intent: the devices about to move or whose MAC/VLAN is about to change,
+            // with where they are now (and the MAC/VLAN to restore).
+            let touched: Vec<&HostdevCheck> = report
+                .hostdevs
+                .iter()
+                .filter(|h| {
+                    moving.iter().any(|m| m.source == h.source)
+                        || nets.iter().any(|n| n.vf == h.source)
+                })
+                .collect();
+            if !touched.is_empty() {
                 let mut intent = before.clone();
-                for h in &moving {
-                    intent.active.push(active_entry(h, moved_entry(h), true));
+                for h in &touched {
+                    let entry = intent
+                        .take_inactive(&h.source)
+                        .unwrap_or_else(|| moved_entry(h));
+                    intent.active.push(active_entry(h, entry, true));
                 }
                 s.commit(intent)?;
             }
@@ -331,6 +363,9 @@ impl HostdevManager {
                 }
                 for h in &report.hostdevs {
                     moves::confirm_driver(host, &h.source, Some(&h.stub))?;
+                }
+                for n in &nets {
+                    host.set_vf_net(&n.saved.pf, n.saved.index, n.wanted)?;
                 }
                 // Reset as libvirt does, while every device sits in the inactive list.
                 let mut resetting = before.clone();
@@ -358,7 +393,7 @@ impl HostdevManager {
                 s.commit(done)
             });
             if let Err(e) = result {
-                self.undo_prepare(notes, &mut s, &before, &moving, &active_entry);
+                self.undo_prepare(notes, &mut s, &before, &touched, &active_entry);
                 return Err(e);
             }
             Ok(())
@@ -382,9 +417,15 @@ impl HostdevManager {
             if !self.host.device_exists(&h.source).unwrap_or(true) {
                 continue;
             }
-            if let Err(e) = moves::restore(&self.host, &h.source, &h.current) {
+            let entry = active_entry(h, moved_entry(h), true);
+            let net_back = match &entry.saved_net {
+                Some(saved) => net::restore_saved(&self.host, saved),
+                None => Ok(()),
+            };
+            let moved_back = moves::restore(&self.host, &h.source, &h.current);
+            if let Err(e) = net_back.and(moved_back) {
                 notes.warn(format!("Failed to re-attach PCI device: {}", e.message));
-                after.active.push(active_entry(h, moved_entry(h), true));
+                after.active.push(entry);
             }
         }
         if let Err(e) = s.commit_if_changed(after) {
@@ -443,7 +484,23 @@ impl HostdevManager {
             // Where each device is before re-attach moves it, to put it back on failure.
             let mut returned: Vec<(&BookEntry, DeviceState)> = Vec::new();
             let mut failure: Option<Error> = None;
-            for t in &targets {
+            // First the MAC and VLAN each VF's PF held before prepare (libvirt restores the
+            // net config before giving the device back); again on a retry.
+            let mut nets_back: Vec<(&SavedNet, VfNet)> = Vec::new();
+            for saved in targets.iter().filter_map(|t| t.saved_net.as_ref()) {
+                let restored = self
+                    .host
+                    .vf_net(&saved.pf, saved.index)
+                    .and_then(|prior| {
+                        nets_back.push((saved, prior));
+                        net::restore_saved(&self.host, saved)
+                    });
+                if let Err(err) = restored {
+                    failure = Some(err);
+                    break;
+                }
+            }
+            for t in targets.iter().filter(|_| failure.is_none()) {
                 let e = &t.entry;
                 if t.interrupted {
                     if let Some(orig) = &e.original {
@@ -485,6 +542,14 @@ impl HostdevManager {
                         notes.warn(format!(
                             "Failed to return PCI device {} to {} after a failed re-attach: {}",
                             e.address, e.stub, b.message
+                        ));
+                    }
+                }
+                for (saved, prior) in nets_back.iter().rev() {
+                    if let Err(b) = self.host.set_vf_net(&saved.pf, saved.index, *prior) {
+                        notes.warn(format!(
+                            "Failed to give VF {} of PF {} its MAC and VLAN back after a failed re-attach: {}",
+                            saved.index, saved.pf, b.message
                         ));
                     }
                 }
@@ -554,6 +619,9 @@ impl HostdevManager {
                     uuid: None,
                     unassigned: h.unassigned,
                     interrupted: false,
+                    saved_net: after
+                        .active_entry(&h.source)
+                        .and_then(|a| a.saved_net.clone()),
                 });
             }
             let listed: Vec<PciAddress> = hostdevs.iter().map(|h| h.source).collect();

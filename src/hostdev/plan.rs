@@ -5,6 +5,7 @@
 use super::book::{in_use_error, DeviceState, Owner, OwnershipBook};
 use super::critical::{critical_devices, critical_error, CriticalUse, HostUsage};
 use super::moves::{is_vfio_driver, ResetCapability};
+use super::net::{not_implemented_error, vf_net_device};
 use super::{HostdevSpec, FORCE, LEGACY_GROUP_CHECK};
 use crate::error::{Error, Result};
 use crate::host::config::{ConfigSpace, HeaderType};
@@ -260,6 +261,23 @@ pub fn missing_device_error(host: &Host, addr: &PciAddress) -> Error {
     )
 }
 
+/// The whole-group rule's refusal: libvirt's words, then the members the domain does not
+/// declare and the two remedies.
+fn whole_group_error(
+    group: u32,
+    addr: &PciAddress,
+    domain: &str,
+    undeclared: &[&GroupMember],
+) -> Error {
+    let names: Vec<String> = undeclared.iter().map(|m| m.address.to_string()).collect();
+    Error::operation_invalid(format!(
+        "All devices of the same IOMMU group {group} of the PCI device {addr} must belong to domain {domain}: \
+         not declared: {}; declare each as a managed hostdev hidden from the guest with \
+         <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)",
+        names.join(", ")
+    ))
+}
+
 /// Run every check of prepare for `owner` and `hostdevs` against the host and the book.
 /// Errors reading sysfs abort the check; violations are collected.
 pub fn check(
@@ -317,6 +335,15 @@ pub fn check(
                 "Non-endpoint PCI devices cannot be assigned to guests",
             ));
         }
+        if let Some(net) = &spec.net {
+            match vf_net_device(host, &addr)? {
+                Err(e) => report.violations.push(e),
+                Ok(_) if (net.mac.is_some() || net.vlan.is_some()) && !host.keeps_vf_net() => {
+                    report.violations.push(not_implemented_error())
+                }
+                Ok(_) => {}
+            }
+        }
         if let Some(a) = book.active_entry(&addr) {
             report.violations.push(in_use_error(&addr, &a.owner));
         }
@@ -367,10 +394,12 @@ pub fn check(
                         .collect();
                     if !undeclared.is_empty() {
                         if flags & LEGACY_GROUP_CHECK == 0 {
-                            report.violations.push(Error::operation_invalid(format!(
-                                "All devices of the same IOMMU group {} of the PCI device {addr} must belong to domain {}",
-                                group.number, owner.domain
-                            )));
+                            report.violations.push(whole_group_error(
+                                group.number,
+                                &addr,
+                                &owner.domain,
+                                &undeclared,
+                            ));
                         } else {
                             for m in undeclared.iter().filter(|m| {
                                 m.owner.is_none()

@@ -31,6 +31,8 @@ pub fn device_record(
         iommu_group: Some(group),
         physfn: None,
         sriov_totalvfs: None,
+        vf_mac: None,
+        vf_vlan: None,
         reset_method: None,
         net: vec![],
         block: vec![],

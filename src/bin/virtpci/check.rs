@@ -1,10 +1,11 @@
 //! `virtpci check`: the dry run of prepare for a domain definition. Per hostdev: its IOMMU
 //! group's members, what would be detached, which reset applies; then every violation and
-//! warning. Exits 1 with the first violation when prepare would fail. Reads only.
+//! warning. Exits 1 with the first violation when prepare would fail. Reads only. `--fix`
+//! prints the domain completed with the missing members of its hostdevs' IOMMU groups.
 
 use crate::prepare::{open_host, read_input, TargetArgs};
 use clap::Args;
-use virtpci::hostdev::domain_xml::hostdevs_from_domain_xml;
+use virtpci::hostdev::domain_xml::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 use virtpci::hostdev::state::StateStore;
 use virtpci::hostdev::{
     plan, Action, CheckReport, HostUsage, Owner, OwnershipBook, ProcUsage, ResetCapability, FORCE,
@@ -28,6 +29,11 @@ pub struct CheckArgs {
     /// Allow detaching devices the host needs.
     #[arg(long)]
     pub force: bool,
+    /// Print the domain with every undeclared member of its hostdevs' IOMMU groups (bridges
+    /// and ports excepted) added as a managed hostdev hidden from the guest
+    /// (`<address type='unassigned'/>`), everything else byte for byte, instead of the report.
+    #[arg(long, conflicts_with = "json")]
+    pub fix: bool,
     /// The domain XML file, or - for standard input.
     pub file: String,
 }
@@ -64,6 +70,17 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         &dom.hostdevs,
         flags,
     )?;
+    if args.fix {
+        let missing: Vec<_> = report
+            .groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .filter(|m| !m.declared && !m.bridge)
+            .map(|m| m.address)
+            .collect();
+        crate::groups::write_stdout(&add_unassigned_hostdevs(&xml, &missing)?)?;
+        return Ok(None);
+    }
     let text = if args.json {
         report.to_json()
     } else {

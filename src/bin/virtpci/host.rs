@@ -51,6 +51,20 @@ pub fn run(args: HostArgs) -> Result<()> {
             let host = Host::open(sysfs.as_deref())?;
             let d = host.device(&addr)?;
             let cfg = host.config_space(&addr)?;
+            // For a VF: its PF, its index, and the MAC and VLAN the PF holds for it (known on
+            // the simulated kernel; a real host would need netlink: null there).
+            let vf = match host.vf_index(&addr)? {
+                Some((pf, index)) => {
+                    let net = host.recorded_vf_net(&pf, index)?;
+                    serde_json::json!({
+                        "pf": pf.to_string(),
+                        "index": index,
+                        "mac": net.map(|n| n.mac.to_string()),
+                        "vlan": net.map(|n| n.vlan),
+                    })
+                }
+                None => serde_json::Value::Null,
+            };
             let json = serde_json::json!({
                 "address": d.address.to_string(),
                 "vendor": format!("0x{:04x}", d.ids.vendor),
@@ -64,6 +78,7 @@ pub fn run(args: HostArgs) -> Result<()> {
                 "parent_bridge": host.parent_bridge(&addr)?.map(|a| a.to_string()),
                 "physfn": d.physfn.map(|a| a.to_string()),
                 "virtfns": d.virtfns.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "vf": vf,
                 "header_type": format!("{:?}", cfg.header_type),
                 "multifunction": cfg.multifunction,
                 "pcie_port_type": cfg.pcie.map(|c| format!("{:?}", c.port_type)),

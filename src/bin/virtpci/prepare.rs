@@ -87,6 +87,10 @@ struct HookedKernel {
 }
 
 impl SysfsWriter for HookedKernel {
+    fn keeps_vf_net(&self) -> bool {
+        self.kernel.keeps_vf_net()
+    }
+
     fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()> {
         if self.abort_after == Some(0) {
             std::process::abort();

@@ -1,0 +1,117 @@
+//! The network side of an `<interface type='hostdev'>`: the MAC address and VLAN tag the
+//! domain asks for, parsed and checked with libvirt's words (domain_conf.c's MAC parsing,
+//! virnetdev.c's virNetDevSetNetConfig), and the checks virhostdev.c makes before anything
+//! moves (virHostdevSaveNetConfig: only an SR-IOV VF, whose PF has a netdev).
+
+use super::book::SavedNet;
+use super::HostdevSpec;
+use crate::error::{Error, ErrorCode, Result};
+use crate::host::{Host, VfNet};
+use crate::pci::PciAddress;
+
+pub use crate::host::vfnet::MacAddr;
+
+/// The largest 802.1Q VLAN id.
+pub const VLAN_MAX: u16 = 4095;
+
+/// What an `<interface type='hostdev'>` asks of its VF.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetConfig {
+    /// `<mac address>`: set as the VF's MAC through its PF.
+    pub mac: Option<MacAddr>,
+    /// `<vlan><tag id>`: set as the VF's VLAN through its PF; `None` leaves the VLAN the PF
+    /// holds (libvirt's setVlan false).
+    pub vlan: Option<u16>,
+}
+
+/// libvirt's refusal of a VLAN an SR-IOV VF cannot carry (more than one tag, or a trunk).
+pub fn vlan_trunk_error() -> Error {
+    Error::config_unsupported("vlan trunking is not supported by SR-IOV network devices")
+}
+
+/// libvirt's refusal of a device that is not a VF as `<interface type='hostdev'>`.
+pub fn not_a_vf_error() -> Error {
+    Error::config_unsupported(
+        "Interface type hostdev is currently supported on SR-IOV Virtual Functions only",
+    )
+}
+
+/// Setting a VF's MAC and VLAN through its PF on a real host (netlink) is not done yet:
+/// refused rather than silently ignored (the guest would get whatever the PF last set).
+pub fn not_implemented_error() -> Error {
+    Error::new(
+        ErrorCode::OperationUnsupported,
+        "setting a VF's MAC/VLAN on a real host is not implemented yet",
+    )
+}
+
+/// For a device given as a network interface: its PF and the PF's netdev, or libvirt's
+/// refusal (virHostdevSaveNetConfig's checks, made before anything moves): not a VF, or a PF
+/// without a netdev. The outer error is a failure to read sysfs.
+pub fn vf_net_device(
+    host: &Host,
+    vf: &PciAddress,
+) -> Result<std::result::Result<(PciAddress, String), Error>> {
+    let Some(pf) = host.physical_function(vf)? else {
+        return Ok(Err(not_a_vf_error()));
+    };
+    Ok(match host.net_interfaces(&pf)?.into_iter().next() {
+        Some(netdev) => Ok((pf, netdev)),
+        None => Err(Error::internal(format!(
+            "The PF device for VF /sys/bus/pci/devices/{vf} has no network device name"
+        ))),
+    })
+}
+
+/// One VF network interface prepare configures: what its PF holds now (saved in the book
+/// before anything changes) and what the domain asks for.
+#[derive(Debug, Clone)]
+pub struct NetChange {
+    pub vf: PciAddress,
+    pub saved: SavedNet,
+    pub wanted: VfNet,
+}
+
+/// For every hostdev that is a VF network interface asking for a MAC or a VLAN: read what its
+/// PF holds (refused on a real host, before anything changes) and what to set.
+pub fn plan_net_changes(host: &Host, hostdevs: &[HostdevSpec]) -> Result<Vec<NetChange>> {
+    let mut out = Vec::new();
+    for h in hostdevs {
+        let Some(net) = h
+            .net
+            .as_ref()
+            .filter(|n| n.mac.is_some() || n.vlan.is_some())
+        else {
+            continue;
+        };
+        let (pf, index) = host.vf_index(&h.source)?.ok_or_else(not_a_vf_error)?;
+        let now = host.vf_net(&pf, index)?;
+        out.push(NetChange {
+            vf: h.source,
+            saved: SavedNet {
+                pf,
+                index,
+                mac: now.mac.to_string(),
+                vlan: now.vlan,
+            },
+            wanted: VfNet {
+                mac: net.mac.unwrap_or(now.mac),
+                vlan: net.vlan.unwrap_or(now.vlan),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Give the PF back the MAC and VLAN saved for its VF.
+pub fn restore_saved(host: &Host, saved: &SavedNet) -> Result<()> {
+    let mac = MacAddr::parse(&saved.mac)?;
+    host.set_vf_net(
+        &saved.pf,
+        saved.index,
+        VfNet {
+            mac,
+            vlan: saved.vlan,
+        },
+    )
+}
