@@ -8,6 +8,7 @@ use super::HostdevSpec;
 use crate::error::{Error, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use crate::xml::domain::{read_device, DeviceKind};
+use crate::xml::edit::Editor;
 use crate::xml::{DeviceAddress, Document};
 
 /// What a domain definition says about its PCI host devices.
@@ -205,29 +206,22 @@ pub fn add_unassigned_hostdevs(xml: &str, missing: &[PciAddress]) -> Result<Stri
     let doc = Document::parse(xml)?;
     let devices = doc
         .child(doc.root, "devices")
-        .map(|id| doc.element(id))
-        .filter(|d| !d.self_closing)
+        .filter(|&id| !doc.element(id).self_closing)
         .ok_or_else(|| {
             Error::xml("cannot add the missing group members: the domain has no <devices> element with content")
         })?;
-    // Insert at the start of the line of `</devices>` when only blanks precede it there, with
-    // that line's indentation plus two spaces; else right before `</devices>`.
-    let at = devices.end_tag_start;
-    let line_start = xml[..at].rfind('\n').map_or(0, |i| i + 1);
-    let indent = &xml[line_start..at];
-    let (insert_at, prefix, suffix) = if indent.bytes().all(|b| b == b' ' || b == b'\t') {
-        (line_start, format!("{indent}  "), "\n")
-    } else {
-        (at, String::new(), "")
-    };
-    let mut added = String::new();
+    // The editor indents new children as the document's own and keeps the rest byte for byte.
+    let mut editor = Editor::new(&doc);
     for a in missing {
-        added.push_str(&format!(
-            "{prefix}<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/></source><address type='unassigned'/></hostdev>{suffix}",
-            a.domain, a.bus, a.slot, a.function
-        ));
+        editor.append_child(
+            devices,
+            format!(
+                "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/></source><address type='unassigned'/></hostdev>",
+                a.domain, a.bus, a.slot, a.function
+            ),
+        );
     }
-    Ok(format!("{}{added}{}", &xml[..insert_at], &xml[insert_at..]))
+    Ok(editor.finish())
 }
 
 #[cfg(test)]
