@@ -4,9 +4,10 @@
 //! followed) and the file must then be a regular file. Anything else is an error whose text
 //! names the path and says what was found there (see [`describe`]).
 
+use rustix::fs::FileType;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// How a file is opened.
@@ -33,9 +34,9 @@ pub fn open_regular(path: &Path, access: Access) -> io::Result<File> {
     };
     opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
     let file = opts.open(path).map_err(|e| explain_open_error(path, e))?;
-    let kind = file.metadata()?.file_type();
-    if !kind.is_file() {
-        return Err(not_regular(path, describe(&kind)));
+    let kind = kind_of(&file.metadata()?);
+    if kind != FileType::RegularFile {
+        return Err(not_regular(path, describe(kind)));
     }
     // Truncate only once the file is known to be regular (O_TRUNC would act on a device).
     if access == Access::CreateTruncate {
@@ -56,23 +57,22 @@ pub fn read_regular(path: &Path) -> io::Result<Option<String>> {
     Ok(Some(text))
 }
 
-/// What a non-regular file is, in words.
-pub fn describe(kind: &fs::FileType) -> &'static str {
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_symlink() {
-        "a symlink"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else {
-        "not a regular file"
+/// What a non-regular file is, in words (also for the sysfs reader).
+pub(crate) fn describe(kind: FileType) -> &'static str {
+    match kind {
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symlink",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        _ => "not a regular file",
     }
+}
+
+/// The kind of file `metadata` describes, as [`describe`] takes it.
+fn kind_of(metadata: &fs::Metadata) -> FileType {
+    FileType::from_raw_mode(metadata.mode())
 }
 
 fn not_regular(path: &Path, what: &str) -> io::Error {
@@ -92,7 +92,7 @@ fn explain_open_error(path: &Path, e: io::Error) -> io::Error {
         return e;
     }
     match fs::symlink_metadata(path) {
-        Ok(m) if !m.file_type().is_file() => not_regular(path, describe(&m.file_type())),
+        Ok(m) if !m.file_type().is_file() => not_regular(path, describe(kind_of(&m))),
         _ => e,
     }
 }

@@ -10,6 +10,7 @@
 //! Attribute files are opened with `O_NOFOLLOW | O_NONBLOCK` and must be regular files, so a
 //! FIFO, a device node, a directory or a symlink where a file belongs gives a clear error.
 
+use super::files::describe;
 use crate::error::{Error, Result};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use std::collections::VecDeque;
@@ -431,18 +432,6 @@ impl Sysfs {
 
 fn is_absent(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
-}
-
-fn describe(kind: FileType) -> &'static str {
-    match kind {
-        FileType::Directory => "a directory",
-        FileType::Symlink => "a symlink",
-        FileType::Fifo => "a FIFO",
-        FileType::Socket => "a socket",
-        FileType::CharacterDevice => "a character device",
-        FileType::BlockDevice => "a block device",
-        _ => "not a regular file",
-    }
 }
 
 /// Join a root-relative directory and a relative symlink target lexically, refusing to climb
