@@ -93,6 +93,8 @@ unsafe fn hostdevs_arg(
                 managed: h.managed != 0,
                 unassigned: h.unassigned != 0,
                 driver: driver.map(str::to_string),
+                model: None,
+                iommufd: false,
                 net: None,
             })
         })

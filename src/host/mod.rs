@@ -36,25 +36,31 @@ pub mod config;
 mod device;
 pub mod files;
 mod groups;
+mod module_loading;
+pub mod modules;
 pub mod names;
 pub mod simulator;
 pub mod snapshot;
 pub mod sysfs;
+mod vfio;
 pub mod vfnet;
 pub mod writer;
 mod writes;
 
 pub use class_names::class_name;
 pub use config::{ConfigSpace, HeaderType, PciePortType};
+pub use module_loading::{ChoiceReason, DriverChoice};
+pub use modules::ModuleOptions;
 pub use simulator::SimulatedKernel;
 pub use sysfs::{Resolution, Sysfs};
+pub use vfio::VfioCdev;
 pub use vfnet::{MacAddr, VfNet};
-pub use writer::{Fault, Faults, KernelWriter, SysfsWrite, SysfsWriter, WriteKind};
+pub use writer::{Environment, Fault, Faults, KernelWriter, SysfsWrite, SysfsWriter, WriteKind};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::pci::PciAddress;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// The default sysfs root.
 pub const DEFAULT_SYSFS_ROOT: &str = "/sys";
@@ -145,6 +151,10 @@ pub struct Host {
     writer: Arc<dyn SysfsWriter>,
     simulator: Option<Arc<SimulatedKernel>>,
     faults: Faults,
+    /// `/proc`, `/dev`, the default modules directory: the writer's (see [`Environment`]).
+    environment: Environment,
+    /// The modules directory in use and whether loading is allowed (the daemon may change them).
+    modules: RwLock<ModuleOptions>,
 }
 
 fn dev_path(addr: &PciAddress, attr: &str) -> String {
@@ -185,12 +195,7 @@ impl Host {
     pub fn with_writer(root: Option<&Path>, writer: Arc<dyn SysfsWriter>) -> Result<Host> {
         let root = root.unwrap_or(Path::new(DEFAULT_SYSFS_ROOT));
         let sysfs = Sysfs::open(root)?;
-        Ok(Host {
-            sysfs,
-            writer,
-            simulator: None,
-            faults: Faults::default(),
-        })
+        Ok(Host::assemble(sysfs, writer, None))
     }
 
     /// Open the sysfs-shaped tree at `root` with a [`SimulatedKernel`]: writes are carried out
@@ -199,22 +204,36 @@ impl Host {
     pub fn open_simulated(root: &Path) -> Result<Host> {
         let sysfs = Sysfs::open(root)?;
         let kernel = Arc::new(SimulatedKernel::attach(&sysfs)?);
-        Ok(Host {
+        Ok(Host::assemble(sysfs, kernel.clone(), Some(kernel)))
+    }
+
+    fn assemble(
+        sysfs: Sysfs,
+        writer: Arc<dyn SysfsWriter>,
+        simulator: Option<Arc<SimulatedKernel>>,
+    ) -> Host {
+        let environment = writer.environment(&sysfs);
+        let modules = RwLock::new(ModuleOptions {
+            dir: environment.modules_dir.clone(),
+            loading: true,
+        });
+        Host {
             sysfs,
-            writer: kernel.clone(),
-            simulator: Some(kernel),
+            writer,
+            simulator,
             faults: Faults::default(),
-        })
+            environment,
+            modules,
+        }
     }
 
     /// Open with a given path resolution method (for tests of the user-space resolver).
     pub fn open_with_resolution(root: &Path, resolution: Resolution) -> Result<Host> {
-        Ok(Host {
-            sysfs: Sysfs::open_with(root, resolution)?,
-            writer: Arc::new(KernelWriter),
-            simulator: None,
-            faults: Faults::default(),
-        })
+        Ok(Host::assemble(
+            Sysfs::open_with(root, resolution)?,
+            Arc::new(KernelWriter),
+            None,
+        ))
     }
 
     pub fn root(&self) -> &Path {

@@ -61,6 +61,11 @@ pub fn is_stub_driver(name: &str) -> bool {
         || name.ends_with("-vfio-pci")
 }
 
+/// vfio-pci or a VFIO variant driver (e.g. `mlx5_vfio_pci`), which counts as VFIO.
+pub fn is_vfio_driver(name: &str) -> bool {
+    name == "vfio-pci" || name.ends_with("_vfio_pci") || name.ends_with("-vfio-pci")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

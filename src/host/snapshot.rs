@@ -455,6 +455,11 @@ impl HostSnapshot {
                 format!("{sd}\n").as_bytes(),
                 0o444,
             )?;
+            put(
+                &format!("{p}/modalias"),
+                modalias(vendor, device, &sv, &sd, class).as_bytes(),
+                0o444,
+            )?;
             let rev = d.revision.clone().unwrap_or_else(|| "0x00".into());
             put(
                 &format!("{p}/revision"),
@@ -668,4 +673,17 @@ impl HostSnapshot {
         }
         .build())
     }
+}
+
+/// The kernel's `modalias` of a PCI device (`pci:vVVVVVVVVdDDDDDDDDsvSSSSSSSSsdTTTTTTTTbcBBscSSiII`).
+fn modalias(vendor: u16, device: u16, sv: &str, sd: &str, class: u32) -> String {
+    let hex = |t: &str| u16::from_str_radix(t.trim_start_matches("0x"), 16).unwrap_or(0);
+    format!(
+        "pci:v{vendor:08X}d{device:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
+        hex(sv),
+        hex(sd),
+        class >> 16,
+        (class >> 8) & 0xff,
+        class & 0xff
+    )
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// What a write does. Each has its own file in sysfs.
@@ -36,10 +37,14 @@ pub enum WriteKind {
     /// [`super::vfnet::VF_NET_ATTR`]. Only the simulated kernel carries it out (a real host
     /// needs netlink, not done yet; [`KernelWriter`] refuses it with `EOPNOTSUPP`).
     VfNet,
+    /// Loading a kernel module (`modprobe MODULE` on a real host): the module's name.
+    LoadModule,
+    /// `bus/pci/devices/<dev>/reset_method`: the reset methods to use, in order, or `default`.
+    ResetMethod,
 }
 
 impl WriteKind {
-    pub const ALL: [WriteKind; 9] = [
+    pub const ALL: [WriteKind; 11] = [
         WriteKind::DriverOverride,
         WriteKind::Bind,
         WriteKind::Unbind,
@@ -49,6 +54,8 @@ impl WriteKind {
         WriteKind::Reset,
         WriteKind::Config,
         WriteKind::VfNet,
+        WriteKind::LoadModule,
+        WriteKind::ResetMethod,
     ];
 
     /// The name used in the C API, the CLI and the simulator's log.
@@ -63,6 +70,8 @@ impl WriteKind {
             WriteKind::Reset => "reset",
             WriteKind::Config => "config",
             WriteKind::VfNet => "vf_net",
+            WriteKind::LoadModule => "load_module",
+            WriteKind::ResetMethod => "reset_method",
         }
     }
 
@@ -97,6 +106,44 @@ pub trait SysfsWriter: Send + Sync + fmt::Debug {
     fn keeps_vf_net(&self) -> bool {
         false
     }
+
+    /// Load `module` from the modules directory `modules_dir` (the module name is checked).
+    /// An error means the module is not loaded. The real kernel's: modprobe.
+    fn load_module(&self, _sysfs: &Sysfs, modules_dir: &Path, module: &str) -> io::Result<()> {
+        super::modules::run_modprobe(modules_dir, module)
+    }
+
+    /// Where the rest of the host lives: `/proc`, `/dev` and the modules directory of the
+    /// running kernel, and whether resets wait as on hardware. A simulated kernel keeps its own
+    /// inside the tree.
+    fn environment(&self, _sysfs: &Sysfs) -> Environment {
+        Environment::system()
+    }
+}
+
+/// The parts of a host outside sysfs, and how long resets wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// The proc directory: mounts and routes (what the host needs).
+    pub proc_dir: PathBuf,
+    /// The device directory: `/dev/iommu`, `/dev/vfio/devices/vfioN`.
+    pub dev_dir: PathBuf,
+    /// The default modules directory (`modules.alias`, `modules.dep`).
+    pub modules_dir: PathBuf,
+    /// Whether PM and bus resets wait as libvirt does (10 ms, 200 ms) or not at all.
+    pub reset_waits: bool,
+}
+
+impl Environment {
+    /// The running system's.
+    pub fn system() -> Environment {
+        Environment {
+            proc_dir: PathBuf::from("/proc"),
+            dev_dir: PathBuf::from("/dev"),
+            modules_dir: super::modules::default_modules_dir(),
+            reset_waits: true,
+        }
+    }
 }
 
 /// The real writer: opens the file beneath the root with `O_WRONLY | O_NOFOLLOW` and writes
@@ -106,7 +153,7 @@ pub struct KernelWriter;
 
 impl SysfsWriter for KernelWriter {
     fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()> {
-        if write.kind == WriteKind::VfNet {
+        if matches!(write.kind, WriteKind::VfNet | WriteKind::LoadModule) {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         }
         let file = sysfs.open_for_write(write.path)?;

@@ -51,6 +51,18 @@ pub fn format_uuid(u: &[u8; 16]) -> String {
     )
 }
 
+/// A `yes`/`no` attribute, refused otherwise with libvirt's wording.
+fn yes_no(value: &str, attr: &str, line: usize) -> Result<bool> {
+    match value {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        v => Err(Error::xml(format!(
+            "Invalid value for attribute '{attr}' (line {line}): '{}'",
+            v.escape_debug()
+        ))),
+    }
+}
+
 fn xml_yes(v: Option<&str>) -> bool {
     matches!(v, Some("yes") | Some("on"))
 }
@@ -120,6 +132,15 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
     };
     let name = text_of("name");
     let uuid = text_of("uuid").map(|t| parse_uuid(&t)).transpose()?;
+    // The domain-wide `<iommufd enabled='yes'/>` (libvirt 12.2): every PCI hostdev uses
+    // iommufd unless its own `<driver iommufd='no'/>` says otherwise.
+    let domain_iommufd = match doc
+        .child(doc.root, "iommufd")
+        .and_then(|i| doc.attr(i, "enabled"))
+    {
+        None => false,
+        Some(v) => yes_no(v, "enabled", doc.line_of(doc.element(doc.root).start))?,
+    };
     let mut hostdevs: Vec<HostdevSpec> = Vec::new();
     let Some(devices) = doc.child(doc.root, "devices") else {
         return Ok(DomainHostdevs {
@@ -167,10 +188,17 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
             part("function", false)?,
         );
         address.check_ranges().map_err(|e| Error::xml(e.message))?;
-        let driver = doc
-            .child(id, "driver")
+        let driver_el = doc.child(id, "driver");
+        let driver = driver_el
             .and_then(|d| doc.attr(d, "name"))
             .map(str::to_string);
+        let model = driver_el
+            .and_then(|d| doc.attr(d, "model"))
+            .map(str::to_string);
+        let iommufd = match driver_el.and_then(|d| doc.attr(d, "iommufd")) {
+            None => domain_iommufd,
+            Some(v) => yes_no(v, "iommufd", line)?,
+        };
         let net = match dev.kind {
             DeviceKind::Net { .. } => Some(net_config(&doc, id)?),
             _ => None,
@@ -180,6 +208,8 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
             managed: xml_yes(el.attr("managed")),
             unassigned: dev.address == DeviceAddress::Unassigned,
             driver,
+            model,
+            iommufd,
             net,
         };
         if hostdevs.iter().any(|h| h.source == spec.source) {

@@ -83,6 +83,12 @@ pub struct HostdevSpec {
     pub unassigned: bool,
     /// The stub: `None`, "vfio" or "vfio-pci" for vfio-pci, or a vfio variant driver's name.
     pub driver: Option<String>,
+    /// `<driver model='NAME'/>`: the VFIO driver to use, instead of the one chosen from
+    /// modules.alias. Refused unless it is a VFIO driver.
+    pub model: Option<String>,
+    /// `<driver iommufd='yes'/>` or the domain's `<iommufd enabled='yes'/>`: the device is
+    /// opened through iommufd and its VFIO device cdev, which prepare finds and checks.
+    pub iommufd: bool,
     /// Set for `<interface type='hostdev'>`: the device must be an SR-IOV VF, and its MAC and
     /// VLAN are set through its PF.
     pub net: Option<NetConfig>,
@@ -95,6 +101,8 @@ impl HostdevSpec {
             managed: true,
             unassigned: false,
             driver: None,
+            model: None,
+            iommufd: false,
             net: None,
         }
     }
@@ -180,16 +188,12 @@ impl Session<'_> {
 
 impl HostdevManager {
     /// A manager for `host` keeping its lists in `state_dir` (created, mode 0700, if missing).
-    /// The lists saved there by an earlier manager, live or dead, are taken over. On a simulated
-    /// host, mounts and routes are read from `ROOT/.virtpci-sim/proc/` and resets do not wait;
-    /// on a real host they come from `/proc`.
+    /// The lists saved there by an earlier manager, live or dead, are taken over. Mounts and
+    /// routes are read from the host's proc directory, and resets wait or not, as the host's
+    /// [`Environment`](crate::host::Environment) says (a simulated kernel keeps its own).
     pub fn new(host: Arc<Host>, state_dir: &Path) -> Result<HostdevManager> {
-        let simulated = host.simulator().is_some();
-        let usage: Box<dyn HostUsage> = if simulated {
-            Box::new(ProcUsage::simulated(host.root()))
-        } else {
-            Box::new(ProcUsage::system())
-        };
+        let env = host.environment().clone();
+        let usage: Box<dyn HostUsage> = Box::new(ProcUsage::under(&env.proc_dir));
         let store = StateStore::open(state_dir)?;
         let book = {
             let _lock = store.lock()?;
@@ -199,10 +203,10 @@ impl HostdevManager {
             host,
             store,
             usage,
-            timings: if simulated {
-                ResetTimings::NONE
-            } else {
+            timings: if env.reset_waits {
                 ResetTimings::LIBVIRT
+            } else {
+                ResetTimings::NONE
             },
             logger: None,
             lists: Mutex::new(book),
@@ -320,6 +324,13 @@ impl HostdevManager {
             }
             let before = s.book.clone();
             let moving: Vec<&HostdevCheck> = report.detaching().collect();
+            // The drivers' modules, before anything moves: a module that fails to load leaves
+            // every device where it was (a loaded module stays loaded, as with libvirt).
+            for h in &moving {
+                if let Some(module) = &h.load_module {
+                    self.host.ensure_driver_loaded(&h.stub, module)?;
+                }
+            }
             // VF network interfaces: what the PF holds now (saved), and what to set.
             let nets = net::plan_net_changes(&self.host, hostdevs)?;
             let active_entry =
@@ -363,6 +374,9 @@ impl HostdevManager {
                 }
                 for h in &report.hostdevs {
                     moves::confirm_driver(host, &h.source, Some(&h.stub))?;
+                    if h.iommufd {
+                        host.vfio_cdev(&h.source)?;
+                    }
                 }
                 for n in &nets {
                     host.set_vf_net(&n.saved.pf, n.saved.index, n.wanted)?;
@@ -536,6 +550,11 @@ impl HostdevManager {
                 Some(err) => Err(err),
                 None => s.commit_if_changed(after),
             };
+            if result.is_ok() {
+                for (e, _) in &returned {
+                    warn_if_unresponsive(&self.host, &e.address, notes);
+                }
+            }
             if let Err(err) = result {
                 for (e, prior) in returned.iter().rev() {
                     if let Err(b) = moves::restore(&self.host, &e.address, prior) {
@@ -663,15 +682,14 @@ impl HostdevManager {
             let now = moves::current(&self.host, addr)?;
             if now.driver.as_deref() != Some(stub.as_str()) {
                 if flags & FORCE == 0 {
-                    if let Some(why) = critical::critical_devices(&self.host, &*self.usage)?.get(addr) {
+                    if let Some(why) =
+                        critical::critical_devices(&self.host, &*self.usage)?.get(addr)
+                    {
                         return Err(critical::critical_error(addr, why));
                     }
                 }
-                if !self.host.driver_loaded(&stub)? {
-                    return Err(Error::internal(format!(
-                        "Failed to load PCI driver module {stub}: the driver is not loaded (virtpci does not load modules)"
-                    )));
-                }
+                self.host
+                    .ensure_driver_loaded(&stub, &crate::host::modules::module_of_driver(&stub))?;
             }
             let mut intent = before.clone();
             if !intent.is_inactive(addr) {
@@ -736,7 +754,9 @@ impl HostdevManager {
             }
             let mut after = s.book.clone();
             after.take_inactive(addr);
-            s.commit_if_changed(after)
+            s.commit_if_changed(after)?;
+            warn_if_unresponsive(&self.host, addr, notes);
+            Ok(())
         })
     }
 
@@ -783,6 +803,16 @@ impl HostdevManager {
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;
         self.check(drv_name, &name, &d.hostdevs, flags)
+    }
+}
+
+/// After a device went back to the host: warn, naming it, when it seems gone (left in D3cold,
+/// or answering all-ones config space), as the next user of the device will fail.
+fn warn_if_unresponsive(host: &Host, addr: &PciAddress, notes: &Notes) {
+    if let Ok(Some(why)) = host.unresponsive(addr) {
+        notes.warn(format!(
+            "PCI device {addr} was given back to the host, but {why}: it may need a reset or a rescan"
+        ));
     }
 }
 

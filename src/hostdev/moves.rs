@@ -6,7 +6,7 @@
 use super::book::{DeviceState, OwnershipBook};
 use crate::error::{Error, Result};
 use crate::host::config::{HeaderType, BRIDGE_CONTROL, BRIDGE_CTL_BUS_RESET, PM_CTRL};
-use crate::host::{Host, VFIO_PCI};
+use crate::host::Host;
 use crate::pci::PciAddress;
 use std::time::Duration;
 
@@ -18,10 +18,7 @@ pub fn current(host: &Host, addr: &PciAddress) -> Result<DeviceState> {
     })
 }
 
-/// A vfio variant driver (e.g. `mlx5_vfio_pci`), which counts as VFIO.
-pub fn is_vfio_driver(name: &str) -> bool {
-    name == VFIO_PCI || name.ends_with("_vfio_pci") || name.ends_with("-vfio-pci")
-}
+pub use crate::host::names::is_vfio_driver;
 
 /// libvirt's virPCIDeviceBindToStub: nothing when already on `stub`; else write the override,
 /// unbind, probe. Returns whether the device was moved. Does not check where it landed.

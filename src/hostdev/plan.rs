@@ -9,8 +9,9 @@ use super::net::{not_implemented_error, vf_net_device};
 use super::{HostdevSpec, FORCE, LEGACY_GROUP_CHECK};
 use crate::error::{Error, Result};
 use crate::host::config::{ConfigSpace, HeaderType};
+use crate::host::modules::module_of_driver;
 use crate::host::names::parse_device_name;
-use crate::host::{Host, DEVICES_DIR};
+use crate::host::{ChoiceReason, DriverChoice, Host, DEVICES_DIR};
 use crate::pci::PciAddress;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -58,6 +59,14 @@ pub struct HostdevCheck {
     pub reset: Option<ResetCapability>,
     /// Why the host needs it, if it does.
     pub critical: Option<CriticalUse>,
+    /// The VFIO driver it will use and why (`None` for a device that does not exist).
+    pub driver_choice: Option<DriverChoice>,
+    /// The module prepare loads first, when the driver is not registered yet.
+    pub load_module: Option<String>,
+    /// Opened through iommufd and its VFIO device cdev.
+    pub iommufd: bool,
+    /// The kernel's `reset_method`, when it has one.
+    pub reset_methods: Option<Vec<String>>,
 }
 
 /// One member of an IOMMU group that a hostdev belongs to.
@@ -129,6 +138,24 @@ impl CheckReport {
                     "reset": reset,
                     "bus_reset_also_resets": also,
                     "critical": h.critical.as_ref().map(|c| c.to_string()),
+                    "driver_choice": h.driver_choice.as_ref().map(|c| {
+                        let (line, number) = match &c.reason {
+                            ChoiceReason::Alias { line, line_number } => {
+                                (Some(line.clone()), Some(*line_number))
+                            }
+                            _ => (None, None),
+                        };
+                        json!({
+                            "driver": c.driver,
+                            "module": c.module,
+                            "reason": c.reason.name(),
+                            "alias_line": line,
+                            "alias_line_number": number,
+                        })
+                    }),
+                    "load_module": h.load_module,
+                    "iommufd": h.iommufd,
+                    "reset_methods": h.reset_methods,
                 })
             })
             .collect();
@@ -187,6 +214,31 @@ pub fn stub_for(spec: &HostdevSpec) -> Result<String> {
             d.escape_debug()
         ))),
     }
+}
+
+/// The driver a hostdev forces, if it does: `<driver model='NAME'/>` (refused unless NAME is
+/// a VFIO driver), or a `<driver name>` that names a VFIO variant driver. `None`: the driver is
+/// chosen for the device (see [`Host::choose_vfio_driver`]).
+pub fn forced_driver(spec: &HostdevSpec) -> Result<Option<DriverChoice>> {
+    let stub = stub_for(spec)?;
+    let forced = match spec.model.as_deref() {
+        Some(m) if !is_vfio_driver(m) || !crate::host::names::is_valid_driver_name(m) => {
+            return Err(Error::config_unsupported(format!(
+                "hostdev driver model '{}' of PCI device {} is not a VFIO driver (vfio-pci or a VFIO variant driver such as mlx5_vfio_pci)",
+                m.escape_debug(),
+                spec.source
+            )))
+        }
+        Some(m) => m.to_string(),
+        None if stub != crate::host::VFIO_PCI => stub,
+        None => return Ok(None),
+    };
+    Ok(Some(DriverChoice {
+        module: module_of_driver(&forced),
+        driver: forced,
+        reason: ChoiceReason::Forced,
+        notes: Vec::new(),
+    }))
 }
 
 /// Refuse a request that lists a device twice.
@@ -289,7 +341,15 @@ pub fn check(
     flags: u32,
 ) -> Result<CheckReport> {
     check_duplicates(hostdevs)?;
-    let stubs: Vec<String> = hostdevs.iter().map(stub_for).collect::<Result<_>>()?;
+    let forced: Vec<Option<DriverChoice>> =
+        hostdevs.iter().map(forced_driver).collect::<Result<_>>()?;
+    let stubs: Vec<String> = forced
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .map_or(crate::host::VFIO_PCI.to_string(), |c| c.driver.clone())
+        })
+        .collect();
     let declared: BTreeSet<PciAddress> = hostdevs.iter().map(|h| h.source).collect();
     let mut report = CheckReport {
         owner: owner.clone(),
@@ -306,7 +366,8 @@ pub fn check(
     let mut critical: Option<BTreeMap<PciAddress, CriticalUse>> = None;
     let mut loaded: HashMap<String, bool> = HashMap::new();
 
-    for (spec, stub) in hostdevs.iter().zip(stubs) {
+    let mut iommufd_refused = false;
+    for ((spec, stub), forced) in hostdevs.iter().zip(stubs).zip(forced) {
         let addr = spec.source;
         let mut item = HostdevCheck {
             source: addr,
@@ -319,6 +380,10 @@ pub fn check(
             action: Action::Refused,
             reset: None,
             critical: None,
+            driver_choice: None,
+            load_module: None,
+            iommufd: spec.iommufd,
+            reset_methods: None,
         };
         if !host.device_exists(&addr)? {
             item.exists = false;
@@ -428,6 +493,27 @@ pub fn check(
             },
             driver_override: host.driver_override(&addr)?,
         };
+        let current_vfio = item.current.driver.clone().filter(|d| is_vfio_driver(d));
+        let choice = match (forced, current_vfio) {
+            (Some(f), _) => f,
+            (None, Some(d)) => DriverChoice {
+                module: module_of_driver(&d),
+                driver: d,
+                reason: ChoiceReason::Kept,
+                notes: Vec::new(),
+            },
+            (None, None) if spec.managed => host.choose_vfio_driver(&addr)?,
+            (None, None) => DriverChoice::vfio_pci(ChoiceReason::Default),
+        };
+        report.warnings.extend(choice.notes.iter().cloned());
+        item.stub = choice.driver.clone();
+        item.reset_methods = host.reset_methods(&addr)?;
+        if spec.iommufd && !iommufd_refused {
+            if let Err(e) = host.require_iommufd() {
+                iommufd_refused = true;
+                report.violations.push(e);
+            }
+        }
         let on_stub = item.current.driver.as_deref() == Some(item.stub.as_str());
         if spec.managed {
             item.action = if book.is_inactive(&addr) && on_stub {
@@ -464,10 +550,10 @@ pub fn check(
                 }
             };
             if !is_loaded {
-                report.violations.push(Error::internal(format!(
-                    "Failed to load PCI driver module {}: the driver is not loaded (virtpci does not load modules)",
-                    item.stub
-                )));
+                match host.check_loadable(&choice.module, &host.module_options()) {
+                    Ok(()) => item.load_module = Some(choice.module.clone()),
+                    Err(e) => report.violations.push(e),
+                }
             }
             if critical.is_none() {
                 critical = Some(critical_devices(host, usage)?);
@@ -483,6 +569,7 @@ pub fn check(
                 }
             }
         }
+        item.driver_choice = Some(choice);
         item.reset = Some(reset_capability_of(host, &addr, &cfg)?);
         report.hostdevs.push(item);
     }

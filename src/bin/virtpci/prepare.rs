@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use virtpci::error::quote;
-use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
+use virtpci::host::{Environment, Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
 use virtpci::hostdev::{ProcUsage, ResetTimings, FORCE, LEGACY_GROUP_CHECK};
 use virtpci::{Error, HostdevManager, Result};
 
@@ -37,6 +37,14 @@ pub struct TargetArgs {
     /// with --simulate).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// The kernel modules directory whose modules.alias and modules.dep choose and load VFIO
+    /// drivers (default /lib/modules/$(uname -r), or ROOT/.virtpci-sim/modules with
+    /// --simulate).
+    #[arg(long, value_name = "DIR")]
+    pub modules_dir: Option<PathBuf>,
+    /// Never load a kernel module: a missing driver is an error naming the module to load.
+    #[arg(long)]
+    pub no_module_loading: bool,
 }
 
 #[derive(Args)]
@@ -52,6 +60,10 @@ pub struct PrepareArgs {
     /// Detach devices the host needs (mounted disks, the default route's NIC).
     #[arg(long)]
     pub force: bool,
+    /// Print, per hostdev, the driver it is bound to and (with iommufd) its VFIO device cdev,
+    /// as JSON.
+    #[arg(long)]
+    pub json: bool,
     /// The domain XML file, or - for standard input.
     pub file: String,
 }
@@ -91,6 +103,14 @@ impl SysfsWriter for HookedKernel {
         self.kernel.keeps_vf_net()
     }
 
+    fn load_module(&self, sysfs: &Sysfs, modules_dir: &Path, module: &str) -> io::Result<()> {
+        self.kernel.load_module(sysfs, modules_dir, module)
+    }
+
+    fn environment(&self, sysfs: &Sysfs) -> Environment {
+        self.kernel.environment(sysfs)
+    }
+
     fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()> {
         if self.abort_after == Some(0) {
             std::process::abort();
@@ -124,6 +144,13 @@ pub fn open_manager(args: &TargetArgs) -> Result<HostdevManager> {
 
 /// The host, the state directory, and the root when simulated.
 pub fn open_host(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)> {
+    let opened = open_host_only(args)?;
+    opened.0.set_modules_dir(args.modules_dir.as_deref());
+    opened.0.set_module_loading(!args.no_module_loading);
+    Ok(opened)
+}
+
+fn open_host_only(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)> {
     if args.simulate {
         let root = args
             .sysfs
@@ -178,7 +205,38 @@ pub fn run_prepare(args: PrepareArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
     let mgr = open_manager(&args.host)?;
     mgr.prepare_domain(&args.driver, &xml, args.flags())?;
+    if args.json {
+        return print_prepared_json(&mgr, &xml);
+    }
     print_owned(&mgr, &xml)
+}
+
+/// Per hostdev: the driver it is bound to now and, for an iommufd hostdev, its VFIO device
+/// cdev (sysfs directory and node).
+fn print_prepared_json(mgr: &HostdevManager, xml: &str) -> Result<()> {
+    let d = virtpci::hostdev::domain_xml::hostdevs_from_domain_xml(xml)?;
+    let mut devices = Vec::new();
+    for h in &d.hostdevs {
+        let driver = mgr.host().driver(&h.source)?;
+        let cdev = if h.iommufd {
+            let c = mgr.host().vfio_cdev(&h.source)?;
+            serde_json::json!({
+                "name": c.name,
+                "path": c.node.display().to_string(),
+                "sysfs": c.sysfs_dir.display().to_string(),
+            })
+        } else {
+            serde_json::Value::Null
+        };
+        devices.push(serde_json::json!({
+            "source": h.source.to_string(),
+            "driver": driver,
+            "iommufd": h.iommufd,
+            "cdev": cdev,
+        }));
+    }
+    let doc = serde_json::json!({ "hostdevs": devices });
+    crate::groups::write_stdout(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"))
 }
 
 pub fn run_reattach(args: ReattachArgs) -> Result<()> {

@@ -50,7 +50,8 @@ impl SimulatedKernel {
         }
     }
 
-    /// Bind: the driver's link back to the device, `vfio-dev/vfio0` for vfio-pci, then the
+    /// Bind: the driver's link back to the device, for a VFIO driver its VFIO device
+    /// (`vfio-dev/vfioN` and, see [`SimulatedKernel::add_vfio_device`], the cdev node), then the
     /// device's `driver` link, which makes the device bound. What exists already is kept, so
     /// that a bind a killed process began can be finished. On failure, what was made is
     /// removed.
@@ -66,12 +67,8 @@ impl SimulatedKernel {
         // Fails, changing nothing, when another link is in the way.
         self.ensure_symlink(&relative_link(&drv_dir, dir), &self.root.join(&back), &back)?;
         let rest = || -> io::Result<()> {
-            if driver == VFIO_PCI {
-                let vfio = self.root.join(format!("{dir}/vfio-dev/vfio0"));
-                if !vfio.is_dir() {
-                    fs::create_dir_all(vfio)?;
-                    self.step(&format!("mkdir {dir}/vfio-dev/vfio0"));
-                }
+            if is_vfio_driver(driver) {
+                self.add_vfio_device(sysfs, dir)?;
             }
             let link = format!("{dir}/driver");
             self.ensure_symlink(&relative_link(dir, &drv_dir), &self.root.join(&link), &link)?;
@@ -103,13 +100,7 @@ impl SimulatedKernel {
             fs::remove_file(path)?;
             self.step(&format!("unlink {back}"));
         }
-        let vfio = format!("{dir}/vfio-dev");
-        let path = self.root.join(&vfio);
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            fs::remove_dir_all(path)?;
-            self.step(&format!("rmdir {vfio}"));
-        }
-        Ok(())
+        self.remove_vfio_device(dir)
     }
 
     pub(super) fn unbind(&self, sysfs: &Sysfs, addr: &PciAddress, driver: &str) -> io::Result<()> {

@@ -9,10 +9,11 @@
 //!   (`driver_override` names it, or — without an override — one of its ids does); `EBUSY`
 //!   when the device already has a driver. Binding creates `devices/<dev>/driver` →
 //!   `bus/pci/drivers/<drv>` and `bus/pci/drivers/<drv>/<dev>` → the device directory, both
-//!   relative as the kernel writes them; binding to vfio-pci also creates
-//!   `devices/<dev>/vfio-dev/vfio0` (what kernels ≥ 6.1 show and libvirt checks).
+//!   relative as the kernel writes them; binding to a VFIO driver (vfio-pci or a variant)
+//!   also creates `devices/<dev>/vfio-dev/vfioN` (what kernels ≥ 6.1 show and libvirt checks)
+//!   and, on a tree whose kernel has VFIO device cdevs, its node (see `vfio_devices.rs`).
 //! * `drivers/<drv>/unbind` and `devices/<dev>/driver/unbind`: `ENODEV` unless the device is
-//!   bound to that driver; removes both links and `vfio-dev/`.
+//!   bound to that driver; removes both links, `vfio-dev/` and the cdev node.
 //! * `drivers_probe`: `ENODEV` for an unknown device; nothing for a bound one; otherwise binds
 //!   the first matching *loaded* driver (`bus/pci/drivers/<drv>` exists): with an override only
 //!   that driver, else a driver with a matching dynamic id (`new_id`), else the device's native
@@ -27,11 +28,17 @@
 //!   IFLA_VF_MAC/IFLA_VF_VLAN does on a real PF): `ENODEV` unless the PF has `virtfnINDEX`
 //!   and a netdev, `EINVAL` for malformed data; the value is kept in
 //!   `.virtpci-sim/vf-net` (replaced by a rename), read with [`SimulatedKernel::vf_net`].
+//! * `devices/<dev>/reset_method`: a subset of the offered methods, or `default` (see
+//!   `reset_method.rs`).
 //!   Any other write: `EACCES`.
+//! * Module loading ([`SysfsWriter::load_module`]): a module listed in the modules
+//!   directory's `modules.dep` registers its driver (see `kernel_modules.rs`); others fail.
+//! * Its own `/proc`, `/dev` and modules directory inside the tree
+//!   (`.virtpci-sim/{proc,dev,modules}`), and resets that do not wait
+//!   ([`SysfsWriter::environment`]): `/dev/iommu` is `.virtpci-sim/dev/iommu`.
 //!
-//! Not modelled: `/dev/vfio/<group>` (the tree is a sysfs root, `/dev` lies outside it),
-//! module loading (a driver is loaded when `bus/pci/drivers/<drv>` exists), the real effect of a
-//! reset on the device, and `remove`/`rescan`.
+//! Not modelled: `/dev/vfio/<group>`, the real effect of a reset on the device, and
+//! `remove`/`rescan`.
 //!
 //! # How it knows native drivers
 //! A kernel knows which driver claims a device from the drivers' id tables; a tree does not
@@ -63,20 +70,26 @@
 
 mod binding;
 mod journal;
+mod kernel_modules;
+mod reset_method;
 mod tables;
 mod tree;
+mod vfio_devices;
 
 use journal::*;
+pub use kernel_modules::MODULE_DRIVERS_FILE;
+pub use reset_method::RESET_METHODS_FILE;
 pub use tables::IdRule;
 use tables::*;
 use tree::*;
+pub use vfio_devices::{SIM_DEV_DIR, SIM_MODULES_DIR};
 
 use super::files::{open_regular, read_regular, Access};
-use super::names::{is_stub_driver, is_valid_driver_name, parse_device_name};
+use super::names::{is_stub_driver, is_valid_driver_name, is_vfio_driver, parse_device_name};
 use super::sysfs::{relative_link, Sysfs};
 use super::vfnet::{format_table, parse_table, VfNet, VF_NET_ATTR, VF_NET_FILE};
-use super::writer::{SysfsWrite, SysfsWriter, WriteKind};
-use super::{DEVICES_DIR, DRIVERS_DIR, DRIVERS_PROBE, VFIO_PCI};
+use super::writer::{Environment, SysfsWrite, SysfsWriter, WriteKind};
+use super::{DEVICES_DIR, DRIVERS_DIR, DRIVERS_PROBE};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use rustix::fs::{flock, FlockOperation};
@@ -312,6 +325,7 @@ impl SimulatedKernel {
                     Ok(())
                 }
                 VF_NET_ATTR => self.set_vf_net(sysfs, &addr, &dir, w.data),
+                "reset_method" => self.set_reset_method(&addr, &dir, w.data),
                 "config" => {
                     let file =
                         open_regular(&self.root.join(format!("{dir}/config")), Access::Write)?;
@@ -389,6 +403,24 @@ impl SimulatedKernel {
 impl SysfsWriter for SimulatedKernel {
     fn keeps_vf_net(&self) -> bool {
         true
+    }
+
+    fn load_module(&self, sysfs: &Sysfs, modules_dir: &Path, module: &str) -> io::Result<()> {
+        let _state = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _flock = self.flock().map_err(to_io)?;
+        self.recover(sysfs).map_err(to_io)?;
+        self.load(sysfs, modules_dir, module)
+    }
+
+    /// Inside the tree: `.virtpci-sim/proc`, `.virtpci-sim/dev`, `.virtpci-sim/modules`; resets
+    /// do not wait.
+    fn environment(&self, _sysfs: &Sysfs) -> Environment {
+        Environment {
+            proc_dir: self.root.join(SIM_DIR).join("proc"),
+            dev_dir: self.root.join(SIM_DEV_DIR),
+            modules_dir: self.root.join(SIM_MODULES_DIR),
+            reset_waits: false,
+        }
     }
 
     fn write(&self, sysfs: &Sysfs, w: &SysfsWrite<'_>) -> io::Result<()> {
