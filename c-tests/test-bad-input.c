@@ -487,6 +487,44 @@ static void case_host_inject_fault(void)
     }
 }
 
+static void case_host_set_modules_dir(void)
+{
+    const char *f = "virtpci_host_set_modules_dir";
+    FAILS(label(f, "host", "NULL"), virtpci_host_set_modules_dir(NULL, "/lib/modules/x") < 0);
+    FAILS(label(f, "dir", "empty"), virtpci_host_set_modules_dir(host, "") < 0);
+}
+
+static void case_host_set_module_loading(void)
+{
+    const char *f = "virtpci_host_set_module_loading";
+    FAILS(label(f, "host", "NULL"), virtpci_host_set_module_loading(NULL, 1) < 0);
+}
+
+static void case_host_get_vfio_cdev(void)
+{
+    const char *f = "virtpci_host_get_vfio_cdev";
+    char *dir = NULL, *node = NULL;
+    FAILS(label(f, "host", "NULL"), virtpci_host_get_vfio_cdev(NULL, &ADDR, &dir, &node) < 0);
+    FAILS(label(f, "addr", "NULL"), virtpci_host_get_vfio_cdev(host, NULL, &dir, &node) < 0);
+    FAILS(label(f, "addr", "missing"), virtpci_host_get_vfio_cdev(host, &MISSING, &dir, &node) < 0);
+    FAILS(label(f, "outputs", "both NULL"), virtpci_host_get_vfio_cdev(host, &ADDR, NULL, NULL) < 0);
+    free(dir);
+    free(node);
+}
+
+static void case_host_set_reset_methods(void)
+{
+    const char *f = "virtpci_host_set_reset_methods";
+    FAILS(label(f, "host", "NULL"), virtpci_host_set_reset_methods(NULL, &ADDR, "flr") < 0);
+    FAILS(label(f, "addr", "NULL"), virtpci_host_set_reset_methods(host, NULL, "flr") < 0);
+    FAILS(label(f, "addr", "missing"), virtpci_host_set_reset_methods(host, &MISSING, "flr") < 0);
+    EACH_INPUT(N_STRINGS) {
+        if (IN == NULL || IN[0] == '\0') /* the default */
+            continue;
+        FAILS(label(f, "methods", IN_NAME), virtpci_host_set_reset_methods(host, &ADDR, IN) < 0);
+    }
+}
+
 static void case_hostdev_manager_new(void)
 {
     const char *f = "virtpci_hostdev_manager_new";
@@ -757,8 +795,12 @@ static const struct {
     { "virtpci_host_free", case_host_free },
     { "virtpci_host_get_driver", case_host_get_driver },
     { "virtpci_host_inject_fault", case_host_inject_fault },
+    { "virtpci_host_get_vfio_cdev", case_host_get_vfio_cdev },
     { "virtpci_host_open", case_host_open },
     { "virtpci_host_open_simulated", case_host_open_simulated },
+    { "virtpci_host_set_module_loading", case_host_set_module_loading },
+    { "virtpci_host_set_modules_dir", case_host_set_modules_dir },
+    { "virtpci_host_set_reset_methods", case_host_set_reset_methods },
     { "virtpci_hostdev_check_domain", case_hostdev_check_domain },
     { "virtpci_hostdev_get_owner", case_hostdev_get_owner },
     { "virtpci_hostdev_list_devices", case_hostdev_list_devices },

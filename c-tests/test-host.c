@@ -180,6 +180,69 @@ static void test_simulated(const char *root)
     virtpci_host_free(host);
 }
 
+static void touch(const char *root, const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "create %s", path);
+    if (f)
+        fclose(f);
+}
+
+/* Modules, the VFIO device cdev and reset methods on a simulated copy of the fixture whose
+ * kernel has iommufd and VFIO device cdevs. */
+static void test_vfio_and_modules(const char *root, const char *state)
+{
+    char path[512];
+    snprintf(path, sizeof path, "mkdir -p %s/.virtpci-sim/dev/vfio/devices", root);
+    CHECK(system(path) == 0, "mkdir");
+    touch(root, ".virtpci-sim/dev/iommu");
+    VirtpciHost *host = virtpci_host_open_simulated(root);
+    CHECK(host != NULL, "open simulated: %s", virtpci_last_error_message());
+    if (!host)
+        return;
+    VirtpciPciAddress nic = A(0, 2, 0, 1);
+    CHECK(virtpci_host_set_modules_dir(host, "/nonexistent/lib/modules/0.0") == 0, "modules dir");
+    CHECK(virtpci_host_set_modules_dir(host, NULL) == 0, "default modules dir");
+    CHECK(virtpci_host_set_module_loading(host, 0) == 0, "forbid loading");
+
+    /* Not on VFIO yet: no cdev. */
+    char *dir = NULL, *node = NULL;
+    CHECK(virtpci_host_get_vfio_cdev(host, &nic, &dir, &node) < 0, "no cdev before detach");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_OPERATION_FAILED, "operation failed");
+
+    VirtpciHostdevManager *mgr = virtpci_hostdev_manager_new(host, state);
+    CHECK(mgr != NULL, "manager: %s", virtpci_last_error_message());
+    CHECK(virtpci_hostdev_pci_node_device_detach(mgr, &nic, NULL, 0) == 0, "detach: %s",
+          virtpci_last_error_message());
+    CHECK(virtpci_host_get_vfio_cdev(host, &nic, &dir, &node) == 0, "cdev: %s",
+          virtpci_last_error_message());
+    snprintf(path, sizeof path, "%s/.virtpci-sim/dev/vfio/devices/vfio", root);
+    CHECK(node != NULL && strncmp(node, path, strlen(path)) == 0, "node %s", node ? node : "(null)");
+    CHECK(dir != NULL && strstr(dir, "/vfio-dev/vfio") != NULL, "dir %s", dir ? dir : "(null)");
+    free(dir);
+    free(node);
+    node = NULL;
+    CHECK(virtpci_host_get_vfio_cdev(host, &nic, NULL, &node) == 0, "node only");
+    free(node);
+    CHECK(virtpci_hostdev_pci_node_device_reattach(mgr, &nic) == 0, "reattach: %s",
+          virtpci_last_error_message());
+    virtpci_hostdev_manager_free(mgr);
+
+    /* The NIC offers "pm bus": choose bus, refuse flr, back to the default. */
+    CHECK(virtpci_host_set_reset_methods(host, &nic, "bus") == 0, "bus: %s",
+          virtpci_last_error_message());
+    CHECK(virtpci_host_set_reset_methods(host, &nic, "flr") < 0, "flr is not offered");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "invalid arg");
+    CHECK(strstr(virtpci_last_error_message(), "it offers: bus") != NULL, "%s",
+          virtpci_last_error_message());
+    CHECK(virtpci_host_set_reset_methods(host, &nic, NULL) == 0, "default");
+    CHECK(virtpci_host_set_reset_methods(host, &nic, "bus pm") == 0, "both, reordered: %s",
+          virtpci_last_error_message());
+    virtpci_host_free(host);
+}
+
 struct thread_arg {
     VirtpciHost *host;
     int failures;
@@ -251,6 +314,9 @@ int main(int argc, char **argv)
     test_generated_tree(generated);
     test_simulated(bundled);
     test_threads(bundled);
+    char state[300];
+    snprintf(state, sizeof state, "%s/state", tmp);
+    test_vfio_and_modules(bundled, state);
 
     char *cleanup[] = {"rm", "-rf", tmp, NULL};
     run(cleanup);

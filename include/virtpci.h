@@ -748,7 +748,8 @@ int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, ch
  * Arm a fault: the `nth` (1-based, counted from now) write of kind `kind` made through this
  * handle fails with `errnum` and changes nothing. `kind` is one of "driver_override", "bind",
  * "unbind", "new_id", "remove_id", "drivers_probe", "reset", "config", "vf_net" (a VF's MAC
- * and VLAN set through its PF), or NULL for any write. Works on real and simulated hosts; meant for tests.
+ * and VLAN set through its PF), "load_module" (loading a driver's module), "reset_method", or
+ * NULL for any write. Works on real and simulated hosts; meant for tests.
  *
  * Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` (NULL host, unknown kind, `nth` 0,
  * `errnum` ≤ 0). Thread-safe.
@@ -756,10 +757,7 @@ int virtpci_host_get_driver(VirtpciHost *host, const VirtpciPciAddress *addr, ch
  * # Safety
  * `host` is NULL or a live handle; `kind` is NULL or a NUL-terminated string.
  */
-int virtpci_host_inject_fault(VirtpciHost *host,
-                              const char *kind,
-                              unsigned int nth,
-                              int errnum);
+int virtpci_host_inject_fault(VirtpciHost *host, const char *kind, unsigned int nth, int errnum);
 
 /**
  * Disarm every fault armed on this handle with `virtpci_host_inject_fault()`. Returns how many
@@ -779,6 +777,68 @@ int virtpci_host_clear_faults(VirtpciHost *host);
  * `host` is NULL or a live handle.
  */
 int virtpci_host_faults_fired(VirtpciHost *host);
+
+/**
+ * Use `dir` as the kernel modules directory whose `modules.alias` chooses VFIO variant
+ * drivers and whose `modules.dep` lists the modules that can be loaded. NULL restores the
+ * default: the running kernel's `/lib/modules/$(uname -r)`, or `ROOT/.virtpci-sim/modules`
+ * on a simulated host. Applies to every manager made from the handle, from the next call on.
+ *
+ * Returns 0, or -1 with the last error set (NULL host, an empty `dir`). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `dir` is NULL or a NUL-terminated string.
+ */
+int virtpci_host_set_modules_dir(VirtpciHost *host, const char *dir);
+
+/**
+ * Allow (`allowed` non-zero, the default, as libvirt does) or forbid loading kernel modules.
+ * When forbidden, preparing a device whose driver is not registered fails with an error
+ * naming the module to load, before anything changes.
+ *
+ * Returns 0, or -1 with the last error set (NULL host). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle.
+ */
+int virtpci_host_set_module_loading(VirtpciHost *host, int allowed);
+
+/**
+ * The VFIO device cdev of the device `addr`, which must be bound to a VFIO driver: its sysfs
+ * directory (`.../vfio-dev/vfioN`) in `*sysfs_dir` and its node (`/dev/vfio/devices/vfioN`,
+ * what a daemon opens for iommufd) in `*dev_path`, each a new string (release with
+ * `virtpci_string_free()` or `free()`). Either output may be NULL when not wanted.
+ *
+ * Returns 0, or -1 with the last error set: the device is missing, not bound to VFIO
+ * (`VIRTPCI_ERR_OPERATION_FAILED`), or the kernel has no VFIO device cdevs
+ * (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`, naming the missing node). Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `addr` is NULL or valid for reading; `sysfs_dir` and
+ * `dev_path` are NULL or valid for writing.
+ */
+int virtpci_host_get_vfio_cdev(VirtpciHost *host,
+                               const VirtpciPciAddress *addr,
+                               char **sysfs_dir,
+                               char **dev_path);
+
+/**
+ * Choose the reset methods the kernel uses for the device `addr` (its `reset_method`):
+ * `methods` is a space-separated list, in order, of methods the device offers (e.g.
+ * "flr bus"); NULL or "" restores the kernel's default. The methods offered are what
+ * `reset_method` lists before any choice.
+ *
+ * Returns 0, or -1 with the last error set: a method the device does not offer
+ * (`VIRTPCI_ERR_INVALID_ARG`, listing the offered ones), a device without `reset_method`
+ * (`VIRTPCI_ERR_OPERATION_UNSUPPORTED`), a failed write. Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `addr` is NULL or valid for reading; `methods` is NULL or
+ * a NUL-terminated string.
+ */
+int virtpci_host_set_reset_methods(VirtpciHost *host,
+                                   const VirtpciPciAddress *addr,
+                                   const char *methods);
 
 /**
  * Create a manager for `host` whose lists are kept in `state_dir` (created with mode 0700

@@ -32,7 +32,7 @@ pub type VirtpciPciAddressCallback =
 ///
 /// # Safety
 /// `host` is NULL or a live handle from `virtpci_host_open*`.
-unsafe fn host_arg<'a>(host: *const VirtpciHost, func: &str) -> Result<&'a Host> {
+pub(super) unsafe fn host_arg<'a>(host: *const VirtpciHost, func: &str) -> Result<&'a Host> {
     // SAFETY: forwarded caller contract.
     Ok(&*unsafe { ref_arg(host, "host", func) }?.host)
 }
@@ -41,7 +41,11 @@ unsafe fn host_arg<'a>(host: *const VirtpciHost, func: &str) -> Result<&'a Host>
 ///
 /// # Safety
 /// `addr` is NULL or valid for reading.
-unsafe fn addr_arg(addr: *const VirtpciPciAddress, arg: &str, func: &str) -> Result<PciAddress> {
+pub(super) unsafe fn addr_arg(
+    addr: *const VirtpciPciAddress,
+    arg: &str,
+    func: &str,
+) -> Result<PciAddress> {
     // SAFETY: forwarded caller contract.
     let addr = PciAddress::from(unsafe { ref_arg(addr, arg, func) }?);
     addr.check_ranges()?;
@@ -276,7 +280,8 @@ pub unsafe extern "C" fn virtpci_host_get_driver(
 /// Arm a fault: the `nth` (1-based, counted from now) write of kind `kind` made through this
 /// handle fails with `errnum` and changes nothing. `kind` is one of "driver_override", "bind",
 /// "unbind", "new_id", "remove_id", "drivers_probe", "reset", "config", "vf_net" (a VF's MAC
-/// and VLAN set through its PF), or NULL for any write. Works on real and simulated hosts; meant for tests.
+/// and VLAN set through its PF), "load_module" (loading a driver's module), "reset_method", or
+/// NULL for any write. Works on real and simulated hosts; meant for tests.
 ///
 /// Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` (NULL host, unknown kind, `nth` 0,
 /// `errnum` ≤ 0). Thread-safe.

@@ -11,6 +11,7 @@ pub mod assign;
 pub mod boundary;
 pub mod general;
 pub mod host;
+pub mod host_vfio;
 pub mod hostdev;
 pub mod log;
 pub mod slot_plan;

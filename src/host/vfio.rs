@@ -86,38 +86,47 @@ impl Host {
     }
 
     /// Choose the reset methods the kernel uses for the device, in order (`reset_method`);
-    /// an empty list restores the kernel's default. Each must be one the device offers now
-    /// (the kernel refuses others).
+    /// an empty list restores the kernel's default. The kernel refuses a method the device
+    /// does not support: the error then lists what `reset_method` says now.
     pub fn set_reset_methods(&self, addr: &PciAddress, methods: &[&str]) -> Result<()> {
         self.require_device(addr)?;
-        let Some(offered) = self.reset_methods(addr)? else {
+        let Some(now) = self.reset_methods(addr)? else {
             return Err(Error::new(
                 crate::error::ErrorCode::OperationUnsupported,
                 format!(
-                "PCI device {addr} has no reset_method (the kernel knows no reset method for it, or is older than 5.15)"
-            )));
+                    "PCI device {addr} has no reset_method (the kernel knows no reset method for it, or is older than 5.15)"
+                ),
+            ));
         };
-        for m in methods {
-            if !RESET_METHOD_NAMES.contains(m) || !offered.iter().any(|o| o == m) {
-                return Err(Error::invalid_arg(format!(
-                    "reset method '{}' is not offered by PCI device {addr} (it offers: {})",
-                    m.escape_debug(),
-                    offered.join(" ")
-                )));
-            }
+        if let Some(m) = methods.iter().find(|m| !RESET_METHOD_NAMES.contains(m)) {
+            return Err(Error::invalid_arg(format!(
+                "unknown reset method '{}' (the kernel knows: {})",
+                m.escape_debug(),
+                RESET_METHOD_NAMES.join(" ")
+            )));
         }
         let text = if methods.is_empty() {
             "default".to_string()
         } else {
             methods.join(" ")
         };
-        self.write(
+        let written = self.write(
             WriteKind::ResetMethod,
             &dev_path(addr, "reset_method"),
             text.as_bytes(),
             0,
             || format!("Failed to set reset methods '{text}' of PCI device {addr}"),
-        )
+        );
+        match written {
+            Err(e) if methods.iter().any(|m| !now.iter().any(|o| o == m)) => {
+                Err(Error::invalid_arg(format!(
+                    "reset method '{text}' is not offered by PCI device {addr} (it offers: {}): {}",
+                    now.join(" "),
+                    e.message
+                )))
+            }
+            other => other,
+        }
     }
 
     /// Why a device just given back to the host seems gone, if it does: left in D3cold
