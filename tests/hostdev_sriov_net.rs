@@ -7,7 +7,9 @@ mod hostdev_support;
 
 use host_support::*;
 use hostdev_support::*;
+#[cfg(feature = "test-hooks")]
 use std::os::unix::process::ExitStatusExt;
+#[cfg(feature = "test-hooks")]
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use virtpci::host::{Host, MacAddr, VfNet};
@@ -216,6 +218,7 @@ fn on_a_real_host_the_mac_and_vlan_are_refused_not_ignored() {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 #[test]
 fn killed_after_each_write_reattach_restores_the_mac_and_vlan() {
     let tree = fixture_tree("sriov-server");

@@ -405,3 +405,25 @@ impl StdinFile for Command {
         self.stdin(std::fs::File::open(path).unwrap())
     }
 }
+
+/// Without the `test-hooks` feature (a release build), the CLI has no crash hooks: asked to
+/// abort before its first write, it prepares as usual.
+#[cfg(not(feature = "test-hooks"))]
+#[test]
+fn a_build_without_test_hooks_ignores_them() {
+    let m = Mlx5Host::new();
+    let out = Command::new(virtpci_bin())
+        .args(["prepare", "--simulate", "--sysfs"])
+        .arg(&m.tree.path)
+        .arg("-")
+        .env("VIRTPCI_TEST_ABORT_AFTER_WRITES", "0")
+        .stdin_file(&m.tree, &domain(""))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(m.driver(VF).as_deref(), Some("mlx5_vfio_pci"));
+}

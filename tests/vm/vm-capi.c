@@ -126,6 +126,13 @@ static VirtpciHostdevManager *open_manager(const char *state_dir)
         fail("virtpci_host_open");
         return NULL;
     }
+    /* VIRTPCI_VM_NO_MODULE_LOADING=1: the daemon forbids loading modules. */
+    const char *no_load = getenv("VIRTPCI_VM_NO_MODULE_LOADING");
+    if (no_load && strcmp(no_load, "1") == 0 && virtpci_host_set_module_loading(host, 0) < 0) {
+        fail("virtpci_host_set_module_loading");
+        virtpci_host_free(host);
+        return NULL;
+    }
     mgr = virtpci_hostdev_manager_new(host, state_dir);
     virtpci_host_free(host); /* the manager keeps its own reference */
     if (!mgr)

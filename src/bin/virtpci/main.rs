@@ -7,6 +7,8 @@ mod groups;
 mod host;
 mod prepare;
 mod status;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,21 +1,14 @@
 //! `virtpci prepare` and `virtpci reattach`: give a domain's PCI host devices to it, and back,
 //! on the real host or on a simulated one.
 //!
-//! Test hooks (only with `--simulate`): `VIRTPCI_TEST_ABORT_AFTER_WRITES=K` aborts the process
-//! (as `kill -9` would: no cleanup) right after the K-th sysfs write, or before the first one
-//! when K is 0; `VIRTPCI_TEST_ABORT_AFTER_STEPS=S` aborts right after the S-th change the
-//! simulated kernel makes to the tree (a write takes several: links, files, its record), so in
-//! the middle of a write; `VIRTPCI_TEST_WRITE_DELAY_US=N` sleeps N µs before each write, so that
-//! a harness can kill the process at random points.
+//! Crash hooks for tests: see `test_hooks.rs` (a build with the `test-hooks` feature only).
 
 use clap::Args;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use virtpci::error::quote;
-use virtpci::host::{Environment, Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
+use virtpci::host::Host;
 use virtpci::hostdev::{ProcUsage, ResetTimings, FORCE, LEGACY_GROUP_CHECK};
 use virtpci::{Error, HostdevManager, Result};
 
@@ -89,44 +82,13 @@ impl PrepareArgs {
     }
 }
 
-/// The simulated kernel behind the test hooks.
-#[derive(Debug)]
-struct HookedKernel {
-    kernel: SimulatedKernel,
-    done: AtomicU64,
-    abort_after: Option<u64>,
-    delay: Duration,
-}
+#[cfg(feature = "test-hooks")]
+use crate::test_hooks::simulated_host;
 
-impl SysfsWriter for HookedKernel {
-    fn keeps_vf_net(&self) -> bool {
-        self.kernel.keeps_vf_net()
-    }
-
-    fn load_module(&self, sysfs: &Sysfs, modules_dir: &Path, module: &str) -> io::Result<()> {
-        self.kernel.load_module(sysfs, modules_dir, module)
-    }
-
-    fn environment(&self, sysfs: &Sysfs) -> Environment {
-        self.kernel.environment(sysfs)
-    }
-
-    fn write(&self, sysfs: &Sysfs, write: &SysfsWrite<'_>) -> io::Result<()> {
-        if self.abort_after == Some(0) {
-            std::process::abort();
-        }
-        std::thread::sleep(self.delay);
-        let result = self.kernel.write(sysfs, write);
-        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.abort_after == Some(n) {
-            std::process::abort();
-        }
-        result
-    }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
+/// The simulated host at `root`.
+#[cfg(not(feature = "test-hooks"))]
+fn simulated_host(root: &Path) -> Result<Host> {
+    Host::open_simulated(root)
 }
 
 /// Open the host and its manager as the options say.
@@ -156,26 +118,7 @@ fn open_host_only(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)>
             .sysfs
             .clone()
             .ok_or_else(|| Error::invalid_arg("--simulate needs --sysfs ROOT"))?;
-        let sysfs = Sysfs::open(&root)?;
-        let kernel = match env_u64("VIRTPCI_TEST_ABORT_AFTER_STEPS") {
-            Some(limit) => {
-                let steps = AtomicU64::new(0);
-                let hook = move |_: &str| {
-                    if steps.fetch_add(1, Ordering::SeqCst) + 1 == limit {
-                        std::process::abort();
-                    }
-                };
-                SimulatedKernel::attach_with_step_hook(&sysfs, Arc::new(hook))?
-            }
-            None => SimulatedKernel::attach(&sysfs)?,
-        };
-        let hooked = HookedKernel {
-            kernel,
-            done: AtomicU64::new(0),
-            abort_after: env_u64("VIRTPCI_TEST_ABORT_AFTER_WRITES"),
-            delay: Duration::from_micros(env_u64("VIRTPCI_TEST_WRITE_DELAY_US").unwrap_or(0)),
-        };
-        let host = Host::with_writer(Some(&root), Arc::new(hooked))?;
+        let host = simulated_host(&root)?;
         let state = args
             .state
             .clone()
