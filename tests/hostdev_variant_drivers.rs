@@ -319,15 +319,16 @@ fn iommufd_finds_the_cdev_or_refuses_with_what_is_missing() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let h = &json["hostdevs"][0];
     assert_eq!(h["driver"], "mlx5_vfio_pci");
-    // vfio0 is taken by the fixture's device already on vfio-pci: the lowest free number.
-    let node = m.tree.join(".virtpci-sim/dev/vfio/devices/vfio1");
+    // The fixture's two devices already on vfio-pci hold vfio0 and vfio1: the lowest free
+    // number is 2.
+    let node = m.tree.join(".virtpci-sim/dev/vfio/devices/vfio2");
     assert_eq!(h["cdev"]["path"], node.display().to_string());
     assert!(node.exists());
     let c = m.host.vfio_cdev(&addr(VF)).unwrap();
     assert_eq!(c.node, node);
     assert_eq!(
         std::fs::read_to_string(c.sysfs_dir.join("dev")).unwrap(),
-        "511:1\n"
+        "511:2\n"
     );
     // The domain-wide element asks the same of every hostdev; reattach removes the cdev.
     let wide = xml

@@ -22,7 +22,7 @@ use super::names::{is_stub_driver, is_valid_driver_name, parse_device_name};
 use super::simulator::{IdRule, NATIVE_DRIVERS_FILE, SIM_DIR};
 use super::sysfs::relative_link;
 use super::vfnet::{format_table, MacAddr, VfNet, VF_NET_FILE};
-use super::{Host, DEVICES_DIR, DRIVERS_DIR, IOMMU_GROUPS_DIR, VFIO_PCI};
+use super::{Host, DEVICES_DIR, DRIVERS_DIR, IOMMU_GROUPS_DIR};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use serde::{Deserialize, Serialize};
@@ -409,6 +409,8 @@ impl HostSnapshot {
         }
         let mut rules: BTreeSet<IdRule> = BTreeSet::new();
         let mut vfs_of: BTreeMap<PciAddress, Vec<PciAddress>> = BTreeMap::new();
+        // Each device on a VFIO driver gets its own vfio-dev/vfioN, as the kernel numbers them.
+        let mut next_vfio = 0u32;
         for (addr, d) in &by_addr {
             let p = &paths[addr];
             mkdir(p)?;
@@ -502,8 +504,9 @@ impl HostSnapshot {
                 let drv_dir = format!("{DRIVERS_DIR}/{drv}");
                 link(&format!("{p}/driver"), &drv_dir)?;
                 link(&format!("{drv_dir}/{addr}"), p)?;
-                if drv == VFIO_PCI {
-                    mkdir(&format!("{p}/vfio-dev/vfio0"))?;
+                if super::names::is_vfio_driver(drv) {
+                    mkdir(&format!("{p}/vfio-dev/vfio{next_vfio}"))?;
+                    next_vfio += 1;
                 }
             }
             let native = d

@@ -19,6 +19,14 @@
 //! * [`HostdevManager::check`]: the dry run; [`HostdevManager::prepare_domain`] and
 //!   [`HostdevManager::reattach_domain`] read the hostdevs from domain XML.
 //!
+//! # Drivers, modules and iommufd
+//! Each managed hostdev gets the VFIO driver [`Host::choose_vfio_driver`] picks from
+//! modules.alias (or the one `<driver model>` forces, or the VFIO driver it is on already); the
+//! report says which and why. Prepare loads a missing driver's module before anything moves
+//! ([`Host::ensure_driver_loaded`]); an iommufd hostdev must, once bound, have its VFIO device
+//! cdev ([`Host::vfio_cdev`]), or everything is put back. Re-attach warns about a device that
+//! came back in D3cold or reading all ones.
+//!
 //! # Crash safety
 //! The book is saved before sysfs is touched: prepare first records every device it will move
 //! as an *interrupted* active entry of the domain, with its original driver and override; then
