@@ -15,12 +15,24 @@ pub const SIM_MODULES_DIR: &str = ".virtpci-sim/modules";
 const VFIO_CDEV_MAJOR: u32 = 511;
 
 impl SimulatedKernel {
+    /// The numbers held by the devices bound to a VFIO driver now (only those can hold one:
+    /// walking the VFIO drivers' device links stays cheap on a tree of thousands of devices).
     fn vfio_numbers_in_use(&self, sysfs: &Sysfs) -> io::Result<BTreeSet<u32>> {
         let mut used = BTreeSet::new();
-        for addr in list_devices(sysfs).map_err(to_io)? {
-            let dir = device_dir(sysfs, &addr)?;
-            if let Some(n) = self.vfio_number(&dir)? {
-                used.insert(n);
+        let drivers = sysfs
+            .read_dir_opt(DRIVERS_DIR)
+            .map_err(to_io)?
+            .unwrap_or_default();
+        for drv in drivers.iter().filter(|d| is_vfio_driver(&d.name)) {
+            let entries = sysfs
+                .read_dir_opt(&format!("{DRIVERS_DIR}/{}", drv.name))
+                .map_err(to_io)?
+                .unwrap_or_default();
+            for addr in entries.iter().filter_map(|e| parse_device_name(&e.name)) {
+                let dir = device_dir(sysfs, &addr)?;
+                if let Some(n) = self.vfio_number(&dir)? {
+                    used.insert(n);
+                }
             }
         }
         Ok(used)
