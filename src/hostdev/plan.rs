@@ -505,7 +505,12 @@ pub fn check(
             (None, None) if spec.managed => host.choose_vfio_driver(&addr)?,
             (None, None) => DriverChoice::vfio_pci(ChoiceReason::Default),
         };
-        report.warnings.extend(choice.notes.iter().cloned());
+        for note in &choice.notes {
+            // The same unreadable alias line would otherwise be reported once per device.
+            if !report.warnings.contains(note) {
+                report.warnings.push(note.clone());
+            }
+        }
         item.stub = choice.driver.clone();
         item.reset_methods = host.reset_methods(&addr)?;
         if spec.iommufd && !iommufd_refused {
