@@ -49,7 +49,7 @@ mod writes;
 
 pub use class_names::class_name;
 pub use config::{ConfigSpace, HeaderType, PciePortType};
-pub use module_loading::{ChoiceReason, DriverChoice};
+pub use module_loading::{ChoiceReason, DriverChoice, ModulesFiles};
 pub use modules::ModuleOptions;
 pub use simulator::SimulatedKernel;
 pub use sysfs::{Resolution, Sysfs};

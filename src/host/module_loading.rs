@@ -60,6 +60,16 @@ impl DriverChoice {
     }
 }
 
+/// A modules directory's files, read once (see [`Host::read_modules_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModulesFiles {
+    pub options: ModuleOptions,
+    /// `modules.alias`, `None` when absent.
+    pub alias: Option<String>,
+    /// `modules.dep`, `None` when absent.
+    pub dep: Option<String>,
+}
+
 impl Host {
     /// The modules directory and whether loading is allowed, as set now.
     pub fn module_options(&self) -> ModuleOptions {
@@ -167,7 +177,26 @@ impl Host {
     /// A match whose module can be neither found (modules.dep) nor is loaded is skipped, with a
     /// note. Reads only.
     pub fn choose_vfio_driver(&self, addr: &PciAddress) -> Result<DriverChoice> {
+        self.choose_vfio_driver_with(&self.read_modules_files()?, addr)
+    }
+
+    /// The modules directory's modules.alias and modules.dep, read once for several choices.
+    pub fn read_modules_files(&self) -> Result<ModulesFiles> {
         let options = self.module_options();
+        Ok(ModulesFiles {
+            alias: read_modules_file(&options.dir, "modules.alias")?,
+            dep: read_modules_file(&options.dir, "modules.dep")?,
+            options,
+        })
+    }
+
+    /// [`Host::choose_vfio_driver`] with the files read already.
+    pub fn choose_vfio_driver_with(
+        &self,
+        files: &ModulesFiles,
+        addr: &PciAddress,
+    ) -> Result<DriverChoice> {
+        let options = &files.options;
         let mut notes = Vec::new();
         let Some(modalias) = self.modalias(addr)? else {
             let mut c = DriverChoice::vfio_pci(ChoiceReason::Default);
@@ -175,7 +204,7 @@ impl Host {
             return Ok(c);
         };
         let alias_path: PathBuf = options.dir.join("modules.alias");
-        let Some(aliases) = read_modules_file(&options.dir, "modules.alias")? else {
+        let Some(aliases) = files.alias.as_deref() else {
             // Said only when the directory is there: a host (or a simulated tree) without a
             // modules directory simply has no variant drivers.
             let mut c = DriverChoice::vfio_pci(ChoiceReason::Default);
@@ -185,7 +214,7 @@ impl Host {
             }
             return Ok(c);
         };
-        let Some(search) = search_vfio_aliases(&aliases, &modalias) else {
+        let Some(search) = search_vfio_aliases(aliases, &modalias) else {
             let mut c = DriverChoice::vfio_pci(ChoiceReason::Default);
             c.notes.push(format!(
                 "PCI device {addr} has an unusual modalias '{}'",
@@ -200,15 +229,13 @@ impl Host {
                 line.escape_debug()
             ));
         }
-        let dep = read_modules_file(&options.dir, "modules.dep")?;
+        let dep = files.dep.as_deref();
         let mut candidates = search.matches.clone();
         // Most exact fields first; the file's order among equals (a stable sort keeps it).
         candidates.sort_by_key(|m| std::cmp::Reverse(m.exact_fields));
         for m in candidates {
             let driver = self.driver_of_module(&m.module)?;
-            let listed = dep
-                .as_deref()
-                .map_or(true, |d| modules_dep_lists(d, &m.module));
+            let listed = dep.map_or(true, |d| modules_dep_lists(d, &m.module));
             if !listed && !self.driver_loaded(&driver)? {
                 notes.push(format!(
                     "{} matched line {} but is not in {}",

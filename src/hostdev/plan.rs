@@ -367,6 +367,9 @@ pub fn check(
     let mut loaded: HashMap<String, bool> = HashMap::new();
 
     let mut iommufd_refused = false;
+    // modules.alias and modules.dep, read at most once per check (a real modules.alias is
+    // megabytes).
+    let mut modules_files = None;
     for ((spec, stub), forced) in hostdevs.iter().zip(stubs).zip(forced) {
         let addr = spec.source;
         let mut item = HostdevCheck {
@@ -502,7 +505,15 @@ pub fn check(
                 reason: ChoiceReason::Kept,
                 notes: Vec::new(),
             },
-            (None, None) if spec.managed => host.choose_vfio_driver(&addr)?,
+            (None, None) if spec.managed => {
+                let files = match modules_files.take() {
+                    Some(f) => f,
+                    None => host.read_modules_files()?,
+                };
+                let choice = host.choose_vfio_driver_with(&files, &addr)?;
+                modules_files = Some(files);
+                choice
+            }
             (None, None) => DriverChoice::vfio_pci(ChoiceReason::Default),
         };
         for note in &choice.notes {
