@@ -198,7 +198,8 @@ impl Host {
     ) -> Result<DriverChoice> {
         let options = &files.options;
         let mut notes = Vec::new();
-        let Some(modalias) = self.modalias(addr)? else {
+        // The caller knows the device exists: read the attribute without checking again.
+        let Some(modalias) = self.sysfs.read_attr_opt(&dev_path(addr, "modalias"))? else {
             let mut c = DriverChoice::vfio_pci(ChoiceReason::Default);
             c.notes.push(format!("PCI device {addr} has no modalias"));
             return Ok(c);

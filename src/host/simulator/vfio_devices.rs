@@ -6,6 +6,7 @@
 //! exists.
 
 use super::*;
+use crate::host::sysfs::join_lexically;
 
 /// The simulated `/dev`.
 pub const SIM_DEV_DIR: &str = ".virtpci-sim/dev";
@@ -24,12 +25,24 @@ impl SimulatedKernel {
             .map_err(to_io)?
             .unwrap_or_default();
         for drv in drivers.iter().filter(|d| is_vfio_driver(&d.name)) {
+            let drv_dir = sysfs.resolve_userland(&format!("{DRIVERS_DIR}/{}", drv.name), true)?;
             let entries = sysfs
-                .read_dir_opt(&format!("{DRIVERS_DIR}/{}", drv.name))
+                .read_dir_opt(&drv_dir)
                 .map_err(to_io)?
                 .unwrap_or_default();
-            for addr in entries.iter().filter_map(|e| parse_device_name(&e.name)) {
-                let dir = device_dir(sysfs, &addr)?;
+            for e in entries
+                .iter()
+                .filter(|e| parse_device_name(&e.name).is_some())
+            {
+                // The driver's link back names the device's directory (the simulator wrote
+                // it relative, as the kernel does): no resolution of every component needed.
+                let Ok(target) = fs::read_link(self.root.join(format!("{drv_dir}/{}", e.name)))
+                else {
+                    continue;
+                };
+                let Some(dir) = target.to_str().and_then(|t| join_lexically(&drv_dir, t)) else {
+                    continue;
+                };
                 if let Some(n) = self.vfio_number(&dir)? {
                     used.insert(n);
                 }
