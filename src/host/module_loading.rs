@@ -177,6 +177,7 @@ impl Host {
     /// A match whose module can be neither found (modules.dep) nor is loaded is skipped, with a
     /// note. Reads only.
     pub fn choose_vfio_driver(&self, addr: &PciAddress) -> Result<DriverChoice> {
+        self.require_device(addr)?;
         self.choose_vfio_driver_with(&self.read_modules_files()?, addr)
     }
 
@@ -190,7 +191,7 @@ impl Host {
         })
     }
 
-    /// [`Host::choose_vfio_driver`] with the files read already.
+    /// [`Host::choose_vfio_driver`] with the files read already, for a device known to exist.
     pub fn choose_vfio_driver_with(
         &self,
         files: &ModulesFiles,
