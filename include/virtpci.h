@@ -243,6 +243,18 @@ typedef struct {
    * Added in the second version of the struct: a smaller `size` means 0.
    */
   unsigned int libvirt_version;
+  /**
+   * Host-NUMA mirroring (virtpci, not libvirt): when not NULL, each PCI host device
+   * (`<hostdev type='pci'>`, `<interface type='hostdev'>`) whose guest address is picked
+   * automatically goes behind an expander bus (pxb on pc, pxb-pcie on q35) on the guest
+   * NUMA cell of the NUMA node this host gives its device (sysfs `numa_node`, mapped through
+   * the domain's `<numatune><memnode cellid nodeset>`, or the same number without
+   * memnodes), adding the expander and its ports as needed. A device whose host node has
+   * no guest cell, or that has none (-1), is placed as usual and named in a warning (log
+   * callback); a host device the host does not have is an error. The handle is only read
+   * during the call. Added in the third version of the struct: a smaller `size` means NULL.
+   */
+  const VirtpciHost *numa_host;
 } VirtpciAssignOptions;
 
 /**
@@ -475,7 +487,8 @@ int virtpci_domain_assign_pci_addresses(const char *domain_xml,
  *
  * # Safety
  * `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
- * `opts->size` readable bytes; `out_xml` is NULL or valid for writing one pointer.
+ * `opts->size` readable bytes, and its `numa_host` (when within `size`) is NULL or a host
+ * handle not yet freed; `out_xml` is NULL or valid for writing one pointer.
  */
 int virtpci_domain_assign_pci_addresses_with_options(const char *domain_xml,
                                                      const VirtpciAssignOptions *opts,
