@@ -179,10 +179,7 @@ mod tests {
         );
         assert_eq!(guest_cell_of(1, &memnodes, 2), None);
         assert_eq!(guest_cell_of(0, &memnodes, 1), None);
-        assert_eq!(
-            guest_cell_of(1, &[], 2),
-            Some((1, CellMapping::SameNumber))
-        );
+        assert_eq!(guest_cell_of(1, &[], 2), Some((1, CellMapping::SameNumber)));
         assert_eq!(guest_cell_of(2, &[], 2), None);
     }
 }

@@ -2,8 +2,8 @@
 //! of a running guest for hotplug (`virtpci_address_set_*`).
 
 use super::address::VirtpciPciAddress;
-use super::host::VirtpciHost;
 use super::boundary::{guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, xml_arg};
+use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
 use crate::assign::{AssignOptions, HostNumaNodes, HotplugAddressSet, LibvirtLevel};
 use crate::error::{Error, Result};
@@ -242,8 +242,7 @@ unsafe fn versioned_options(
         )
     };
     // A size that ends inside the pointer gave part of one: the caller's struct has no host.
-    if size < std::mem::offset_of!(VirtpciAssignOptions, numa_host) + std::mem::size_of::<usize>()
-    {
+    if size < std::mem::offset_of!(VirtpciAssignOptions, numa_host) + std::mem::size_of::<usize>() {
         copy.numa_host = std::ptr::null();
     }
     Ok(copy)

@@ -55,9 +55,9 @@ pub fn memnodes(doc: &Document<'_>) -> Result<Vec<MemNode>> {
     };
     doc.children_named(numatune, "memnode")
         .map(|id| {
-            let cellid = doc.attr(id, "cellid").ok_or_else(|| {
-                Error::xml("Invalid attribute cellid in memnode element".to_string())
-            })?;
+            let cellid = doc
+                .attr(id, "cellid")
+                .ok_or_else(|| Error::xml("Invalid attribute cellid in memnode element"))?;
             let cell = cellid
                 .trim()
                 .parse::<u32>()

@@ -117,7 +117,9 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 None
             };
-            let host = host.as_ref().map(|h| h as &dyn virtpci::assign::HostNumaNodes);
+            let host = host
+                .as_ref()
+                .map(|h| h as &dyn virtpci::assign::HostNumaNodes);
             if explain {
                 assign::explain(&file, json, options, host)
             } else {
