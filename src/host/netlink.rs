@@ -15,7 +15,8 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{
-    LinkAttribute, LinkExtentMask, LinkMessage, LinkVfInfo, VfInfo, VfInfoMac, VfInfoVlan,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage, LinkVfInfo, VfInfo, VfInfoMac,
+    VfInfoVlan,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -35,9 +36,18 @@ impl Host {
         self.keeps_vf_net() || self.vf_net_through_netlink()
     }
 
-    /// [`Host::vf_net`] on the running kernel.
+    /// [`Host::vf_net`] on the running kernel. Refused while the PF is down, as libvirt
+    /// refuses to save a VF's config then: changes made through a PF that is down do not take
+    /// effect, yet no error says so.
     pub(super) fn netlink_vf_net(&self, pf: &PciAddress, index: u32) -> Result<VfNet> {
-        vf_net(&self.pf_ifname(pf)?, index)
+        let ifname = self.pf_ifname(pf)?;
+        let (net, up) = vf_net(&ifname, index)?;
+        if !up {
+            return Err(Error::internal(format!(
+                "Unable to configure VF {index} of PF '{ifname}' because the PF is not online. Please change host network config to put the PF online."
+            )));
+        }
+        Ok(net)
     }
 
     /// [`Host::set_vf_net`] on the running kernel; an injected fault of kind `vf_net` fails
@@ -47,8 +57,8 @@ impl Host {
         self.faults.before_write(WriteKind::VfNet).map_err(|e| {
             Error::system(
                 format!(
-                    "Cannot set interface MAC/vlanid to {}/{} for ifname {ifname} vf {index}",
-                    net.mac, net.vlan
+                    "Cannot set interface MAC to {} for ifname {ifname} vf {index}",
+                    net.mac
                 ),
                 &e,
             )
@@ -64,8 +74,9 @@ impl Host {
     }
 }
 
-/// The MAC and VLAN that the PF netdev `pf_ifname` holds for its VF `vf`.
-pub fn vf_net(pf_ifname: &str, vf: u32) -> Result<VfNet> {
+/// The MAC and VLAN that the PF netdev `pf_ifname` holds for its VF `vf`, and whether the PF
+/// is up.
+pub fn vf_net(pf_ifname: &str, vf: u32) -> Result<(VfNet, bool)> {
     let what = || format!("Cannot get VF {vf} info of ifname {pf_ifname}");
     let mut request = LinkMessage::default();
     request
@@ -97,42 +108,72 @@ pub fn vf_net(pf_ifname: &str, vf: u32) -> Result<VfNet> {
             }
         }
     }
+    if !link
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::VfInfoList(_)))
+    {
+        return Err(Error::internal("missing IFLA_VF_INFO in netlink response"));
+    }
     let mac = mac.ok_or_else(|| {
         Error::internal(format!(
-            "{}: the PF reports no IFLA_VF_MAC for it (does it have that many VFs?)",
-            what()
+            "couldn't find IFLA_VF_INFO for VF {vf} in netlink response"
         ))
     })?;
     let vlan = u16::try_from(vlan.unwrap_or(0))
         .ok()
         .filter(|v| *v <= 4095)
         .ok_or_else(|| Error::internal(format!("{}: VLAN id out of range", what())))?;
-    Ok(VfNet { mac, vlan })
+    let up = link.header.flags.contains(LinkFlags::Up);
+    Ok((VfNet { mac, vlan }, up))
 }
 
-/// Make the PF netdev `pf_ifname` hold `net` for its VF `vf` (MAC and VLAN in one
-/// RTM_SETLINK, as libvirt's virNetDevSetVfConfig does; VLAN 0 clears it).
+/// Make the PF netdev `pf_ifname` hold `net` for its VF `vf`, as libvirt's
+/// virNetDevSetVfConfig does: the MAC first, then the VLAN (0 clears it), one RTM_SETLINK
+/// each. A driver that refuses the all-zero MAC (EINVAL) is given 02:00:00:00:00:00 instead,
+/// the zero MAC with only the locally administered bit, as libvirt retries.
 pub fn set_vf_net(pf_ifname: &str, vf: u32, net: VfNet) -> Result<()> {
-    let what = || {
-        format!(
-            "Cannot set interface MAC/vlanid to {}/{} for ifname {pf_ifname} vf {vf}",
-            net.mac, net.vlan
-        )
+    let set_mac = |mac: MacAddr| {
+        set_link_vf(pf_ifname, VfInfo::Mac(VfInfoMac::new(vf, &mac.0)), &|| {
+            format!("Cannot set interface MAC to {mac} for ifname {pf_ifname} vf {vf}")
+        })
     };
+    match set_mac(net.mac) {
+        Err(e) if net.mac == MacAddr::default() && e.message.ends_with(EINVAL_TEXT) => {
+            set_mac(ALT_ZERO_MAC)?
+        }
+        done => done?,
+    }
+    set_link_vf(
+        pf_ifname,
+        VfInfo::Vlan(VfInfoVlan::new(vf, u32::from(net.vlan), 0)),
+        &|| {
+            format!(
+                "Cannot set interface vlanid to {} for ifname {pf_ifname} vf {vf}",
+                net.vlan
+            )
+        },
+    )
+}
+
+/// libvirt's stand-in for the all-zero MAC when a driver refuses it.
+const ALT_ZERO_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0]);
+/// How an EINVAL answer ends its message.
+const EINVAL_TEXT: &str = "Invalid argument";
+
+/// One RTM_SETLINK on `pf_ifname` with `info` as its one IFLA_VF_INFO.
+fn set_link_vf(pf_ifname: &str, info: VfInfo, what: &dyn Fn() -> String) -> Result<()> {
     let mut request = LinkMessage::default();
     request
         .attributes
         .push(LinkAttribute::IfName(pf_ifname.to_string()));
     request
         .attributes
-        .push(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![
-            VfInfo::Mac(VfInfoMac::new(vf, &net.mac.0)),
-            VfInfo::Vlan(VfInfoVlan::new(vf, u32::from(net.vlan), 0)),
-        ])]));
+        .push(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![info])]));
     exchange(
         RouteNetlinkMessage::SetLink(request),
         NLM_F_REQUEST | NLM_F_ACK,
-        &what,
+        what,
     )?;
     Ok(())
 }
@@ -237,7 +278,7 @@ mod tests {
         let e = set_vf_net("virtpci-none0", 1, VfNet::default()).unwrap_err();
         assert!(
             e.message.contains(
-                "Cannot set interface MAC/vlanid to 00:00:00:00:00:00/0 for ifname virtpci-none0 vf 1"
+                "Cannot set interface MAC to 00:00:00:00:00:00 for ifname virtpci-none0 vf 1"
             ),
             "{}",
             e.message
@@ -248,6 +289,9 @@ mod tests {
     #[test]
     fn an_interface_without_vfs_has_no_vf_info() {
         let e = vf_net("lo", 0).unwrap_err();
-        assert!(e.message.contains("no IFLA_VF_MAC"), "{}", e.message);
+        assert_eq!(
+            e.message,
+            "internal error: missing IFLA_VF_INFO in netlink response"
+        );
     }
 }
