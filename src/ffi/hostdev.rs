@@ -58,7 +58,10 @@ pub struct VirtpciHostdevManager {
 ///
 /// # Safety
 /// `mgr` is NULL or a live handle from `virtpci_hostdev_manager_new`.
-unsafe fn mgr_arg<'a>(mgr: *const VirtpciHostdevManager, func: &str) -> Result<&'a HostdevManager> {
+pub(super) unsafe fn mgr_arg<'a>(
+    mgr: *const VirtpciHostdevManager,
+    func: &str,
+) -> Result<&'a HostdevManager> {
     // SAFETY: forwarded caller contract.
     Ok(&unsafe { ref_arg(mgr, "mgr", func) }?.mgr)
 }
@@ -68,7 +71,7 @@ unsafe fn mgr_arg<'a>(mgr: *const VirtpciHostdevManager, func: &str) -> Result<&
 /// # Safety
 /// `hostdevs` is NULL (only with `n` 0) or valid for reading `n` elements whose `driver` is
 /// NULL or a NUL-terminated string.
-unsafe fn hostdevs_arg(
+pub(super) unsafe fn hostdevs_arg(
     hostdevs: *const VirtpciHostdev,
     n: usize,
     func: &str,

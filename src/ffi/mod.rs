@@ -12,5 +12,6 @@ pub mod boundary;
 pub mod general;
 pub mod host;
 pub mod hostdev;
+pub mod hostdev_net;
 pub mod log;
 pub mod slot_plan;
