@@ -226,6 +226,11 @@ static const char *GUEST =
     "<memballoon model='none'/></devices></domain>";
 static const char *NIC =
     "<interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/></interface>";
+static const char *NUMA_HOSTDEV_GUEST =
+    "<domain type='kvm'><name>g</name><os><type arch='x86_64' machine='q35'>hvm</type></os>"
+    "<cpu><numa><cell id='0' cpus='0' memory='262144' unit='KiB'/></numa></cpu><devices>"
+    "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0' bus='0x42' "
+    "slot='0' function='0'/></source></hostdev></devices></domain>";
 static const VirtpciPciAddress ADDR = { 0, 1, 0, 0 };
 static const VirtpciPciAddress MISSING = { 0, 0x42, 0, 0 };
 
@@ -298,8 +303,8 @@ static void case_domain_assign_pci_addresses(void)
 static void case_domain_assign_pci_addresses_with_options(void)
 {
     const char *f = "virtpci_domain_assign_pci_addresses_with_options";
-    VirtpciAssignOptions o = { sizeof o, 0, -1, 0 };
-    VirtpciAssignOptions unknown_level = { sizeof o, 0, -1, 8000000 };
+    VirtpciAssignOptions o = { sizeof o, 0, -1, 0, NULL };
+    VirtpciAssignOptions unknown_level = { sizeof o, 0, -1, 8000000, NULL };
     char *out = NULL;
     EACH_INPUT(N_XML) FAILS(label(f, "domain_xml", IN_NAME),
                             virtpci_domain_assign_pci_addresses_with_options(IN, &o, &out) < 0);
@@ -309,6 +314,10 @@ static void case_domain_assign_pci_addresses_with_options(void)
           virtpci_domain_assign_pci_addresses_with_options(GUEST, NULL, &out) < 0);
     FAILS(label(f, "out_xml", "NULL"),
           virtpci_domain_assign_pci_addresses_with_options(GUEST, &o, NULL) < 0);
+    /* Mirroring host NUMA nodes: a hostdev the (empty) host does not have. */
+    VirtpciAssignOptions mirror = { sizeof o, 0, -1, 0, host };
+    FAILS(label(f, "opts->numa_host", "device missing on the host"),
+          virtpci_domain_assign_pci_addresses_with_options(NUMA_HOSTDEV_GUEST, &mirror, &out) < 0);
     CHECK(out == NULL, "no output on failure");
 }
 
@@ -611,6 +620,42 @@ static void case_hostdev_prepare_pci_devices(void)
     }
 }
 
+static int prepare_with_net_list(VirtpciHostdevManager *m, const char *drv, const char *dom,
+                                 const VirtpciHostdev *hostdevs, size_t n)
+{
+    return virtpci_hostdev_prepare_pci_devices_with_net(m, drv, dom, NULL, hostdevs, n, NULL, 0, 0);
+}
+
+static void case_hostdev_prepare_pci_devices_with_net(void)
+{
+    const char *f = "virtpci_hostdev_prepare_pci_devices_with_net";
+    list_arguments(f, prepare_with_net_list);
+    VirtpciHostdev h = hostdev_with(NULL);
+    VirtpciHostdevNet net = { { 0, 0x42, 0, 0 }, "52:54:00:aa:bb:cc", 42 };
+    FAILS(label(f, "nets", "NULL with n_nets = 1"),
+          virtpci_hostdev_prepare_pci_devices_with_net(mgr, "QEMU", "d", NULL, &h, 1, NULL, 1, 0) < 0);
+    EACH_INPUT(N_STRINGS) {
+        if (IN == NULL) /* no MAC: a valid entry */
+            continue;
+        VirtpciHostdevNet bad = net;
+        bad.mac = IN;
+        FAILS(label(f, "nets[0].mac", IN_NAME),
+              virtpci_hostdev_prepare_pci_devices_with_net(mgr, "QEMU", "d", NULL, &h, 1, &bad, 1,
+                                                           0) < 0);
+    }
+    VirtpciHostdevNet vlan = net;
+    vlan.vlan = 4096;
+    FAILS(label(f, "nets[0].vlan", "4096"),
+          virtpci_hostdev_prepare_pci_devices_with_net(mgr, "QEMU", "d", NULL, &h, 1, &vlan, 1, 0) < 0);
+    VirtpciHostdevNet other = net;
+    other.source.bus = 0x43;
+    FAILS(label(f, "nets[0].source", "not a hostdev"),
+          virtpci_hostdev_prepare_pci_devices_with_net(mgr, "QEMU", "d", NULL, &h, 1, &other, 1, 0) < 0);
+    VirtpciHostdevNet twice[2] = { net, net };
+    FAILS(label(f, "nets", "one hostdev twice"),
+          virtpci_hostdev_prepare_pci_devices_with_net(mgr, "QEMU", "d", NULL, &h, 1, twice, 2, 0) < 0);
+}
+
 static void case_hostdev_reattach_pci_devices(void)
 {
     list_arguments("virtpci_hostdev_reattach_pci_devices", virtpci_hostdev_reattach_pci_devices);
@@ -671,6 +716,21 @@ static void case_hostdev_reattach_domain(void)
     FAILS(label(f, "drv_name", "NULL"), virtpci_hostdev_reattach_domain(mgr, NULL, HOSTDEV_DOMAIN) < 0);
     EACH_INPUT(N_XML) FAILS(label(f, "domain_xml", IN_NAME),
                             virtpci_hostdev_reattach_domain(mgr, "QEMU", IN) < 0);
+}
+
+static void case_domain_add_missing_group_members(void)
+{
+    const char *f = "virtpci_domain_add_missing_group_members";
+    char *out = NULL;
+    FAILS(label(f, "host", "NULL"),
+          virtpci_domain_add_missing_group_members(NULL, HOSTDEV_DOMAIN, 0, &out) < 0);
+    FAILS(label(f, "out_xml", "NULL"),
+          virtpci_domain_add_missing_group_members(host, HOSTDEV_DOMAIN, 0, NULL) < 0);
+    FAILS(label(f, "flags", "1"),
+          virtpci_domain_add_missing_group_members(host, HOSTDEV_DOMAIN, 1, &out) < 0);
+    EACH_INPUT(N_XML) FAILS(label(f, "domain_xml", IN_NAME),
+                            virtpci_domain_add_missing_group_members(host, IN, 0, &out) < 0);
+    CHECK(out == NULL, "no output on failure");
 }
 
 static void case_hostdev_check_domain(void)
@@ -789,6 +849,7 @@ static const struct {
     { "virtpci_domain_assign_pci_addresses", case_domain_assign_pci_addresses },
     { "virtpci_domain_assign_pci_addresses_with_options",
       case_domain_assign_pci_addresses_with_options },
+    { "virtpci_domain_add_missing_group_members", case_domain_add_missing_group_members },
     { "virtpci_domain_check_abi_stability", case_domain_check_abi_stability },
     { "virtpci_host_clear_faults", case_host_faults },
     { "virtpci_host_faults_fired", case_host_faults },
@@ -811,6 +872,7 @@ static const struct {
     { "virtpci_hostdev_pci_node_device_reset", case_hostdev_pci_node_device_reset },
     { "virtpci_hostdev_prepare_domain", case_hostdev_prepare_domain },
     { "virtpci_hostdev_prepare_pci_devices", case_hostdev_prepare_pci_devices },
+    { "virtpci_hostdev_prepare_pci_devices_with_net", case_hostdev_prepare_pci_devices_with_net },
     { "virtpci_hostdev_reattach_domain", case_hostdev_reattach_domain },
     { "virtpci_hostdev_reattach_pci_devices", case_hostdev_reattach_pci_devices },
     { "virtpci_hostdev_status_list_free", case_hostdev_status_list_free },

@@ -243,6 +243,18 @@ typedef struct {
    * Added in the second version of the struct: a smaller `size` means 0.
    */
   unsigned int libvirt_version;
+  /**
+   * Host-NUMA mirroring (virtpci, not libvirt): when not NULL, each PCI host device
+   * (`<hostdev type='pci'>`, `<interface type='hostdev'>`) whose guest address is picked
+   * automatically goes behind an expander bus (pxb on pc, pxb-pcie on q35) on the guest
+   * NUMA cell of the NUMA node this host gives its device (sysfs `numa_node`, mapped through
+   * the domain's `<numatune><memnode cellid nodeset>`, or the same number without
+   * memnodes), adding the expander and its ports as needed. A device whose host node has
+   * no guest cell, or that has none (-1), is placed as usual and named in a warning (log
+   * callback); a host device the host does not have is an error. The handle is only read
+   * during the call. Added in the third version of the struct: a smaller `size` means NULL.
+   */
+  const VirtpciHost *numa_host;
 } VirtpciAssignOptions;
 
 /**
@@ -338,6 +350,26 @@ typedef struct {
    */
   int interrupted;
 } VirtpciHostdevStatus;
+
+/**
+ * The network side of one `<interface type='hostdev'>`, given to
+ * `virtpci_hostdev_prepare_pci_devices_with_net()` beside its hostdev: what libvirt keeps in
+ * the hostdev's parent `virDomainNetDef`.
+ */
+typedef struct {
+  /**
+   * The VF: the `source` of one of the hostdevs of the same call.
+   */
+  VirtpciPciAddress source;
+  /**
+   * `<mac address>`, e.g. "52:54:00:aa:bb:cc", or NULL for none. Only read during the call.
+   */
+  const char *mac;
+  /**
+   * `<vlan><tag id>`: 0 to 4095, or -1 for none (the VLAN the PF holds is left as it is).
+   */
+  int vlan;
+} VirtpciHostdevNet;
 
 /**
  * One device of a slot plan. Its strings belong to the plan and stay valid until
@@ -475,7 +507,8 @@ int virtpci_domain_assign_pci_addresses(const char *domain_xml,
  *
  * # Safety
  * `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
- * `opts->size` readable bytes; `out_xml` is NULL or valid for writing one pointer.
+ * `opts->size` readable bytes, and its `numa_host` (when within `size`) is NULL or a host
+ * handle not yet freed; `out_xml` is NULL or valid for writing one pointer.
  */
 int virtpci_domain_assign_pci_addresses_with_options(const char *domain_xml,
                                                      const VirtpciAssignOptions *opts,
@@ -1003,9 +1036,10 @@ int virtpci_hostdev_pci_node_device_reset(VirtpciHostdevManager *mgr,
  * An `<interface type='hostdev'>` must be an SR-IOV VF whose PF has a netdev (libvirt's
  * refusals, `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a PF); its `<mac>` and `<vlan>` are set through
  * the PF after the MAC/VLAN the PF held are saved in the state directory, and
- * `virtpci_hostdev_reattach_domain()` restores them. That runs on a simulated host; on a real
- * host a VF interface with a `<mac>` or `<vlan>` is refused with
- * `VIRTPCI_ERR_OPERATION_UNSUPPORTED` (netlink is not implemented yet).
+ * `virtpci_hostdev_reattach_domain()` restores them: through netlink on the running kernel
+ * (a host opened on `/sys`), in the simulated kernel's table on a simulated host; on any
+ * other sysfs tree a VF interface with a `<mac>` or `<vlan>` is refused with
+ * `VIRTPCI_ERR_OPERATION_UNSUPPORTED`.
  * Returns 0, or -1 with the last error set. Thread-safe.
  *
  * # Safety
@@ -1087,6 +1121,61 @@ int virtpci_hostdev_list_devices(VirtpciHostdevManager *mgr,
  * yet released.
  */
 void virtpci_hostdev_status_list_free(VirtpciHostdevStatus *devices, size_t n);
+
+/**
+ * `virtpci_hostdev_prepare_pci_devices()` where some hostdevs are `<interface
+ * type='hostdev'>`s: each hostdev named by an entry of `nets` must be an SR-IOV VF whose PF
+ * has a netdev (libvirt's refusals, "Interface type hostdev is currently supported on SR-IOV
+ * Virtual Functions only", `VIRTPCI_ERR_CONFIG_UNSUPPORTED`, before anything changes), and
+ * when its entry has a MAC or a VLAN, the MAC and VLAN its PF holds for it are saved in the
+ * state directory before anything changes, then set as asked (through netlink on a host
+ * opened on `/sys`, in the simulated kernel's table on a simulated host; refused with
+ * `VIRTPCI_ERR_OPERATION_UNSUPPORTED` on any other tree).
+ * `virtpci_hostdev_reattach_pci_devices()` (or `_reattach_domain()`) restores exactly what
+ * was saved, also from another process after a crash; a failure of prepare puts them back.
+ *
+ * `nets` may be NULL when `n_nets` is 0 (then this is `virtpci_hostdev_prepare_pci_devices()`).
+ * Errors besides that function's: `VIRTPCI_ERR_INVALID_ARG` for an entry naming no hostdev or
+ * one named twice, or a `vlan` outside -1..4095; a MAC that does not parse or is multicast
+ * gets libvirt's words ("unable to parse mac address '…'"). Returns 0, or -1 with the last
+ * error set. Thread-safe.
+ *
+ * # Safety
+ * As `virtpci_hostdev_prepare_pci_devices()`; `nets` is NULL or valid for reading `n_nets`
+ * elements whose `mac` is NULL or a NUL-terminated string.
+ */
+int virtpci_hostdev_prepare_pci_devices_with_net(VirtpciHostdevManager *mgr,
+                                                 const char *drv_name,
+                                                 const char *dom_name,
+                                                 const unsigned char *uuid,
+                                                 const VirtpciHostdev *hostdevs,
+                                                 size_t n,
+                                                 const VirtpciHostdevNet *nets,
+                                                 size_t n_nets,
+                                                 unsigned int flags);
+
+/**
+ * Whole-group help, as `virtpci check --fix`: store in `*out_xml` the domain of `domain_xml`
+ * with every member of its PCI hostdevs' IOMMU groups on `host` that it does not declare
+ * added at the end of `<devices>` as a managed `<hostdev>` hidden from the guest (`<address
+ * type='unassigned'/>`), PCI bridges and ports excepted; every other byte is kept. The
+ * result passes the whole-group rule of `virtpci_hostdev_prepare_domain()` (other refusals,
+ * such as a device the host needs, remain). A domain with nothing missing comes back
+ * unchanged. Release the string with `virtpci_string_free()` or `free()`.
+ *
+ * `flags` must be 0. Errors: `VIRTPCI_ERR_INVALID_ARG` (NULL argument, non-UTF-8 text,
+ * flags), `VIRTPCI_ERR_XML_ERROR` (malformed XML, a hostdev without a source address, no
+ * `<name>`, no `<devices>` element to add to), `VIRTPCI_ERR_SYSTEM_ERROR` (sysfs unreadable).
+ * Returns 0, or -1 with the last error set and `*out_xml` unchanged. Reads only. Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live host handle; `domain_xml` is NULL or a NUL-terminated string;
+ * `out_xml` is NULL or valid for writing one pointer.
+ */
+int virtpci_domain_add_missing_group_members(const VirtpciHost *host,
+                                             const char *domain_xml,
+                                             unsigned int flags,
+                                             char **out_xml);
 
 /**
  * Plan the hot-plug of `n` devices as the functions of one free guest PCI slot, and reserve

@@ -172,7 +172,13 @@ fn iommu_groups_lists_every_group_and_devices_without_one() {
 #[test]
 fn snapshot_of_a_materialized_fixture_round_trips() {
     use virtpci::host::snapshot::HostSnapshot;
-    for name in ["workstation", "sriov-server", "quad-nic", "qemu-q35"] {
+    for name in [
+        "workstation",
+        "sriov-server",
+        "quad-nic",
+        "qemu-q35",
+        "numa-server",
+    ] {
         let tree = fixture_tree(name);
         let host = Host::open(Some(&tree.path)).unwrap();
         let snap = HostSnapshot::capture(&host).unwrap();

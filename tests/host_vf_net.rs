@@ -1,7 +1,7 @@
 //! The MAC and VLAN a PF holds for each VF, on the simulated kernel: set through the host's
 //! one writer (fault injection applies), kept in `.virtpci-sim/vf-net` across processes, shown
-//! by `virtpci host show`, kept by `host snapshot` and `host materialize`; refused on a real
-//! host (netlink is not implemented yet).
+//! by `virtpci host show`, kept by `host snapshot` and `host materialize`; refused on a
+//! tree that is not the running kernel's /sys (netlink would reach this machine's interfaces).
 
 mod host_support;
 
@@ -126,16 +126,14 @@ fn a_real_host_refuses_rather_than_pretends() {
         mac: MacAddr::parse("52:54:00:aa:bb:cc").unwrap(),
         vlan: 42,
     };
+    let refusal = format!(
+        "Operation not supported: a VF's MAC/VLAN is set through netlink on the running kernel, and the sysfs tree at '{}' is not its /sys (use the simulated kernel for a tree)",
+        tree.path.display()
+    );
     let e = host.set_vf_net(&pf, 2, want).unwrap_err();
     assert_eq!(e.code, ErrorCode::OperationUnsupported);
-    assert_eq!(
-        e.message,
-        "Operation not supported: setting a VF's MAC/VLAN on a real host is not implemented yet"
-    );
+    assert_eq!(e.message, refusal);
     let e = host.vf_net(&pf, 2).unwrap_err();
-    assert_eq!(
-        e.message,
-        "Operation not supported: reading a VF's MAC/VLAN on a real host is not implemented yet"
-    );
+    assert_eq!(e.message, refusal);
     assert_eq!(host.faults().attempted_total(), 0);
 }

@@ -248,7 +248,13 @@ fn check_fix_adds_the_missing_group_members_unassigned() {
     // group, and `check` accepts the result (the group rule at least; other refusals — a
     // device the host needs — are not the fix's business).
     let mut completed = 0;
-    for fixture in ["workstation", "sriov-server", "quad-nic", "qemu-q35"] {
+    for fixture in [
+        "workstation",
+        "sriov-server",
+        "quad-nic",
+        "qemu-q35",
+        "numa-server",
+    ] {
         let tree = fixture_tree(fixture);
         let host = virtpci::host::Host::open(Some(&tree.path)).unwrap();
         let groups = host.iommu_groups().unwrap();

@@ -212,7 +212,10 @@ fn on_a_real_host_the_mac_and_vlan_are_refused_not_ignored() {
         assert_eq!(e.code, ErrorCode::OperationUnsupported);
         assert_eq!(
             e.message,
-            "Operation not supported: setting a VF's MAC/VLAN on a real host is not implemented yet"
+            format!(
+                "Operation not supported: a VF's MAC/VLAN is set through netlink on the running kernel, and the sysfs tree at '{}' is not its /sys (use the simulated kernel for a tree)",
+                tree.path.display()
+            )
         );
         assert_eq!(host.faults().attempted_total(), 0);
     }

@@ -1220,6 +1220,7 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
 // taking option structs (21 to 24).
 
 use virtpci::ffi::hostdev as f_hd;
+use virtpci::ffi::hostdev_net as f_hdn;
 
 /// Every code a failing call may set.
 const ERROR_CODES: [ErrorCode; 11] = [
@@ -1763,13 +1764,14 @@ impl<'a> Hostdev<'a> {
         }
     }
 
-    /// prepare / re-attach / update-active with a hostdev array.
+    /// prepare / re-attach / update-active with a hostdev array, and prepare with the network
+    /// configs of interface hostdevs.
     fn hostdev_list_call(&mut self, p: &mut Program) {
         let (mgr, tree) = self.manager(p.byte());
-        let sub = p.byte() % 3;
+        let sub = p.byte() % 4;
         let drv = p.name(&["QEMU", "LXC"]);
         let dom = p.name(&["dom1", "dom2"]);
-        let uuid: Option<[u8; 16]> = if sub == 0 && p.byte() & 1 == 1 {
+        let uuid: Option<[u8; 16]> = if (sub == 0 || sub == 3) && p.byte() & 1 == 1 {
             Some(std::array::from_fn(|_| p.byte()))
         } else {
             None
@@ -1803,7 +1805,49 @@ impl<'a> Hostdev<'a> {
         } else {
             array.as_ptr()
         };
-        let flags = if sub == 0 { p.hostdev_flags() } else { 0 };
+        let flags = if sub == 0 || sub == 3 {
+            p.hostdev_flags()
+        } else {
+            0
+        };
+        // For sub 3: MAC/VLAN entries, mostly naming the hostdevs given.
+        let n_nets = if sub == 3 { (p.byte() % 3) as usize } else { 0 };
+        let mut macs = Vec::new();
+        let mut nets = Vec::new();
+        for i in 0..n_nets {
+            let b = p.byte();
+            let source = match specs.get(i) {
+                Some((source, ..)) if b & 3 != 0 => *source,
+                _ => self.device(p, tree).unwrap_or(SENTINEL_ADDR),
+            };
+            macs.push(match (b >> 2) % 4 {
+                0 => None,
+                1 => Some(nul_terminated(b"52:54:00:aa:bb:cc")),
+                2 => Some(nul_terminated(b"01:00:5e:00:00:01")),
+                _ => p.string(),
+            });
+            let vlan = match (b >> 4) % 4 {
+                0 => -1,
+                1 => 42,
+                2 => 4096,
+                _ => p.u32() as c_int,
+            };
+            nets.push((source, vlan));
+        }
+        let net_array: Vec<f_hdn::VirtpciHostdevNet> = nets
+            .iter()
+            .zip(&macs)
+            .map(|((source, vlan), mac)| f_hdn::VirtpciHostdevNet {
+                source: *source,
+                mac: cstr_ptr(mac),
+                vlan: *vlan,
+            })
+            .collect();
+        let nets_ptr = if n_nets > 0 && p.byte() & 15 == 0 {
+            std::ptr::null()
+        } else {
+            net_array.as_ptr()
+        };
         let before = (!mgr.is_null()).then(|| self.view(mgr, tree));
         let (rc, name) = match sub {
             0 => (
@@ -1820,6 +1864,23 @@ impl<'a> Hostdev<'a> {
                     )
                 },
                 "prepare_pci_devices",
+            ),
+            3 => (
+                // SAFETY: see step().
+                unsafe {
+                    f_hdn::virtpci_hostdev_prepare_pci_devices_with_net(
+                        mgr,
+                        cstr_ptr(&drv),
+                        cstr_ptr(&dom),
+                        uuid.as_ref().map_or(std::ptr::null(), |u| u.as_ptr()),
+                        arr,
+                        n,
+                        nets_ptr,
+                        n_nets,
+                        flags,
+                    )
+                },
+                "prepare_pci_devices_with_net",
             ),
             1 => (
                 // SAFETY: see step().
@@ -1848,7 +1909,11 @@ impl<'a> Hostdev<'a> {
                 "update_active_pci_devices",
             ),
         };
-        let bad_args = mgr.is_null() || drv.is_none() || dom.is_none() || (arr.is_null() && n > 0);
+        let bad_args = mgr.is_null()
+            || drv.is_none()
+            || dom.is_none()
+            || (arr.is_null() && n > 0)
+            || (nets_ptr.is_null() && n_nets > 0);
         match rc {
             0 => {
                 expect_ok(name);
@@ -2183,6 +2248,7 @@ fn assign_with_options(p: &mut Program, steps: usize) {
         flags,
         hotplug_ports,
         libvirt_version,
+        numa_host: std::ptr::null(),
     });
     // The version is read only when the struct the caller declares has it.
     let reads_version = opts.size >= first_size + std::mem::size_of::<c_uint>();

@@ -4,6 +4,7 @@
 //! [`guest_warnings`] is the guest section of `virtpci check`; [`explain`] is
 //! `virtpci assign --explain`.
 
+use super::mirror::{mirror_host_numa, CellMapping, HostNumaNodes, Mirroring};
 use super::plan::{device_flags, plan, plan_with};
 use super::set::AddressSet;
 use super::AssignOptions;
@@ -208,6 +209,19 @@ pub enum Reason {
     FirstFree { accepts: String },
     /// The device was added by the assignment (a default device or an implicit controller).
     Added { detail: String },
+    /// Behind an expander bus on guest NUMA node `node`: the device's `numa` preference, or
+    /// (`host_device` set) the NUMA node of its host device, mirrored.
+    NumaNode {
+        node: u32,
+        /// Mirroring: the host device, its host NUMA node and how the cell was found
+        /// (`memnode`: a `<numatune><memnode>`; `same-number`: no memnode, same number).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host_device: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host_node: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mapping: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -220,6 +234,28 @@ impl std::fmt::Display for Reason {
                 "first free place, searching buses in order, accepting its connect flags ({accepts})"
             ),
             Reason::Added { detail } => write!(f, "added: {detail}"),
+            Reason::NumaNode {
+                node,
+                host_device: Some(host),
+                host_node: Some(host_node),
+                mapping,
+            } => {
+                let how = if mapping.as_deref() == Some("memnode") {
+                    format!("<numatune> maps guest cell {node} to host node {host_node}")
+                } else {
+                    "no <numatune> memnode, so the cell of the same number".to_string()
+                };
+                write!(
+                    f,
+                    "behind the expander bus of guest NUMA node {node}, mirroring host device \
+                     {host} on host NUMA node {host_node} ({how})"
+                )
+            }
+            Reason::NumaNode { node, .. } => write!(
+                f,
+                "behind the expander bus of guest NUMA node {node}, as its addressPreferences \
+                 numa='{node}' asks"
+            ),
         }
     }
 }
@@ -233,6 +269,9 @@ pub struct DeviceExplanation {
     pub reason: Reason,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason_text: Option<String>,
+    /// Why host-NUMA mirroring left the device where the usual placement put it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirroring: Option<String>,
 }
 
 /// What `virtpci assign --explain` prints.
@@ -251,6 +290,9 @@ impl Explanation {
         );
         for d in &self.devices {
             out.push_str(&format!("{}  {}: {}\n", d.address, d.device, d.reason));
+            if let Some(note) = &d.mirroring {
+                out.push_str(&format!("    not mirrored: {note}\n"));
+            }
         }
         for w in &self.warnings {
             out.push_str(&format!("warning: {}\n", w.message));
@@ -399,6 +441,22 @@ fn added_controller_reason(def: &DomainDef, device: &Device) -> String {
         .filter(|d| d.address.present_pci().is_some_and(|a| a.bus == index))
         .map(kind_name)
         .collect();
+    if let Some(node) = expander_node(def, index) {
+        let what = if matches!(model, PciModel::PciExpanderBus | PciModel::PcieExpanderBus) {
+            format!("the expander bus {index} ({model}) of guest NUMA node {node}")
+        } else {
+            format!("bus {index} ({model}) behind the expander bus of guest NUMA node {node}")
+        };
+        return format!(
+            "{what}, added for devices placed on that node (a numa preference or host-NUMA \
+             mirroring): {}",
+            if behind.is_empty() {
+                "none yet, left for hotplug".to_string()
+            } else {
+                behind.join(", ")
+            }
+        );
+    }
     if behind.is_empty() {
         return format!(
             "bus {index} ({model}) was added when a bus was needed and is left empty for hotplug"
@@ -411,6 +469,20 @@ fn added_controller_reason(def: &DomainDef, device: &Device) -> String {
     )
 }
 
+/// The guest NUMA node of bus `index`: its own expander's `<node>`, or that of the expander
+/// it sits behind.
+fn expander_node(def: &DomainDef, index: u32) -> Option<i64> {
+    let nbuses = index as usize + 1;
+    def.inherited_by_buses(nbuses, |c, m| {
+        matches!(m, PciModel::PciExpanderBus | PciModel::PcieExpanderBus)
+            .then(|| c.pci.as_ref().and_then(|(_, o)| o.numa_node))
+            .flatten()
+    })
+    .get(index as usize)
+    .copied()
+    .flatten()
+}
+
 /// Assign the guest in `xml` and say why each device got its address.
 pub fn explain(xml: &str) -> Result<Explanation> {
     explain_with(xml, &AssignOptions::default())
@@ -418,8 +490,24 @@ pub fn explain(xml: &str) -> Result<Explanation> {
 
 /// [`explain`] for the assignment made with `options` (hotplug room, extend mode).
 pub fn explain_with(xml: &str, options: &AssignOptions) -> Result<Explanation> {
+    explain_mirroring(xml, options, None)
+}
+
+/// [`explain_with`] for the assignment that mirrors `host`'s NUMA nodes
+/// ([`super::assign_domain_xml_mirroring`]): each mirrored device says which host node it
+/// follows, each device left alone says why.
+pub fn explain_mirroring(
+    xml: &str,
+    options: &AssignOptions,
+    host: Option<&dyn HostNumaNodes>,
+) -> Result<Explanation> {
     let doc = Document::parse(xml)?;
-    let def = DomainDef::from_document(&doc)?;
+    let mut def = DomainDef::from_document(&doc)?;
+    let mirrored: Vec<Mirroring> = match host {
+        Some(host) => mirror_host_numa(&doc, &mut def, host)?,
+        None => Vec::new(),
+    };
+    let asked_numa: Vec<Option<u32>> = def.devices.iter().map(|d| d.prefs.numa).collect();
     let written: Vec<bool> = def
         .devices
         .iter()
@@ -461,6 +549,20 @@ pub fn explain_with(xml: &str, options: &AssignOptions) -> Result<Explanation> {
             }
         } else if written.get(i).copied().unwrap_or(false) {
             Reason::Explicit
+        } else if let Some(node) = asked_numa.get(i).copied().flatten() {
+            let m = mirrored.iter().find(|m| m.device == i);
+            Reason::NumaNode {
+                node,
+                host_device: m.map(|m| m.host.to_string()),
+                host_node: m.and_then(|m| m.host_node),
+                mapping: m.and_then(|m| m.guest_cell).map(|(_, how)| {
+                    match how {
+                        CellMapping::Memnode => "memnode",
+                        CellMapping::SameNumber => "same-number",
+                    }
+                    .to_string()
+                }),
+            }
         } else {
             let addr = device.address.present_pci().unwrap_or_default();
             match chipset_reason(def, i, &addr, primary_video) {
@@ -470,14 +572,28 @@ pub fn explain_with(xml: &str, options: &AssignOptions) -> Result<Explanation> {
                 },
             }
         };
+        let not_mirrored = mirrored
+            .iter()
+            .find(|m| m.device == i)
+            .and_then(|m| m.warning.clone());
         devices.push(DeviceExplanation {
             device: device_name(&doc, device),
             address,
             reason_text: Some(reason.to_string()),
             reason,
+            mirroring: not_mirrored,
         });
     }
-    let mut warnings = function_zero_warnings(def, &done.set);
+    let mut warnings: Vec<Warning> = mirrored
+        .iter()
+        .filter_map(|m| m.warning.clone())
+        .map(|message| Warning {
+            kind: WarningKind::Assignment,
+            slot: None,
+            message,
+        })
+        .collect();
+    warnings.extend(function_zero_warnings(def, &done.set));
     for w in &done.warnings {
         warnings.push(Warning {
             kind: WarningKind::Assignment,

@@ -9,12 +9,14 @@ pub mod explain;
 pub mod extend;
 pub mod hotplug;
 pub mod level;
+pub mod mirror;
 pub mod plan;
 pub mod set;
 pub mod slot_plan;
 
 pub use hotplug::HotplugAddressSet;
 pub use level::LibvirtLevel;
+pub use mirror::HostNumaNodes;
 pub use plan::{plan, plan_with, Plan};
 pub use set::AddressSet;
 
@@ -65,8 +67,23 @@ pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
 /// strict function 0). Devices' `<addressPreferences>` are honoured in both; without
 /// preferences and with default options the result is libvirt 9.0's.
 pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<AssignOutput> {
+    assign_domain_xml_mirroring(xml, options, None)
+}
+
+/// [`assign_domain_xml_with`], and with `host` each PCI host device whose address is picked
+/// automatically goes behind an expander bus on the guest NUMA cell of its host NUMA node
+/// ([`mirror`]); devices that cannot be mirrored are named in the warnings.
+pub fn assign_domain_xml_mirroring(
+    xml: &str,
+    options: AssignOptions,
+    host: Option<&dyn HostNumaNodes>,
+) -> Result<AssignOutput> {
     let doc = Document::parse(xml)?;
-    let def = DomainDef::from_document(&doc)?;
+    let mut def = DomainDef::from_document(&doc)?;
+    let mirrored = match host {
+        Some(host) => mirror::mirror_host_numa(&doc, &mut def, host)?,
+        None => Vec::new(),
+    };
     let mut original: Vec<Original> = spare::take(&SPARE_ORIGINALS);
     original.extend(def.devices.iter().map(|d| Original {
         element: d.element,
@@ -74,6 +91,8 @@ pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<Assig
         address: d.address.clone(),
     }));
     let mut plan = plan::plan_with(def, &options)?;
+    let mirror_warnings = mirrored.into_iter().filter_map(|m| m.warning);
+    plan.warnings.splice(0..0, mirror_warnings);
     if options.strict_function0 {
         explain::check_function_zero_strict(&plan.def, &plan.set)?;
     }

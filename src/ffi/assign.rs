@@ -3,8 +3,9 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, xml_arg};
+use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
-use crate::assign::{AssignOptions, HotplugAddressSet, LibvirtLevel};
+use crate::assign::{AssignOptions, HostNumaNodes, HotplugAddressSet, LibvirtLevel};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::xml::domain::{AddressPreferences, BusPreference};
@@ -120,7 +121,7 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses(
 /// the fields wanted; fields added in later versions go at the end, and a caller built
 /// against an older header passes its smaller `size`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct VirtpciAssignOptions {
     /// `sizeof(VirtpciAssignOptions)` as the caller knows it.
     pub size: c_uint,
@@ -137,6 +138,28 @@ pub struct VirtpciAssignOptions {
     /// (11.3, Debian 13 with QEMU 10.0); 0 is the default, 9.0. Other versions are refused.
     /// Added in the second version of the struct: a smaller `size` means 0.
     pub libvirt_version: c_uint,
+    /// Host-NUMA mirroring (virtpci, not libvirt): when not NULL, each PCI host device
+    /// (`<hostdev type='pci'>`, `<interface type='hostdev'>`) whose guest address is picked
+    /// automatically goes behind an expander bus (pxb on pc, pxb-pcie on q35) on the guest
+    /// NUMA cell of the NUMA node this host gives its device (sysfs `numa_node`, mapped through
+    /// the domain's `<numatune><memnode cellid nodeset>`, or the same number without
+    /// memnodes), adding the expander and its ports as needed. A device whose host node has
+    /// no guest cell, or that has none (-1), is placed as usual and named in a warning (log
+    /// callback); a host device the host does not have is an error. The handle is only read
+    /// during the call. Added in the third version of the struct: a smaller `size` means NULL.
+    pub numa_host: *const VirtpciHost,
+}
+
+impl Default for VirtpciAssignOptions {
+    fn default() -> Self {
+        VirtpciAssignOptions {
+            size: 0,
+            flags: 0,
+            hotplug_ports: 0,
+            libvirt_version: 0,
+            numa_host: std::ptr::null(),
+        }
+    }
 }
 
 /// `virtpci_domain_assign_pci_addresses()` with `*opts`: the same result, plus virtpci's
@@ -156,7 +179,8 @@ pub struct VirtpciAssignOptions {
 ///
 /// # Safety
 /// `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
-/// `opts->size` readable bytes; `out_xml` is NULL or valid for writing one pointer.
+/// `opts->size` readable bytes, and its `numa_host` (when within `size`) is NULL or a host
+/// handle not yet freed; `out_xml` is NULL or valid for writing one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
     domain_xml: *const c_char,
@@ -174,7 +198,10 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
         let hotplug_ports = u32::try_from(opts.hotplug_ports).ok();
         let mut options = assign_options(opts.flags, hotplug_ports, NAME)?;
         options.libvirt = LibvirtLevel::from_version_number(opts.libvirt_version)?;
-        let result = crate::assign::assign_domain_xml_with(xml, options)?;
+        // SAFETY: the caller's contract: `numa_host` is NULL or a live host handle.
+        let numa_host = unsafe { opts.numa_host.as_ref() };
+        let mirror = numa_host.map(|h| &*h.host as &dyn HostNumaNodes);
+        let result = crate::assign::assign_domain_xml_mirroring(xml, options, mirror)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);
         }
@@ -214,6 +241,10 @@ unsafe fn versioned_options(
             n,
         )
     };
+    // A size that ends inside the pointer gave part of one: the caller's struct has no host.
+    if size < std::mem::offset_of!(VirtpciAssignOptions, numa_host) + std::mem::size_of::<usize>() {
+        copy.numa_host = std::ptr::null();
+    }
     Ok(copy)
 }
 

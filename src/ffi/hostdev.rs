@@ -58,7 +58,10 @@ pub struct VirtpciHostdevManager {
 ///
 /// # Safety
 /// `mgr` is NULL or a live handle from `virtpci_hostdev_manager_new`.
-unsafe fn mgr_arg<'a>(mgr: *const VirtpciHostdevManager, func: &str) -> Result<&'a HostdevManager> {
+pub(super) unsafe fn mgr_arg<'a>(
+    mgr: *const VirtpciHostdevManager,
+    func: &str,
+) -> Result<&'a HostdevManager> {
     // SAFETY: forwarded caller contract.
     Ok(&unsafe { ref_arg(mgr, "mgr", func) }?.mgr)
 }
@@ -68,7 +71,7 @@ unsafe fn mgr_arg<'a>(mgr: *const VirtpciHostdevManager, func: &str) -> Result<&
 /// # Safety
 /// `hostdevs` is NULL (only with `n` 0) or valid for reading `n` elements whose `driver` is
 /// NULL or a NUL-terminated string.
-unsafe fn hostdevs_arg(
+pub(super) unsafe fn hostdevs_arg(
     hostdevs: *const VirtpciHostdev,
     n: usize,
     func: &str,
@@ -396,9 +399,10 @@ pub unsafe extern "C" fn virtpci_hostdev_pci_node_device_reset(
 /// An `<interface type='hostdev'>` must be an SR-IOV VF whose PF has a netdev (libvirt's
 /// refusals, `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for a PF); its `<mac>` and `<vlan>` are set through
 /// the PF after the MAC/VLAN the PF held are saved in the state directory, and
-/// `virtpci_hostdev_reattach_domain()` restores them. That runs on a simulated host; on a real
-/// host a VF interface with a `<mac>` or `<vlan>` is refused with
-/// `VIRTPCI_ERR_OPERATION_UNSUPPORTED` (netlink is not implemented yet).
+/// `virtpci_hostdev_reattach_domain()` restores them: through netlink on the running kernel
+/// (a host opened on `/sys`), in the simulated kernel's table on a simulated host; on any
+/// other sysfs tree a VF interface with a `<mac>` or `<vlan>` is refused with
+/// `VIRTPCI_ERR_OPERATION_UNSUPPORTED`.
 /// Returns 0, or -1 with the last error set. Thread-safe.
 ///
 /// # Safety

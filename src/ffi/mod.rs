@@ -13,5 +13,6 @@ pub mod general;
 pub mod host;
 pub mod host_vfio;
 pub mod hostdev;
+pub mod hostdev_net;
 pub mod log;
 pub mod slot_plan;

@@ -39,6 +39,7 @@ mod groups;
 mod module_loading;
 pub mod modules;
 pub mod names;
+pub mod netlink;
 pub mod simulator;
 pub mod snapshot;
 pub mod sysfs;
@@ -57,7 +58,7 @@ pub use vfio::VfioCdev;
 pub use vfnet::{MacAddr, VfNet};
 pub use writer::{Environment, Fault, Faults, KernelWriter, SysfsWrite, SysfsWriter, WriteKind};
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::Result;
 use crate::pci::PciAddress;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -254,14 +255,14 @@ impl Host {
         &self.faults
     }
 
-    /// The MAC and VLAN the PF `pf` holds for its VF `index`. Only the simulated kernel can say
-    /// (a real host needs netlink, which virtpci does not do yet).
+    /// The MAC and VLAN the PF `pf` holds for its VF `index`: from the simulated kernel, or
+    /// through netlink from the running kernel (see [`netlink`]); refused on other trees.
     pub fn vf_net(&self, pf: &PciAddress, index: u32) -> Result<VfNet> {
+        if self.vf_net_through_netlink() {
+            return self.netlink_vf_net(pf, index);
+        }
         if !self.keeps_vf_net() {
-            return Err(Error::new(
-                ErrorCode::OperationUnsupported,
-                "reading a VF's MAC/VLAN on a real host is not implemented yet",
-            ));
+            return Err(netlink::not_the_running_kernel(self.root()));
         }
         self.simulated_vf_net(pf, index)
     }
@@ -274,16 +275,20 @@ impl Host {
             .unwrap_or_default())
     }
 
-    /// Whether the host's writer can set a VF's MAC and VLAN (the simulated kernel can; a real
-    /// host needs netlink, not implemented yet).
+    /// Whether the host's writer keeps a VF's MAC and VLAN (the simulated kernel does; the
+    /// running kernel is asked through netlink instead, [`Host::vf_net_through_netlink`]).
     pub fn keeps_vf_net(&self) -> bool {
         self.writer.keeps_vf_net()
     }
 
     /// What [`Host::vf_net`] says, for reading tools: on a tree the simulated kernel keeps
     /// (its `.virtpci-sim/` directory is there) even when opened without it, and `None` on a
-    /// real host instead of an error.
+    /// tree that is neither instead of an error; on the running kernel what netlink says
+    /// (`None` when the PF's driver does not say).
     pub fn recorded_vf_net(&self, pf: &PciAddress, index: u32) -> Result<Option<VfNet>> {
+        if self.vf_net_through_netlink() {
+            return Ok(self.netlink_vf_net(pf, index).ok());
+        }
         if self.keeps_vf_net() || self.root().join(simulator::SIM_DIR).is_dir() {
             self.simulated_vf_net(pf, index).map(Some)
         } else {
@@ -292,13 +297,14 @@ impl Host {
     }
 
     /// Set the MAC and VLAN the PF `pf` holds for its VF `index` (a [`WriteKind::VfNet`]
-    /// write: fault injection applies). Refused on a real host: not implemented yet.
+    /// write: fault injection applies), or through netlink on the running kernel (fault
+    /// injection applies there too); refused on other trees.
     pub fn set_vf_net(&self, pf: &PciAddress, index: u32, net: VfNet) -> Result<()> {
+        if self.vf_net_through_netlink() {
+            return self.netlink_set_vf_net(pf, index, net);
+        }
         if !self.keeps_vf_net() {
-            return Err(Error::new(
-                ErrorCode::OperationUnsupported,
-                "setting a VF's MAC/VLAN on a real host is not implemented yet",
-            ));
+            return Err(netlink::not_the_running_kernel(self.root()));
         }
         self.require_device(pf)?;
         let data = net.to_data(index);

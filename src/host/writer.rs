@@ -102,7 +102,8 @@ pub trait SysfsWriter: Send + Sync + fmt::Debug {
 
     /// Whether [`WriteKind::VfNet`] writes are carried out, and the MAC/VLAN table of the
     /// simulated kernel (`.virtpci-sim/vf-net`) is the truth: only a simulated kernel, or a
-    /// writer wrapping one, says yes. A real host would need netlink (not implemented yet).
+    /// writer wrapping one, says yes. The running kernel is asked through netlink instead
+    /// (`host::netlink`), never through a writer.
     fn keeps_vf_net(&self) -> bool {
         false
     }

@@ -6,9 +6,10 @@
 use super::net::{vlan_trunk_error, MacAddr, NetConfig, VLAN_MAX};
 use super::HostdevSpec;
 use crate::error::{Error, Result};
-use crate::pci::{parse_xml_uint, PciAddress};
+use crate::pci::PciAddress;
 use crate::xml::domain::{read_device, DeviceKind};
 use crate::xml::edit::Editor;
+use crate::xml::host_numa::pci_hostdev_source;
 use crate::xml::{DeviceAddress, Document};
 
 /// What a domain definition says about its PCI host devices.
@@ -161,33 +162,7 @@ pub fn hostdevs_from_domain_xml(xml: &str) -> Result<DomainHostdevs> {
         }
         let el = doc.element(id);
         let line = doc.line_of(el.start);
-        let source = doc
-            .child(id, "source")
-            .and_then(|s| doc.child(s, "address"))
-            .ok_or_else(|| {
-                Error::xml(format!(
-                    "Missing <source><address> in PCI host device (line {line})"
-                ))
-            })?;
-        let a = doc.element(source);
-        let part = |attr: &str, required: bool| -> Result<u32> {
-            match a.attr(attr) {
-                None if !required => Ok(0),
-                None => Err(Error::xml(format!(
-                    "Missing '{attr}' in the source address of a PCI host device (line {line})"
-                ))),
-                Some(v) => parse_xml_uint(v).ok_or_else(|| {
-                    Error::xml(format!("Cannot parse <address> '{attr}' attribute"))
-                }),
-            }
-        };
-        let address = PciAddress::new(
-            part("domain", false)?,
-            part("bus", true)?,
-            part("slot", true)?,
-            part("function", false)?,
-        );
-        address.check_ranges().map_err(|e| Error::xml(e.message))?;
+        let address = pci_hostdev_source(&doc, id)?;
         let driver_el = doc.child(id, "driver");
         let driver = driver_el
             .and_then(|d| doc.attr(d, "name"))

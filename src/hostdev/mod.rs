@@ -47,6 +47,7 @@
 pub mod book;
 pub mod critical;
 pub mod domain_xml;
+pub mod group_fix;
 pub mod moves;
 pub mod net;
 pub mod plan;

@@ -5,7 +5,7 @@
 
 use super::book::SavedNet;
 use super::HostdevSpec;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
 use crate::host::{Host, VfNet};
 use crate::pci::PciAddress;
 
@@ -36,13 +36,11 @@ pub fn not_a_vf_error() -> Error {
     )
 }
 
-/// Setting a VF's MAC and VLAN through its PF on a real host (netlink) is not done yet:
-/// refused rather than silently ignored (the guest would get whatever the PF last set).
-pub fn not_implemented_error() -> Error {
-    Error::new(
-        ErrorCode::OperationUnsupported,
-        "setting a VF's MAC/VLAN on a real host is not implemented yet",
-    )
+/// A VF's MAC and VLAN cannot be set on this host (a sysfs tree that is neither simulated
+/// nor the running kernel's): refused rather than silently ignored (the guest would get
+/// whatever the PF last set).
+pub fn vf_net_unsupported_error(host: &Host) -> Error {
+    crate::host::netlink::not_the_running_kernel(host.root())
 }
 
 /// For a device given as a network interface: its PF and the PF's netdev, or libvirt's

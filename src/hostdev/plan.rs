@@ -5,7 +5,7 @@
 use super::book::{in_use_error, DeviceState, Owner, OwnershipBook};
 use super::critical::{critical_devices, critical_error, CriticalUse, HostUsage};
 use super::moves::{is_vfio_driver, ResetCapability};
-use super::net::{not_implemented_error, vf_net_device};
+use super::net::{vf_net_device, vf_net_unsupported_error};
 use super::{HostdevSpec, FORCE, LEGACY_GROUP_CHECK};
 use crate::error::{Error, Result};
 use crate::host::config::{ConfigSpace, HeaderType};
@@ -406,8 +406,8 @@ pub fn check(
         if let Some(net) = &spec.net {
             match vf_net_device(host, &addr)? {
                 Err(e) => report.violations.push(e),
-                Ok(_) if (net.mac.is_some() || net.vlan.is_some()) && !host.keeps_vf_net() => {
-                    report.violations.push(not_implemented_error())
+                Ok(_) if (net.mac.is_some() || net.vlan.is_some()) && !host.vf_net_supported() => {
+                    report.violations.push(vf_net_unsupported_error(host))
                 }
                 Ok(_) => {}
             }

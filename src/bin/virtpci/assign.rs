@@ -1,15 +1,15 @@
 //! `virtpci assign FILE.xml|-`: print the domain with libvirt's PCI addresses filled in.
 
 use std::io::{Read, Write};
-use virtpci::assign::AssignOptions;
+use virtpci::assign::{AssignOptions, HostNumaNodes};
 use virtpci::error::quote;
 use virtpci::{Error, Result};
 
 /// Read the domain from `path` (`-` is standard input), assign, print the XML on standard
-/// output and the warnings on standard error.
-pub fn run(path: &str, options: AssignOptions) -> Result<()> {
+/// output and the warnings on standard error. With `host`, PCI hostdevs mirror its NUMA nodes.
+pub fn run(path: &str, options: AssignOptions, host: Option<&dyn HostNumaNodes>) -> Result<()> {
     let xml = read_input(path)?;
-    let out = virtpci::assign::assign_domain_xml_with(&xml, options)?;
+    let out = virtpci::assign::assign_domain_xml_mirroring(&xml, options, host)?;
     for warning in &out.warnings {
         eprintln!("warning: {warning}");
     }
@@ -23,12 +23,17 @@ pub fn run(path: &str, options: AssignOptions) -> Result<()> {
 /// `virtpci assign --explain`: each device's address and why, as text or JSON, for the
 /// assignment `options` ask for. The strict function-0 rule, when asked for, fails as the
 /// plain assignment would.
-pub fn explain(path: &str, json: bool, options: AssignOptions) -> Result<()> {
+pub fn explain(
+    path: &str,
+    json: bool,
+    options: AssignOptions,
+    host: Option<&dyn HostNumaNodes>,
+) -> Result<()> {
     let xml = read_input(path)?;
     if options.strict_function0 {
-        virtpci::assign::assign_domain_xml_with(&xml, options)?;
+        virtpci::assign::assign_domain_xml_mirroring(&xml, options, host)?;
     }
-    let explanation = virtpci::assign::explain::explain_with(&xml, &options)?;
+    let explanation = virtpci::assign::explain::explain_mirroring(&xml, &options, host)?;
     if json {
         println!("{}", explanation.to_json());
     } else {

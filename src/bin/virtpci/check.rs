@@ -71,13 +71,7 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         flags,
     )?;
     if args.fix {
-        let missing: Vec<_> = report
-            .groups
-            .iter()
-            .flat_map(|g| &g.members)
-            .filter(|m| !m.declared && !m.bridge)
-            .map(|m| m.address)
-            .collect();
+        let missing = virtpci::hostdev::group_fix::missing_group_members(&report);
         crate::groups::write_stdout(&add_unassigned_hostdevs(&xml, &missing)?)?;
         return Ok(None);
     }

@@ -60,6 +60,13 @@ enum Command {
         /// default) or 11.3 (Debian 13, QEMU 10.0).
         #[arg(long, value_name = "VERSION", default_value = "9.0")]
         libvirt_version: String,
+        /// Put each PCI hostdev behind an expander bus on the guest NUMA cell of its host
+        /// device's NUMA node (through <numatune> memnodes, else the same number).
+        #[arg(long)]
+        mirror_host_numa: bool,
+        /// With --mirror-host-numa: the host's sysfs root (default /sys).
+        #[arg(long, value_name = "ROOT", requires = "mirror_host_numa")]
+        sysfs: Option<std::path::PathBuf>,
     },
     /// List every guest-visible PCI change between two definitions of the same guest.
     AbiDiff(abi_diff::AbiDiffArgs),
@@ -98,6 +105,8 @@ fn run(cli: Cli) -> Result<()> {
             hotplug_ports,
             extend,
             libvirt_version,
+            mirror_host_numa,
+            sysfs,
         } => {
             let options = virtpci::assign::AssignOptions {
                 strict_function0,
@@ -105,10 +114,18 @@ fn run(cli: Cli) -> Result<()> {
                 extend,
                 libvirt: virtpci::assign::LibvirtLevel::parse(&libvirt_version)?,
             };
-            if explain {
-                assign::explain(&file, json, options)
+            let host = if mirror_host_numa {
+                Some(virtpci::Host::open(sysfs.as_deref())?)
             } else {
-                assign::run(&file, options)
+                None
+            };
+            let host = host
+                .as_ref()
+                .map(|h| h as &dyn virtpci::assign::HostNumaNodes);
+            if explain {
+                assign::explain(&file, json, options, host)
+            } else {
+                assign::run(&file, options, host)
             }
         }
         Command::AbiDiff(args) => abi_diff::run(args),
