@@ -58,7 +58,7 @@ fn family(def: &DomainDef) -> GuestFamily {
         MachineKind::Other if def.machine.is_some_and(|m| m.starts_with("pseries")) => {
             GuestFamily::PSeries
         }
-        MachineKind::Other => GuestFamily::Other,
+        MachineKind::S390Ccw | MachineKind::Other => GuestFamily::Other,
     }
 }
 
@@ -374,7 +374,7 @@ fn chipset_reason(
             }
             _ => None,
         },
-        MachineKind::Other => None,
+        MachineKind::S390Ccw | MachineKind::Other => None,
     }
 }
 

@@ -331,6 +331,9 @@ pub enum MachineKind {
     I440fx,
     /// `q35`, `pc-q35-*`: ICH9 on pcie-root.
     Q35,
+    /// s390x `s390-ccw-virtio*`: virtio devices on the channel subsystem (CCW), PCI on a
+    /// pci-root with zPCI identifiers.
+    S390Ccw,
     /// Anything else (isapc, microvm, ...): no chipset reservations.
     Other,
 }
@@ -353,6 +356,19 @@ impl MachineKind {
             MachineKind::I440fx
         } else {
             MachineKind::Other
+        }
+    }
+
+    /// Classify `<os><type arch=... machine=...>`: the x86 families by machine alone (a
+    /// missing architecture is x86), s390x by its `s390-ccw` machines (QEMU's default there
+    /// when the machine is missing).
+    pub fn from_os(arch: Option<&str>, machine: Option<&str>) -> MachineKind {
+        match arch {
+            Some("s390x") if machine.map_or(true, |m| m.starts_with("s390-ccw")) => {
+                MachineKind::S390Ccw
+            }
+            Some("s390x") => MachineKind::Other,
+            _ => MachineKind::from_machine(machine),
         }
     }
 
@@ -398,6 +414,11 @@ mod tests {
         );
         assert_eq!(MachineKind::from_machine(Some("isapc")), MachineKind::Other);
         assert_eq!(MachineKind::from_machine(None), MachineKind::I440fx);
+        let s390 = |m| MachineKind::from_os(Some("s390x"), m);
+        assert_eq!(s390(Some("s390-ccw-virtio")), MachineKind::S390Ccw);
+        assert_eq!(s390(Some("s390-ccw-virtio-7.2")), MachineKind::S390Ccw);
+        assert_eq!(s390(None), MachineKind::S390Ccw);
+        assert_eq!(s390(Some("pc")), MachineKind::Other);
     }
 
     #[test]

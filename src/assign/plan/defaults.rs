@@ -127,11 +127,16 @@ impl<'a> Planner<'a> {
         for pos in 0..self.controller_order.len() {
             let i = self.controller_order[pos];
             let device = &mut self.def.devices[i];
+            let no_address = device.address == DeviceAddress::None;
             let Some(c) = device.controller_mut() else {
                 continue;
             };
+            // s390x: a USB controller without a model or address has none, SCSI is virtio.
+            let s390 = machine == MachineKind::S390Ccw;
             let model = match (c.ctype, c.model) {
+                ("usb", None) if s390 && no_address => "none",
                 ("usb", None) => "piix3-uhci",
+                ("scsi", None | Some("auto")) if s390 => "virtio-scsi",
                 ("scsi", None | Some("auto")) => "lsilogic",
                 ("usb", Some("none")) => {
                     device.address = DeviceAddress::None;
@@ -223,7 +228,7 @@ impl<'a> Planner<'a> {
             if c.ctype != "ide" {
                 continue;
             }
-            if machine == MachineKind::Q35 {
+            if machine != MachineKind::I440fx {
                 return Err(Error::config_unsupported(
                     "IDE controllers are unsupported for this QEMU binary or machine type",
                 ));

@@ -126,7 +126,8 @@ impl<'a> Planner<'a> {
         if machine == MachineKind::Other {
             return;
         }
-        if !self.has_controller("usb", 0) {
+        // s390x has no default USB controller.
+        if machine != MachineKind::S390Ccw && !self.has_controller("usb", 0) {
             let model = if machine == MachineKind::Q35 {
                 "qemu-xhci"
             } else {
@@ -179,7 +180,11 @@ impl<'a> Planner<'a> {
         for (ctype, index) in wanted {
             if !self.has_controller(ctype, index) {
                 // QEMU on x86 gives a SCSI controller without a model an LSI Logic one.
-                let model = (ctype == "scsi").then_some("lsilogic");
+                let model = (ctype == "scsi").then_some(if self.is_s390() {
+                    "virtio-scsi"
+                } else {
+                    "lsilogic"
+                });
                 self.add_implicit_controller(ctype, index, model);
             }
         }
@@ -189,11 +194,12 @@ impl<'a> Planner<'a> {
             .iter()
             .any(|d| matches!(d.kind, DeviceKind::Video { .. }));
         if self.def.has_graphics && !has_video {
+            let model = if self.is_s390() { "virtio" } else { "cirrus" };
             self.push_device(Device {
                 element: None,
                 address_element: None,
                 kind: DeviceKind::Video {
-                    model: "cirrus",
+                    model,
                     primary: true,
                 },
                 address: DeviceAddress::None,
