@@ -12,7 +12,8 @@
 //! - `numa`: devices placed behind expander buses by their NUMA node preference;
 //! - `flags`: connect flags and the devices' bus and hotplug preferences;
 //! - `passes`: the run and libvirt's two passes; `extended`: extend mode's run;
-//! - `chipset`: the chipsets' reserved slots; `slots`: devices placed in libvirt's order.
+//! - `chipset`: the chipsets' reserved slots; `slots`: devices placed in libvirt's order;
+//! - `virt`: the machines virtpci places, and aarch64/riscv64 `virt` (defaults, virtio-mmio).
 
 use super::set::AddressSet;
 use super::AssignOptions;
@@ -33,6 +34,7 @@ mod numa;
 mod passes;
 mod slots;
 mod validate;
+mod virt;
 
 pub use crate::xml::write::FilledDefaults;
 pub use flags::{device_flags, preferred_flags};

@@ -5,7 +5,7 @@
 
 use super::Planner;
 use crate::error::{Error, Result};
-use crate::topology::MachineKind;
+use crate::topology::{MachineKind, PciModel};
 use crate::xml::domain::{Controller, DeviceAddress, DeviceKind};
 
 /// The ICH9 USB2 controllers (libvirt's IS_USB2_CONTROLLER).
@@ -124,6 +124,7 @@ impl<'a> Planner<'a> {
         if machine == MachineKind::Other {
             return;
         }
+        let usb_model = self.default_usb_model();
         for pos in 0..self.controller_order.len() {
             let i = self.controller_order[pos];
             let device = &mut self.def.devices[i];
@@ -131,7 +132,7 @@ impl<'a> Planner<'a> {
                 continue;
             };
             let model = match (c.ctype, c.model) {
-                ("usb", None) => "piix3-uhci",
+                ("usb", None) => usb_model,
                 ("scsi", None | Some("auto")) => "lsilogic",
                 ("usb", Some("none")) => {
                     device.address = DeviceAddress::None;
@@ -223,7 +224,7 @@ impl<'a> Planner<'a> {
             if c.ctype != "ide" {
                 continue;
             }
-            if machine == MachineKind::Q35 {
+            if machine.root_model() == PciModel::PcieRoot {
                 return Err(Error::config_unsupported(
                     "IDE controllers are unsupported for this QEMU binary or machine type",
                 ));
