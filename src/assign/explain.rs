@@ -58,7 +58,10 @@ fn family(def: &DomainDef) -> GuestFamily {
         MachineKind::Other if def.machine.is_some_and(|m| m.starts_with("pseries")) => {
             GuestFamily::PSeries
         }
-        MachineKind::S390Ccw | MachineKind::Other => GuestFamily::Other,
+        MachineKind::ArmVirt
+        | MachineKind::RiscvVirt
+        | MachineKind::S390Ccw
+        | MachineKind::Other => GuestFamily::Other,
     }
 }
 
@@ -374,7 +377,10 @@ fn chipset_reason(
             }
             _ => None,
         },
-        MachineKind::S390Ccw | MachineKind::Other => None,
+        MachineKind::ArmVirt
+        | MachineKind::RiscvVirt
+        | MachineKind::S390Ccw
+        | MachineKind::Other => None,
     }
 }
 
@@ -525,16 +531,20 @@ mod tests {
     }
 
     #[test]
-    fn pseries_warning_says_the_guest_finds_it() {
+    fn strict_function_zero_on_x86_and_unplaced_machines_refused() {
+        // A machine virtpci does not place (pseries without its PHB rules here) is refused
+        // instead of being returned with its devices unplaced.
         let devices = format!("<controller type='pci' index='0' model='pci-root'/>{LONE_F2}");
-        let w = guest_warnings(&dom("pseries", &devices)).unwrap();
-        assert!(w[0].message.contains("pSeries guests still find"), "{w:?}");
-        // The strict flag is for x86: pSeries stays accepted.
+        let err = guest_warnings(&dom("pseries", &devices)).unwrap_err();
+        assert!(
+            err.message.contains("does not place PCI addresses"),
+            "{}",
+            err.message
+        );
         let strict = super::super::AssignOptions {
             strict_function0: true,
             ..Default::default()
         };
-        assert!(super::super::assign_domain_xml_with(&dom("pseries", &devices), strict).is_ok());
         let err = super::super::assign_domain_xml_with(&dom("pc", LONE_F2), strict).unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::ConfigUnsupported);
         assert!(

@@ -13,6 +13,7 @@
 //! - `flags`: connect flags and the devices' bus and hotplug preferences;
 //! - `passes`: the run and libvirt's two passes; `extended`: extend mode's run;
 //! - `chipset`: the chipsets' reserved slots; `slots`: devices placed in libvirt's order;
+//! - `virt`: the machines virtpci places, and aarch64/riscv64 `virt` (defaults, virtio-mmio);
 //! - `s390`: s390x's CCW addresses and zPCI identifiers.
 
 use super::set::AddressSet;
@@ -36,6 +37,7 @@ mod passes;
 mod s390;
 mod slots;
 mod validate;
+mod virt;
 
 pub use crate::xml::write::FilledDefaults;
 pub use flags::{device_flags, preferred_flags};

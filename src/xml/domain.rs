@@ -475,6 +475,9 @@ impl<'a> DomainDef<'a> {
                 devices.push(read_device(doc, child)?);
             }
         }
+        if machine_kind.is_virt() {
+            video_model_default_virtio(doc, &mut devices);
+        }
         let shared_memory = shared_memory(doc);
         let has_graphics = devices_element
             .is_some_and(|devs| doc.children_named(devs, "graphics").next().is_some());

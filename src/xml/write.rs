@@ -173,8 +173,14 @@ fn address_element(address: &DeviceAddress) -> Option<String> {
             out.push_str("/>");
             Some(out)
         }
+        DeviceAddress::Other(t) => Some(other_address_element(t)),
         _ => None,
     }
+}
+
+/// `<address type='T'/>`: an address type the planner chose without details (virtio-mmio).
+fn other_address_element(address_type: &str) -> String {
+    format!("<address type='{address_type}'/>")
 }
 
 /// The `<target .../>` attributes of a PCI controller, in libvirt's order: all of them, or
@@ -514,12 +520,18 @@ pub(crate) fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Assig
                     ed.append_child(element, child);
                 }
                 if before.address != after.address {
-                    if let DeviceAddress::Pci { addr, multi } = &after.address {
-                        ed.append_child_with(element, |out| {
-                            out.push('<');
-                            push_pci_address_tag(out, addr, *multi);
-                            out.push_str("/>");
-                        });
+                    match &after.address {
+                        DeviceAddress::Pci { addr, multi } => {
+                            ed.append_child_with(element, |out| {
+                                out.push('<');
+                                push_pci_address_tag(out, addr, *multi);
+                                out.push_str("/>");
+                            })
+                        }
+                        DeviceAddress::Other(t) => {
+                            ed.append_child(element, other_address_element(t))
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -124,6 +124,7 @@ impl<'a> Planner<'a> {
         if machine == MachineKind::Other {
             return;
         }
+        let usb_model = self.default_usb_model();
         for pos in 0..self.controller_order.len() {
             let i = self.controller_order[pos];
             let device = &mut self.def.devices[i];
@@ -135,7 +136,7 @@ impl<'a> Planner<'a> {
             let s390 = machine == MachineKind::S390Ccw;
             let model = match (c.ctype, c.model) {
                 ("usb", None) if s390 && no_address => "none",
-                ("usb", None) => "piix3-uhci",
+                ("usb", None) => usb_model,
                 ("scsi", None | Some("auto")) if s390 => "virtio-scsi",
                 ("scsi", None | Some("auto")) => "lsilogic",
                 ("usb", Some("none")) => {
