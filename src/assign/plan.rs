@@ -73,11 +73,18 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
     planner.prepare()?;
     if planner.is_s390() {
         planner.s390_defaults();
+        planner.check_s390_addresses()?;
         planner.assign_ccw_addresses()?;
     }
+    // The PCI controllers placement adds get no zPCI identifiers from libvirt 9.0.
+    let defined = if options.libvirt.gives_added_controllers_zpci() {
+        usize::MAX
+    } else {
+        planner.def.devices.len()
+    };
     planner.run()?;
     if planner.is_s390() {
-        planner.assign_zpci()?;
+        planner.assign_zpci(defined)?;
     }
     planner.validate_after()?;
     let Planner {

@@ -132,10 +132,12 @@ impl<'a> Planner<'a> {
             let Some(c) = device.controller_mut() else {
                 continue;
             };
-            // s390x: a USB controller without a model or address has none, SCSI is virtio.
+            // s390x: a USB controller without a model has none when it has no address, and
+            // stays without one otherwise (QEMU there has no piix3-uhci); SCSI is virtio.
             let s390 = machine == MachineKind::S390Ccw;
             let model = match (c.ctype, c.model) {
                 ("usb", None) if s390 && no_address => "none",
+                ("usb", None) if s390 => continue,
                 ("usb", None) => usb_model,
                 ("scsi", None | Some("auto")) if s390 => "virtio-scsi",
                 ("scsi", None | Some("auto")) => "lsilogic",

@@ -51,6 +51,40 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// libvirt's refusals of addresses s390x devices cannot have: a mediated device's
+    /// address must be of its model's bus (virDomainHostdevDefPostParse), the s390 panic
+    /// device has none (qemuValidateDomainDefPanic).
+    pub(super) fn check_s390_addresses(&self) -> Result<()> {
+        for d in &self.def.devices {
+            match &d.kind {
+                DeviceKind::Hostdev(h) if h.is_subsystem() && h.htype == "mdev" => {
+                    let wanted = match h.model {
+                        Some("vfio-pci") => "pci",
+                        Some("vfio-ccw") => CCW,
+                        _ => continue,
+                    };
+                    let given = d.address.type_name();
+                    if d.address != DeviceAddress::None && given != wanted {
+                        return Err(Error::xml(format!(
+                            "Unsupported address type '{given}' with mediated device model                              '{}'",
+                            h.model.unwrap_or_default()
+                        )));
+                    }
+                }
+                DeviceKind::Panic { model: None }
+                | DeviceKind::Panic {
+                    model: Some("s390"),
+                } if d.address != DeviceAddress::None => {
+                    return Err(Error::config_unsupported(
+                        "setting the panic device address is not supported for model 's390'",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Declare the virtio devices without an address CCW devices and give every CCW device
     /// without numbers the lowest free ones.
     pub(super) fn assign_ccw_addresses(&mut self) -> Result<()> {
@@ -94,13 +128,15 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    /// Give every device on PCI its zPCI uid and fid, and check them as libvirt's validation
-    /// does afterwards.
-    pub(super) fn assign_zpci(&mut self) -> Result<()> {
+    /// Give every device on PCI among the first `defined` ones (those of the definition and
+    /// its post-parse defaults, not the controllers placement added) its zPCI uid and fid,
+    /// and check them as libvirt's validation does afterwards.
+    pub(super) fn assign_zpci(&mut self, defined: usize) -> Result<()> {
         self.s390
             .resize(self.def.devices.len(), S390Assigned::default());
-        let on_pci =
+        let mut on_pci =
             self.iterate_order(|d| matches!(d.address, DeviceAddress::Pci { .. }) && takes_zpci(d));
+        on_pci.retain(|&i| i < defined);
         let mut ids = ZpciIds::default();
         let mut given: Vec<(usize, Zpci)> = Vec::new();
         for &i in &on_pci {
