@@ -66,7 +66,7 @@ impl<'a> Planner<'a> {
                     let given = d.address.type_name();
                     if d.address != DeviceAddress::None && given != wanted {
                         return Err(Error::xml(format!(
-                            "Unsupported address type '{given}' with mediated device model                              '{}'",
+                            "Unsupported address type '{given}' with mediated device model '{}'",
                             h.model.unwrap_or_default()
                         )));
                     }
