@@ -85,6 +85,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
     planner.run()?;
     if planner.is_s390() {
         planner.assign_zpci(defined)?;
+        planner.check_s390_device_models()?;
     }
     planner.validate_after()?;
     let Planner {

@@ -85,6 +85,32 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// The devices QEMU for s390x does not have, refused as libvirt's validation refuses
+    /// them (after placement, in device order): ICH9 sound, video other than virtio, the
+    /// LSI SCSI controller, SATA.
+    pub(super) fn check_s390_device_models(&self) -> Result<()> {
+        for i in self.iterate_order(|_| true) {
+            let refusal = match &self.def.devices[i].kind {
+                DeviceKind::Sound { model } if *model == "ich9" => {
+                    "The ich9-intel-hda audio controller is not supported in this QEMU binary"
+                        .to_string()
+                }
+                DeviceKind::Video { model, .. } if !matches!(*model, "virtio" | "none") => {
+                    format!("domain configuration does not support video model '{model}'")
+                }
+                DeviceKind::Controller(c) if c.ctype == "scsi" && c.model_is("lsilogic") => {
+                    "This QEMU doesn't support the LSI 53C895A SCSI controller".to_string()
+                }
+                DeviceKind::Controller(c) if c.ctype == "sata" => {
+                    "SATA is not supported with this QEMU binary".to_string()
+                }
+                _ => continue,
+            };
+            return Err(Error::config_unsupported(refusal));
+        }
+        Ok(())
+    }
+
     /// Declare the virtio devices without an address CCW devices and give every CCW device
     /// without numbers the lowest free ones.
     pub(super) fn assign_ccw_addresses(&mut self) -> Result<()> {
