@@ -211,6 +211,8 @@ pub enum Reason {
     FirstFree { accepts: String },
     /// The device was added by the assignment (a default device or an implicit controller).
     Added { detail: String },
+    /// s390x: a virtio device on the channel subsystem (CCW), not on PCI.
+    Ccw { detail: String },
 }
 
 impl std::fmt::Display for Reason {
@@ -223,6 +225,7 @@ impl std::fmt::Display for Reason {
                 "first free place, searching buses in order, accepting its connect flags ({accepts})"
             ),
             Reason::Added { detail } => write!(f, "added: {detail}"),
+            Reason::Ccw { detail } => write!(f, "on the channel subsystem (s390x CCW): {detail}"),
         }
     }
 }
@@ -454,6 +457,25 @@ pub fn explain_with(xml: &str, options: &AssignOptions) -> Result<Explanation> {
     };
     let mut devices = Vec::new();
     for (i, device) in def.devices.iter().enumerate() {
+        let s390 = done.s390.get(i).copied().unwrap_or_default();
+        let given_ccw = def.s390.get(i).and_then(|a| a.ccw);
+        if let Some(ccw) = s390.ccw.or(given_ccw) {
+            let detail = if s390.ccw.is_some() {
+                "virtio devices without an address go on CCW: the lowest free device number of \
+                 channel subsystem 0xfe, subchannel set 0, in device order"
+            } else {
+                "written in the definition"
+            };
+            devices.push(DeviceExplanation {
+                device: device_name(&doc, device),
+                address: ccw.to_string(),
+                reason_text: Some(format!("on the channel subsystem (s390x CCW): {detail}")),
+                reason: Reason::Ccw {
+                    detail: detail.to_string(),
+                },
+            });
+            continue;
+        }
         let address = match &device.address {
             DeviceAddress::Unassigned => "unassigned".to_string(),
             a => match a.present_pci() {
@@ -475,6 +497,12 @@ pub fn explain_with(xml: &str, options: &AssignOptions) -> Result<Explanation> {
                     accepts: describe_flags(device_flags(device, pcie, pcie)),
                 },
             }
+        };
+        // s390x: the zPCI identifiers given with the address (lowest free uid from 1, fid
+        // from 0, in device order).
+        let address = match s390.zpci {
+            Some((uid, fid)) => format!("{address} zpci uid 0x{uid:04x} fid 0x{fid:08x}"),
+            None => address,
         };
         devices.push(DeviceExplanation {
             device: device_name(&doc, device),

@@ -119,6 +119,13 @@ impl<'a> Planner<'a> {
             if self.def.devices[i].address == DeviceAddress::None
                 && goes_on_ccw(&self.def.devices[i])
             {
+                if !self.def.devices[i].prefs.is_empty() {
+                    return Err(Error::config_unsupported(format!(
+                        "{}: addressPreferences apply to PCI placement, but on s390x this \
+                         device goes on CCW; give it <address type='pci'/> to place it on PCI",
+                        super::flags::describe(&self.def.devices[i])
+                    )));
+                }
                 self.def.devices[i].address = DeviceAddress::Other(CCW.to_string());
             }
         }
