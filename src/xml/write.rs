@@ -317,15 +317,13 @@ fn push_controller_element(
             }
         }
     }
-    if let DeviceAddress::Pci { addr, multi } = address {
+    if let Some(element) = address_element(address) {
         if !has_children {
             out.push('>');
             has_children = true;
         }
         child_start(out);
-        out.push('<');
-        push_pci_address_tag(out, addr, *multi);
-        out.push_str("/>");
+        out.push_str(&element);
     }
     if !has_children {
         out.push_str("/>");
