@@ -321,22 +321,15 @@ fn push_controller_element(
             }
         }
     }
-    if let Some(text) = s390_address_element(address, s390, &format!("{indent}{unit}"), unit) {
+    let element = s390_address_element(address, s390, &format!("{indent}{unit}"), unit)
+        .or_else(|| address_element(address));
+    if let Some(element) = element {
         if !has_children {
             out.push('>');
             has_children = true;
         }
         child_start(out);
-        out.push_str(&text);
-    } else if let DeviceAddress::Pci { addr, multi } = address {
-        if !has_children {
-            out.push('>');
-            has_children = true;
-        }
-        child_start(out);
-        out.push('<');
-        push_pci_address_tag(out, addr, *multi);
-        out.push_str("/>");
+        out.push_str(&element);
     }
     if !has_children {
         out.push_str("/>");
