@@ -43,7 +43,7 @@ fn virtio_devices_take_the_lowest_free_ccw_numbers() {
         .unwrap()
         .xml;
     assert!(
-        out.contains(&format!("{NIC}").replace("</interface>", &format!("{}</interface>", ccw(1)))),
+        out.contains(&NIC.replace("</interface>", &format!("{}</interface>", ccw(1)))),
         "{out}"
     );
     assert!(out.contains(&ccw(2)), "{out}");

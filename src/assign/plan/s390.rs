@@ -30,23 +30,18 @@ impl<'a> Planner<'a> {
         self.def.s390.get(i).cloned().unwrap_or_default()
     }
 
-    /// Post-parse defaults of s390x that decide the bus: an interface without a model is
-    /// virtio (qemuDomainDefaultNetModel), a USB controller without a model and address has
-    /// model `none`.
+    /// The post-parse default of s390x that decides the bus: an interface without a model is
+    /// virtio (qemuDomainDefaultNetModel). The controllers' defaults are with the others
+    /// (`defaults.rs`).
     pub(super) fn s390_defaults(&mut self) {
         for d in &mut self.def.devices {
-            match &mut d.kind {
-                DeviceKind::Net {
-                    model: model @ None,
-                    hostdev: None,
-                    ..
-                } => *model = Some("virtio"),
-                DeviceKind::Controller(c) if c.ctype == "usb" && c.model.is_none() => {
-                    if d.address == DeviceAddress::None {
-                        c.model = Some("none");
-                    }
-                }
-                _ => {}
+            if let DeviceKind::Net {
+                model: model @ None,
+                hostdev: None,
+                ..
+            } = &mut d.kind
+            {
+                *model = Some("virtio");
             }
         }
     }
