@@ -164,14 +164,18 @@ fn unplaced_machines_refused_from_c_and_cli() {
     }
     // Without a machine type the emulator's default is used: on libvirt 9.0 (QEMU 7.2)
     // aarch64's is integratorcp (no PCI), on 11.3 (QEMU 10.0) it is virt.
-    let xml = domain("aarch64", "virt", DEVICES).replace(" machine='virt'", "");
+    let with_video = format!("{DEVICES}<video/>");
+    let xml = domain("aarch64", "virt", &with_video).replace(" machine='virt'", "");
     let e = assign_domain_xml(&xml).unwrap_err();
     assert!(e.message.contains("'integratorcp'"), "{}", e.message);
     let v11 = AssignOptions {
         libvirt: LibvirtLevel::V11_3,
         ..Default::default()
     };
-    assert!(unaddressed(&assign_domain_xml_with(&xml, v11).unwrap().xml).is_empty());
+    let out = assign_domain_xml_with(&xml, v11).unwrap().xml;
+    assert!(unaddressed(&out).is_empty(), "{out}");
+    // A video without a model is virtio there (checked with libvirt-oracle-trixie): on PCI.
+    assert!(out.contains("<video><address type='pci'"), "{out}");
 }
 
 #[test]

@@ -367,9 +367,11 @@ impl MachineKind {
     /// The one place that says which guests virtpci places: the architecture and machine
     /// type of `<os><type arch=... machine=...>`. Anything that maps to
     /// [`MachineKind::Other`] is refused as an unsupported configuration. A missing
-    /// architecture is x86 (libvirt takes the host's; virtpci's callers are x86 hosts).
+    /// architecture is x86 (libvirt takes the host's; virtpci's callers are x86 hosts). A
+    /// missing machine type on aarch64 and riscv64 is `virt`, QEMU 10.0's default there
+    /// (QEMU 7.2's defaults have no PCI: the planner refuses them at libvirt 9.0).
     pub fn from_os(arch: Option<&str>, machine: Option<&str>) -> MachineKind {
-        let is_virt = |m: Option<&str>| m.is_some_and(|m| m == "virt" || m.starts_with("virt-"));
+        let is_virt = |m: Option<&str>| m.map_or(true, |m| m == "virt" || m.starts_with("virt-"));
         match arch {
             None | Some("x86_64" | "i686") => MachineKind::from_machine(machine),
             Some("aarch64") if is_virt(machine) => MachineKind::ArmVirt,
@@ -460,6 +462,7 @@ mod tests {
             MachineKind::from_os(Some("riscv64"), Some("virt")),
             RiscvVirt
         );
+        assert_eq!(MachineKind::from_os(Some("riscv64"), None), RiscvVirt);
         assert_eq!(
             MachineKind::from_os(Some("aarch64"), Some("sbsa-ref")),
             Other

@@ -22,15 +22,11 @@ impl<'a> Planner<'a> {
     /// [`MachineKind::from_os`]. A missing machine type is the emulator's default: libvirt
     /// 11.3 (QEMU 10.0) takes `virt` on aarch64 and riscv64, 9.0 (QEMU 7.2) takes
     /// `integratorcp` and `spike`, which have no PCI.
-    pub(super) fn check_machine_supported(&mut self) -> Result<()> {
-        if self.def.machine.is_none() && self.options.libvirt >= LibvirtLevel::V11_3 {
-            match self.def.arch {
-                Some("aarch64") => self.def.machine_kind = MachineKind::ArmVirt,
-                Some("riscv64") => self.def.machine_kind = MachineKind::RiscvVirt,
-                _ => {}
-            }
-        }
-        if self.machine() != MachineKind::Other {
+    pub(super) fn check_machine_supported(&self) -> Result<()> {
+        let default_without_pci = self.def.machine.is_none()
+            && self.machine().is_virt()
+            && self.options.libvirt < LibvirtLevel::V11_3;
+        if self.machine() != MachineKind::Other && !default_without_pci {
             return Ok(());
         }
         let arch = self.def.arch.unwrap_or("x86_64");
