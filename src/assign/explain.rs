@@ -59,7 +59,10 @@ fn family(def: &DomainDef) -> GuestFamily {
         MachineKind::Other if def.machine.is_some_and(|m| m.starts_with("pseries")) => {
             GuestFamily::PSeries
         }
-        MachineKind::Other => GuestFamily::Other,
+        MachineKind::ArmVirt
+        | MachineKind::RiscvVirt
+        | MachineKind::S390Ccw
+        | MachineKind::Other => GuestFamily::Other,
     }
 }
 
@@ -222,6 +225,8 @@ pub enum Reason {
         #[serde(skip_serializing_if = "Option::is_none")]
         mapping: Option<String>,
     },
+    /// s390x: a virtio device on the channel subsystem (CCW), not on PCI.
+    Ccw { detail: String },
 }
 
 impl std::fmt::Display for Reason {
@@ -256,6 +261,7 @@ impl std::fmt::Display for Reason {
                 "behind the expander bus of guest NUMA node {node}, as its addressPreferences \
                  numa='{node}' asks"
             ),
+            Reason::Ccw { detail } => write!(f, "on the channel subsystem (s390x CCW): {detail}"),
         }
     }
 }
@@ -416,7 +422,10 @@ fn chipset_reason(
             }
             _ => None,
         },
-        MachineKind::Other => None,
+        MachineKind::ArmVirt
+        | MachineKind::RiscvVirt
+        | MachineKind::S390Ccw
+        | MachineKind::Other => None,
     }
 }
 
@@ -536,6 +545,26 @@ pub fn explain_mirroring(
     };
     let mut devices = Vec::new();
     for (i, device) in def.devices.iter().enumerate() {
+        let s390 = done.s390.get(i).copied().unwrap_or_default();
+        let given_ccw = def.s390.get(i).and_then(|a| a.ccw);
+        if let Some(ccw) = s390.ccw.or(given_ccw) {
+            let detail = if s390.ccw.is_some() {
+                "virtio devices without an address go on CCW: the lowest free device number of \
+                 channel subsystem 0xfe, subchannel set 0, in device order"
+            } else {
+                "written in the definition"
+            };
+            devices.push(DeviceExplanation {
+                device: device_name(&doc, device),
+                address: ccw.to_string(),
+                reason_text: Some(format!("on the channel subsystem (s390x CCW): {detail}")),
+                reason: Reason::Ccw {
+                    detail: detail.to_string(),
+                },
+                mirroring: None,
+            });
+            continue;
+        }
         let address = match &device.address {
             DeviceAddress::Unassigned => "unassigned".to_string(),
             a => match a.present_pci() {
@@ -576,6 +605,12 @@ pub fn explain_mirroring(
             .iter()
             .find(|m| m.device == i)
             .and_then(|m| m.warning.clone());
+        // s390x: the zPCI identifiers given with the address (lowest free uid from 1, fid
+        // from 0, in device order).
+        let address = match s390.zpci {
+            Some((uid, fid)) => format!("{address} zpci uid 0x{uid:04x} fid 0x{fid:08x}"),
+            None => address,
+        };
         devices.push(DeviceExplanation {
             device: device_name(&doc, device),
             address,
@@ -641,16 +676,20 @@ mod tests {
     }
 
     #[test]
-    fn pseries_warning_says_the_guest_finds_it() {
+    fn strict_function_zero_on_x86_and_unplaced_machines_refused() {
+        // A machine virtpci does not place (pseries without its PHB rules here) is refused
+        // instead of being returned with its devices unplaced.
         let devices = format!("<controller type='pci' index='0' model='pci-root'/>{LONE_F2}");
-        let w = guest_warnings(&dom("pseries", &devices)).unwrap();
-        assert!(w[0].message.contains("pSeries guests still find"), "{w:?}");
-        // The strict flag is for x86: pSeries stays accepted.
+        let err = guest_warnings(&dom("pseries", &devices)).unwrap_err();
+        assert!(
+            err.message.contains("does not place PCI addresses"),
+            "{}",
+            err.message
+        );
         let strict = super::super::AssignOptions {
             strict_function0: true,
             ..Default::default()
         };
-        assert!(super::super::assign_domain_xml_with(&dom("pseries", &devices), strict).is_ok());
         let err = super::super::assign_domain_xml_with(&dom("pc", LONE_F2), strict).unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::ConfigUnsupported);
         assert!(

@@ -29,6 +29,15 @@ impl HotplugAddressSet {
     pub fn from_domain_xml(domain_xml: &str) -> Result<HotplugAddressSet> {
         let doc = Document::parse(domain_xml)?;
         let def = DomainDef::from_document(&doc)?;
+        if def.machine_kind == crate::topology::MachineKind::S390Ccw {
+            // reserve_next answers with a PCI address only: it cannot give a hot-plugged
+            // virtio device its CCW number nor a PCI device its zPCI identifiers.
+            return Err(Error::config_unsupported(
+                "the hotplug address set gives PCI addresses only; on s390x (s390-ccw-virtio) \
+                 hot-plugged devices need CCW device numbers and zPCI identifiers, which it \
+                 does not give yet",
+            ));
+        }
         let done = plan(def)?;
         let has_pcie_root = done.def.devices.iter().any(|d| {
             d.pci_controller()

@@ -106,6 +106,7 @@ pub fn assign_domain_xml_mirroring(
             controller_order: &plan.controller_order,
             filled: &plan.filled,
             index_filled: &plan.index_filled,
+            s390: &plan.s390,
         },
     );
     let warnings = std::mem::take(&mut plan.warnings);

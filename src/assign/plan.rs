@@ -12,13 +12,16 @@
 //! - `numa`: devices placed behind expander buses by their NUMA node preference;
 //! - `flags`: connect flags and the devices' bus and hotplug preferences;
 //! - `passes`: the run and libvirt's two passes; `extended`: extend mode's run;
-//! - `chipset`: the chipsets' reserved slots; `slots`: devices placed in libvirt's order.
+//! - `chipset`: the chipsets' reserved slots; `slots`: devices placed in libvirt's order;
+//! - `virt`: the machines virtpci places, and aarch64/riscv64 `virt` (defaults, virtio-mmio);
+//! - `s390`: s390x's CCW addresses and zPCI identifiers.
 
 use super::set::AddressSet;
 use super::AssignOptions;
 use crate::error::Result;
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
+use crate::xml::ccw::S390Assigned;
 use crate::xml::domain::{
     Controller, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction, PciControllerOptions,
 };
@@ -31,8 +34,10 @@ mod implicit;
 mod levels;
 mod numa;
 mod passes;
+mod s390;
 mod slots;
 mod validate;
+mod virt;
 
 pub use crate::xml::write::FilledDefaults;
 pub use flags::{device_flags, preferred_flags};
@@ -51,6 +56,8 @@ pub struct Plan<'a> {
     /// The final address set (pass 2).
     pub set: AddressSet,
     pub warnings: Vec<String>,
+    /// s390x: per device, the CCW address and zPCI identifiers given (empty elsewhere).
+    pub s390: Vec<S390Assigned>,
 }
 
 /// Assign every PCI address of `def` as libvirt 9.0 does.
@@ -64,7 +71,22 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
     let mut planner = Planner::new(def);
     planner.options = *options;
     planner.prepare()?;
+    if planner.is_s390() {
+        planner.s390_defaults();
+        planner.check_s390_addresses()?;
+        planner.assign_ccw_addresses()?;
+    }
+    // The PCI controllers placement adds get no zPCI identifiers from libvirt 9.0.
+    let defined = if options.libvirt.gives_added_controllers_zpci() {
+        usize::MAX
+    } else {
+        planner.def.devices.len()
+    };
     planner.run()?;
+    if planner.is_s390() {
+        planner.assign_zpci(defined)?;
+        planner.check_s390_device_models()?;
+    }
     planner.validate_after()?;
     let Planner {
         def,
@@ -73,6 +95,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         index_filled,
         set,
         warnings,
+        s390,
         ..
     } = planner;
     Ok(Plan {
@@ -82,6 +105,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         index_filled,
         set: set.unwrap_or_else(|| AddressSet::new(Vec::new(), false)),
         warnings,
+        s390,
     })
 }
 
@@ -96,6 +120,7 @@ struct Planner<'a> {
     index_filled: Vec<bool>,
     set: Option<AddressSet>,
     warnings: Vec<String>,
+    s390: Vec<S390Assigned>,
 }
 
 const PCI_FLAGS: ConnectFlags = ConnectFlags::PCI_AUTO;
@@ -112,6 +137,7 @@ impl<'a> Planner<'a> {
             index_filled: vec![false; n],
             set: None,
             warnings: Vec::new(),
+            s390: Vec::new(),
         }
     }
 

@@ -331,7 +331,15 @@ pub enum MachineKind {
     I440fx,
     /// `q35`, `pc-q35-*`: ICH9 on pcie-root.
     Q35,
-    /// Anything else (isapc, microvm, ...): no chipset reservations.
+    /// s390x `s390-ccw-virtio*`: virtio devices on the channel subsystem (CCW), PCI on a
+    /// pci-root with zPCI identifiers.
+    S390Ccw,
+    /// aarch64 `virt`, `virt-*`: a generic PCI Express host bridge (pcie-root), no chipset.
+    ArmVirt,
+    /// riscv64 `virt`: a generic PCI Express host bridge (pcie-root), no chipset.
+    RiscvVirt,
+    /// Anything else (isapc, microvm, sbsa-ref, other architectures): not placed by
+    /// virtpci, refused before planning (see [`MachineKind::from_os`]).
     Other,
 }
 
@@ -356,11 +364,46 @@ impl MachineKind {
         }
     }
 
+    /// The one place that says which guests virtpci places: the architecture and machine
+    /// type of `<os><type arch=... machine=...>`. Anything that maps to
+    /// [`MachineKind::Other`] is refused as an unsupported configuration. A missing
+    /// architecture is x86 (libvirt takes the host's; virtpci's callers are x86 hosts). A
+    /// missing machine type on aarch64 and riscv64 is `virt`, QEMU 10.0's default there
+    /// (QEMU 7.2's defaults have no PCI: the planner refuses them at libvirt 9.0).
+    pub fn from_os(arch: Option<&str>, machine: Option<&str>) -> MachineKind {
+        let is_virt = |m: Option<&str>| m.map_or(true, |m| m == "virt" || m.starts_with("virt-"));
+        match arch {
+            None | Some("x86_64" | "i686") => MachineKind::from_machine(machine),
+            Some("aarch64") if is_virt(machine) => MachineKind::ArmVirt,
+            Some("riscv64") if is_virt(machine) => MachineKind::RiscvVirt,
+            Some("s390x") if machine.map_or(true, |m| m.starts_with("s390-ccw")) => {
+                MachineKind::S390Ccw
+            }
+            _ => MachineKind::Other,
+        }
+    }
+
+    /// The machines with a generic PCI Express host bridge and nothing else on it: virtio
+    /// devices may take virtio-mmio instead of PCI there.
+    pub fn is_virt(self) -> bool {
+        matches!(self, MachineKind::ArmVirt | MachineKind::RiscvVirt)
+    }
+
     /// The root controller model this machine needs at index 0.
     pub fn root_model(self) -> PciModel {
         match self {
-            MachineKind::Q35 => PciModel::PcieRoot,
+            MachineKind::Q35 | MachineKind::ArmVirt | MachineKind::RiscvVirt => PciModel::PcieRoot,
             _ => PciModel::PciRoot,
+        }
+    }
+
+    /// The QEMU binary libvirt runs for this machine (as its messages name it).
+    pub fn emulator(self) -> &'static str {
+        match self {
+            MachineKind::ArmVirt => "/usr/bin/qemu-system-aarch64",
+            MachineKind::RiscvVirt => "/usr/bin/qemu-system-riscv64",
+            MachineKind::S390Ccw => "/usr/bin/qemu-system-s390x",
+            _ => "/usr/bin/qemu-system-x86_64",
         }
     }
 }
@@ -398,6 +441,40 @@ mod tests {
         );
         assert_eq!(MachineKind::from_machine(Some("isapc")), MachineKind::Other);
         assert_eq!(MachineKind::from_machine(None), MachineKind::I440fx);
+        let s390 = |m| MachineKind::from_os(Some("s390x"), m);
+        assert_eq!(s390(Some("s390-ccw-virtio")), MachineKind::S390Ccw);
+        assert_eq!(s390(Some("s390-ccw-virtio-7.2")), MachineKind::S390Ccw);
+        assert_eq!(s390(None), MachineKind::S390Ccw);
+        assert_eq!(s390(Some("pc")), MachineKind::Other);
+    }
+
+    #[test]
+    fn supported_machines_by_architecture() {
+        use MachineKind::*;
+        assert_eq!(MachineKind::from_os(Some("x86_64"), Some("q35")), Q35);
+        assert_eq!(MachineKind::from_os(None, Some("pc")), I440fx);
+        assert_eq!(MachineKind::from_os(Some("aarch64"), Some("virt")), ArmVirt);
+        assert_eq!(
+            MachineKind::from_os(Some("aarch64"), Some("virt-7.2")),
+            ArmVirt
+        );
+        assert_eq!(
+            MachineKind::from_os(Some("riscv64"), Some("virt")),
+            RiscvVirt
+        );
+        assert_eq!(MachineKind::from_os(Some("riscv64"), None), RiscvVirt);
+        assert_eq!(
+            MachineKind::from_os(Some("aarch64"), Some("sbsa-ref")),
+            Other
+        );
+        assert_eq!(MachineKind::from_os(Some("x86_64"), Some("virt")), Other);
+        assert_eq!(MachineKind::from_os(Some("armv7l"), Some("virt")), Other);
+        assert_eq!(MachineKind::from_os(Some("x86_64"), Some("microvm")), Other);
+        assert_eq!(MachineKind::from_os(Some("ppc64"), Some("pseries")), Other);
+        assert_eq!(
+            MachineKind::from_os(Some("s390x"), Some("s390-ccw-virtio")),
+            S390Ccw
+        );
     }
 
     #[test]

@@ -371,9 +371,28 @@ impl<'a> Device<'a> {
     }
 }
 
+/// On aarch64 and riscv64 `virt` a `<video>` without a model type is virtio (libvirt's
+/// default there), not x86's cirrus.
+fn video_model_default_virtio(doc: &Document<'_>, devices: &mut [Device<'_>]) {
+    for d in devices {
+        let Some(id) = d.element else { continue };
+        if let DeviceKind::Video { model, .. } = &mut d.kind {
+            let given = doc
+                .child(id, "model")
+                .and_then(|m| doc.attr(m, "type"))
+                .is_some();
+            if !given {
+                *model = "virtio";
+            }
+        }
+    }
+}
+
 /// What virtpci read from a domain definition.
 #[derive(Clone, Debug)]
 pub struct DomainDef<'a> {
+    /// `<os><type arch=...>`.
+    pub arch: Option<&'a str>,
     pub machine: Option<&'a str>,
     pub machine_kind: MachineKind,
     /// Number of `<cpu><numa><cell>` elements.
@@ -386,6 +405,8 @@ pub struct DomainDef<'a> {
     /// The `<devices>` element.
     pub devices_element: Option<ElementId>,
     pub devices: Vec<Device<'a>>,
+    /// On s390x: per device read from the input, its CCW address and zPCI identifiers.
+    pub s390: Vec<super::ccw::S390Address>,
 }
 
 impl<'a> DomainDef<'a> {
@@ -434,11 +455,12 @@ impl<'a> DomainDef<'a> {
                 quote(root.name)
             )));
         }
-        let machine = doc
+        let os_type = doc
             .child(doc.root, "os")
-            .and_then(|os| doc.child(os, "type"))
-            .and_then(|t| doc.attr(t, "machine"));
-        let machine_kind = MachineKind::from_machine(machine);
+            .and_then(|os| doc.child(os, "type"));
+        let machine = os_type.and_then(|t| doc.attr(t, "machine"));
+        let arch = os_type.and_then(|t| doc.attr(t, "arch"));
+        let machine_kind = MachineKind::from_os(arch, machine);
         let numa_cells = doc
             .child(doc.root, "cpu")
             .and_then(|cpu| doc.child(cpu, "numa"))
@@ -453,10 +475,29 @@ impl<'a> DomainDef<'a> {
                 devices.push(read_device(doc, child)?);
             }
         }
+        if machine_kind.is_virt() {
+            video_model_default_virtio(doc, &mut devices);
+        }
         let shared_memory = shared_memory(doc);
         let has_graphics = devices_element
             .is_some_and(|devs| doc.children_named(devs, "graphics").next().is_some());
+        let s390 = if machine_kind == MachineKind::S390Ccw {
+            // s390x's only video is virtio too.
+            video_model_default_virtio(doc, &mut devices);
+            devices
+                .iter()
+                .map(|d| {
+                    d.address_element.map_or(Ok(Default::default()), |a| {
+                        super::ccw::read_s390_address(doc, a)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
         Ok(DomainDef {
+            arch,
+            s390,
             machine,
             machine_kind,
             numa_cells,

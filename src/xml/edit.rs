@@ -138,6 +138,12 @@ impl<'d, 'a> Editor<'d, 'a> {
         self.splice_with(start, el.end, |_| {});
     }
 
+    /// Replace the whole element `id` (start tag, children, end tag) by what `write` writes.
+    pub fn replace_element_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
+        let el = self.doc.element(id);
+        self.splice_with(el.start, el.end, write);
+    }
+
     /// Replace the start tag of `id` by `<name attrs>` (or `<name attrs/>` when it is empty).
     /// `tag_body` writes the tag without `<` and the closing `>` or `/>`.
     pub fn replace_start_tag_with(&mut self, id: ElementId, tag_body: impl FnOnce(&mut String)) {

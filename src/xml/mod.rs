@@ -3,6 +3,7 @@
 //! decoded by [`text`]; [`mod@write`] prints addresses and controllers and splices an
 //! assignment's results into the text.
 
+pub mod ccw;
 pub mod dom;
 pub mod domain;
 pub mod edit;

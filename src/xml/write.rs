@@ -3,6 +3,7 @@
 //! controllers and devices) into the original text with [`super::edit`], every other byte
 //! kept.
 
+use super::ccw::{S390Assigned, Zpci};
 use super::domain::{Controller, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
 use super::edit::{Editor, Edits};
 use super::{Document, ElementId};
@@ -30,6 +31,8 @@ pub(crate) struct Assigned<'p, 'a> {
     pub filled: &'p [FilledDefaults],
     /// Per device: the index attribute was filled in.
     pub index_filled: &'p [bool],
+    /// s390x: per device, the CCW address and zPCI identifiers given (empty elsewhere).
+    pub s390: &'p [S390Assigned],
 }
 
 /// A short text built on the stack (numbers and attribute values), pushed in one go.
@@ -170,8 +173,14 @@ fn address_element(address: &DeviceAddress) -> Option<String> {
             out.push_str("/>");
             Some(out)
         }
+        DeviceAddress::Other(t) => Some(other_address_element(t)),
         _ => None,
     }
+}
+
+/// `<address type='T'/>`: an address type the planner chose without details (virtio-mmio).
+fn other_address_element(address_type: &str) -> String {
+    format!("<address type='{address_type}'/>")
 }
 
 /// The `<target .../>` attributes of a PCI controller, in libvirt's order: all of them, or
@@ -258,6 +267,7 @@ fn push_controller_element(
     out: &mut String,
     c: &Controller,
     address: &DeviceAddress,
+    s390: S390Assigned,
     indent: &str,
     unit: &str,
 ) {
@@ -311,15 +321,15 @@ fn push_controller_element(
             }
         }
     }
-    if let DeviceAddress::Pci { addr, multi } = address {
+    let element = s390_address_element(address, s390, &format!("{indent}{unit}"), unit)
+        .or_else(|| address_element(address));
+    if let Some(element) = element {
         if !has_children {
             out.push('>');
             has_children = true;
         }
         child_start(out);
-        out.push('<');
-        push_pci_address_tag(out, addr, *multi);
-        out.push_str("/>");
+        out.push_str(&element);
     }
     if !has_children {
         out.push_str("/>");
@@ -339,7 +349,12 @@ pub(crate) struct Original {
 
 /// A whole element for a non-controller device virtpci added (the default memory balloon,
 /// the video libvirt adds for graphics).
-fn new_device_element(device: &Device, indent: &str, unit: &str) -> Option<String> {
+fn new_device_element(
+    device: &Device,
+    s390: S390Assigned,
+    indent: &str,
+    unit: &str,
+) -> Option<String> {
     let (open, model_child, close) = match &device.kind {
         DeviceKind::Memballoon { model } => (
             format!("<memballoon model='{model}'"),
@@ -356,7 +371,11 @@ fn new_device_element(device: &Device, indent: &str, unit: &str) -> Option<Strin
         _ => return None,
     };
     let mut children: Vec<String> = model_child.into_iter().collect();
-    children.extend(address_element(&device.address));
+    let child_indent = format!("{indent}{unit}");
+    children.extend(
+        s390_address_element(&device.address, s390, &child_indent, unit)
+            .or_else(|| address_element(&device.address)),
+    );
     if children.is_empty() {
         return Some(format!("{open}/>"));
     }
@@ -443,6 +462,13 @@ pub(crate) fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Assig
                 }
             }
         }
+        let s390 = plan.s390.get(i).copied().unwrap_or_default();
+        if write_s390_address(doc, &mut ed, element, before, &after.address, s390) {
+            for child in new_children {
+                ed.append_child(element, child);
+            }
+            continue;
+        }
         match before.address_element {
             Some(addr_el) => {
                 for child in new_children.drain(..) {
@@ -487,12 +513,18 @@ pub(crate) fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Assig
                     ed.append_child(element, child);
                 }
                 if before.address != after.address {
-                    if let DeviceAddress::Pci { addr, multi } = &after.address {
-                        ed.append_child_with(element, |out| {
-                            out.push('<');
-                            push_pci_address_tag(out, addr, *multi);
-                            out.push_str("/>");
-                        });
+                    match &after.address {
+                        DeviceAddress::Pci { addr, multi } => {
+                            ed.append_child_with(element, |out| {
+                                out.push('<');
+                                push_pci_address_tag(out, addr, *multi);
+                                out.push_str("/>");
+                            })
+                        }
+                        DeviceAddress::Other(t) => {
+                            ed.append_child(element, other_address_element(t))
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -563,23 +595,24 @@ fn write_new_devices(first_new: usize, plan: &Assigned, ed: &mut Editor<'_, '_>)
         };
         let next = next_existing[pos + 1];
         let address = &devices[i].address;
+        let s390 = plan.s390.get(i).copied().unwrap_or_default();
         match (previous, next, plan.def.devices_element) {
             (Some(prev), _, _) => {
                 let indent = ed.indent_of(prev).unwrap_or_default();
                 ed.insert_after_with(prev, |out| {
-                    push_controller_element(out, c, address, indent, &unit)
+                    push_controller_element(out, c, address, s390, indent, &unit)
                 });
             }
             (None, Some(next), _) => {
                 let indent = ed.indent_of(next).unwrap_or_default();
                 ed.insert_before_with(next, |out| {
-                    push_controller_element(out, c, address, indent, &unit)
+                    push_controller_element(out, c, address, s390, indent, &unit)
                 });
             }
             (None, None, Some(devs)) => {
                 let indent = ed.child_indent(devs).unwrap_or_default();
                 ed.append_child_with(devs, |out| {
-                    push_controller_element(out, c, address, &indent, &unit)
+                    push_controller_element(out, c, address, s390, &indent, &unit)
                 });
             }
             (None, None, None) => {}
@@ -587,10 +620,72 @@ fn write_new_devices(first_new: usize, plan: &Assigned, ed: &mut Editor<'_, '_>)
     }
     if let Some(devs) = plan.def.devices_element {
         let indent = ed.child_indent(devs).unwrap_or_default();
-        for device in &devices[first_new..] {
-            if let Some(text) = new_device_element(device, &indent, &unit) {
+        for (i, device) in devices.iter().enumerate().skip(first_new) {
+            let s390 = plan.s390.get(i).copied().unwrap_or_default();
+            if let Some(text) = new_device_element(device, s390, &indent, &unit) {
                 ed.append_child(devs, text);
             }
         }
     }
+}
+
+/// The whole `<address>` element of an s390x device whose CCW address or zPCI identifiers
+/// virtpci gave, written at `indent` (its children one `unit` deeper); `None` otherwise.
+fn s390_address_element(
+    address: &DeviceAddress,
+    s390: S390Assigned,
+    indent: &str,
+    unit: &str,
+) -> Option<String> {
+    if let Some(ccw) = s390.ccw {
+        return Some(ccw.element());
+    }
+    let (DeviceAddress::Pci { addr, multi }, Some((uid, fid))) = (address, s390.zpci) else {
+        return None;
+    };
+    let mut out = String::with_capacity(160);
+    out.push('<');
+    push_pci_address_tag(&mut out, addr, *multi);
+    out.push_str(">\n");
+    out.push_str(indent);
+    out.push_str(unit);
+    out.push_str(&Zpci::element(uid, fid));
+    out.push('\n');
+    out.push_str(indent);
+    out.push_str("</address>");
+    Some(out)
+}
+
+/// Write what virtpci gave an s390x device from the input: a CCW address (replacing an
+/// address without numbers), or a PCI address with its zPCI identifiers. A `<zpci>` already
+/// in the input gets the missing identifier and the PCI numbers are left to the usual path
+/// (false). True when the address is written.
+fn write_s390_address(
+    doc: &Document<'_>,
+    ed: &mut Editor<'_, '_>,
+    element: ElementId,
+    before: &Original,
+    after: &DeviceAddress,
+    s390: S390Assigned,
+) -> bool {
+    let zpci_element = before.address_element.and_then(|a| doc.child(a, "zpci"));
+    if let (Some(z), None, Some((uid, fid))) = (zpci_element, s390.ccw, s390.zpci) {
+        if doc.attr(z, "uid").is_none() {
+            ed.set_attr(z, "uid", &format!("0x{uid:04x}"));
+        }
+        if doc.attr(z, "fid").is_none() {
+            ed.set_attr(z, "fid", &format!("0x{fid:08x}"));
+        }
+        return false;
+    }
+    let indent = ed.child_indent(element).unwrap_or_default().into_owned();
+    let unit = ed.unit.clone();
+    let Some(text) = s390_address_element(after, s390, &indent, &unit) else {
+        return false;
+    };
+    match before.address_element {
+        Some(a) => ed.replace_element_with(a, |out| out.push_str(&text)),
+        None => ed.append_child(element, text),
+    }
+    true
 }

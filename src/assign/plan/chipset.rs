@@ -16,7 +16,10 @@ impl<'a> Planner<'a> {
         match self.machine() {
             MachineKind::I440fx => self.chipset_piix3(set),
             MachineKind::Q35 => self.chipset_q35(set),
-            MachineKind::Other => Ok(()),
+            MachineKind::ArmVirt
+            | MachineKind::RiscvVirt
+            | MachineKind::S390Ccw
+            | MachineKind::Other => Ok(()),
         }
     }
 

@@ -124,14 +124,22 @@ impl<'a> Planner<'a> {
         if machine == MachineKind::Other {
             return;
         }
+        let usb_model = self.default_usb_model();
         for pos in 0..self.controller_order.len() {
             let i = self.controller_order[pos];
             let device = &mut self.def.devices[i];
+            let no_address = device.address == DeviceAddress::None;
             let Some(c) = device.controller_mut() else {
                 continue;
             };
+            // s390x: a USB controller without a model has none when it has no address, and
+            // stays without one otherwise (QEMU there has no piix3-uhci); SCSI is virtio.
+            let s390 = machine == MachineKind::S390Ccw;
             let model = match (c.ctype, c.model) {
-                ("usb", None) => "piix3-uhci",
+                ("usb", None) if s390 && no_address => "none",
+                ("usb", None) if s390 => continue,
+                ("usb", None) => usb_model,
+                ("scsi", None | Some("auto")) if s390 => "virtio-scsi",
                 ("scsi", None | Some("auto")) => "lsilogic",
                 ("usb", Some("none")) => {
                     device.address = DeviceAddress::None;
@@ -223,7 +231,7 @@ impl<'a> Planner<'a> {
             if c.ctype != "ide" {
                 continue;
             }
-            if machine == MachineKind::Q35 {
+            if machine != MachineKind::I440fx {
                 return Err(Error::config_unsupported(
                     "IDE controllers are unsupported for this QEMU binary or machine type",
                 ));

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 impl<'a> Planner<'a> {
     /// Post-parse work and the checks libvirt makes before assigning addresses.
     pub(super) fn prepare(&mut self) -> Result<()> {
+        self.check_machine_supported()?;
         self.apply_level()?;
         let controllers: Vec<usize> = (0..self.def.devices.len())
             .filter(|&i| self.def.devices[i].controller().is_some())
@@ -67,10 +68,12 @@ impl<'a> Planner<'a> {
         self.check_duplicate_controllers()?;
         self.check_controllers()?;
         self.fill_default_controller_models();
+        self.fill_virt_device_defaults();
         self.check_disk_names()?;
         self.add_default_devices();
         self.add_implicit_controllers();
         self.check_devices()?;
+        self.choose_virtio_transport();
         Ok(())
     }
 
@@ -126,7 +129,8 @@ impl<'a> Planner<'a> {
         if machine == MachineKind::Other {
             return;
         }
-        if !self.has_controller("usb", 0) {
+        // s390x has no default USB controller.
+        if !machine.is_virt() && machine != MachineKind::S390Ccw && !self.has_controller("usb", 0) {
             let model = if machine == MachineKind::Q35 {
                 "qemu-xhci"
             } else {
@@ -145,7 +149,7 @@ impl<'a> Planner<'a> {
             .devices
             .iter()
             .any(|d| matches!(d.kind, DeviceKind::Memballoon { .. }));
-        if !has_balloon {
+        if !has_balloon && self.adds_default_memballoon() {
             self.push_device(Device {
                 element: None,
                 address_element: None,
@@ -179,7 +183,11 @@ impl<'a> Planner<'a> {
         for (ctype, index) in wanted {
             if !self.has_controller(ctype, index) {
                 // QEMU on x86 gives a SCSI controller without a model an LSI Logic one.
-                let model = (ctype == "scsi").then_some("lsilogic");
+                let model = (ctype == "scsi").then_some(if self.is_s390() {
+                    "virtio-scsi"
+                } else {
+                    "lsilogic"
+                });
                 self.add_implicit_controller(ctype, index, model);
             }
         }
@@ -189,11 +197,16 @@ impl<'a> Planner<'a> {
             .iter()
             .any(|d| matches!(d.kind, DeviceKind::Video { .. }));
         if self.def.has_graphics && !has_video {
+            let model = if self.machine().is_virt() || self.is_s390() {
+                "virtio"
+            } else {
+                "cirrus"
+            };
             self.push_device(Device {
                 element: None,
                 address_element: None,
                 kind: DeviceKind::Video {
-                    model: "cirrus",
+                    model,
                     primary: true,
                 },
                 address: DeviceAddress::None,

@@ -4,14 +4,25 @@
 use super::Planner;
 use crate::assign::LibvirtLevel;
 use crate::error::{Error, Result};
+use crate::topology::MachineKind;
 use crate::xml::domain::{Device, DeviceAddress, DeviceKind};
 
-/// The versioned x86 machine types an emulator has: (prefix, oldest, newest), versions as
-/// major * 100 + minor. QEMU 7.2 still has pc-i440fx-1.4; QEMU 10.0 starts at 2.4.
-fn versioned_machines(level: LibvirtLevel) -> [(&'static str, u32, u32); 2] {
-    match level {
-        LibvirtLevel::V9_0 => [("pc-i440fx-", 104, 702), ("pc-q35-", 204, 702)],
-        LibvirtLevel::V11_3 => [("pc-i440fx-", 204, 1000), ("pc-q35-", 204, 1000)],
+/// The versioned machine types an emulator has: (prefix, oldest, newest), versions as
+/// major * 100 + minor. QEMU 7.2 still has pc-i440fx-1.4; QEMU 10.0 starts at 2.4. aarch64
+/// has virt-2.6 on; riscv64's `virt` has no versions (oldest above newest: none).
+fn versioned_machines(level: LibvirtLevel, kind: MachineKind) -> [(&'static str, u32, u32); 2] {
+    let newest = match level {
+        LibvirtLevel::V9_0 => 702,
+        LibvirtLevel::V11_3 => 1000,
+    };
+    match (kind, level) {
+        (MachineKind::ArmVirt, _) => [("virt-", 206, newest); 2],
+        (MachineKind::RiscvVirt, _) => [("virt-", 1, 0); 2],
+        // s390x: QEMU 7.2 from 2.4 on, QEMU 10.0 from 2.9 on.
+        (MachineKind::S390Ccw, LibvirtLevel::V9_0) => [("s390-ccw-virtio-", 204, newest); 2],
+        (MachineKind::S390Ccw, LibvirtLevel::V11_3) => [("s390-ccw-virtio-", 209, newest); 2],
+        (_, LibvirtLevel::V9_0) => [("pc-i440fx-", 104, 702), ("pc-q35-", 204, 702)],
+        (_, LibvirtLevel::V11_3) => [("pc-i440fx-", 204, 1000), ("pc-q35-", 204, 1000)],
     }
 }
 
@@ -29,11 +40,11 @@ fn is_release(version: u32) -> bool {
 
 /// Whether the level's QEMU has machine type `machine` (only the versioned pc and q35 types
 /// are checked; others are left to the families virtpci knows).
-fn emulator_has_machine(level: LibvirtLevel, machine: &str) -> bool {
+fn emulator_has_machine(level: LibvirtLevel, kind: MachineKind, machine: &str) -> bool {
     if machine.starts_with("pc-0.") || machine.starts_with("pc-1.") {
         return false;
     }
-    for (prefix, oldest, newest) in versioned_machines(level) {
+    for (prefix, oldest, newest) in versioned_machines(level, kind) {
         let Some(version) = machine.strip_prefix(prefix) else {
             continue;
         };
@@ -52,10 +63,11 @@ impl<'a> Planner<'a> {
     pub(super) fn apply_level(&mut self) -> Result<()> {
         let level = self.options.libvirt;
         if let Some(machine) = self.def.machine {
-            if !emulator_has_machine(level, machine) {
+            let kind = self.machine();
+            if !emulator_has_machine(level, kind, machine) {
                 return Err(Error::config_unsupported(format!(
-                    "Emulator '/usr/bin/qemu-system-x86_64' does not support machine type \
-                     '{machine}'"
+                    "Emulator '{}' does not support machine type '{machine}'",
+                    kind.emulator()
                 )));
             }
         }
@@ -115,15 +127,32 @@ mod tests {
     fn machine_types_follow_each_qemu() {
         let v9 = LibvirtLevel::V9_0;
         let v11 = LibvirtLevel::V11_3;
-        assert!(emulator_has_machine(v9, "pc-i440fx-1.4"));
-        assert!(!emulator_has_machine(v11, "pc-i440fx-2.3"));
-        assert!(emulator_has_machine(v11, "pc-i440fx-2.4"));
-        assert!(!emulator_has_machine(v9, "pc-q35-2.3"));
-        assert!(!emulator_has_machine(v9, "pc-i440fx-8.0"));
-        assert!(emulator_has_machine(v11, "pc-q35-10.0"));
-        assert!(!emulator_has_machine(v9, "pc-1.3"));
-        assert!(emulator_has_machine(v9, "pc"));
-        assert!(emulator_has_machine(v9, "q35"));
-        assert!(!emulator_has_machine(v9, "pc-i440fx-2.13"));
+        let x86 = MachineKind::I440fx;
+        assert!(emulator_has_machine(v9, x86, "pc-i440fx-1.4"));
+        assert!(!emulator_has_machine(v11, x86, "pc-i440fx-2.3"));
+        assert!(emulator_has_machine(v11, x86, "pc-i440fx-2.4"));
+        assert!(!emulator_has_machine(v9, x86, "pc-q35-2.3"));
+        assert!(!emulator_has_machine(v9, x86, "pc-i440fx-8.0"));
+        assert!(emulator_has_machine(v11, x86, "pc-q35-10.0"));
+        assert!(!emulator_has_machine(v9, x86, "pc-1.3"));
+        assert!(emulator_has_machine(v9, x86, "pc"));
+        assert!(emulator_has_machine(v9, x86, "q35"));
+        assert!(!emulator_has_machine(v9, x86, "pc-i440fx-2.13"));
+        let (arm, riscv) = (MachineKind::ArmVirt, MachineKind::RiscvVirt);
+        assert!(emulator_has_machine(v9, arm, "virt"));
+        assert!(emulator_has_machine(v9, arm, "virt-2.6"));
+        assert!(!emulator_has_machine(v9, arm, "virt-2.5"));
+        assert!(!emulator_has_machine(v9, arm, "virt-8.0"));
+        assert!(emulator_has_machine(v11, arm, "virt-10.0"));
+        assert!(!emulator_has_machine(v11, arm, "virt-10.1"));
+        assert!(emulator_has_machine(v9, riscv, "virt"));
+        assert!(!emulator_has_machine(v11, riscv, "virt-7.2"));
+        let s390 = MachineKind::S390Ccw;
+        assert!(emulator_has_machine(v9, s390, "s390-ccw-virtio"));
+        assert!(emulator_has_machine(v9, s390, "s390-ccw-virtio-2.4"));
+        assert!(!emulator_has_machine(v9, s390, "s390-ccw-virtio-2.3"));
+        assert!(!emulator_has_machine(v11, s390, "s390-ccw-virtio-2.8"));
+        assert!(emulator_has_machine(v11, s390, "s390-ccw-virtio-10.0"));
+        assert!(!emulator_has_machine(v9, s390, "s390-ccw-virtio-8.0"));
     }
 }

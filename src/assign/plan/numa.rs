@@ -35,7 +35,7 @@ impl<'a> Planner<'a> {
         let expander_model = match machine {
             MachineKind::Q35 => PciModel::PcieExpanderBus,
             MachineKind::I440fx => PciModel::PciExpanderBus,
-            MachineKind::Other => {
+            _ => {
                 return Err(Error::config_unsupported(
                     "addressPreferences numa needs a pc or q35 machine",
                 ))

@@ -74,7 +74,9 @@ impl<'a> Planner<'a> {
                         "pci-expander-bus controllers are only supported on 440fx-based machinetypes",
                     ))
                 }
-                PciModel::PcieExpanderBus if machine != MachineKind::Q35 => {
+                PciModel::PcieExpanderBus
+                    if !matches!(machine, MachineKind::Q35 | MachineKind::ArmVirt) =>
+                {
                     return Err(Error::config_unsupported(
                         "pcie-expander-bus controllers are not supported with this machine type",
                     ))
