@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use virtpci::host::snapshot::{DeviceRecord, HostSnapshot, FORMAT};
 use virtpci::host::Host;
-use virtpci::hostdev::{HostdevManager, HostdevSpec};
+use virtpci::hostdev::{HostdevManager, HostdevSpec, PrepareOptions};
 use virtpci::PciAddress;
 
 const GROUPS: u32 = 8;
@@ -128,7 +128,8 @@ fn run(cycles: usize) {
             let devs = domain_devices(t);
             let (mut won, mut refused) = (0u64, 0u64);
             for _ in 0..cycles {
-                match mgr.prepare_pci_devices("QEMU", &dom, None, &devs, 0) {
+                match mgr.prepare_pci_devices("QEMU", &dom, None, &devs, PrepareOptions::default())
+                {
                     Err(e) => {
                         assert!(
                             e.message.contains("is in use by driver QEMU"),

@@ -2,7 +2,9 @@
 //! of a running guest for hotplug (`virtpci_address_set_*`).
 
 use super::address::VirtpciPciAddress;
-use super::boundary::{guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, xml_arg};
+use super::boundary::{
+    check_flags, guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, xml_arg,
+};
 use super::log::{emit, VIRTPCI_LOG_WARNING};
 use crate::assign::{AssignOptions, HotplugAddressSet, LibvirtLevel};
 use crate::error::{Error, Result};
@@ -47,7 +49,7 @@ const ASSIGN_FLAGS: c_uint = VIRTPCI_ASSIGN_STRICT_FUNCTION0 | VIRTPCI_ASSIGN_EX
 
 /// The options `flags` ask for, unknown bits refused.
 fn assign_options(flags: c_uint, hotplug_ports: Option<u32>, func: &str) -> Result<AssignOptions> {
-    check_no_flags(flags & !ASSIGN_FLAGS, func)?;
+    check_flags(flags, ASSIGN_FLAGS, func)?;
     Ok(AssignOptions {
         strict_function0: flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
         hotplug_ports,
@@ -59,16 +61,6 @@ fn assign_options(flags: c_uint, hotplug_ports: Option<u32>, func: &str) -> Resu
 /// The size of the first version of `VirtpciAssignOptions` (size, flags, hotplug_ports).
 const ASSIGN_OPTIONS_FIRST_SIZE: usize =
     std::mem::offset_of!(VirtpciAssignOptions, libvirt_version);
-
-/// libvirt's wording for flags a function does not know (`virCheckFlags`).
-fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
-    if flags != 0 {
-        return Err(Error::invalid_arg(format!(
-            "unsupported flags (0x{flags:x}) in function {func}"
-        )));
-    }
-    Ok(())
-}
 
 /// Give every device of the domain in `domain_xml` a guest PCI address, adding PCI
 /// controllers where needed, exactly as libvirt 9.0 does when the domain is defined (x86 `pc`

@@ -2,12 +2,11 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg,
-    str_arg,
+    addr_arg, guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg,
+    ref_arg, str_arg,
 };
 use crate::error::{quote, Error, Result};
 use crate::host::{Host, WriteKind};
-use crate::pci::PciAddress;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::path::Path;
 use std::sync::Arc;
@@ -35,17 +34,6 @@ pub type VirtpciPciAddressCallback =
 unsafe fn host_arg<'a>(host: *const VirtpciHost, func: &str) -> Result<&'a Host> {
     // SAFETY: forwarded caller contract.
     Ok(&*unsafe { ref_arg(host, "host", func) }?.host)
-}
-
-/// Borrow and check an address argument.
-///
-/// # Safety
-/// `addr` is NULL or valid for reading.
-unsafe fn addr_arg(addr: *const VirtpciPciAddress, arg: &str, func: &str) -> Result<PciAddress> {
-    // SAFETY: forwarded caller contract.
-    let addr = PciAddress::from(unsafe { ref_arg(addr, arg, func) }?);
-    addr.check_ranges()?;
-    Ok(addr)
 }
 
 fn boxed(host: Host) -> *mut VirtpciHost {

@@ -6,7 +6,7 @@ use super::book::{in_use_error, DeviceState, Owner, OwnershipBook};
 use super::critical::{critical_devices, critical_error, CriticalUse, HostUsage};
 use super::moves::{is_vfio_driver, ResetCapability};
 use super::net::{not_implemented_error, vf_net_device};
-use super::{HostdevSpec, FORCE, LEGACY_GROUP_CHECK};
+use super::{HostdevSpec, PrepareOptions};
 use crate::error::{Error, Result};
 use crate::host::config::{ConfigSpace, HeaderType};
 use crate::host::names::parse_device_name;
@@ -286,7 +286,7 @@ pub fn check(
     usage: &dyn HostUsage,
     owner: &Owner,
     hostdevs: &[HostdevSpec],
-    flags: u32,
+    options: PrepareOptions,
 ) -> Result<CheckReport> {
     check_duplicates(hostdevs)?;
     let stubs: Vec<String> = hostdevs.iter().map(stub_for).collect::<Result<_>>()?;
@@ -393,7 +393,7 @@ pub fn check(
                         .filter(|m| !m.declared && !m.bridge)
                         .collect();
                     if !undeclared.is_empty() {
-                        if flags & LEGACY_GROUP_CHECK == 0 {
+                        if !options.legacy_group_check {
                             report.violations.push(whole_group_error(
                                 group.number,
                                 &addr,
@@ -474,11 +474,11 @@ pub fn check(
             }
             if let Some(why) = critical.as_ref().and_then(|c| c.get(&addr)) {
                 item.critical = Some(why.clone());
-                if flags & FORCE == 0 {
+                if !options.force {
                     report.violations.push(critical_error(&addr, why));
                 } else {
                     report.warnings.push(format!(
-                        "PCI device {addr} is critical to the host ({why}); detaching it because of VIRTPCI_HOSTDEV_FORCE"
+                        "PCI device {addr} is critical to the host ({why}); detaching it anyway (forced)"
                     ));
                 }
             }

@@ -8,8 +8,8 @@ use clap::Args;
 use virtpci::hostdev::domain_xml::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 use virtpci::hostdev::state::StateStore;
 use virtpci::hostdev::{
-    plan, Action, CheckReport, HostUsage, Owner, OwnershipBook, ProcUsage, ResetCapability, FORCE,
-    LEGACY_GROUP_CHECK,
+    plan, Action, CheckReport, HostUsage, Owner, OwnershipBook, PrepareOptions, ProcUsage,
+    ResetCapability,
 };
 use virtpci::{Error, Result};
 
@@ -57,18 +57,17 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         Some(root) => Box::new(ProcUsage::simulated(root)),
         None => Box::new(ProcUsage::system()),
     };
-    let flags = (if args.legacy_group_check {
-        LEGACY_GROUP_CHECK
-    } else {
-        0
-    }) | (if args.force { FORCE } else { 0 });
+    let options = PrepareOptions {
+        legacy_group_check: args.legacy_group_check,
+        force: args.force,
+    };
     let report = plan::check(
         &host,
         &book,
         &*usage,
         &Owner::new(&args.driver, &name),
         &dom.hostdevs,
-        flags,
+        options,
     )?;
     if args.fix {
         let missing: Vec<_> = report

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use virtpci::error::quote;
 use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
-use virtpci::hostdev::{ProcUsage, ResetTimings, FORCE, LEGACY_GROUP_CHECK};
+use virtpci::hostdev::{PrepareOptions, ProcUsage, ResetTimings};
 use virtpci::{Error, HostdevManager, Result};
 
 /// The state directory of a real host.
@@ -68,12 +68,11 @@ pub struct ReattachArgs {
 }
 
 impl PrepareArgs {
-    pub fn flags(&self) -> u32 {
-        (if self.legacy_group_check {
-            LEGACY_GROUP_CHECK
-        } else {
-            0
-        }) | (if self.force { FORCE } else { 0 })
+    pub fn options(&self) -> PrepareOptions {
+        PrepareOptions {
+            legacy_group_check: self.legacy_group_check,
+            force: self.force,
+        }
     }
 }
 
@@ -177,7 +176,7 @@ pub fn read_input(file: &str) -> Result<String> {
 pub fn run_prepare(args: PrepareArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
     let mgr = open_manager(&args.host)?;
-    mgr.prepare_domain(&args.driver, &xml, args.flags())?;
+    mgr.prepare_domain(&args.driver, &xml, args.options())?;
     print_owned(&mgr, &xml)
 }
 
