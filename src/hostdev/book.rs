@@ -241,6 +241,21 @@ impl OwnershipBook {
 
 /// libvirt's used-by error: `%s` is the device found in the list (a group sibling for the
 /// group check).
+/// What the message about a device an unfinished operation left half-moved says after the
+/// owner; front ends add the command that recovers it.
+pub const INTERRUPTED_NOTE: &str =
+    "interrupted: an operation on it did not finish; re-attaching that domain's devices puts it back";
+
+/// [`in_use_error`] for an active entry: an interrupted one says so.
+pub fn held_error(addr: &PciAddress, held: &ActiveEntry) -> Error {
+    let e = in_use_error(addr, &held.owner);
+    if held.interrupted {
+        Error::new(e.code, format!("{} ({INTERRUPTED_NOTE})", e.detail()))
+    } else {
+        e
+    }
+}
+
 pub fn in_use_error(addr: &PciAddress, owner: &Owner) -> Error {
     Error::operation_invalid(format!(
         "PCI device {addr} is in use by driver {}, domain {}",

@@ -255,7 +255,7 @@ impl HostdevManager {
             return Err(plan::missing_device_error(&self.host, addr));
         }
         if let Some(a) = s.book.active_entry(addr) {
-            return Err(book::in_use_error(addr, &a.owner));
+            return Err(book::held_error(addr, a));
         }
         Ok(s)
     }
@@ -577,7 +577,7 @@ impl HostdevManager {
                     .find(|a| a.entry.address == h.source)
                 {
                     if a.owner != owner {
-                        return Err(book::in_use_error(&h.source, &a.owner));
+                        return Err(book::held_error(&h.source, a));
                     }
                     // A running domain uses it, so an interrupted prepare did finish its moves.
                     if a.interrupted && on_stub {

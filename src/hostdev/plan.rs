@@ -2,7 +2,7 @@
 //! prepare would do to it, every violation in libvirt's words, and warnings. `prepare` refuses
 //! with the first violation; `virtpci check` prints the whole report.
 
-use super::book::{in_use_error, DeviceState, Owner, OwnershipBook};
+use super::book::{held_error, DeviceState, Owner, OwnershipBook};
 use super::critical::{critical_devices, critical_error, CriticalUse, HostUsage};
 use super::moves::{is_vfio_driver, ResetCapability};
 use super::net::{not_implemented_error, vf_net_device};
@@ -261,6 +261,21 @@ pub fn missing_device_error(host: &Host, addr: &PciAddress) -> Error {
     )
 }
 
+/// How the whole-group refusal names its second remedy.
+const LEGACY_REMEDY: &str = "the legacy group check (libvirt 9.0's rule)";
+
+/// `err` with the front end's name for the legacy group check (`--legacy-group-check`, a C
+/// flag's name) when it is the whole-group refusal; any other error unchanged.
+pub fn name_legacy_group_option(err: Error, option: &str) -> Error {
+    match err.message.strip_suffix(LEGACY_REMEDY) {
+        Some(head) if err.code == crate::error::ErrorCode::OperationInvalid => {
+            let detail = head.strip_prefix(err.code.prefix()).unwrap_or(head);
+            Error::new(err.code, format!("{detail}{option} (libvirt 9.0's rule)"))
+        }
+        _ => err,
+    }
+}
+
 /// The whole-group rule's refusal: libvirt's words, then the members the domain does not
 /// declare and the two remedies.
 fn whole_group_error(
@@ -273,7 +288,7 @@ fn whole_group_error(
     Error::operation_invalid(format!(
         "All devices of the same IOMMU group {group} of the PCI device {addr} must belong to domain {domain}: \
          not declared: {}; declare each as a managed hostdev hidden from the guest with \
-         <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)",
+         <address type='unassigned'/>, or use {LEGACY_REMEDY}",
         names.join(", ")
     ))
 }
@@ -345,7 +360,7 @@ pub fn check(
             }
         }
         if let Some(a) = book.active_entry(&addr) {
-            report.violations.push(in_use_error(&addr, &a.owner));
+            report.violations.push(held_error(&addr, a));
         }
         let group = match group_of.get(&addr) {
             Some(g) => Some(g.clone()),
@@ -360,7 +375,7 @@ pub fn check(
                 for m in group.devices.iter().filter(|m| **m != addr) {
                     if let Some(a) = book.active_entry(m) {
                         if a.owner != *owner {
-                            report.violations.push(in_use_error(m, &a.owner));
+                            report.violations.push(held_error(m, a));
                         }
                     }
                 }

@@ -61,7 +61,7 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         legacy_group_check: args.legacy_group_check,
         force: args.force,
     };
-    let report = plan::check(
+    let mut report = plan::check(
         &host,
         &book,
         &*usage,
@@ -79,6 +79,11 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
             .collect();
         crate::groups::write_stdout(&add_unassigned_hostdevs(&xml, &missing)?)?;
         return Ok(None);
+    }
+    report.violations = report.violations.into_iter().map(crate::cli_words).collect();
+    // The guest side: a slot its hostdevs (or other devices) use without function 0.
+    if let Ok(guest) = virtpci::assign::explain::guest_warnings(&xml) {
+        report.warnings.extend(guest.into_iter().map(|w| w.message));
     }
     let text = if args.json {
         report.to_json()

@@ -122,10 +122,28 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// A library error in the CLI's words: the options that override a refusal are named as
+/// the CLI spells them, and a device an unfinished operation left behind names the command
+/// that recovers it.
+pub fn cli_words(err: virtpci::Error) -> virtpci::Error {
+    use virtpci::hostdev::{book::INTERRUPTED_NOTE, critical, plan};
+    let err = critical::name_force_option(err, "--force");
+    let err = plan::name_legacy_group_option(err, "--legacy-group-check");
+    if err.message.contains(INTERRUPTED_NOTE) {
+        let detail = format!(
+            "{}; `virtpci reattach --driver DRIVER DOMAIN.xml` or `virtpci reattach --all` recovers it",
+            err.detail()
+        );
+        return virtpci::Error::new(err.code, detail);
+    }
+    err
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            let err = cli_words(err);
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }

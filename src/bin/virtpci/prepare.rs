@@ -15,9 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use virtpci::error::quote;
+use virtpci::host::writer::real_write_refusal;
 use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
-use virtpci::hostdev::{PrepareOptions, ProcUsage, ResetTimings};
-use virtpci::{Error, HostdevManager, Result};
+use virtpci::hostdev::domain_xml::hostdevs_from_domain_xml;
+use virtpci::hostdev::{
+    Action, HostdevSpec, Owner, PrepareOptions, ProcUsage, ResetTimings,
+};
+use virtpci::{Error, HostdevManager, PciAddress, Result};
 
 /// The state directory of a real host.
 pub const DEFAULT_STATE_DIR: &str = "/run/virtpci/hostdevmgr";
@@ -52,6 +56,10 @@ pub struct PrepareArgs {
     /// Detach devices the host needs (mounted disks, the default route's NIC).
     #[arg(long)]
     pub force: bool,
+    /// Print JSON: {"domain", "driver", "ok", "devices": [{"address", "result", "from",
+    /// "to", "message"}], "error"}.
+    #[arg(long)]
+    pub json: bool,
     /// The domain XML file, or - for standard input.
     pub file: String,
 }
@@ -63,8 +71,17 @@ pub struct ReattachArgs {
     /// The daemon driver name the devices were prepared for.
     #[arg(long, value_name = "NAME", default_value = "virtpci")]
     pub driver: String,
+    /// Print JSON: {"domain", "driver", "ok", "devices": [{"address", "result", "from",
+    /// "to", "message"}], "error"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Give back every device the manager holds, whatever its domain (recovery after a
+    /// crash), and the devices detached but unused.
+    #[arg(long, conflicts_with = "file")]
+    pub all: bool,
     /// The domain XML file, or - for standard input.
-    pub file: String,
+    #[arg(required_unless_present = "all")]
+    pub file: Option<String>,
 }
 
 impl PrepareArgs {
@@ -173,38 +190,311 @@ pub fn read_input(file: &str) -> Result<String> {
     }
 }
 
+/// What happened to one device, as the passthrough commands print it.
+pub struct DeviceOutcome {
+    pub address: PciAddress,
+    /// "detached", "kept", "adopted", "re-attached", "released", "recovered", "skipped",
+    /// "not-prepared", "not-re-attached".
+    pub result: &'static str,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The line after "ADDR: ".
+    pub text: String,
+}
+
+impl DeviceOutcome {
+    /// Done: anything but a skip or a failure.
+    pub fn done(&self) -> bool {
+        !matches!(
+            self.result,
+            "skipped" | "not-prepared" | "not-re-attached"
+        )
+    }
+}
+
+/// A driver name as printed: "(no driver)" for none.
+pub fn shown(driver: Option<&str>) -> &str {
+    driver.unwrap_or("(no driver)")
+}
+
+/// Print the outcomes (text or JSON) and turn `error` and skipped devices into the exit
+/// status: an error when anything asked was not done.
+pub fn report(
+    json: bool,
+    header: serde_json::Value,
+    outcomes: &[DeviceOutcome],
+    error: Option<Error>,
+    what: &str,
+) -> Result<()> {
+    let not_done = outcomes.iter().filter(|o| !o.done()).count();
+    let error = error.map(crate::cli_words).or_else(|| {
+        (not_done > 0).then(|| {
+            Error::operation_failed(format!(
+                "{not_done} of {} devices were not {what}",
+                outcomes.len()
+            ))
+        })
+    });
+    let text = if json {
+        let mut doc = header;
+        doc["ok"] = serde_json::json!(error.is_none());
+        doc["devices"] = outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "address": o.address.to_string(),
+                    "result": o.result,
+                    "from": o.from,
+                    "to": o.to,
+                    "message": o.text,
+                })
+            })
+            .collect();
+        if let Some(e) = &error {
+            doc["error"] = serde_json::json!(e.message);
+        }
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    } else {
+        outcomes
+            .iter()
+            .map(|o| format!("{}: {}\n", o.address, o.text))
+            .collect()
+    };
+    crate::groups::write_stdout(&text)?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Refuse real-mode writes where they would not reach the kernel (see
+/// [`real_write_refusal`]), naming the option that simulates them.
+pub fn require_writable(args: &TargetArgs) -> Result<()> {
+    if args.simulate {
+        return Ok(());
+    }
+    let root = args
+        .sysfs
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/sys"));
+    match real_write_refusal(&root) {
+        None => Ok(()),
+        Some(why) => Err(Error::operation_invalid(format!(
+            "{why} (use --simulate for a tree made by `virtpci host materialize`)"
+        ))),
+    }
+}
+
 pub fn run_prepare(args: PrepareArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
+    let d = hostdevs_from_domain_xml(&xml)?;
+    let name = d
+        .name
+        .clone()
+        .ok_or_else(|| Error::xml("missing domain name information"))?;
+    require_writable(&args.host)?;
     let mgr = open_manager(&args.host)?;
-    mgr.prepare_domain(&args.driver, &xml, args.options())?;
-    print_owned(&mgr, &xml)
+    // What prepare will do to each device, taken just before it does it.
+    let plan = mgr.check_domain(&args.driver, &xml, args.options())?;
+    let error = mgr.prepare_domain(&args.driver, &xml, args.options()).err();
+    let outcomes: Vec<DeviceOutcome> = plan
+        .hostdevs
+        .iter()
+        .map(|h| {
+            let now = h.current.driver.clone();
+            let (result, text) = match (&error, &h.action) {
+                (Some(_), _) => ("not-prepared", "not prepared".to_string()),
+                (None, Action::Detach { from }) => (
+                    "detached",
+                    format!("{} -> {}", shown(from.as_deref()), h.stub),
+                ),
+                (None, Action::AlreadyOnStub) => {
+                    ("kept", format!("already on {}, taken as it is", h.stub))
+                }
+                (None, Action::FromInactive) => (
+                    "kept",
+                    format!("on {}, detached earlier (nodedev-detach)", h.stub),
+                ),
+                (None, Action::Adopt) => (
+                    "adopted",
+                    format!("unmanaged, on {}: taken as it is", shown(now.as_deref())),
+                ),
+                (None, Action::Refused) => ("not-prepared", "not prepared".to_string()),
+            };
+            DeviceOutcome {
+                address: h.source,
+                result,
+                from: now,
+                to: error.is_none().then(|| h.stub.clone()),
+                text,
+            }
+        })
+        .collect();
+    let header = serde_json::json!({"domain": name, "driver": args.driver});
+    report(args.json, header, &outcomes, error, "prepared")
 }
 
 pub fn run_reattach(args: ReattachArgs) -> Result<()> {
-    let xml = read_input(&args.file)?;
+    require_writable(&args.host)?;
+    let Some(file) = &args.file else {
+        return reattach_all(&args);
+    };
+    let xml = read_input(file)?;
+    let d = hostdevs_from_domain_xml(&xml)?;
+    let name = d
+        .name
+        .clone()
+        .ok_or_else(|| Error::xml("missing domain name information"))?;
     let mgr = open_manager(&args.host)?;
-    mgr.reattach_domain(&args.driver, &xml)?;
-    print_owned(&mgr, &xml)
-}
-
-/// One line per hostdev: where it is now and who owns it.
-fn print_owned(mgr: &HostdevManager, xml: &str) -> Result<()> {
-    let d = virtpci::hostdev::domain_xml::hostdevs_from_domain_xml(xml)?;
+    let owner = Owner::new(&args.driver, &name);
     let book = mgr.book()?;
-    let mut out = String::new();
+    // The devices the domain holds: those listed, and interrupted ones it left (re-attach
+    // recovers those too).
+    let mut targets: Vec<PciAddress> = Vec::new();
+    let mut outcomes: Vec<DeviceOutcome> = Vec::new();
+    let mut other_driver: Option<String> = None;
     for h in &d.hostdevs {
         let now = mgr.host().driver(&h.source).unwrap_or(None);
-        let owner = match book.active_entry(&h.source) {
-            Some(a) => format!("used by {}/{}", a.owner.driver, a.owner.domain),
-            None if book.is_inactive(&h.source) => "detached, unused".to_string(),
-            None => "not booked".to_string(),
+        let skipped = |text: String| DeviceOutcome {
+            address: h.source,
+            result: "skipped",
+            from: now.clone(),
+            to: None,
+            text: format!("skipped: {text}"),
         };
-        out.push_str(&format!(
-            "{}  {}  {}\n",
-            h.source,
-            now.as_deref().unwrap_or("(no driver)"),
-            owner
-        ));
+        match book.active_entry(&h.source) {
+            Some(a) if a.owner == owner => targets.push(h.source),
+            Some(a) => {
+                if a.owner.domain == name {
+                    other_driver = Some(a.owner.driver.clone());
+                }
+                outcomes.push(skipped(format!(
+                    "owned by {}/{}",
+                    a.owner.driver, a.owner.domain
+                )))
+            }
+            None if book.is_inactive(&h.source) => outcomes.push(skipped(format!(
+                "detached but unused, on {} (nodedev-reattach {} gives it back)",
+                shown(now.as_deref()),
+                h.source
+            ))),
+            None => outcomes.push(skipped(format!(
+                "not held by virtpci (on {})",
+                shown(now.as_deref())
+            ))),
+        }
     }
-    crate::groups::write_stdout(&out)
+    for a in book.active.iter().filter(|a| a.owner == owner && a.interrupted) {
+        if !targets.contains(&a.entry.address) {
+            targets.push(a.entry.address);
+        }
+    }
+    let before: Vec<(PciAddress, Option<String>, bool, bool)> = targets
+        .iter()
+        .map(|t| {
+            let a = book.active_entry(t).expect("listed above");
+            let now = mgr.host().driver(t).unwrap_or(None);
+            (*t, now, a.entry.managed, a.interrupted)
+        })
+        .collect();
+    let error = mgr.reattach_domain(&args.driver, &xml).err();
+    for (addr, from, managed, interrupted) in before {
+        outcomes.push(moved_outcome(&mgr, addr, from, managed, interrupted, &error));
+    }
+    outcomes.sort_by_key(|o| o.address);
+    let error = error.or_else(|| {
+        other_driver.map(|d| {
+            Error::operation_failed(format!(
+                "domain {name}'s devices are held by driver {d}, not {}: use --driver {d}",
+                args.driver
+            ))
+        })
+    });
+    let header = serde_json::json!({"domain": name, "driver": args.driver});
+    report(args.json, header, &outcomes, error, "re-attached")
+}
+
+/// The outcome of re-attaching one held device, from where it was before.
+fn moved_outcome(
+    mgr: &HostdevManager,
+    address: PciAddress,
+    from: Option<String>,
+    managed: bool,
+    interrupted: bool,
+    error: &Option<Error>,
+) -> DeviceOutcome {
+    let now = mgr.host().driver(&address).unwrap_or(None);
+    let (result, text) = match error {
+        Some(_) => ("not-re-attached", "not re-attached".to_string()),
+        None if interrupted => (
+            "recovered",
+            format!(
+                "recovered (interrupted): {} -> {}",
+                shown(from.as_deref()),
+                shown(now.as_deref())
+            ),
+        ),
+        None if !managed => (
+            "released",
+            format!("released (unmanaged, stays on {})", shown(now.as_deref())),
+        ),
+        None => (
+            "re-attached",
+            format!("{} -> {}", shown(from.as_deref()), shown(now.as_deref())),
+        ),
+    };
+    DeviceOutcome {
+        address,
+        result,
+        from,
+        to: now,
+        text,
+    }
+}
+
+/// `reattach --all`: every domain's devices, then the devices detached but unused.
+fn reattach_all(args: &ReattachArgs) -> Result<()> {
+    let mgr = open_manager(&args.host)?;
+    let book = mgr.book()?;
+    let mut owners: Vec<Owner> = Vec::new();
+    for a in &book.active {
+        if !owners.contains(&a.owner) {
+            owners.push(a.owner.clone());
+        }
+    }
+    let mut outcomes = Vec::new();
+    let mut first_error: Option<Error> = None;
+    for owner in owners {
+        let held: Vec<&virtpci::hostdev::ActiveEntry> =
+            book.active.iter().filter(|a| a.owner == owner).collect();
+        let specs: Vec<HostdevSpec> = held
+            .iter()
+            .map(|a| HostdevSpec {
+                managed: a.entry.managed,
+                ..HostdevSpec::managed(a.entry.address)
+            })
+            .collect();
+        let before: Vec<(PciAddress, Option<String>, bool, bool)> = held
+            .iter()
+            .map(|a| {
+                let now = mgr.host().driver(&a.entry.address).unwrap_or(None);
+                (a.entry.address, now, a.entry.managed, a.interrupted)
+            })
+            .collect();
+        let error = mgr
+            .reattach_pci_devices(&owner.driver, &owner.domain, &specs)
+            .err();
+        for (addr, from, managed, interrupted) in before {
+            outcomes.push(moved_outcome(&mgr, addr, from, managed, interrupted, &error));
+        }
+        first_error = first_error.or(error);
+    }
+    for e in &book.inactive {
+        let from = mgr.host().driver(&e.address).unwrap_or(None);
+        let error = mgr.node_device_reattach(&e.address).err();
+        outcomes.push(moved_outcome(&mgr, e.address, from, true, false, &error));
+        first_error = first_error.or(error);
+    }
+    let header = serde_json::json!({"all": true});
+    report(args.json, header, &outcomes, first_error, "re-attached")
 }
