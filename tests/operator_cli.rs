@@ -33,7 +33,10 @@ fn write_domain(dir: &Path, name: &str, body: &str) -> PathBuf {
 /// `virtpci ARGS... --simulate --sysfs TREE [FILE]`.
 fn sim(tree: &TempTree, args: &[&str], file: Option<&Path>) -> Output {
     let mut c = Command::new(BIN);
-    c.args(args).arg("--simulate").arg("--sysfs").arg(&tree.path);
+    c.args(args)
+        .arg("--simulate")
+        .arg("--sysfs")
+        .arg(&tree.path);
     if let Some(f) = file {
         c.arg(f);
     }
@@ -109,7 +112,11 @@ fn prepare_and_reattach_take_json() {
     assert_eq!(v["devices"][0]["result"], "detached");
     assert_eq!(v["devices"][0]["from"], "tg3");
     assert_eq!(v["devices"][0]["to"], "vfio-pci");
-    let out = sim(&tree, &["reattach", "--json", "--driver", "other"], Some(&xml));
+    let out = sim(
+        &tree,
+        &["reattach", "--json", "--driver", "other"],
+        Some(&xml),
+    );
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
@@ -119,7 +126,10 @@ fn prepare_and_reattach_take_json() {
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
-    assert!(v["error"].as_str().unwrap().contains("in use by driver virtpci"));
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .contains("in use by driver virtpci"));
 }
 
 #[test]

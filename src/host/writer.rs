@@ -10,8 +10,8 @@ use super::sysfs::Sysfs;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::path::Path;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::Mutex;
 
 /// What a write does. Each has its own file in sysfs.

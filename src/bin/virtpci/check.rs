@@ -80,7 +80,11 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         crate::groups::write_stdout(&add_unassigned_hostdevs(&xml, &missing)?)?;
         return Ok(None);
     }
-    report.violations = report.violations.into_iter().map(crate::cli_words).collect();
+    report.violations = report
+        .violations
+        .into_iter()
+        .map(crate::cli_words)
+        .collect();
     // The guest side: a slot its hostdevs (or other devices) use without function 0.
     if let Ok(guest) = virtpci::assign::explain::guest_warnings(&xml) {
         report.warnings.extend(guest.into_iter().map(|w| w.message));

@@ -71,8 +71,21 @@ fn collect(host: &Host) -> Result<Report> {
     Ok((groups, none))
 }
 
+/// Open the host at `root` for reading; a root without `bus/pci` is no sysfs.
+pub fn open_sysfs(root: Option<&std::path::Path>) -> Result<Host> {
+    let host = Host::open(root)?;
+    if !host.root().join("bus/pci").is_dir() {
+        return Err(virtpci::Error::operation_invalid(format!(
+            "'{}' has no bus/pci directory: it is not a sysfs root (give --sysfs the directory \
+             that holds bus/ and kernel/, such as /sys or a tree made by `virtpci host materialize`)",
+            host.root().display()
+        )));
+    }
+    Ok(host)
+}
+
 pub fn run(args: GroupsArgs) -> Result<()> {
-    let host = Host::open(args.sysfs.as_deref())?;
+    let host = open_sysfs(args.sysfs.as_deref())?;
     let (groups, none) = collect(&host)?;
     if args.json {
         let report = JsonReport {

@@ -3,8 +3,8 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use virtpci::error::quote;
+use virtpci::host::class_name;
 use virtpci::host::snapshot::HostSnapshot;
-use virtpci::host::{class_name, Host};
 use virtpci::{Error, PciAddress, Result};
 
 #[derive(Args)]
@@ -43,12 +43,12 @@ pub enum HostCommand {
 pub fn run(args: HostArgs) -> Result<()> {
     match args.command {
         HostCommand::Snapshot { sysfs } => {
-            let host = Host::open(sysfs.as_deref())?;
+            let host = crate::groups::open_sysfs(sysfs.as_deref())?;
             crate::groups::write_stdout(&HostSnapshot::capture(&host)?.to_json())
         }
         HostCommand::Show { address, sysfs } => {
             let addr = PciAddress::parse(&address)?;
-            let host = Host::open(sysfs.as_deref())?;
+            let host = crate::groups::open_sysfs(sysfs.as_deref())?;
             let d = host.device(&addr)?;
             let cfg = host.config_space(&addr)?;
             // For a VF: its PF, its index, and the MAC and VLAN the PF holds for it (known on

@@ -5,6 +5,7 @@ mod assign;
 mod check;
 mod groups;
 mod host;
+mod nodedev;
 mod prepare;
 mod status;
 
@@ -72,8 +73,18 @@ enum Command {
     Prepare(prepare::PrepareArgs),
     /// Give a domain's PCI hostdevs back to their original drivers (real or --simulate).
     Reattach(prepare::ReattachArgs),
-    /// Every device the hostdev manager holds: user, stub, interrupted, current driver.
+    /// Every device the hostdev manager holds: user, stub, interrupted, current driver; and
+    /// the devices on a vfio driver it does not hold.
     Status(status::StatusArgs),
+    /// Detach one device from its host driver onto vfio-pci, held unused (virsh
+    /// nodedev-detach).
+    NodedevDetach(nodedev::DetachArgs),
+    /// Give one device no domain uses back to its host driver (virsh nodedev-reattach).
+    NodedevReattach(nodedev::DeviceArgs),
+    /// Reset one device no domain uses, by libvirt's rules (virsh nodedev-reset).
+    NodedevReset(nodedev::DeviceArgs),
+    /// Book a running domain's PCI hostdevs as they are (after the state directory was lost).
+    UpdateActive(nodedev::UpdateActiveArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -119,6 +130,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Prepare(args) => prepare::run_prepare(args),
         Command::Reattach(args) => prepare::run_reattach(args),
         Command::Status(args) => status::run(args),
+        Command::NodedevDetach(args) => nodedev::run_detach(args),
+        Command::NodedevReattach(args) => nodedev::run_reattach(args),
+        Command::NodedevReset(args) => nodedev::run_reset(args),
+        Command::UpdateActive(args) => nodedev::run_update_active(args),
     }
 }
 

@@ -18,9 +18,7 @@ use virtpci::error::quote;
 use virtpci::host::writer::real_write_refusal;
 use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
 use virtpci::hostdev::domain_xml::hostdevs_from_domain_xml;
-use virtpci::hostdev::{
-    Action, HostdevSpec, Owner, PrepareOptions, ProcUsage, ResetTimings,
-};
+use virtpci::hostdev::{Action, HostdevSpec, Owner, PrepareOptions, ProcUsage, ResetTimings};
 use virtpci::{Error, HostdevManager, PciAddress, Result};
 
 /// The state directory of a real host.
@@ -171,7 +169,7 @@ pub fn open_host(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)> 
             .unwrap_or_else(|| root.join(SIMULATED_STATE_DIR));
         Ok((host, state, Some(root)))
     } else {
-        let host = Host::open(args.sysfs.as_deref())?;
+        let host = crate::groups::open_sysfs(args.sysfs.as_deref())?;
         let state = args
             .state
             .clone()
@@ -205,10 +203,7 @@ pub struct DeviceOutcome {
 impl DeviceOutcome {
     /// Done: anything but a skip or a failure.
     pub fn done(&self) -> bool {
-        !matches!(
-            self.result,
-            "skipped" | "not-prepared" | "not-re-attached"
-        )
+        !matches!(self.result, "skipped" | "not-prepared" | "not-re-attached")
     }
 }
 
@@ -273,10 +268,7 @@ pub fn require_writable(args: &TargetArgs) -> Result<()> {
     if args.simulate {
         return Ok(());
     }
-    let root = args
-        .sysfs
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/sys"));
+    let root = args.sysfs.clone().unwrap_or_else(|| PathBuf::from("/sys"));
     match real_write_refusal(&root) {
         None => Ok(()),
         Some(why) => Err(Error::operation_invalid(format!(
@@ -384,7 +376,11 @@ pub fn run_reattach(args: ReattachArgs) -> Result<()> {
             ))),
         }
     }
-    for a in book.active.iter().filter(|a| a.owner == owner && a.interrupted) {
+    for a in book
+        .active
+        .iter()
+        .filter(|a| a.owner == owner && a.interrupted)
+    {
         if !targets.contains(&a.entry.address) {
             targets.push(a.entry.address);
         }
@@ -399,7 +395,14 @@ pub fn run_reattach(args: ReattachArgs) -> Result<()> {
         .collect();
     let error = mgr.reattach_domain(&args.driver, &xml).err();
     for (addr, from, managed, interrupted) in before {
-        outcomes.push(moved_outcome(&mgr, addr, from, managed, interrupted, &error));
+        outcomes.push(moved_outcome(
+            &mgr,
+            addr,
+            from,
+            managed,
+            interrupted,
+            &error,
+        ));
     }
     outcomes.sort_by_key(|o| o.address);
     let error = error.or_else(|| {
@@ -485,7 +488,14 @@ fn reattach_all(args: &ReattachArgs) -> Result<()> {
             .reattach_pci_devices(&owner.driver, &owner.domain, &specs)
             .err();
         for (addr, from, managed, interrupted) in before {
-            outcomes.push(moved_outcome(&mgr, addr, from, managed, interrupted, &error));
+            outcomes.push(moved_outcome(
+                &mgr,
+                addr,
+                from,
+                managed,
+                interrupted,
+                &error,
+            ));
         }
         first_error = first_error.or(error);
     }

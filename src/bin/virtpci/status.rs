@@ -5,16 +5,18 @@
 
 use crate::prepare::{open_host, TargetArgs};
 use clap::Args;
+use virtpci::hostdev::moves::is_vfio_driver;
 use virtpci::hostdev::state::StateStore;
 use virtpci::hostdev::OwnershipBook;
-use virtpci::Result;
+use virtpci::{PciAddress, Result};
 
 #[derive(Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub host: TargetArgs,
     /// Print JSON: {"state_dir": DIR, "devices": [{"address", "driver", "domain", "stub",
-    /// "managed", "interrupted", "bound_to"}]} ("driver" and "domain" only for a device in use).
+    /// "managed", "interrupted", "bound_to"}], "unheld_vfio": [{"address", "bound_to"}]}
+    /// ("driver" and "domain" only for a device in use).
     #[arg(long)]
     pub json: bool,
 }
@@ -27,6 +29,17 @@ pub fn run(args: StatusArgs) -> Result<()> {
         OwnershipBook::default()
     };
     let held = book.held_devices();
+    // Devices on a vfio driver that the manager does not hold (bound by hand, by another
+    // tool, or left by a lost state directory).
+    let unheld: Vec<(PciAddress, String)> = host
+        .device_addresses()?
+        .into_iter()
+        .filter(|a| !held.iter().any(|d| d.address == *a))
+        .filter_map(|a| {
+            let d = host.driver(&a).ok().flatten()?;
+            is_vfio_driver(&d).then_some((a, d))
+        })
+        .collect();
     // Where each device is now; a device that left the host is shown unbound.
     let bound: Vec<Option<String>> = held
         .iter()
@@ -42,18 +55,24 @@ pub fn run(args: StatusArgs) -> Result<()> {
                 v
             })
             .collect();
+        let unheld: Vec<serde_json::Value> = unheld
+            .iter()
+            .map(|(a, d)| serde_json::json!({"address": a.to_string(), "bound_to": d}))
+            .collect();
         let doc = serde_json::json!({
             "state_dir": state_dir.display().to_string(),
             "devices": devices,
+            "unheld_vfio": unheld,
         });
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
-    } else if held.is_empty() {
-        format!(
-            "no device is held (state directory {})\n",
-            state_dir.display()
-        )
     } else {
         let mut out = String::new();
+        if held.is_empty() {
+            out += &format!(
+                "no device is held (state directory {})\n",
+                state_dir.display()
+            );
+        }
         for (d, now) in held.iter().zip(&bound) {
             let user = match &d.owner {
                 Some(o) => format!("used by {}/{}", o.driver, o.domain),
@@ -65,8 +84,17 @@ pub fn run(args: StatusArgs) -> Result<()> {
                 user,
                 d.stub,
                 now.as_deref().unwrap_or("(no driver)"),
-                if d.interrupted { "  interrupted" } else { "" }
+                if d.interrupted {
+                    "  interrupted: `virtpci reattach --all` recovers it"
+                } else {
+                    ""
+                }
             ));
+        }
+        for (a, d) in &unheld {
+            out += &format!(
+                "{a}  on {d}, not held by virtpci (`virtpci nodedev-reattach {a}` gives it back)\n"
+            );
         }
         out
     };
