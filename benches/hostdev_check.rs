@@ -109,6 +109,7 @@ fn generate(dir: &Path) -> (usize, Vec<Vec<PciAddress>>) {
         description: Some("generated hostdev benchmark host".into()),
         drivers: vec!["igb".into(), "pcieport".into(), "vfio-pci".into()],
         devices,
+        host_use: Default::default(),
     }
     .materialize(dir)
     .expect("materialize");

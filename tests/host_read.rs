@@ -265,10 +265,10 @@ fn independent_generator_tree_through_the_cli() {
         .unwrap();
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(
-        text.contains("9      0000:07:01.0  Ethernet controller [0200]"),
+        text.contains("IOMMU group 9\n  0000:07:01.0  Ethernet controller [0200]"),
         "{text}"
     );
-    assert!(text.contains("none   0001:01:00.0"), "{text}");
+    assert!(text.contains("no IOMMU group\n  0001:01:00.0"), "{text}");
 }
 
 #[test]

@@ -91,6 +91,7 @@ fn host_tree() -> TempTree {
         description: None,
         drivers: vec!["igb".into(), "pcieport".into(), "vfio-pci".into()],
         devices,
+        host_use: Default::default(),
     }
     .materialize(&tree.path)
     .unwrap();

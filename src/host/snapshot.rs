@@ -42,6 +42,71 @@ pub struct HostSnapshot {
     /// Loaded drivers (`bus/pci/drivers/<name>`).
     pub drivers: Vec<String>,
     pub devices: Vec<DeviceRecord>,
+    /// What the host itself uses, for the host-critical guard of the simulated kernel:
+    /// materialized as its `/proc` tables (`.virtpci-sim/proc/`). Not captured from a real
+    /// host (the guard reads the real `/proc` there).
+    #[serde(default, skip_serializing_if = "HostUse::is_empty")]
+    pub host_use: HostUse,
+}
+
+/// Mounted filesystems and the interfaces of default routes, as a snapshot records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostUse {
+    /// Mounted filesystems as `DEVICE MOUNT_POINT` (`"/dev/sda1 /"`).
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// Network interfaces that carry an IPv4 default route (`"eno1"`).
+    #[serde(default)]
+    pub default_routes: Vec<String>,
+}
+
+impl HostUse {
+    pub fn is_empty(&self) -> bool {
+        self.mounts.is_empty() && self.default_routes.is_empty()
+    }
+
+    /// Write the simulated kernel's `/proc` tables for this use under `dir`.
+    fn materialize(&self, dir: &Path) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let proc_dir = dir.join(SIM_DIR).join("proc");
+        let mut mounts = String::new();
+        for m in &self.mounts {
+            let mut f = m.split_whitespace();
+            let (Some(dev), Some(point), None) = (f.next(), f.next(), f.next()) else {
+                return Err(Error::invalid_arg(format!(
+                    "host_use mount '{}' is not 'DEVICE MOUNT_POINT'",
+                    crate::error::quote(m)
+                )));
+            };
+            mounts.push_str(&format!("{dev} {point} ext4 rw 0 0\n"));
+        }
+        let mut route = String::from(
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+        );
+        for iface in &self.default_routes {
+            if iface.is_empty() || iface.contains(char::is_whitespace) {
+                return Err(Error::invalid_arg(format!(
+                    "host_use default route interface '{}' is not an interface name",
+                    crate::error::quote(iface)
+                )));
+            }
+            route.push_str(&format!(
+                "{iface}\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+            ));
+        }
+        for (rel, text) in [("self/mounts", mounts), ("net/route", route)] {
+            let p = proc_dir.join(rel);
+            let made = p
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|()| fs::write(&p, text));
+            made.map_err(|e| Error::system(format!("Failed to write '{}'", p.display()), &e))?;
+        }
+        Ok(())
+    }
 }
 
 /// One recorded device.
@@ -251,6 +316,7 @@ impl HostSnapshot {
             description: None,
             drivers,
             devices,
+            host_use: HostUse::default(),
         })
     }
 
@@ -578,7 +644,7 @@ impl HostSnapshot {
         if !vf_net.is_empty() {
             put(VF_NET_FILE, format_table(&vf_net).as_bytes(), 0o644)?;
         }
-        Ok(())
+        self.host_use.materialize(dir)
     }
 
     fn config_bytes(

@@ -11,9 +11,15 @@ pub struct GroupsArgs {
     /// The sysfs root to read (default /sys).
     #[arg(long, value_name = "ROOT")]
     pub sysfs: Option<PathBuf>,
-    /// Print JSON instead of a table.
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Only IOMMU group N.
+    #[arg(long, value_name = "N")]
+    pub group: Option<u32>,
+    /// Only the IOMMU group of the device ADDR (DDDD:BB:SS.F).
+    #[arg(long, value_name = "ADDR")]
+    pub device: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -86,7 +92,28 @@ pub fn open_sysfs(root: Option<&std::path::Path>) -> Result<Host> {
 
 pub fn run(args: GroupsArgs) -> Result<()> {
     let host = open_sysfs(args.sysfs.as_deref())?;
-    let (groups, none) = collect(&host)?;
+    let (mut groups, mut none) = collect(&host)?;
+    let device = args
+        .device
+        .as_deref()
+        .map(virtpci::PciAddress::parse)
+        .transpose()?;
+    let filtered = args.group.is_some() || device.is_some();
+    if filtered {
+        groups.retain(|(n, devs)| {
+            args.group.map_or(true, |g| g == *n)
+                && device.map_or(true, |d| devs.iter().any(|x| x.address == d))
+        });
+        none.retain(|x| args.group.is_none() && device.is_some_and(|d| x.address == d));
+        if groups.is_empty() && none.is_empty() {
+            return Err(virtpci::Error::device_missing(match (args.group, device) {
+                (Some(g), Some(d)) => format!("device {d} is not in IOMMU group {g}"),
+                (Some(g), None) => format!("no IOMMU group {g} on this host"),
+                (None, Some(d)) => format!("no PCI device {d} on this host"),
+                (None, None) => unreachable!("filtered"),
+            }));
+        }
+    }
     if args.json {
         let report = JsonReport {
             groups: groups
@@ -102,30 +129,41 @@ pub fn run(args: GroupsArgs) -> Result<()> {
             .map_err(|e| virtpci::Error::internal(format!("cannot write JSON: {e}")))?;
         return write_stdout(&(text + "\n"));
     }
-    let mut out = format!(
-        "{:<6} {:<13} {:<42} {:<10} DRIVER\n",
-        "GROUP", "ADDRESS", "CLASS", "ID"
-    );
-    let mut line = |group: &str, d: &DeviceSummary| {
-        out += &format!(
-            "{:<6} {:<13} {:<42} {:04x}:{:04x}  {}\n",
-            group,
-            d.address.to_string(),
-            format!("{} [{:04x}]", class_name(d.ids.class), d.ids.class >> 8),
+    // One block per group, as ls-iommu prints them; the header in bold on a terminal.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
+    let heading = |text: String| {
+        if colour {
+            format!("\x1b[1m{text}\x1b[0m\n")
+        } else {
+            format!("{text}\n")
+        }
+    };
+    let line = |d: &DeviceSummary| {
+        format!(
+            "  {}  {} [{:04x}]  [{:04x}:{:04x}]  driver {}\n",
+            d.address,
+            class_name(d.ids.class),
+            d.ids.class >> 8,
             d.ids.vendor,
             d.ids.device,
-            d.driver.as_deref().unwrap_or("-")
+            d.driver.as_deref().unwrap_or("(none)")
         )
     };
+    let mut out = String::new();
     for (n, devs) in &groups {
+        out += &heading(format!("IOMMU group {n}"));
         for d in devs {
-            line(&n.to_string(), d);
+            out += &line(d);
         }
     }
-    for d in &none {
-        line("none", d);
+    if !none.is_empty() {
+        out += &heading("no IOMMU group".to_string());
+        for d in &none {
+            out += &line(d);
+        }
     }
-    if groups.is_empty() {
+    if groups.is_empty() && !filtered {
         out += &format!(
             "(no IOMMU groups under {}/kernel/iommu_groups: the IOMMU is off or absent)\n",
             host.root().display()

@@ -18,6 +18,7 @@ use virtpci::error::quote;
 use virtpci::host::writer::real_write_refusal;
 use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
 use virtpci::hostdev::domain_xml::hostdevs_from_domain_xml;
+use virtpci::hostdev::moves::is_vfio_driver;
 use virtpci::hostdev::{Action, HostdevSpec, Owner, PrepareOptions, ProcUsage, ResetTimings};
 use virtpci::{Error, HostdevManager, PciAddress, Result};
 
@@ -191,8 +192,8 @@ pub fn read_input(file: &str) -> Result<String> {
 /// What happened to one device, as the passthrough commands print it.
 pub struct DeviceOutcome {
     pub address: PciAddress,
-    /// "detached", "kept", "adopted", "re-attached", "released", "recovered", "skipped",
-    /// "not-prepared", "not-re-attached".
+    /// "detached", "kept", "adopted", "re-attached", "released", "recovered",
+    /// "nothing-to-do", "skipped", "not-prepared", "not-re-attached".
     pub result: &'static str,
     pub from: Option<String>,
     pub to: Option<String>,
@@ -370,9 +371,19 @@ pub fn run_reattach(args: ReattachArgs) -> Result<()> {
                 shown(now.as_deref()),
                 h.source
             ))),
+            // Not held and on a host driver: already where re-attach would put it.
+            None if !now.as_deref().is_some_and(is_vfio_driver) => outcomes.push(DeviceOutcome {
+                result: "nothing-to-do",
+                text: format!(
+                    "nothing to do: not held by virtpci, on {}",
+                    shown(now.as_deref())
+                ),
+                ..skipped(String::new())
+            }),
             None => outcomes.push(skipped(format!(
-                "not held by virtpci (on {})",
-                shown(now.as_deref())
+                "on {}, not held by virtpci (nodedev-reattach {} gives it back)",
+                shown(now.as_deref()),
+                h.source
             ))),
         }
     }
