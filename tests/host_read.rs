@@ -265,10 +265,13 @@ fn independent_generator_tree_through_the_cli() {
         .unwrap();
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(
-        text.contains("IOMMU group 9\n  0000:07:01.0  Ethernet controller [0200]"),
+        text.contains("  0000:07:01.0  Ethernet controller [0200]"),
         "{text}"
     );
-    assert!(text.contains("no IOMMU group\n  0001:01:00.0"), "{text}");
+    let no_group = text
+        .find("no IOMMU group\n")
+        .expect("a block of devices without a group");
+    assert!(text[no_group..].contains("  0001:01:00.0"), "{text}");
 }
 
 #[test]
