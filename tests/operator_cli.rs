@@ -347,3 +347,55 @@ fn check_fix_keeps_crlf_line_ends() {
         "{fixed:?}"
     );
 }
+
+#[test]
+fn groups_names_devices_filters_and_prints_no_colour_into_a_pipe() {
+    let tree = fixture_tree("workstation");
+    let groups = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["groups", "--sysfs"])
+            .arg(&tree.path)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = groups(&["--device", "0000:01:00.1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("IOMMU group 1\n"), "{stdout}");
+    assert!(
+        stdout.contains("0000:01:00.0  VGA compatible controller [0300]: NVIDIA Corporation TU104 [GeForce RTX 2070 SUPER] [10de:1e84]  driver nvidia"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\x1b'), "no colour into a pipe");
+    assert_eq!(stdout.matches("IOMMU group").count(), 1);
+    let out = groups(&["--group", "5", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["groups"][0]["devices"][1]["vendor_name"],
+        "Samsung Electronics Co Ltd"
+    );
+    let out = groups(&["--group", "99"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no IOMMU group 99"));
+}
+
+#[test]
+fn host_show_prints_text_or_json() {
+    let tree = fixture_tree("workstation");
+    let show = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["host", "show", "0000:02:00.0", "--sysfs"])
+            .arg(&tree.path)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = show(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("driver           nvme\n"));
+    let v: serde_json::Value = serde_json::from_slice(&show(&["--json"]).stdout).unwrap();
+    assert_eq!(v["block"][0], "nvme0n1");
+    assert_eq!(v["vendor_name"], "Samsung Electronics Co Ltd");
+}

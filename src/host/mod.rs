@@ -32,6 +32,7 @@
 //! `Send + Sync`, and may be shared between threads.
 
 pub mod config;
+pub mod facts;
 pub mod files;
 pub mod names;
 pub mod simulator;

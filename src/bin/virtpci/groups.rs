@@ -1,9 +1,9 @@
 //! `virtpci groups`: every IOMMU group of a host with its devices, as a table or JSON.
 
 use clap::Args;
-use serde::Serialize;
 use std::path::PathBuf;
-use virtpci::host::{class_name, DeviceSummary, Host};
+use virtpci::host::facts::{groups_report, GroupDevice};
+use virtpci::host::Host;
 use virtpci::Result;
 
 #[derive(Args)]
@@ -22,61 +22,6 @@ pub struct GroupsArgs {
     pub device: Option<String>,
 }
 
-#[derive(Serialize)]
-struct JsonDevice {
-    address: String,
-    vendor: String,
-    device: String,
-    class: String,
-    driver: Option<String>,
-}
-
-#[derive(Serialize)]
-struct JsonGroup {
-    group: u32,
-    devices: Vec<JsonDevice>,
-}
-
-#[derive(Serialize)]
-struct JsonReport {
-    groups: Vec<JsonGroup>,
-    no_iommu_group: Vec<JsonDevice>,
-}
-
-impl From<&DeviceSummary> for JsonDevice {
-    fn from(d: &DeviceSummary) -> JsonDevice {
-        JsonDevice {
-            address: d.address.to_string(),
-            vendor: format!("0x{:04x}", d.ids.vendor),
-            device: format!("0x{:04x}", d.ids.device),
-            class: format!("0x{:06x}", d.ids.class),
-            driver: d.driver.clone(),
-        }
-    }
-}
-
-/// The groups of the host, each with its device summaries, and the devices without a group.
-type Report = (Vec<(u32, Vec<DeviceSummary>)>, Vec<DeviceSummary>);
-
-fn collect(host: &Host) -> Result<Report> {
-    let all = host.iommu_groups()?;
-    let mut groups = Vec::with_capacity(all.groups.len());
-    for g in &all.groups {
-        let devices = g
-            .devices
-            .iter()
-            .map(|a| host.summary(a))
-            .collect::<Result<Vec<_>>>()?;
-        groups.push((g.number, devices));
-    }
-    let none = all
-        .no_group
-        .iter()
-        .map(|a| host.summary(a))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((groups, none))
-}
-
 /// Open the host at `root` for reading; a root without `bus/pci` is no sysfs.
 pub fn open_sysfs(root: Option<&std::path::Path>) -> Result<Host> {
     let host = Host::open(root)?;
@@ -92,7 +37,7 @@ pub fn open_sysfs(root: Option<&std::path::Path>) -> Result<Host> {
 
 pub fn run(args: GroupsArgs) -> Result<()> {
     let host = open_sysfs(args.sysfs.as_deref())?;
-    let (mut groups, mut none) = collect(&host)?;
+    let mut report = groups_report(&host)?;
     let device = args
         .device
         .as_deref()
@@ -100,12 +45,15 @@ pub fn run(args: GroupsArgs) -> Result<()> {
         .transpose()?;
     let filtered = args.group.is_some() || device.is_some();
     if filtered {
-        groups.retain(|(n, devs)| {
-            args.group.map_or(true, |g| g == *n)
-                && device.map_or(true, |d| devs.iter().any(|x| x.address == d))
+        let shown = |a: &str| device.is_some_and(|d| d.to_string() == a);
+        report.groups.retain(|g| {
+            args.group.map_or(true, |n| n == g.group)
+                && (device.is_none() || g.devices.iter().any(|x| shown(&x.address)))
         });
-        none.retain(|x| args.group.is_none() && device.is_some_and(|d| x.address == d));
-        if groups.is_empty() && none.is_empty() {
+        report
+            .no_iommu_group
+            .retain(|x| args.group.is_none() && shown(&x.address));
+        if report.groups.is_empty() && report.no_iommu_group.is_empty() {
             return Err(virtpci::Error::device_missing(match (args.group, device) {
                 (Some(g), Some(d)) => format!("device {d} is not in IOMMU group {g}"),
                 (Some(g), None) => format!("no IOMMU group {g} on this host"),
@@ -115,19 +63,7 @@ pub fn run(args: GroupsArgs) -> Result<()> {
         }
     }
     if args.json {
-        let report = JsonReport {
-            groups: groups
-                .iter()
-                .map(|(n, devs)| JsonGroup {
-                    group: *n,
-                    devices: devs.iter().map(JsonDevice::from).collect(),
-                })
-                .collect(),
-            no_iommu_group: none.iter().map(JsonDevice::from).collect(),
-        };
-        let text = serde_json::to_string(&report)
-            .map_err(|e| virtpci::Error::internal(format!("cannot write JSON: {e}")))?;
-        return write_stdout(&(text + "\n"));
+        return write_stdout(&(report.to_json() + "\n"));
     }
     // One block per group, as ls-iommu prints them; the header in bold on a terminal.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
@@ -139,31 +75,37 @@ pub fn run(args: GroupsArgs) -> Result<()> {
             format!("{text}\n")
         }
     };
-    let line = |d: &DeviceSummary| {
+    // ls-iommu's line: address, class, names, [vendor:device]; then the driver.
+    let line = |d: &GroupDevice| {
+        let names = match (d.vendor_name, d.device_name) {
+            (Some(v), Some(n)) => format!("{v} {n} "),
+            (Some(v), None) => format!("{v} device "),
+            _ => String::new(),
+        };
         format!(
-            "  {}  {} [{:04x}]  [{:04x}:{:04x}]  driver {}\n",
+            "  {}  {} [{}]: {names}[{}:{}]  driver {}\n",
             d.address,
-            class_name(d.ids.class),
-            d.ids.class >> 8,
-            d.ids.vendor,
-            d.ids.device,
+            d.class_name,
+            &d.class[2..6],
+            &d.vendor[2..],
+            &d.device[2..],
             d.driver.as_deref().unwrap_or("(none)")
         )
     };
     let mut out = String::new();
-    for (n, devs) in &groups {
-        out += &heading(format!("IOMMU group {n}"));
-        for d in devs {
+    for g in &report.groups {
+        out += &heading(format!("IOMMU group {}", g.group));
+        for d in &g.devices {
             out += &line(d);
         }
     }
-    if !none.is_empty() {
+    if !report.no_iommu_group.is_empty() {
         out += &heading("no IOMMU group".to_string());
-        for d in &none {
+        for d in &report.no_iommu_group {
             out += &line(d);
         }
     }
-    if groups.is_empty() && !filtered {
+    if report.groups.is_empty() && !filtered {
         out += &format!(
             "(no IOMMU groups under {}/kernel/iommu_groups: the IOMMU is off or absent)\n",
             host.root().display()
