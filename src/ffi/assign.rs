@@ -163,9 +163,7 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
         let opts = unsafe { versioned_options(opts, NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
-        let hotplug_ports = u32::try_from(opts.hotplug_ports).ok();
-        let mut options = assign_options(opts.flags, hotplug_ports, NAME)?;
-        options.libvirt = LibvirtLevel::from_version_number(opts.libvirt_version)?;
+        let options = options_of(&opts, NAME)?;
         let result = crate::assign::assign_domain_xml_with(xml, options)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);
@@ -173,6 +171,14 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
         *out = malloc_string(&result.xml)?;
         Ok(0)
     })
+}
+
+/// The assignment options a caller's `VirtpciAssignOptions` asks for.
+fn options_of(opts: &VirtpciAssignOptions, func: &str) -> Result<AssignOptions> {
+    let hotplug_ports = u32::try_from(opts.hotplug_ports).ok();
+    let mut options = assign_options(opts.flags, hotplug_ports, func)?;
+    options.libvirt = LibvirtLevel::from_version_number(opts.libvirt_version)?;
+    Ok(options)
 }
 
 /// Copy the caller's `VirtpciAssignOptions`, of the version its `size` says: fields after
@@ -441,5 +447,55 @@ pub unsafe extern "C" fn virtpci_address_set_free(set: *mut VirtpciAddressSet) {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(set) });
         }
+    })
+}
+
+/// `virtpci_domain_explain_pci_addresses()`: print JSON instead of text.
+pub const VIRTPCI_EXPLAIN_JSON: c_uint = 1 << 0;
+
+/// Why each device of the domain in `domain_xml` gets the guest PCI address it gets, as
+/// `virtpci assign --explain` prints it: per device its address and the rule that chose it
+/// (a reservation of the chipset, a configured address, the first free place its connect
+/// flags accept), each controller that was added and why, and the warnings (a guest slot
+/// used without function 0). `opts` as for `virtpci_domain_assign_pci_addresses_with_options()`,
+/// or NULL for the defaults (libvirt 9.0). `flags`: 0 for text, `VIRTPCI_EXPLAIN_JSON` for
+/// JSON (`virtpci assign --explain --json`).
+///
+/// Returns 0 and stores the explanation in `*out` (release it with `virtpci_string_free()`
+/// or `free()`), or -1 with the last error set: the assignment's errors (libvirt's), or
+/// `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, an unknown flag, or options refused as by
+/// `virtpci_domain_assign_pci_addresses_with_options()`; `*out` is then unchanged.
+/// Thread-safe.
+///
+/// # Safety
+/// `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
+/// `opts->size` readable bytes; `out` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_domain_explain_pci_addresses(
+    domain_xml: *const c_char,
+    opts: *const VirtpciAssignOptions,
+    flags: c_uint,
+    out: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_domain_explain_pci_addresses";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
+        let options = if opts.is_null() {
+            AssignOptions::default()
+        } else {
+            // SAFETY: forwarded caller contract.
+            options_of(&unsafe { versioned_options(opts, NAME) }?, NAME)?
+        };
+        check_flags(flags, VIRTPCI_EXPLAIN_JSON, NAME)?;
+        // SAFETY: forwarded caller contract.
+        let out = unsafe { out_arg(out, "out", NAME) }?;
+        let explanation = crate::assign::explain::explain_with(xml, &options)?;
+        *out = malloc_string(&if flags & VIRTPCI_EXPLAIN_JSON != 0 {
+            explanation.to_json()
+        } else {
+            explanation.to_text()
+        })?;
+        Ok(0)
     })
 }

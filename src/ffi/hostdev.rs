@@ -655,3 +655,34 @@ pub unsafe extern "C" fn virtpci_hostdev_status_list_free(
         unsafe { libc::free(devices as *mut libc::c_void) };
     })
 }
+
+/// What the manager holds, as `virtpci status --json` prints it: in `*json` a new string
+/// (release it with `virtpci_string_free()` or `free()`) holding `{"state_dir", "devices":
+/// [{"address", "driver", "domain", "stub", "managed", "interrupted", "bound_to"}],
+/// "unheld_vfio": [{"address", "bound_to"}]}`: both lists (the active list first; `driver`
+/// and `domain` only for a device a domain uses), each device with the driver sysfs shows it
+/// on now (`bound_to`, `null` when unbound), then the devices on a vfio driver that the
+/// manager does not hold. `virtpci_hostdev_list_devices()` gives the lists as structs.
+///
+/// Returns 0, or -1 with the last error set (NULL argument, unreadable state or sysfs);
+/// `*json` is then unchanged. Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; `json` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_status_json(
+    mgr: *mut VirtpciHostdevManager,
+    json: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_status_json";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let out = unsafe { out_arg(json, "json", NAME) }?;
+        let book = mgr.book()?;
+        let dir = mgr.state_dir().display().to_string();
+        let report = crate::hostdev::status::StatusReport::new(mgr.host(), &book, &dir)?;
+        *out = malloc_string(&report.to_json())?;
+        Ok(0)
+    })
+}

@@ -44,6 +44,7 @@ pub mod moves;
 pub mod net;
 pub mod plan;
 pub mod state;
+pub mod status;
 
 pub use book::{ActiveEntry, BookEntry, DeviceState, HeldDevice, Owner, OwnershipBook, SavedNet};
 pub use critical::{CriticalUse, HostUsage, ProcUsage, StaticUsage};
@@ -767,7 +768,9 @@ impl HostdevManager {
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;
-        self.check(drv_name, &name, &d.hostdevs, options)
+        let mut report = self.check(drv_name, &name, &d.hostdevs, options)?;
+        report.add_guest_warnings(domain_xml);
+        Ok(report)
     }
 }
 

@@ -96,6 +96,19 @@ impl CheckReport {
         self.violations.is_empty()
     }
 
+    /// Add the guest's warnings for the domain `domain_xml` (a guest slot used without function
+    /// 0, see docs/decisions.md) as libvirt's assignment would place its devices. A domain the
+    /// assignment refuses gets one warning saying so, with the refusal.
+    pub fn add_guest_warnings(&mut self, domain_xml: &str) {
+        match crate::assign::explain::guest_warnings(domain_xml) {
+            Ok(guest) => self.warnings.extend(guest.into_iter().map(|w| w.message)),
+            Err(e) => self.warnings.push(format!(
+                "the guest's PCI slots were not checked: {}",
+                e.message
+            )),
+        }
+    }
+
     /// The report as JSON (what `virtpci check --json` prints).
     pub fn to_json(&self) -> String {
         use serde_json::json;

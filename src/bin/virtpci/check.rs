@@ -86,9 +86,7 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         .map(crate::cli_words)
         .collect();
     // The guest side: a slot its hostdevs (or other devices) use without function 0.
-    if let Ok(guest) = virtpci::assign::explain::guest_warnings(&xml) {
-        report.warnings.extend(guest.into_iter().map(|w| w.message));
-    }
+    report.add_guest_warnings(&xml);
     let text = if args.json {
         report.to_json()
     } else {

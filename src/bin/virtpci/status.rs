@@ -5,10 +5,10 @@
 
 use crate::prepare::{open_host, TargetArgs};
 use clap::Args;
-use virtpci::hostdev::moves::is_vfio_driver;
 use virtpci::hostdev::state::StateStore;
+use virtpci::hostdev::status::StatusReport;
 use virtpci::hostdev::OwnershipBook;
-use virtpci::{PciAddress, Result};
+use virtpci::Result;
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -28,72 +28,40 @@ pub fn run(args: StatusArgs) -> Result<()> {
     } else {
         OwnershipBook::default()
     };
-    let held = book.held_devices();
-    // Devices on a vfio driver that the manager does not hold (bound by hand, by another
-    // tool, or left by a lost state directory).
-    let unheld: Vec<(PciAddress, String)> = host
-        .device_addresses()?
-        .into_iter()
-        .filter(|a| !held.iter().any(|d| d.address == *a))
-        .filter_map(|a| {
-            let d = host.driver(&a).ok().flatten()?;
-            is_vfio_driver(&d).then_some((a, d))
-        })
-        .collect();
-    // Where each device is now; a device that left the host is shown unbound.
-    let bound: Vec<Option<String>> = held
-        .iter()
-        .map(|d| host.driver(&d.address).unwrap_or(None))
-        .collect();
+    let report = StatusReport::new(&host, &book, &state_dir.display().to_string())?;
     let text = if args.json {
-        let devices: Vec<serde_json::Value> = held
-            .iter()
-            .zip(&bound)
-            .map(|(d, now)| {
-                let mut v = serde_json::to_value(d).unwrap_or_default();
-                v["bound_to"] = serde_json::json!(now);
-                v
-            })
-            .collect();
-        let unheld: Vec<serde_json::Value> = unheld
-            .iter()
-            .map(|(a, d)| serde_json::json!({"address": a.to_string(), "bound_to": d}))
-            .collect();
-        let doc = serde_json::json!({
-            "state_dir": state_dir.display().to_string(),
-            "devices": devices,
-            "unheld_vfio": unheld,
-        });
-        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+        report.to_json()
     } else {
         let mut out = String::new();
-        if held.is_empty() {
+        if report.devices.is_empty() {
             out += &format!(
                 "no device is held (state directory {})\n",
                 state_dir.display()
             );
         }
-        for (d, now) in held.iter().zip(&bound) {
-            let user = match &d.owner {
+        for d in &report.devices {
+            let held = &d.held;
+            let user = match &held.owner {
                 Some(o) => format!("used by {}/{}", o.driver, o.domain),
                 None => "detached, unused".to_string(),
             };
             out.push_str(&format!(
                 "{}  {}  booked on {}  bound to {}{}\n",
-                d.address,
+                held.address,
                 user,
-                d.stub,
-                now.as_deref().unwrap_or("(no driver)"),
-                if d.interrupted {
+                held.stub,
+                d.bound_to.as_deref().unwrap_or("(no driver)"),
+                if held.interrupted {
                     "  interrupted: `virtpci reattach --all` recovers it"
                 } else {
                     ""
                 }
             ));
         }
-        for (a, d) in &unheld {
+        for u in &report.unheld_vfio {
             out += &format!(
-                "{a}  on {d}, not held by virtpci (`virtpci nodedev-reattach {a}` gives it back)\n"
+                "{}  on {}, not held by virtpci (`virtpci nodedev-reattach {}` gives it back)\n",
+                u.address, u.bound_to, u.address
             );
         }
         out
