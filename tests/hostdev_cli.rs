@@ -220,9 +220,12 @@ fn status_lists_every_held_device() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
-    assert_eq!(
-        stdout.lines().next().unwrap(),
-        "0000:02:00.0  used by QEMU/vm1  booked on vfio-pci  bound to vfio-pci"
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with(
+            "0000:02:00.0  used by QEMU/vm1  booked on vfio-pci  bound to vfio-pci  since 20"
+        ),
+        "{first}"
     );
     let out = status(&tree, &["--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -234,6 +237,9 @@ fn status_lists_every_held_device() {
     assert_eq!(devices[3]["stub"], "vfio-pci");
     assert_eq!(devices[3]["interrupted"], false);
     assert_eq!(devices[3]["bound_to"], "vfio-pci");
+    // When the manager took it: RFC 3339 in UTC.
+    let since = devices[3]["since"].as_str().unwrap();
+    assert!(since.len() == 20 && since.ends_with('Z'), "{since}");
 
     let out = run(&tree, &["reattach", "--driver", "QEMU"], &xml);
     assert!(out.status.success(), "{}", text(&out.stderr));

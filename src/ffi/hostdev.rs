@@ -658,11 +658,12 @@ pub unsafe extern "C" fn virtpci_hostdev_status_list_free(
 
 /// What the manager holds, as `virtpci status --json` prints it: in `*json` a new string
 /// (release it with `virtpci_string_free()` or `free()`) holding `{"state_dir", "devices":
-/// [{"address", "driver", "domain", "stub", "managed", "interrupted", "bound_to"}],
+/// [{"address", "driver", "domain", "stub", "managed", "interrupted", "since", "bound_to"}],
 /// "unheld_vfio": [{"address", "bound_to"}]}`: both lists (the active list first; `driver`
-/// and `domain` only for a device a domain uses), each device with the driver sysfs shows it
-/// on now (`bound_to`, `null` when unbound), then the devices on a vfio driver that the
-/// manager does not hold. `virtpci_hostdev_list_devices()` gives the lists as structs.
+/// and `domain` only for a device a domain uses), each device with when the manager took it
+/// (`since`, RFC 3339 in UTC, `null` when not recorded) and the driver sysfs shows it on now
+/// (`bound_to`, `null` when unbound), then the devices on a vfio driver that the manager does
+/// not hold. `virtpci_hostdev_list_devices()` gives the lists as structs.
 ///
 /// Returns 0, or -1 with the last error set (NULL argument, unreadable state or sysfs);
 /// `*json` is then unchanged. Thread-safe.

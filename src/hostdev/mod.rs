@@ -599,6 +599,7 @@ impl HostdevManager {
                     managed: h.managed,
                     unbind_from_stub: h.managed,
                     original: None,
+                    since: book::now_since(),
                 });
                 after.active.push(ActiveEntry {
                     entry,
@@ -663,6 +664,7 @@ impl HostdevManager {
                     managed: false,
                     unbind_from_stub: now.driver.as_deref() != Some(stub.as_str()),
                     original: Some(now.clone()),
+                    since: book::now_since(),
                 });
             }
             s.commit_if_changed(intent)?;
@@ -783,5 +785,6 @@ fn moved_entry(h: &HostdevCheck) -> BookEntry {
         managed: h.managed,
         unbind_from_stub: matches!(h.action, Action::Detach { .. }),
         original: Some(h.current.clone()),
+        since: book::now_since(),
     }
 }

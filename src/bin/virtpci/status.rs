@@ -5,6 +5,7 @@
 
 use crate::prepare::{open_host, TargetArgs};
 use clap::Args;
+use virtpci::hostdev::book::format_since;
 use virtpci::hostdev::state::StateStore;
 use virtpci::hostdev::status::StatusReport;
 use virtpci::hostdev::OwnershipBook;
@@ -15,7 +16,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub host: TargetArgs,
     /// Print JSON: {"state_dir": DIR, "devices": [{"address", "driver", "domain", "stub",
-    /// "managed", "interrupted", "bound_to"}], "unheld_vfio": [{"address", "bound_to"}]}
+    /// "managed", "interrupted", "since", "bound_to"}], "unheld_vfio": [{"address", "bound_to"}]}
     /// ("driver" and "domain" only for a device in use).
     #[arg(long)]
     pub json: bool,
@@ -45,8 +46,12 @@ pub fn run(args: StatusArgs) -> Result<()> {
                 Some(o) => format!("used by {}/{}", o.driver, o.domain),
                 None => "detached, unused".to_string(),
             };
+            let since = held
+                .since
+                .map(|t| format!("  since {}", format_since(t)))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "{}  {}  booked on {}  bound to {}{}\n",
+                "{}  {}  booked on {}  bound to {}{since}{}\n",
                 held.address,
                 user,
                 held.stub,
