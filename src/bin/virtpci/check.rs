@@ -3,7 +3,7 @@
 //! warning. Exits 1 with the first violation when prepare would fail. Reads only. `--fix`
 //! prints the domain completed with the missing members of its hostdevs' IOMMU groups.
 
-use crate::prepare::{open_host, read_input, TargetArgs};
+use crate::target::{open_host, read_input, TargetArgs};
 use clap::Args;
 use virtpci::hostdev::domain_xml::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 use virtpci::hostdev::state::StateStore;

@@ -7,8 +7,10 @@ mod docs;
 mod groups;
 mod host;
 mod nodedev;
+mod outcome;
 mod prepare;
 mod status;
+mod target;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

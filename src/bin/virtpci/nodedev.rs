@@ -2,9 +2,8 @@
 //! semantics, through the hostdev manager's node-device calls) and `virtpci update-active
 //! dom.xml` (book a running domain's devices as they are, after the state was lost).
 
-use crate::prepare::{
-    open_manager, read_input, report, require_writable, shown, DeviceOutcome, TargetArgs,
-};
+use crate::outcome::{report, shown, DeviceOutcome};
+use crate::target::{open_manager, read_input, require_writable, TargetArgs};
 use clap::Args;
 use virtpci::hostdev::ResetOutcome;
 use virtpci::{Error, PciAddress, Result};

@@ -3,7 +3,7 @@
 //! half-moved, and the driver sysfs shows it on now. Reads only (like `check`, without the
 //! directory's lock: the state file is replaced atomically).
 
-use crate::prepare::{open_host, TargetArgs};
+use crate::target::{open_host, TargetArgs};
 use clap::Args;
 use virtpci::hostdev::book::format_since;
 use virtpci::hostdev::state::StateStore;
