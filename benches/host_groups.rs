@@ -83,6 +83,7 @@ fn generate(dir: &Path) -> usize {
         description: Some("generated benchmark host".into()),
         drivers: vec!["igb".into(), "pcieport".into(), "vfio-pci".into()],
         devices,
+        host_use: Default::default(),
     }
     .materialize(dir)
     .expect("materialize");

@@ -17,7 +17,7 @@ use virtpci::host::snapshot::{DeviceRecord, HostSnapshot, FORMAT};
 #[path = "../tests/host_support/records.rs"]
 mod records;
 use virtpci::host::Host;
-use virtpci::hostdev::{HostdevManager, HostdevSpec};
+use virtpci::hostdev::{HostdevManager, HostdevSpec, PrepareOptions};
 use virtpci::PciAddress;
 
 /// A generated device whose reset is a PM reset (no FLR), so the check plans resets.
@@ -109,6 +109,7 @@ fn generate(dir: &Path) -> (usize, Vec<Vec<PciAddress>>) {
         description: Some("generated hostdev benchmark host".into()),
         drivers: vec!["igb".into(), "pcieport".into(), "vfio-pci".into()],
         devices,
+        host_use: Default::default(),
     }
     .materialize(dir)
     .expect("materialize");
@@ -165,18 +166,26 @@ fn main() {
         .collect();
     assert_eq!(hostdevs.len(), 64);
 
-    let report = mgr.check("QEMU", "bench", &hostdevs, 0).expect("check");
+    let report = mgr
+        .check("QEMU", "bench", &hostdevs, PrepareOptions::default())
+        .expect("check");
     assert!(report.ok(), "{:?}", report.violations);
     assert_eq!(report.groups.len(), 16);
     assert_eq!(report.detaching().count(), 64);
 
     for _ in 0..3 {
-        black_box(mgr.check("QEMU", "bench", &hostdevs, 0).unwrap());
+        black_box(
+            mgr.check("QEMU", "bench", &hostdevs, PrepareOptions::default())
+                .unwrap(),
+        );
     }
     let times: Vec<Duration> = (0..rounds)
         .map(|_| {
             let t = Instant::now();
-            black_box(mgr.check("QEMU", "bench", &hostdevs, 0).unwrap());
+            black_box(
+                mgr.check("QEMU", "bench", &hostdevs, PrepareOptions::default())
+                    .unwrap(),
+            );
             t.elapsed()
         })
         .collect();
@@ -189,7 +198,9 @@ fn main() {
     // A violation found by the same check: one group member left out.
     let partial = &hostdevs[1..];
     let t = Instant::now();
-    let r = mgr.check("QEMU", "bench", partial, 0).unwrap();
+    let r = mgr
+        .check("QEMU", "bench", partial, PrepareOptions::default())
+        .unwrap();
     println!(
         "check with an S5 violation: {:?} ({})",
         t.elapsed(),
@@ -197,7 +208,7 @@ fn main() {
     );
 
     let t = Instant::now();
-    mgr.prepare_pci_devices("QEMU", "bench", None, &hostdevs, 0)
+    mgr.prepare_pci_devices("QEMU", "bench", None, &hostdevs, PrepareOptions::default())
         .unwrap();
     let prep = t.elapsed();
     let t = Instant::now();

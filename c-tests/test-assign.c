@@ -138,6 +138,35 @@ static const char *NUMA_DOMAIN =
     "<interface type='user'><model type='virtio'/></interface>"
     "</devices></domain>";
 
+/* Why each device got its address, as `virtpci assign --explain` (text and JSON) says. */
+static void test_explain(void)
+{
+    char *out = NULL;
+    CHECK(virtpci_domain_explain_pci_addresses(Q35, NULL, 0, &out) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(out && strstr(out, "machine ") == out, "text starts with the machine: %s",
+          out ? out : "(null)");
+    CHECK(out && strstr(out, "(added)") != NULL, "added controllers named: %s",
+          out ? out : "(null)");
+    virtpci_string_free(out);
+    out = NULL;
+    VirtpciAssignOptions opts;
+    memset(&opts, 0, sizeof opts);
+    opts.size = sizeof opts;
+    opts.hotplug_ports = -1;
+    opts.libvirt_version = 11003000;
+    CHECK(virtpci_domain_explain_pci_addresses(Q35, &opts, VIRTPCI_EXPLAIN_JSON, &out) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(out && out[0] == '{' && strstr(out, "\"devices\"") != NULL, "JSON: %s",
+          out ? out : "(null)");
+    free(out);
+    out = NULL;
+    CHECK(virtpci_domain_explain_pci_addresses(Q35, NULL, 0x2, &out) == -1, "unknown flag");
+    CHECK_STR(virtpci_last_error_message(), "invalid argument: unsupported flags (0x2) in function "
+                                            "virtpci_domain_explain_pci_addresses");
+    CHECK(out == NULL, "no output on failure");
+}
+
 static void test_assign_with_options(void)
 {
     char *out = NULL;
@@ -282,6 +311,7 @@ int main(void)
     test_address_set();
     test_address_set_threads();
     test_assign_with_options();
+    test_explain();
     test_address_set_preferences();
     return check_exit_status("test-assign");
 }

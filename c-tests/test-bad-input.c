@@ -321,6 +321,22 @@ static void case_domain_assign_pci_addresses_with_options(void)
     CHECK(out == NULL, "no output on failure");
 }
 
+static void case_domain_explain_pci_addresses(void)
+{
+    const char *f = "virtpci_domain_explain_pci_addresses";
+    VirtpciAssignOptions unknown_level = { sizeof unknown_level, 0, -1, 8000000 };
+    char *out = NULL;
+    EACH_INPUT(N_XML) FAILS(label(f, "domain_xml", IN_NAME),
+                            virtpci_domain_explain_pci_addresses(IN, NULL, 0, &out) < 0);
+    FAILS(label(f, "opts->libvirt_version", "8000000"),
+          virtpci_domain_explain_pci_addresses(GUEST, &unknown_level, 0, &out) < 0);
+    FAILS(label(f, "flags", "0x100"),
+          virtpci_domain_explain_pci_addresses(GUEST, NULL, 0x100, &out) < 0);
+    FAILS(label(f, "out", "NULL"),
+          virtpci_domain_explain_pci_addresses(GUEST, NULL, VIRTPCI_EXPLAIN_JSON, NULL) < 0);
+    CHECK(out == NULL, "no output on failure");
+}
+
 static void case_address_set_new_from_xml(void)
 {
     const char *f = "virtpci_address_set_new_from_xml";
@@ -485,6 +501,28 @@ static void case_host_get_driver(void)
     free(driver);
 }
 
+static void case_host_iommu_groups_json(void)
+{
+    const char *f = "virtpci_host_iommu_groups_json";
+    char *json = NULL;
+    FAILS(label(f, "host", "NULL"), virtpci_host_iommu_groups_json(NULL, &json) < 0);
+    FAILS(label(f, "json", "NULL"), virtpci_host_iommu_groups_json(host, NULL) < 0);
+    CHECK(json == NULL, "no output on failure");
+}
+
+static void case_host_device_json(void)
+{
+    const char *f = "virtpci_host_device_json";
+    const VirtpciPciAddress out_of_range = { 0, 0, 0x20, 0 };
+    char *json = NULL;
+    FAILS(label(f, "host", "NULL"), virtpci_host_device_json(NULL, &ADDR, &json) < 0);
+    FAILS(label(f, "addr", "NULL"), virtpci_host_device_json(host, NULL, &json) < 0);
+    FAILS(label(f, "addr", "slot 0x20"), virtpci_host_device_json(host, &out_of_range, &json) < 0);
+    FAILS(label(f, "addr", "missing"), virtpci_host_device_json(host, &MISSING, &json) < 0);
+    FAILS(label(f, "json", "NULL"), virtpci_host_device_json(host, &ADDR, NULL) < 0);
+    CHECK(json == NULL, "no output on failure");
+}
+
 static void case_host_inject_fault(void)
 {
     const char *f = "virtpci_host_inject_fault";
@@ -562,6 +600,15 @@ static void case_hostdev_list_devices(void)
     FAILS(label(f, "devices", "NULL"), virtpci_hostdev_list_devices(mgr, NULL, &n) < 0);
     FAILS(label(f, "n", "NULL"), virtpci_hostdev_list_devices(mgr, &list, NULL) < 0);
     virtpci_hostdev_status_list_free(list, n);
+}
+
+static void case_hostdev_status_json(void)
+{
+    const char *f = "virtpci_hostdev_status_json";
+    char *json = NULL;
+    FAILS(label(f, "mgr", "NULL"), virtpci_hostdev_status_json(NULL, &json) < 0);
+    FAILS(label(f, "json", "NULL"), virtpci_hostdev_status_json(mgr, NULL) < 0);
+    CHECK(json == NULL, "no output on failure");
 }
 
 static void case_hostdev_status_list_free(void)
@@ -851,12 +898,15 @@ static const struct {
       case_domain_assign_pci_addresses_with_options },
     { "virtpci_domain_add_missing_group_members", case_domain_add_missing_group_members },
     { "virtpci_domain_check_abi_stability", case_domain_check_abi_stability },
+    { "virtpci_domain_explain_pci_addresses", case_domain_explain_pci_addresses },
     { "virtpci_host_clear_faults", case_host_faults },
     { "virtpci_host_faults_fired", case_host_faults },
     { "virtpci_host_free", case_host_free },
+    { "virtpci_host_device_json", case_host_device_json },
     { "virtpci_host_get_driver", case_host_get_driver },
     { "virtpci_host_inject_fault", case_host_inject_fault },
     { "virtpci_host_get_vfio_cdev", case_host_get_vfio_cdev },
+    { "virtpci_host_iommu_groups_json", case_host_iommu_groups_json },
     { "virtpci_host_open", case_host_open },
     { "virtpci_host_open_simulated", case_host_open_simulated },
     { "virtpci_host_set_module_loading", case_host_set_module_loading },
@@ -875,6 +925,7 @@ static const struct {
     { "virtpci_hostdev_prepare_pci_devices_with_net", case_hostdev_prepare_pci_devices_with_net },
     { "virtpci_hostdev_reattach_domain", case_hostdev_reattach_domain },
     { "virtpci_hostdev_reattach_pci_devices", case_hostdev_reattach_pci_devices },
+    { "virtpci_hostdev_status_json", case_hostdev_status_json },
     { "virtpci_hostdev_status_list_free", case_hostdev_status_list_free },
     { "virtpci_hostdev_update_active_pci_devices", case_hostdev_update_active_pci_devices },
     { "virtpci_last_error_code", case_last_error },

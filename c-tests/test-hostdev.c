@@ -199,6 +199,44 @@ static void test_list_devices(VirtpciHost *host, VirtpciHostdevManager *mgr)
     CHECK(all_on(host, "tg3"), "all back");
 }
 
+/* What the CLI's groups, host show and status print, through the C API; and the host-critical
+ * refusal naming the C flag that overrides it. */
+static void test_reports(VirtpciHost *host, VirtpciHostdevManager *mgr)
+{
+    char *json = NULL;
+    CHECK(virtpci_host_iommu_groups_json(host, &json) == 0, "%s", virtpci_last_error_message());
+    CHECK(json && strstr(json, "{\"group\":6,\"devices\":[{\"address\":\"0000:02:00.0\"") != NULL,
+          "group 6: %s", json ? json : "(null)");
+    free(json);
+    VirtpciPciAddress a0 = {0, 2, 0, 0};
+    json = NULL;
+    CHECK(virtpci_host_device_json(host, &a0, &json) == 0, "%s", virtpci_last_error_message());
+    CHECK(json && strstr(json, "\"driver\":\"tg3\"") && strstr(json, "\"net\":[\"enp2s0f0\"]"),
+          "device facts: %s", json ? json : "(null)");
+    virtpci_string_free(json);
+
+    VirtpciHostdev devs[4] = {nic(0, 1), nic(1, 1), nic(2, 1), nic(3, 1)};
+    CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, devs, 4, 0) == 0, "%s",
+          virtpci_last_error_message());
+    json = NULL;
+    CHECK(virtpci_hostdev_status_json(mgr, &json) == 0, "%s", virtpci_last_error_message());
+    CHECK(json && strstr(json, "\"domain\": \"vm1\"") && strstr(json, "\"bound_to\": \"vfio-pci\"")
+              && strstr(json, "\"unheld_vfio\": []"),
+          "status: %s", json ? json : "(null)");
+    free(json);
+    CHECK(virtpci_hostdev_reattach_pci_devices(mgr, "QEMU", "vm1", devs, 4) == 0, "%s",
+          virtpci_last_error_message());
+
+    /* The fixture's eno1 (00:19.0) carries the default route. */
+    VirtpciHostdev eno1 = {{0, 0, 0x19, 0}, 1, 0, NULL};
+    CHECK(virtpci_hostdev_prepare_pci_devices(mgr, "QEMU", "vm1", NULL, &eno1, 1, 0) == -1,
+          "critical device detached");
+    CHECK_STR(virtpci_last_error_message(),
+              "Requested operation is not valid: PCI device 0000:00:19.0 is critical to the host: "
+              "it holds network interface eno1, which carries the default route; refusing to "
+              "detach it unless forced (VIRTPCI_HOSTDEV_FORCE overrides)");
+}
+
 static void test_node_device(VirtpciHost *host, VirtpciHostdevManager *mgr)
 {
     VirtpciPciAddress a0 = {0, 2, 0, 0};
@@ -402,6 +440,7 @@ int main(int argc, char **argv)
         test_faults(host, mgr);
         test_list_devices(host, mgr);
         test_node_device(host, mgr);
+        test_reports(host, mgr);
         test_domain_xml(host, mgr);
         test_threads(host, mgr);
     }

@@ -67,6 +67,11 @@
 #define VIRTPCI_BUS_PCIE 2
 
 /**
+ * `virtpci_domain_explain_pci_addresses()`: print JSON instead of text.
+ */
+#define VIRTPCI_EXPLAIN_JSON (1 << 0)
+
+/**
  * libvirt's VIR_HOSTDEV_STRICT_ACS_CHECK. Accepted by prepare; it has no effect on VFIO
  * devices (the kernel's IOMMU groups already isolate them).
  */
@@ -614,6 +619,30 @@ int virtpci_address_set_release(VirtpciAddressSet *set, const VirtpciPciAddress 
 void virtpci_address_set_free(VirtpciAddressSet *set);
 
 /**
+ * Why each device of the domain in `domain_xml` gets the guest PCI address it gets, as
+ * `virtpci assign --explain` prints it: per device its address and the rule that chose it
+ * (a reservation of the chipset, a configured address, the first free place its connect
+ * flags accept), each controller that was added and why, and the warnings (a guest slot
+ * used without function 0). `opts` as for `virtpci_domain_assign_pci_addresses_with_options()`,
+ * or NULL for the defaults (libvirt 9.0). `flags`: 0 for text, `VIRTPCI_EXPLAIN_JSON` for
+ * JSON (`virtpci assign --explain --json`).
+ *
+ * Returns 0 and stores the explanation in `*out` (release it with `virtpci_string_free()`
+ * or `free()`), or -1 with the last error set: the assignment's errors (libvirt's), or
+ * `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, an unknown flag, or options refused as by
+ * `virtpci_domain_assign_pci_addresses_with_options()`; `*out` is then unchanged.
+ * Thread-safe.
+ *
+ * # Safety
+ * `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
+ * `opts->size` readable bytes; `out` is NULL or valid for writing one pointer.
+ */
+int virtpci_domain_explain_pci_addresses(const char *domain_xml,
+                                         const VirtpciAssignOptions *opts,
+                                         unsigned int flags,
+                                         char **out);
+
+/**
  * The library version, e.g. "0.1.0". Static storage: never free it. Thread-safe.
  */
 const char *virtpci_version(void);
@@ -810,6 +839,41 @@ int virtpci_host_clear_faults(VirtpciHost *host);
  * `host` is NULL or a live handle.
  */
 int virtpci_host_faults_fired(VirtpciHost *host);
+
+/**
+ * Every IOMMU group of the host with its devices, as `virtpci groups --json` prints it: in
+ * `*json` a new string (release it with `virtpci_string_free()` or `free()`) holding
+ * `{"groups": [{"group": N, "devices": [DEVICE...]}], "no_iommu_group": [DEVICE...]}`, each
+ * DEVICE `{"address", "vendor", "device", "class", "driver", "class_name", "vendor_name",
+ * "device_name"}` (ids as "0x…" text; the names from the PCI ID database, `null` when it does
+ * not know them; `driver` `null` when unbound). Groups in number order, devices in address
+ * order.
+ *
+ * Returns 0, or -1 with the last error set (NULL argument, unreadable sysfs); `*json` is then
+ * unchanged. Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `json` is NULL or valid for writing one pointer.
+ */
+int virtpci_host_iommu_groups_json(VirtpciHost *host, char **json);
+
+/**
+ * Everything sysfs says about the device `addr`, as `virtpci host show --json` prints it: in
+ * `*json` a new string (release it with `virtpci_string_free()` or `free()`) with its ids and
+ * names, driver and `driver_override`, NUMA node, IOMMU group, parent bridge, SR-IOV links
+ * (`physfn`, `virtfns`, and for a VF `vf`: its PF, index, MAC and VLAN), config-space facts
+ * (`header_type`, `multifunction`, `pcie_port_type`, `flr`, `pm_reset`), reset files,
+ * network interfaces (`net`) and block devices (`block`).
+ *
+ * Returns 0, or -1 with the last error set: `VIRTPCI_ERR_INVALID_ARG` (NULL argument, an
+ * address part out of range), `VIRTPCI_ERR_DEVICE_MISSING` (no such device), or the error of
+ * an unreadable file; `*json` is then unchanged. Thread-safe.
+ *
+ * # Safety
+ * `host` is NULL or a live handle; `addr` is NULL or valid for reading; `json` is NULL or
+ * valid for writing one pointer.
+ */
+int virtpci_host_device_json(VirtpciHost *host, const VirtpciPciAddress *addr, char **json);
 
 /**
  * Use `dir` as the kernel modules directory whose `modules.alias` chooses VFIO variant
@@ -1121,6 +1185,24 @@ int virtpci_hostdev_list_devices(VirtpciHostdevManager *mgr,
  * yet released.
  */
 void virtpci_hostdev_status_list_free(VirtpciHostdevStatus *devices, size_t n);
+
+/**
+ * What the manager holds, as `virtpci status --json` prints it: in `*json` a new string
+ * (release it with `virtpci_string_free()` or `free()`) holding `{"state_dir", "devices":
+ * [{"address", "driver", "domain", "stub", "managed", "interrupted", "since", "bound_to"}],
+ * "unheld_vfio": [{"address", "bound_to"}]}`: both lists (the active list first; `driver`
+ * and `domain` only for a device a domain uses), each device with when the manager took it
+ * (`since`, RFC 3339 in UTC, `null` when not recorded) and the driver sysfs shows it on now
+ * (`bound_to`, `null` when unbound), then the devices on a vfio driver that the manager does
+ * not hold. `virtpci_hostdev_list_devices()` gives the lists as structs.
+ *
+ * Returns 0, or -1 with the last error set (NULL argument, unreadable state or sysfs);
+ * `*json` is then unchanged. Thread-safe.
+ *
+ * # Safety
+ * `mgr` is NULL or a live handle; `json` is NULL or valid for writing one pointer.
+ */
+int virtpci_hostdev_status_json(VirtpciHostdevManager *mgr, char **json);
 
 /**
  * `virtpci_hostdev_prepare_pci_devices()` where some hostdevs are `<interface

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """meson install step for what cargo built: the library under its versioned file name with the
-SONAME and development links, and the CLI."""
+SONAME and development links, the CLI, and the CLI's man pages and bash completion (which the
+CLI generates from its own option definitions)."""
 import os
 import shutil
+import subprocess
 import sys
 
 
 def main():
-    lib, cli, libdir, bindir, version, soversion = sys.argv[1:7]
+    lib, cli, libdir, bindir, version, soversion, mandir, datadir = sys.argv[1:9]
     destdir = os.environ.get("DESTDIR", "")
     prefix = os.environ["MESON_INSTALL_PREFIX"]
 
@@ -27,7 +29,12 @@ def main():
             os.remove(path)
         os.symlink(points_to, path)
     shutil.copy2(cli, os.path.join(target(bindir), "virtpci"))
-    print("Installed %s/%s (+ links) and %s/virtpci" % (lib_dir, real, target(bindir)))
+    man1 = target(os.path.join(mandir, "man1"))
+    completions = target(os.path.join(datadir, "bash-completion", "completions"))
+    subprocess.run([cli, "generate-docs", "--man-dir", man1, "--bash-completion-dir", completions],
+                   check=True)
+    print("Installed %s/%s (+ links), %s/virtpci, man pages in %s, bash completion in %s"
+          % (lib_dir, real, target(bindir), man1, completions))
     return 0
 
 

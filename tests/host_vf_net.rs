@@ -25,6 +25,7 @@ fn show(root: &std::path::Path, a: &str) -> serde_json::Value {
     let out = virtpci(&[
         "host".as_ref(),
         "show".as_ref(),
+        "--json".as_ref(),
         a.as_ref(),
         "--sysfs".as_ref(),
         root.as_ref(),

@@ -70,7 +70,7 @@ fn check_reports_groups_actions_and_violations() {
     assert!(stdout.contains("PM reset"));
     assert_eq!(
         text(&out.stderr).trim(),
-        "error: Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming: not declared: 0000:01:00.2, 0000:01:00.3; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
+        "error: Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming: not declared: 0000:01:00.2, 0000:01:00.3; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use --legacy-group-check (libvirt 9.0's rule)"
     );
     // The legacy rule passes, with a warning about the siblings left on their drivers.
     let out = run(&tree, &["check", "--legacy-group-check"], &partial);
@@ -153,7 +153,7 @@ fn prepare_and_reattach_with_a_driver_name_and_state_dir() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).lines().next().unwrap(),
-        "0000:02:00.0  vfio-pci  used by QEMU/vm1"
+        "0000:02:00.0: tg3 -> vfio-pci"
     );
     // The dry run now sees the owner, and another domain is refused.
     let other = write_domain(&tree.path, "vm2", &body);
@@ -167,10 +167,10 @@ fn prepare_and_reattach_with_a_driver_name_and_state_dir() {
     assert!(
         text(&out.stderr).contains("PCI device 0000:02:00.0 is in use by driver QEMU, domain vm1")
     );
-    // A reattach under the wrong driver name touches nothing.
+    // A reattach under the wrong driver name touches nothing, and says so.
     let out = run(&tree, &["reattach", "--state", state_arg], &xml);
-    assert!(out.status.success());
-    assert!(text(&out.stdout).contains("vfio-pci  used by QEMU/vm1"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("0000:02:00.0: skipped: owned by QEMU/vm1"));
     let out = run(
         &tree,
         &["reattach", "--driver", "QEMU", "--state", state_arg],
@@ -179,7 +179,7 @@ fn prepare_and_reattach_with_a_driver_name_and_state_dir() {
     assert!(out.status.success());
     assert_eq!(
         text(&out.stdout).lines().next().unwrap(),
-        "0000:02:00.0  tg3  not booked"
+        "0000:02:00.0: vfio-pci -> tg3"
     );
     // Bad invocations.
     let out = Command::new(BIN)
@@ -220,9 +220,12 @@ fn status_lists_every_held_device() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
-    assert_eq!(
-        stdout.lines().next().unwrap(),
-        "0000:02:00.0  used by QEMU/vm1  booked on vfio-pci  bound to vfio-pci"
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with(
+            "0000:02:00.0  used by QEMU/vm1  booked on vfio-pci  bound to vfio-pci  since 20"
+        ),
+        "{first}"
     );
     let out = status(&tree, &["--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -234,6 +237,9 @@ fn status_lists_every_held_device() {
     assert_eq!(devices[3]["stub"], "vfio-pci");
     assert_eq!(devices[3]["interrupted"], false);
     assert_eq!(devices[3]["bound_to"], "vfio-pci");
+    // When the manager took it: RFC 3339 in UTC.
+    let since = devices[3]["since"].as_str().unwrap();
+    assert!(since.len() == 20 && since.ends_with('Z'), "{since}");
 
     let out = run(&tree, &["reattach", "--driver", "QEMU"], &xml);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use virtpci::host::Host;
-use virtpci::hostdev::HostdevManager;
+use virtpci::hostdev::{HostdevManager, PrepareOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtpci");
 
@@ -68,7 +68,13 @@ fn recover_and_check(tree: &TempTree, xml: &Path, initial: &Drivers, what: &str)
     let booked = !book.active.is_empty();
     if booked {
         let e = mgr
-            .prepare_pci_devices("QEMU", "vm2", None, &managed(&QUAD), 0)
+            .prepare_pci_devices(
+                "QEMU",
+                "vm2",
+                None,
+                &managed(&QUAD),
+                PrepareOptions::default(),
+            )
             .unwrap_err();
         assert!(
             e.message.contains("is in use by driver QEMU, domain vm1"),

@@ -9,7 +9,7 @@ mod hostdev_support;
 use hostdev_support::*;
 use std::collections::BTreeMap;
 use virtpci::host::VfNet;
-use virtpci::hostdev::{HostdevSpec, MacAddr, NetConfig};
+use virtpci::hostdev::{HostdevSpec, MacAddr, NetConfig, PrepareOptions};
 use virtpci::PciAddress;
 
 const QEMU: &str = "QEMU";
@@ -18,7 +18,7 @@ const ERRNOS: [i32; 3] = [libc::EIO, libc::ENODEV, libc::EBUSY];
 struct Scenario {
     fixture: &'static str,
     hostdevs: Vec<HostdevSpec>,
-    flags: u32,
+    options: PrepareOptions,
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -44,17 +44,17 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             fixture: "quad-nic",
             hostdevs: quad,
-            flags: 0,
+            options: PrepareOptions::default(),
         },
         Scenario {
             fixture: "workstation",
             hostdevs: managed(&GPU),
-            flags: 0,
+            options: PrepareOptions::default(),
         },
         Scenario {
             fixture: "sriov-server",
             hostdevs: sriov,
-            flags: 0,
+            options: PrepareOptions::default(),
         },
         Scenario {
             fixture: "qemu-q35",
@@ -65,7 +65,7 @@ fn scenarios() -> Vec<Scenario> {
                 "0000:06:00.0",
                 "0000:06:00.1",
             ]),
-            flags: 0,
+            options: PrepareOptions::default(),
         },
     ]
 }
@@ -93,7 +93,7 @@ fn state(b: &Bench) -> (Drivers, Vec<VfNet>) {
 fn count_writes(s: &Scenario) -> (u64, u64) {
     let b = Bench::new(s.fixture);
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.flags)
+        .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.options)
         .unwrap();
     let w = b.host.faults().attempted_total();
     b.mgr.reattach_pci_devices(QEMU, "vm", &s.hostdevs).unwrap();
@@ -113,7 +113,7 @@ fn each_write_of_prepare_and_reattach_fails_in_turn() {
             b.host.faults().inject(None, k, ERRNOS[k as usize % 3]);
             let e = b
                 .mgr
-                .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.flags)
+                .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.options)
                 .expect_err("the injected fault fails prepare");
             assert!(
                 b.host.faults().armed().is_empty(),
@@ -136,7 +136,7 @@ fn each_write_of_prepare_and_reattach_fails_in_turn() {
             );
         }
         b.mgr
-            .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.flags)
+            .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.options)
             .unwrap();
         let prepared = state(&b);
         let book_p = b.book().lists();
@@ -197,7 +197,7 @@ fn a_failing_rollback_leaves_interrupted_entries_that_reattach_undoes() {
             b.host.faults().inject(None, k + 1, libc::EIO);
             assert!(b
                 .mgr
-                .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.flags)
+                .prepare_pci_devices(QEMU, "vm", None, &s.hostdevs, s.options)
                 .is_err());
             b.host.faults().clear();
             let book = b.book();
@@ -225,11 +225,11 @@ fn node_device_detach_faults_roll_back() {
     let dev = addr("0000:02:00.2");
     for k in 1..=3 {
         b.host.faults().inject(None, k, libc::EIO);
-        assert!(b.mgr.node_device_detach(&dev, None, 0).is_err());
+        assert!(b.mgr.node_device_detach(&dev, None, false).is_err());
         assert_eq!(b.drivers(), initial, "fault {k}");
         assert!(b.book().inactive.is_empty());
     }
-    b.mgr.node_device_detach(&dev, None, 0).unwrap();
+    b.mgr.node_device_detach(&dev, None, false).unwrap();
     let detached = b.drivers();
     for k in 1..=3 {
         b.host.faults().inject(None, k, libc::EIO);

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use virtpci::host::Host;
-use virtpci::hostdev::{HostdevManager, HostdevSpec};
+use virtpci::hostdev::{HostdevManager, HostdevSpec, PrepareOptions};
 
 fn mkfifo(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -33,7 +33,7 @@ fn open_and_prepare(root: &Path) -> virtpci::Result<()> {
     let nics: Vec<HostdevSpec> = (0..4)
         .map(|f| HostdevSpec::managed(addr(&format!("0000:02:00.{f}"))))
         .collect();
-    mgr.prepare_pci_devices("QEMU", "vm1", None, &nics, 0)?;
+    mgr.prepare_pci_devices("QEMU", "vm1", None, &nics, PrepareOptions::default())?;
     mgr.reattach_pci_devices("QEMU", "vm1", &nics)
 }
 

@@ -8,7 +8,7 @@ use hostdev_support::*;
 use std::sync::Arc;
 use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter, WriteKind};
 use virtpci::hostdev::{
-    Action, HostdevManager, HostdevSpec, ResetOutcome, StaticUsage, FORCE, LEGACY_GROUP_CHECK,
+    Action, HostdevManager, HostdevSpec, PrepareOptions, ResetOutcome, StaticUsage,
 };
 use virtpci::ErrorCode;
 
@@ -20,7 +20,13 @@ fn whole_group_round_trip_restores_original_drivers() {
     let before = b.drivers();
     let uuid = [7u8; 16];
     b.mgr
-        .prepare_pci_devices(QEMU, "vm1", Some(&uuid), &managed(&QUAD), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm1",
+            Some(&uuid),
+            &managed(&QUAD),
+            PrepareOptions::default(),
+        )
         .unwrap();
     for d in QUAD {
         assert_eq!(b.driver(d).as_deref(), Some("vfio-pci"), "{d}");
@@ -66,7 +72,7 @@ fn s5_every_group_member_must_be_declared() {
             "vm1",
             None,
             &managed(&["0000:02:00.1", "0000:02:00.2"]),
-            0,
+            PrepareOptions::default(),
         )
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::OperationInvalid);
@@ -80,7 +86,12 @@ fn s5_every_group_member_must_be_declared() {
     // The dry run names every violation once per group.
     let report = b
         .mgr
-        .check(QEMU, "vm1", &managed(&["0000:02:00.1", "0000:02:00.2"]), 0)
+        .check(
+            QEMU,
+            "vm1",
+            &managed(&["0000:02:00.1", "0000:02:00.2"]),
+            PrepareOptions::default(),
+        )
         .unwrap();
     assert_eq!(report.violations.len(), 1);
     assert_eq!(report.groups.len(), 1);
@@ -101,7 +112,7 @@ fn s1_unassigned_siblings_are_detached_and_booked() {
         h.unassigned = true;
     }
     b.mgr
-        .prepare_pci_devices(QEMU, "vm1", None, &list, 0)
+        .prepare_pci_devices(QEMU, "vm1", None, &list, PrepareOptions::default())
         .unwrap();
     let book = b.book();
     for a in &book.active {
@@ -126,7 +137,10 @@ fn legacy_group_check_and_sibling_in_use_by_another_domain() {
             "vm1",
             None,
             &managed(&["0000:02:00.1"]),
-            LEGACY_GROUP_CHECK,
+            PrepareOptions {
+                legacy_group_check: true,
+                ..Default::default()
+            },
         )
         .unwrap();
     assert_eq!(b.driver("0000:02:00.1").as_deref(), Some("vfio-pci"));
@@ -138,7 +152,15 @@ fn legacy_group_check_and_sibling_in_use_by_another_domain() {
     // A warning names the siblings VFIO will object to.
     let r = b
         .mgr
-        .check(QEMU, "vm1", &managed(&["0000:02:00.3"]), LEGACY_GROUP_CHECK)
+        .check(
+            QEMU,
+            "vm1",
+            &managed(&["0000:02:00.3"]),
+            PrepareOptions {
+                legacy_group_check: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert!(r.ok());
     assert!(r
@@ -147,10 +169,16 @@ fn legacy_group_check_and_sibling_in_use_by_another_domain() {
         .any(|w| w.contains("0000:02:00.0 of IOMMU group 6 stays on tg3")));
 
     // Another domain: the sibling is named, with the flag and without it.
-    for flags in [LEGACY_GROUP_CHECK, 0] {
+    for options in [
+        PrepareOptions {
+            legacy_group_check: true,
+            ..Default::default()
+        },
+        PrepareOptions::default(),
+    ] {
         let e = b
             .mgr
-            .prepare_pci_devices(QEMU, "vm2", None, &managed(&["0000:02:00.2"]), flags)
+            .prepare_pci_devices(QEMU, "vm2", None, &managed(&["0000:02:00.2"]), options)
             .unwrap_err();
         assert_eq!(
             e.message,
@@ -166,7 +194,10 @@ fn legacy_group_check_and_sibling_in_use_by_another_domain() {
             "vm1",
             None,
             &managed(&["0000:02:00.2"]),
-            LEGACY_GROUP_CHECK,
+            PrepareOptions {
+                legacy_group_check: true,
+                ..Default::default()
+            },
         )
         .unwrap_err();
     assert!(e
@@ -179,7 +210,10 @@ fn legacy_group_check_and_sibling_in_use_by_another_domain() {
             "vm1",
             None,
             &managed(&["0000:02:00.2"]),
-            LEGACY_GROUP_CHECK,
+            PrepareOptions {
+                legacy_group_check: true,
+                ..Default::default()
+            },
         )
         .unwrap();
     // ...but not prepare a device it already uses.
@@ -190,7 +224,10 @@ fn legacy_group_check_and_sibling_in_use_by_another_domain() {
             "vm1",
             None,
             &managed(&["0000:02:00.1"]),
-            LEGACY_GROUP_CHECK,
+            PrepareOptions {
+                legacy_group_check: true,
+                ..Default::default()
+            },
         )
         .unwrap_err();
     assert_eq!(
@@ -215,14 +252,26 @@ fn gpu_group_behind_a_root_port_without_acs() {
     // The root port 00:01.0 shares group 1 but is a bridge: exempt.
     let e = b
         .mgr
-        .prepare_pci_devices(QEMU, "gaming", None, &managed(&GPU[..2]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "gaming",
+            None,
+            &managed(&GPU[..2]),
+            PrepareOptions::default(),
+        )
         .unwrap_err();
     assert_eq!(
         e.message,
         "Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming: not declared: 0000:01:00.2, 0000:01:00.3; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
     );
     b.mgr
-        .prepare_pci_devices(QEMU, "gaming", None, &managed(&GPU), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "gaming",
+            None,
+            &managed(&GPU),
+            PrepareOptions::default(),
+        )
         .unwrap();
     let drivers: Vec<Option<String>> = GPU.iter().map(|d| b.driver(d)).collect();
     assert!(drivers.iter().all(|d| d.as_deref() == Some("vfio-pci")));
@@ -241,7 +290,10 @@ fn gpu_group_behind_a_root_port_without_acs() {
             "gaming",
             None,
             &managed(&["0000:00:01.0"]),
-            LEGACY_GROUP_CHECK,
+            PrepareOptions {
+                legacy_group_check: true,
+                ..Default::default()
+            },
         )
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Internal);
@@ -257,13 +309,22 @@ fn conventional_pci_behind_a_pcie_to_pci_bridge() {
     // Group 11: the pcie-to-pci bridge 04:00.0 (exempt), e1000 05:01.0 and 8139cp 05:02.0.
     let e = b
         .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&["0000:05:01.0"]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &managed(&["0000:05:01.0"]),
+            PrepareOptions::default(),
+        )
         .unwrap_err();
     assert!(e.message.ends_with(
         "All devices of the same IOMMU group 11 of the PCI device 0000:05:01.0 must belong to domain vm: not declared: 0000:05:02.0; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
     ));
     let both = managed(&["0000:05:01.0", "0000:05:02.0"]);
-    let r = b.mgr.check(QEMU, "vm", &both, 0).unwrap();
+    let r = b
+        .mgr
+        .check(QEMU, "vm", &both, PrepareOptions::default())
+        .unwrap();
     assert!(r.ok(), "{:?}", r.violations);
     let g = &r.groups[0];
     assert_eq!(g.number, 11);
@@ -279,7 +340,7 @@ fn conventional_pci_behind_a_pcie_to_pci_bridge() {
         other => panic!("{other:?}"),
     }
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &both, 0)
+        .prepare_pci_devices(QEMU, "vm", None, &both, PrepareOptions::default())
         .unwrap();
     b.mgr.reattach_pci_devices(QEMU, "vm", &both).unwrap();
     assert_eq!(b.driver("0000:05:01.0").as_deref(), Some("e1000"));
@@ -288,7 +349,13 @@ fn conventional_pci_behind_a_pcie_to_pci_bridge() {
     // The BMC VGA of the SR-IOV server sits behind a root port and an AST1150 bridge.
     let s = Bench::new("sriov-server");
     s.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&["0000:03:00.0"]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &managed(&["0000:03:00.0"]),
+            PrepareOptions::default(),
+        )
         .unwrap();
     assert_eq!(s.driver("0000:03:00.0").as_deref(), Some("vfio-pci"));
 }
@@ -298,7 +365,13 @@ fn missing_devices_and_bad_requests() {
     let b = Bench::new("quad-nic");
     let e = b
         .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&["0000:09:00.0"]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &managed(&["0000:09:00.0"]),
+            PrepareOptions::default(),
+        )
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::SystemError);
     assert_eq!(
@@ -308,19 +381,11 @@ fn missing_devices_and_bad_requests() {
             b.tree.path.display()
         )
     );
-    let e = b
-        .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&QUAD), 0x100)
-        .unwrap_err();
-    assert_eq!(
-        e.message,
-        "invalid argument: unsupported flags (0x100) in function virtpci_hostdev_prepare_pci_devices"
-    );
     let mut dup = managed(&QUAD);
     dup.push(HostdevSpec::managed(addr("0000:02:00.0")));
     let e = b
         .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &dup, 0)
+        .prepare_pci_devices(QEMU, "vm", None, &dup, PrepareOptions::default())
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidArg);
     assert!(e
@@ -330,14 +395,16 @@ fn missing_devices_and_bad_requests() {
     xen[0].driver = Some("xen".into());
     let e = b
         .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &xen, 0)
+        .prepare_pci_devices(QEMU, "vm", None, &xen, PrepareOptions::default())
         .unwrap_err();
     assert_eq!(
         e.message,
         "unsupported configuration: pci backend driver 'xen' is not supported"
     );
     // Nothing at all: success, nothing written.
-    b.mgr.prepare_pci_devices(QEMU, "vm", None, &[], 0).unwrap();
+    b.mgr
+        .prepare_pci_devices(QEMU, "vm", None, &[], PrepareOptions::default())
+        .unwrap();
     assert_eq!(b.book().generation, 0);
     assert_eq!(b.host.faults().attempted_total(), 0);
 }
@@ -348,7 +415,13 @@ fn unmanaged_devices_must_be_on_the_stub_and_stay_there() {
     // VF 3b:02.0 is on iavf.
     let e = b
         .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &unmanaged(&["0000:3b:02.0"]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &unmanaged(&["0000:3b:02.0"]),
+            PrepareOptions::default(),
+        )
         .unwrap_err();
     assert_eq!(
         e.message,
@@ -356,7 +429,13 @@ fn unmanaged_devices_must_be_on_the_stub_and_stay_there() {
     );
     // VF 3b:02.4 is on vfio-pci already: adopted; on re-attach it stays, in the inactive list.
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &unmanaged(&["0000:3b:02.4"]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &unmanaged(&["0000:3b:02.4"]),
+            PrepareOptions::default(),
+        )
         .unwrap();
     assert_eq!(
         b.host.faults().attempted_total(),
@@ -373,7 +452,13 @@ fn unmanaged_devices_must_be_on_the_stub_and_stay_there() {
 
     // Managed but found on vfio-pci (3b:02.5): kept there, and it leaves the lists.
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&["0000:3b:02.5"]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &managed(&["0000:3b:02.5"]),
+            PrepareOptions::default(),
+        )
         .unwrap();
     let book = b.book();
     let e = book.active_entry(&addr("0000:3b:02.5")).unwrap();
@@ -387,7 +472,7 @@ fn unmanaged_devices_must_be_on_the_stub_and_stay_there() {
     // A VF on iavf goes to vfio-pci and back; an unbound VF comes back unbound.
     let vfs = managed(&["0000:3b:02.0", "0000:3b:02.6"]);
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &vfs, 0)
+        .prepare_pci_devices(QEMU, "vm", None, &vfs, PrepareOptions::default())
         .unwrap();
     assert_eq!(b.driver("0000:3b:02.6").as_deref(), Some("vfio-pci"));
     b.mgr.reattach_pci_devices(QEMU, "vm", &vfs).unwrap();
@@ -399,15 +484,18 @@ fn unmanaged_devices_must_be_on_the_stub_and_stay_there() {
 fn node_device_detach_then_managed_use_stays_detached() {
     let b = Bench::new("quad-nic");
     for d in QUAD {
-        b.mgr.node_device_detach(&addr(d), None, 0).unwrap();
+        b.mgr.node_device_detach(&addr(d), None, false).unwrap();
     }
     let book = b.book();
     assert_eq!(book.inactive.len(), 4);
     assert!(book.inactive.iter().all(|e| !e.managed));
-    let r = b.mgr.check(QEMU, "vm", &managed(&QUAD), 0).unwrap();
+    let r = b
+        .mgr
+        .check(QEMU, "vm", &managed(&QUAD), PrepareOptions::default())
+        .unwrap();
     assert!(r.hostdevs.iter().all(|h| h.action == Action::FromInactive));
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&QUAD), 0)
+        .prepare_pci_devices(QEMU, "vm", None, &managed(&QUAD), PrepareOptions::default())
         .unwrap();
     // In use: node-device calls refuse.
     let e = b
@@ -420,7 +508,7 @@ fn node_device_detach_then_managed_use_stays_detached() {
     );
     let e = b
         .mgr
-        .node_device_detach(&addr("0000:02:00.0"), None, 0)
+        .node_device_detach(&addr("0000:02:00.0"), None, false)
         .unwrap_err();
     assert!(e.message.ends_with("is in use by driver QEMU, domain vm"));
     let e = b.mgr.node_device_reset(&addr("0000:02:00.0")).unwrap_err();
@@ -491,7 +579,7 @@ fn reset_rules() {
         "internal error: Unable to reset PCI device 0000:05:01.0: internal error: Active 0000:05:02.0 devices on bus with 0000:05:01.0, not doing bus reset"
     );
     q.mgr
-        .node_device_detach(&addr("0000:05:02.0"), None, 0)
+        .node_device_detach(&addr("0000:05:02.0"), None, false)
         .unwrap();
     let sim = q.host.simulator().unwrap();
     let before = sim.applied_writes().len();
@@ -523,11 +611,17 @@ fn host_critical_devices_need_force() {
     );
     let e = b
         .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&["0000:00:19.0"]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &managed(&["0000:00:19.0"]),
+            PrepareOptions::default(),
+        )
         .unwrap_err();
     assert_eq!(
         e.message,
-        "Requested operation is not valid: PCI device 0000:00:19.0 is critical to the host: it holds network interface eno1, which carries the default route; refusing to detach it (VIRTPCI_HOSTDEV_FORCE overrides)"
+        "Requested operation is not valid: PCI device 0000:00:19.0 is critical to the host: it holds network interface eno1, which carries the default route; refusing to detach it unless forced"
     );
     let e = b
         .mgr
@@ -536,28 +630,45 @@ fn host_critical_devices_need_force() {
             "vm",
             None,
             &managed(&["0000:00:1f.0", "0000:00:1f.2"]),
-            0,
+            PrepareOptions::default(),
         )
         .unwrap_err();
     assert_eq!(
         e.message,
-        "Requested operation is not valid: PCI device 0000:00:1f.2 is critical to the host: it holds block device sda1, whose filesystem is mounted at /; refusing to detach it (VIRTPCI_HOSTDEV_FORCE overrides)"
+        "Requested operation is not valid: PCI device 0000:00:1f.2 is critical to the host: it holds block device sda1, whose filesystem is mounted at /; refusing to detach it unless forced"
     );
     let e = b
         .mgr
-        .node_device_detach(&addr("0000:00:19.0"), None, 0)
+        .node_device_detach(&addr("0000:00:19.0"), None, false)
         .unwrap_err();
     assert!(e.message.contains("carries the default route"));
     assert_eq!(b.host.faults().attempted_total(), 0);
     // FORCE detaches it, with a warning in the dry run.
     let r = b
         .mgr
-        .check(QEMU, "vm", &managed(&["0000:00:19.0"]), FORCE)
+        .check(
+            QEMU,
+            "vm",
+            &managed(&["0000:00:19.0"]),
+            PrepareOptions {
+                force: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert!(r.ok());
-    assert!(r.warnings[0].contains("VIRTPCI_HOSTDEV_FORCE"));
+    assert!(r.warnings[0].contains("detaching it anyway (forced)"));
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&["0000:00:19.0"]), FORCE)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &managed(&["0000:00:19.0"]),
+            PrepareOptions {
+                force: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(b.driver("0000:00:19.0").as_deref(), Some("vfio-pci"));
     b.mgr
@@ -574,7 +685,13 @@ fn host_critical_devices_need_force() {
             ..Default::default()
         }));
     let e = mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&["0000:5e:00.0"]), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm",
+            None,
+            &managed(&["0000:5e:00.0"]),
+            PrepareOptions::default(),
+        )
         .unwrap_err();
     assert!(e.message.contains("PCI device 0000:5e:00.0 is critical to the host: it holds block device nvme0n1p1, whose filesystem is mounted at /boot"));
 }
@@ -601,7 +718,7 @@ fn a_device_that_does_not_reach_the_stub_is_named_and_everything_rolls_back() {
     let host = Arc::new(Host::with_writer(Some(&tree.path), Arc::new(StuckProbe(kernel))).unwrap());
     let mgr = HostdevManager::new(host.clone(), &tree.join("state")).unwrap();
     let e = mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&QUAD), 0)
+        .prepare_pci_devices(QEMU, "vm", None, &managed(&QUAD), PrepareOptions::default())
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::OperationFailed);
     assert_eq!(
@@ -619,7 +736,13 @@ fn a_device_that_does_not_reach_the_stub_is_named_and_everything_rolls_back() {
 fn update_active_rebuilds_and_reconciles() {
     let b = Bench::new("quad-nic");
     b.mgr
-        .prepare_pci_devices(QEMU, "vm1", None, &managed(&QUAD), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm1",
+            None,
+            &managed(&QUAD),
+            PrepareOptions::default(),
+        )
         .unwrap();
     // A daemon that lost its state directory: a fresh manager learns from the running domain.
     let fresh = HostdevManager::new(b.host.clone(), &b.tree.join("other-state")).unwrap();
@@ -631,7 +754,13 @@ fn update_active_rebuilds_and_reconciles() {
     assert_eq!(book.active.len(), 4);
     assert!(book.active.iter().all(|a| a.entry.original.is_none()));
     let e = fresh
-        .prepare_pci_devices(QEMU, "vm2", None, &managed(&QUAD), 0)
+        .prepare_pci_devices(
+            QEMU,
+            "vm2",
+            None,
+            &managed(&QUAD),
+            PrepareOptions::default(),
+        )
         .unwrap_err();
     assert!(e
         .message
@@ -672,7 +801,7 @@ fn vfio_variant_driver_as_stub() {
     let mut spec = managed(&["0000:d8:00.0"]);
     spec[0].driver = Some("mlx5_vfio_pci".into());
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &spec, 0)
+        .prepare_pci_devices(QEMU, "vm", None, &spec, PrepareOptions::default())
         .unwrap();
     assert_eq!(b.driver("0000:d8:00.0").as_deref(), Some("mlx5_vfio_pci"));
     assert_eq!(b.book().active[0].entry.stub, "mlx5_vfio_pci");
@@ -693,7 +822,9 @@ fn domain_xml_convenience() {
         ));
     }
     xml.push_str("</devices></domain>");
-    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    b.mgr
+        .prepare_domain(QEMU, &xml, PrepareOptions::default())
+        .unwrap();
     let book = b.book();
     assert_eq!(book.active.len(), 4);
     assert!(book.active.iter().all(|a| a.owner.domain == "xmlvm"));
@@ -702,10 +833,17 @@ fn domain_xml_convenience() {
     assert!(b.book().active.is_empty());
     let e = b
         .mgr
-        .prepare_domain(QEMU, "<domain><devices/></domain>", 0)
+        .prepare_domain(
+            QEMU,
+            "<domain><devices/></domain>",
+            PrepareOptions::default(),
+        )
         .unwrap_err();
     assert_eq!(e.message, "XML error: missing domain name information");
-    let e = b.mgr.prepare_domain(QEMU, "<domain>", 0).unwrap_err();
+    let e = b
+        .mgr
+        .prepare_domain(QEMU, "<domain>", PrepareOptions::default())
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::XmlError);
 }
 
@@ -714,7 +852,7 @@ fn a_removed_device_is_forgotten_by_reattach() {
     let b = Bench::new("sriov-server");
     let vfs = managed(&["0000:3b:02.0", "0000:3b:02.1"]);
     b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &vfs, 0)
+        .prepare_pci_devices(QEMU, "vm", None, &vfs, PrepareOptions::default())
         .unwrap();
     // The VF disappears (sriov_numvfs lowered while the guest ran).
     std::fs::remove_file(b.tree.join("bus/pci/devices/0000:3b:02.1")).unwrap();
@@ -757,7 +895,9 @@ fn a_device_that_vanishes_during_prepare_is_not_booked() {
     let host = Arc::new(Host::with_writer(Some(&tree.path), Arc::new(writer)).unwrap());
     let mgr = HostdevManager::new(host.clone(), &tree.join("state")).unwrap();
     let vfs = managed(&["0000:3b:02.0", "0000:3b:02.1"]);
-    assert!(mgr.prepare_pci_devices(QEMU, "vm", None, &vfs, 0).is_err());
+    assert!(mgr
+        .prepare_pci_devices(QEMU, "vm", None, &vfs, PrepareOptions::default())
+        .is_err());
     // The device that stayed is back on its driver; the one that left is owned by nobody.
     assert_eq!(
         host.driver(&addr("0000:3b:02.0")).unwrap().as_deref(),

@@ -13,7 +13,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use virtpci::host::{Host, MacAddr, VfNet};
-use virtpci::hostdev::HostdevManager;
+use virtpci::hostdev::{HostdevManager, PrepareOptions};
 use virtpci::ErrorCode;
 
 const QEMU: &str = "QEMU";
@@ -30,7 +30,10 @@ fn interface_domain(bus: u32, slot: u32, function: u32, inner: &str) -> String {
 /// Prepare `xml` on `b` and expect it refused with `code` and `message`, nothing changed.
 fn refused(b: &Bench, xml: &str, code: ErrorCode, message: &str) {
     let before = b.drivers();
-    let e = b.mgr.prepare_domain(QEMU, xml, 0).unwrap_err();
+    let e = b
+        .mgr
+        .prepare_domain(QEMU, xml, PrepareOptions::default())
+        .unwrap_err();
     assert_eq!((e.code, e.message.as_str()), (code, message), "{xml}");
     assert_eq!(b.drivers(), before, "{xml}");
     let book = b.book();
@@ -60,7 +63,11 @@ fn a_pf_as_an_interface_is_refused_with_libvirts_words() {
     // The dry run reports it as a violation.
     let report = b
         .mgr
-        .check_domain(QEMU, &interface_domain(0x3b, 0, 0, ""), 0)
+        .check_domain(
+            QEMU,
+            &interface_domain(0x3b, 0, 0, ""),
+            PrepareOptions::default(),
+        )
         .unwrap();
     assert!(report.violations.iter().any(|v| v.message.contains(
         "Interface type hostdev is currently supported on SR-IOV Virtual Functions only"
@@ -70,7 +77,10 @@ fn a_pf_as_an_interface_is_refused_with_libvirts_words() {
         <hostdev mode='subsystem' type='pci' managed='yes'><source>\
         <address domain='0' bus='0x3b' slot='0' function='0'/></source></hostdev>\
         </devices></domain>";
-    let report = b.mgr.check_domain(QEMU, plain, 0).unwrap();
+    let report = b
+        .mgr
+        .check_domain(QEMU, plain, PrepareOptions::default())
+        .unwrap();
     assert!(!report
         .violations
         .iter()
@@ -155,7 +165,9 @@ fn prepare_sets_the_vfs_mac_and_vlan_and_reattach_restores_them() {
         2,
         "<mac address='52:54:00:aa:bb:cc'/><vlan><tag id='42'/></vlan>",
     );
-    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    b.mgr
+        .prepare_domain(QEMU, &xml, PrepareOptions::default())
+        .unwrap();
     assert_eq!(b.driver("0000:3b:02.2").as_deref(), Some("vfio-pci"));
     assert_eq!(
         b.host.vf_net(&pf, 2).unwrap(),
@@ -179,7 +191,9 @@ fn prepare_sets_the_vfs_mac_and_vlan_and_reattach_restores_them() {
 
     // A MAC alone leaves the VLAN the PF holds; no <mac>/<vlan> changes nothing.
     let xml = interface_domain(0x3b, 2, 2, "<mac address='52:54:00:aa:bb:dd'/>");
-    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    b.mgr
+        .prepare_domain(QEMU, &xml, PrepareOptions::default())
+        .unwrap();
     assert_eq!(
         b.host.vf_net(&pf, 2).unwrap(),
         VfNet {
@@ -190,7 +204,9 @@ fn prepare_sets_the_vfs_mac_and_vlan_and_reattach_restores_them() {
     b.mgr.reattach_domain(QEMU, &xml).unwrap();
     assert_eq!(b.host.vf_net(&pf, 2).unwrap(), earlier);
     let xml = interface_domain(0x3b, 2, 6, "");
-    b.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    b.mgr
+        .prepare_domain(QEMU, &xml, PrepareOptions::default())
+        .unwrap();
     assert!(b.book().active[0].saved_net.is_none());
     b.mgr.reattach_domain(QEMU, &xml).unwrap();
     assert_eq!(b.drivers(), before);
@@ -207,7 +223,11 @@ fn on_a_real_host_the_mac_and_vlan_are_refused_not_ignored() {
         "<vlan><tag id='42'/></vlan>",
     ] {
         let e = mgr
-            .prepare_domain(QEMU, &interface_domain(0x3b, 2, 6, inner), 0)
+            .prepare_domain(
+                QEMU,
+                &interface_domain(0x3b, 2, 6, inner),
+                PrepareOptions::default(),
+            )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::OperationUnsupported);
         assert_eq!(

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use virtpci::host::snapshot::{DeviceRecord, HostSnapshot, FORMAT};
 use virtpci::host::Host;
-use virtpci::hostdev::{HostdevManager, HostdevSpec};
+use virtpci::hostdev::{HostdevManager, HostdevSpec, PrepareOptions};
 use virtpci::PciAddress;
 
 const GROUPS: u32 = 8;
@@ -91,6 +91,7 @@ fn host_tree() -> TempTree {
         description: None,
         drivers: vec!["igb".into(), "pcieport".into(), "vfio-pci".into()],
         devices,
+        host_use: Default::default(),
     }
     .materialize(&tree.path)
     .unwrap();
@@ -128,7 +129,8 @@ fn run(cycles: usize) {
             let devs = domain_devices(t);
             let (mut won, mut refused) = (0u64, 0u64);
             for _ in 0..cycles {
-                match mgr.prepare_pci_devices("QEMU", &dom, None, &devs, 0) {
+                match mgr.prepare_pci_devices("QEMU", &dom, None, &devs, PrepareOptions::default())
+                {
                     Err(e) => {
                         assert!(
                             e.message.contains("is in use by driver QEMU"),

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use virtpci::host::snapshot::HostSnapshot;
 use virtpci::host::{Host, WriteKind};
-use virtpci::hostdev::HostdevManager;
+use virtpci::hostdev::{HostdevManager, PrepareOptions};
 use virtpci::ErrorCode;
 
 const QEMU: &str = "QEMU";
@@ -105,7 +105,10 @@ impl Mlx5Host {
     /// Prepare refused: the error, with every device where it was and nothing booked.
     fn refused(&self, xml: &str) -> virtpci::Error {
         let before = drivers(&self.host);
-        let e = self.mgr.prepare_domain(QEMU, xml, 0).unwrap_err();
+        let e = self
+            .mgr
+            .prepare_domain(QEMU, xml, PrepareOptions::default())
+            .unwrap_err();
         assert_eq!(drivers(&self.host), before, "{}", e.message);
         let book = self.mgr.book().unwrap();
         assert!(book.active.is_empty() && book.inactive.is_empty());
@@ -125,7 +128,10 @@ fn domain(driver: &str) -> String {
 #[test]
 fn check_names_the_variant_driver_and_the_alias_line() {
     let m = Mlx5Host::new();
-    let report = m.mgr.check_domain(QEMU, &domain(""), 0).unwrap();
+    let report = m
+        .mgr
+        .check_domain(QEMU, &domain(""), PrepareOptions::default())
+        .unwrap();
     assert!(report.ok(), "{:?}", report.violations);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     let h = &json["hostdevs"][0];
@@ -157,7 +163,11 @@ fn check_names_the_variant_driver_and_the_alias_line() {
     // vfio-pci forced: the reason says so.
     let forced = m
         .mgr
-        .check_domain(QEMU, &domain("<driver name='vfio' model='vfio-pci'/>"), 0)
+        .check_domain(
+            QEMU,
+            &domain("<driver name='vfio' model='vfio-pci'/>"),
+            PrepareOptions::default(),
+        )
         .unwrap();
     let c = forced.hostdevs[0].driver_choice.as_ref().unwrap();
     assert_eq!((c.driver.as_str(), c.reason.name()), ("vfio-pci", "forced"));
@@ -167,7 +177,9 @@ fn check_names_the_variant_driver_and_the_alias_line() {
 fn prepare_loads_and_binds_the_variant_and_reattach_returns_the_vf() {
     let m = Mlx5Host::new();
     assert!(!m.host.driver_loaded("mlx5_vfio_pci").unwrap());
-    m.mgr.prepare_domain(QEMU, &domain(""), 0).unwrap();
+    m.mgr
+        .prepare_domain(QEMU, &domain(""), PrepareOptions::default())
+        .unwrap();
     assert!(m.host.driver_loaded("mlx5_vfio_pci").unwrap());
     assert!(m
         .tree
@@ -189,7 +201,9 @@ fn prepare_loads_and_binds_the_variant_and_reattach_returns_the_vf() {
 fn a_forced_model_is_used_and_a_non_vfio_one_refused() {
     let m = Mlx5Host::new();
     let xml = domain("<driver name='vfio' model='vfio-pci'/>");
-    m.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    m.mgr
+        .prepare_domain(QEMU, &xml, PrepareOptions::default())
+        .unwrap();
     assert_eq!(m.driver(VF).as_deref(), Some("vfio-pci"));
     assert!(!m.host.driver_loaded("mlx5_vfio_pci").unwrap());
     m.mgr.reattach_domain(QEMU, &xml).unwrap();
@@ -212,13 +226,18 @@ fn a_forced_model_is_used_and_a_non_vfio_one_refused() {
 fn a_device_already_on_a_vfio_driver_keeps_it() {
     let m = Mlx5Host::new();
     let xml = domain("<driver name='vfio' model='vfio-pci'/>");
-    m.mgr.prepare_domain(QEMU, &xml, 0).unwrap();
+    m.mgr
+        .prepare_domain(QEMU, &xml, PrepareOptions::default())
+        .unwrap();
     m.mgr.reattach_domain(QEMU, &xml).unwrap();
     // Put it on vfio-pci through the node-device API, then prepare without a model.
     m.mgr
-        .node_device_detach(&addr(VF), Some("vfio-pci"), 0)
+        .node_device_detach(&addr(VF), Some("vfio-pci"), false)
         .unwrap();
-    let report = m.mgr.check_domain(QEMU, &domain(""), 0).unwrap();
+    let report = m
+        .mgr
+        .check_domain(QEMU, &domain(""), PrepareOptions::default())
+        .unwrap();
     let c = report.hostdevs[0].driver_choice.as_ref().unwrap();
     assert_eq!((c.driver.as_str(), c.reason.name()), ("vfio-pci", "kept"));
 }
@@ -260,7 +279,10 @@ fn a_module_missing_from_modules_dep_is_skipped() {
         &format!("alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\n{MLX5_ALIAS}\n"),
         "kernel/drivers/vfio/pci/vfio-pci.ko: \n",
     );
-    let report = m.mgr.check_domain(QEMU, &domain(""), 0).unwrap();
+    let report = m
+        .mgr
+        .check_domain(QEMU, &domain(""), PrepareOptions::default())
+        .unwrap();
     let c = report.hostdevs[0].driver_choice.as_ref().unwrap();
     assert_eq!(c.driver, "vfio-pci");
     assert!(
@@ -317,8 +339,8 @@ fn iommufd_finds_the_cdev_or_refuses_with_what_is_missing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let h = &json["hostdevs"][0];
-    assert_eq!(h["driver"], "mlx5_vfio_pci");
+    let h = &json["devices"][0];
+    assert_eq!(h["to"], "mlx5_vfio_pci");
     // The fixture's two devices already on vfio-pci hold vfio0 and vfio1: the lowest free
     // number is 2.
     let node = m.tree.join(".virtpci-sim/dev/vfio/devices/vfio2");
@@ -378,7 +400,9 @@ fn reset_methods_are_read_and_chosen_and_a_dead_device_is_reported() {
         Some(vec!["flr".to_string(), "bus".to_string()])
     );
 
-    m.mgr.prepare_domain(QEMU, &domain(""), 0).unwrap();
+    m.mgr
+        .prepare_domain(QEMU, &domain(""), PrepareOptions::default())
+        .unwrap();
     std::fs::write(
         m.tree.join(&format!("bus/pci/devices/{VF}/power_state")),
         "D3cold\n",

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Install the build into a temporary DESTDIR, then compile and run c-tests/consumer/consumer.c
-exactly as an outside project would: with `pkg-config --cflags --libs virtpci`, and via dlopen."""
+exactly as an outside project would: with `pkg-config --cflags --libs virtpci`, and via dlopen.
+Also check the installed man pages (`man -l` renders them, when man is there) and the bash
+completion (bash parses it, and it completes the subcommands)."""
 import os
 import shutil
 import subprocess
@@ -14,7 +16,7 @@ def run(cmd, **kw):
 
 
 def main():
-    meson, build_dir, source, prefix, libdir = sys.argv[1:6]
+    meson, build_dir, source, prefix, libdir, mandir, datadir = sys.argv[1:8]
     cc = os.environ.get("CC", "cc")
     with tempfile.TemporaryDirectory(prefix="virtpci-consumer-") as dest:
         run([meson, "install", "-C", build_dir, "--no-rebuild", "--quiet", "--destdir", dest])
@@ -41,6 +43,33 @@ def main():
             return 1
         run([exe], env=run_env)
         run([exe_dl], env=run_env)
+        return check_docs(dest + os.path.join(prefix, mandir, "man1"),
+                          dest + os.path.join(prefix, datadir, "bash-completion", "completions"))
+    return 0
+
+
+def check_docs(man1, completions):
+    for page in ("virtpci.1", "virtpci-check.1", "virtpci-nodedev-detach.1"):
+        path = os.path.join(man1, page)
+        with open(path) as f:
+            if ".TH " not in f.read():
+                print("not a man page:", path)
+                return 1
+        if shutil.which("man"):
+            text = subprocess.run(["man", "-l", path], capture_output=True, text=True,
+                                  env=dict(os.environ, MANPAGER="cat", MANWIDTH="80"),
+                                  check=True).stdout
+            if "virtpci" not in text:
+                print("man -l %s shows no virtpci:\n%s" % (path, text))
+                return 1
+    script = os.path.join(completions, "virtpci")
+    probe = ('source %s; COMP_WORDS=(virtpci nodedev-); COMP_CWORD=1; _virtpci virtpci nodedev- virtpci;'
+             ' printf "%%s\\n" "${COMPREPLY[@]}"' % script)
+    got = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True).stdout
+    if "nodedev-detach" not in got.split():
+        print("bash completion of 'virtpci nodedev-' gave:", got)
+        return 1
+    print("man pages in %s and bash completion %s: ok" % (man1, script))
     return 0
 
 

@@ -1,8 +1,8 @@
 //! The guest PCI ABI check (`virtpci_domain_check_abi_stability`).
 
-use super::boundary::{guard, malloc_string, xml_arg};
+use super::boundary::{check_flags, guard, malloc_string, xml_arg};
 use crate::abi::{check_abi_stability, AbiOptions, LayoutMode};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::ffi::{c_char, c_int, c_uint};
 
 /// Flag of `virtpci_domain_check_abi_stability()`: any guest-visible change is an error.
@@ -59,12 +59,7 @@ pub unsafe extern "C" fn virtpci_domain_check_abi_stability(
         let old = unsafe { xml_arg(old_xml, "old_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let new = unsafe { xml_arg(new_xml, "new_xml", NAME) }?;
-        if flags & !KNOWN_FLAGS != 0 {
-            return Err(Error::invalid_arg(format!(
-                "unsupported flags (0x{:x}) in function {NAME}",
-                flags & !KNOWN_FLAGS
-            )));
-        }
+        check_flags(flags, KNOWN_FLAGS, NAME)?;
         let options = AbiOptions {
             mode: if flags & VIRTPCI_ABI_AS_GIVEN != 0 {
                 LayoutMode::AsGiven

@@ -1,6 +1,6 @@
 //! PCI address parsing and formatting.
 
-use super::boundary::{guard, malloc_string, out_arg, ref_arg, str_arg};
+use super::boundary::{addr_arg, guard, malloc_string, out_arg, str_arg};
 use crate::pci::PciAddress;
 use std::ffi::{c_char, c_int, c_uint};
 
@@ -66,8 +66,7 @@ pub unsafe extern "C" fn virtpci_pci_address_format(addr: *const VirtpciPciAddre
     const NAME: &str = "virtpci_pci_address_format";
     guard(NAME, || {
         // SAFETY: forwarded caller contract.
-        let addr = PciAddress::from(unsafe { ref_arg(addr, "addr", NAME) }?);
-        addr.check_ranges()?;
+        let addr = unsafe { addr_arg(addr, "addr", NAME) }?;
         malloc_string(&addr.to_string())
     })
 }

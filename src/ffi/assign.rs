@@ -2,7 +2,9 @@
 //! of a running guest for hotplug (`virtpci_address_set_*`).
 
 use super::address::VirtpciPciAddress;
-use super::boundary::{guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, xml_arg};
+use super::boundary::{
+    check_flags, guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, xml_arg,
+};
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
 use crate::assign::{AssignOptions, HostNumaNodes, HotplugAddressSet, LibvirtLevel};
@@ -48,7 +50,7 @@ const ASSIGN_FLAGS: c_uint = VIRTPCI_ASSIGN_STRICT_FUNCTION0 | VIRTPCI_ASSIGN_EX
 
 /// The options `flags` ask for, unknown bits refused.
 fn assign_options(flags: c_uint, hotplug_ports: Option<u32>, func: &str) -> Result<AssignOptions> {
-    check_no_flags(flags & !ASSIGN_FLAGS, func)?;
+    check_flags(flags, ASSIGN_FLAGS, func)?;
     Ok(AssignOptions {
         strict_function0: flags & VIRTPCI_ASSIGN_STRICT_FUNCTION0 != 0,
         hotplug_ports,
@@ -60,16 +62,6 @@ fn assign_options(flags: c_uint, hotplug_ports: Option<u32>, func: &str) -> Resu
 /// The size of the first version of `VirtpciAssignOptions` (size, flags, hotplug_ports).
 const ASSIGN_OPTIONS_FIRST_SIZE: usize =
     std::mem::offset_of!(VirtpciAssignOptions, libvirt_version);
-
-/// libvirt's wording for flags a function does not know (`virCheckFlags`).
-fn check_no_flags(flags: c_uint, func: &str) -> Result<()> {
-    if flags != 0 {
-        return Err(Error::invalid_arg(format!(
-            "unsupported flags (0x{flags:x}) in function {func}"
-        )));
-    }
-    Ok(())
-}
 
 /// Give every device of the domain in `domain_xml` a guest PCI address, adding PCI
 /// controllers where needed, exactly as libvirt 9.0 does when the domain is defined (x86 `pc`
@@ -195,12 +187,8 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
         let opts = unsafe { versioned_options(opts, NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
-        let hotplug_ports = u32::try_from(opts.hotplug_ports).ok();
-        let mut options = assign_options(opts.flags, hotplug_ports, NAME)?;
-        options.libvirt = LibvirtLevel::from_version_number(opts.libvirt_version)?;
-        // SAFETY: the caller's contract: `numa_host` is NULL or a live host handle.
-        let numa_host = unsafe { opts.numa_host.as_ref() };
-        let mirror = numa_host.map(|h| &*h.host as &dyn HostNumaNodes);
+        let options = options_of(&opts, NAME)?;
+        let mirror = numa_host_of(&opts);
         let result = crate::assign::assign_domain_xml_mirroring(xml, options, mirror)?;
         for warning in &result.warnings {
             emit(VIRTPCI_LOG_WARNING, warning);
@@ -208,6 +196,22 @@ pub unsafe extern "C" fn virtpci_domain_assign_pci_addresses_with_options(
         *out = malloc_string(&result.xml)?;
         Ok(0)
     })
+}
+
+/// The assignment options a caller's `VirtpciAssignOptions` asks for.
+fn options_of(opts: &VirtpciAssignOptions, func: &str) -> Result<AssignOptions> {
+    let hotplug_ports = u32::try_from(opts.hotplug_ports).ok();
+    let mut options = assign_options(opts.flags, hotplug_ports, func)?;
+    options.libvirt = LibvirtLevel::from_version_number(opts.libvirt_version)?;
+    Ok(options)
+}
+
+/// The host whose NUMA nodes the caller's options ask to mirror (`numa_host`), if any.
+fn numa_host_of(opts: &VirtpciAssignOptions) -> Option<&dyn HostNumaNodes> {
+    // SAFETY: the caller's contract: `numa_host` is NULL or a live host handle, alive for
+    // the call.
+    let numa_host = unsafe { opts.numa_host.as_ref() }?;
+    Some(&*numa_host.host as &dyn HostNumaNodes)
 }
 
 /// Copy the caller's `VirtpciAssignOptions`, of the version its `size` says: fields after
@@ -480,5 +484,60 @@ pub unsafe extern "C" fn virtpci_address_set_free(set: *mut VirtpciAddressSet) {
             // SAFETY: by contract the pointer came from Box::into_raw and is released once.
             drop(unsafe { Box::from_raw(set) });
         }
+    })
+}
+
+/// `virtpci_domain_explain_pci_addresses()`: print JSON instead of text.
+pub const VIRTPCI_EXPLAIN_JSON: c_uint = 1 << 0;
+
+/// Why each device of the domain in `domain_xml` gets the guest PCI address it gets, as
+/// `virtpci assign --explain` prints it: per device its address and the rule that chose it
+/// (a reservation of the chipset, a configured address, the first free place its connect
+/// flags accept), each controller that was added and why, and the warnings (a guest slot
+/// used without function 0). `opts` as for `virtpci_domain_assign_pci_addresses_with_options()`,
+/// or NULL for the defaults (libvirt 9.0). `flags`: 0 for text, `VIRTPCI_EXPLAIN_JSON` for
+/// JSON (`virtpci assign --explain --json`).
+///
+/// Returns 0 and stores the explanation in `*out` (release it with `virtpci_string_free()`
+/// or `free()`), or -1 with the last error set: the assignment's errors (libvirt's), or
+/// `VIRTPCI_ERR_INVALID_ARG` for NULL arguments, an unknown flag, or options refused as by
+/// `virtpci_domain_assign_pci_addresses_with_options()`; `*out` is then unchanged.
+/// Thread-safe.
+///
+/// # Safety
+/// `domain_xml` is NULL or a NUL-terminated string; `opts` is NULL or points to at least
+/// `opts->size` readable bytes; `out` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_domain_explain_pci_addresses(
+    domain_xml: *const c_char,
+    opts: *const VirtpciAssignOptions,
+    flags: c_uint,
+    out: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_domain_explain_pci_addresses";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
+        let given = if opts.is_null() {
+            None
+        } else {
+            // SAFETY: forwarded caller contract.
+            Some(unsafe { versioned_options(opts, NAME) }?)
+        };
+        let options = match &given {
+            None => AssignOptions::default(),
+            Some(o) => options_of(o, NAME)?,
+        };
+        check_flags(flags, VIRTPCI_EXPLAIN_JSON, NAME)?;
+        // SAFETY: forwarded caller contract.
+        let out = unsafe { out_arg(out, "out", NAME) }?;
+        let mirror = given.as_ref().and_then(numa_host_of);
+        let explanation = crate::assign::explain::explain_mirroring(xml, &options, mirror)?;
+        *out = malloc_string(&if flags & VIRTPCI_EXPLAIN_JSON != 0 {
+            explanation.to_json()
+        } else {
+            explanation.to_text()
+        })?;
+        Ok(0)
     })
 }

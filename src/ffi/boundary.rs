@@ -1,8 +1,10 @@
 //! The panic and error boundary, the thread-local last error, and argument conversion.
 
+use super::address::VirtpciPciAddress;
 use crate::error::{bounded_message, Error, ErrorCode, Result};
+use crate::pci::PciAddress;
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What an exported function returns when it fails.
@@ -121,6 +123,32 @@ pub fn guard_free(name: &str, body: impl FnOnce()) {
 /// libvirt's wording for a NULL argument (`virCheckNonNullArgReturn`).
 pub fn null_arg(arg: &str, func: &str) -> Error {
     Error::invalid_arg(format!("{arg} in {func} must not be NULL"))
+}
+
+/// libvirt's `virCheckFlags`: refuse bits of `flags` outside `allowed`, naming the function.
+pub fn check_flags(flags: c_uint, allowed: c_uint, func: &str) -> Result<()> {
+    let unknown = flags & !allowed;
+    if unknown != 0 {
+        return Err(Error::invalid_arg(format!(
+            "unsupported flags (0x{unknown:x}) in function {func}"
+        )));
+    }
+    Ok(())
+}
+
+/// Borrow an address argument and check that each part is in range.
+///
+/// # Safety
+/// `addr` is NULL or valid for reading.
+pub unsafe fn addr_arg(
+    addr: *const VirtpciPciAddress,
+    arg: &str,
+    func: &str,
+) -> Result<PciAddress> {
+    // SAFETY: forwarded caller contract.
+    let addr = PciAddress::from(unsafe { ref_arg(addr, arg, func) }?);
+    addr.check_ranges()?;
+    Ok(addr)
 }
 
 /// Borrow a C string argument as UTF-8.

@@ -2,12 +2,11 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg,
-    str_arg,
+    addr_arg, guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg,
+    ref_arg, str_arg,
 };
 use crate::error::{quote, Error, Result};
 use crate::host::{Host, WriteKind};
-use crate::pci::PciAddress;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::path::Path;
 use std::sync::Arc;
@@ -35,21 +34,6 @@ pub type VirtpciPciAddressCallback =
 pub(super) unsafe fn host_arg<'a>(host: *const VirtpciHost, func: &str) -> Result<&'a Host> {
     // SAFETY: forwarded caller contract.
     Ok(&*unsafe { ref_arg(host, "host", func) }?.host)
-}
-
-/// Borrow and check an address argument.
-///
-/// # Safety
-/// `addr` is NULL or valid for reading.
-pub(super) unsafe fn addr_arg(
-    addr: *const VirtpciPciAddress,
-    arg: &str,
-    func: &str,
-) -> Result<PciAddress> {
-    // SAFETY: forwarded caller contract.
-    let addr = PciAddress::from(unsafe { ref_arg(addr, arg, func) }?);
-    addr.check_ranges()?;
-    Ok(addr)
 }
 
 fn boxed(host: Host) -> *mut VirtpciHost {
@@ -345,5 +329,69 @@ pub unsafe extern "C" fn virtpci_host_faults_fired(host: *mut VirtpciHost) -> c_
         // SAFETY: forwarded caller contract.
         let host = unsafe { host_arg(host, NAME) }?;
         Ok(c_int::try_from(host.faults().fired()).unwrap_or(c_int::MAX))
+    })
+}
+
+/// Every IOMMU group of the host with its devices, as `virtpci groups --json` prints it: in
+/// `*json` a new string (release it with `virtpci_string_free()` or `free()`) holding
+/// `{"groups": [{"group": N, "devices": [DEVICE...]}], "no_iommu_group": [DEVICE...]}`, each
+/// DEVICE `{"address", "vendor", "device", "class", "driver", "class_name", "vendor_name",
+/// "device_name"}` (ids as "0x…" text; the names from the PCI ID database, `null` when it does
+/// not know them; `driver` `null` when unbound). Groups in number order, devices in address
+/// order.
+///
+/// Returns 0, or -1 with the last error set (NULL argument, unreadable sysfs); `*json` is then
+/// unchanged. Thread-safe.
+///
+/// # Safety
+/// `host` is NULL or a live handle; `json` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_host_iommu_groups_json(
+    host: *mut VirtpciHost,
+    json: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_host_iommu_groups_json";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let host = unsafe { host_arg(host, NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let out = unsafe { out_arg(json, "json", NAME) }?;
+        let report = crate::host::facts::groups_report(host)?;
+        *out = malloc_string(&report.to_json())?;
+        Ok(0)
+    })
+}
+
+/// Everything sysfs says about the device `addr`, as `virtpci host show --json` prints it: in
+/// `*json` a new string (release it with `virtpci_string_free()` or `free()`) with its ids and
+/// names, driver and `driver_override`, NUMA node, IOMMU group, parent bridge, SR-IOV links
+/// (`physfn`, `virtfns`, and for a VF `vf`: its PF, index, MAC and VLAN), config-space facts
+/// (`header_type`, `multifunction`, `pcie_port_type`, `flr`, `pm_reset`), reset files,
+/// network interfaces (`net`) and block devices (`block`).
+///
+/// Returns 0, or -1 with the last error set: `VIRTPCI_ERR_INVALID_ARG` (NULL argument, an
+/// address part out of range), `VIRTPCI_ERR_DEVICE_MISSING` (no such device), or the error of
+/// an unreadable file; `*json` is then unchanged. Thread-safe.
+///
+/// # Safety
+/// `host` is NULL or a live handle; `addr` is NULL or valid for reading; `json` is NULL or
+/// valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_host_device_json(
+    host: *mut VirtpciHost,
+    addr: *const VirtpciPciAddress,
+    json: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_host_device_json";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let host = unsafe { host_arg(host, NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let addr = unsafe { addr_arg(addr, "addr", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let out = unsafe { out_arg(json, "json", NAME) }?;
+        let facts = crate::host::facts::device_facts(host, &addr)?;
+        *out = malloc_string(&facts.to_string())?;
+        Ok(0)
     })
 }

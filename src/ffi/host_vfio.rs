@@ -2,8 +2,9 @@
 //! modules, a bound device's VFIO device cdev, and the kernel's reset methods of a device.
 
 use super::address::VirtpciPciAddress;
+use super::boundary::addr_arg;
 use super::boundary::{guard, malloc_string, opt_str_arg, out_arg};
-use super::host::{addr_arg, host_arg, VirtpciHost};
+use super::host::{host_arg, VirtpciHost};
 use std::ffi::{c_char, c_int};
 use std::path::Path;
 

@@ -3,13 +3,14 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg,
-    str_arg, xml_arg,
+    addr_arg, check_flags, guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg,
+    out_arg, ref_arg, str_arg, xml_arg,
 };
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
 use crate::error::{Error, Result};
-use crate::hostdev::{HostdevManager, HostdevSpec, ResetOutcome};
+use crate::hostdev::critical::name_force_option;
+use crate::hostdev::{HostdevManager, HostdevSpec, PrepareOptions, ResetOutcome};
 use crate::pci::PciAddress;
 use std::ffi::{c_char, c_int, c_uchar, c_uint};
 use std::path::Path;
@@ -25,6 +26,9 @@ pub const VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK: c_uint = 1 << 2;
 /// Prepare and node-device detach: detach devices the host needs (the disk of a mounted
 /// filesystem, the network interface with the default route).
 pub const VIRTPCI_HOSTDEV_FORCE: c_uint = 1 << 3;
+/// Every flag prepare and its dry run accept.
+const PREPARE_FLAGS: c_uint =
+    VIRTPCI_HOSTDEV_STRICT_ACS_CHECK | VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK | VIRTPCI_HOSTDEV_FORCE;
 
 /// One PCI host device of a domain, as libvirt's `virDomainHostdevDef` says it for PCI.
 #[repr(C)]
@@ -135,13 +139,20 @@ unsafe fn domain_hostdevs_args<'a>(
     }
 }
 
-/// # Safety
-/// `addr` is NULL or valid for reading.
-unsafe fn addr_arg(addr: *const VirtpciPciAddress, func: &str) -> Result<PciAddress> {
-    // SAFETY: forwarded caller contract.
-    let a = PciAddress::from(unsafe { ref_arg(addr, "addr", func) }?);
-    a.check_ranges()?;
-    Ok(a)
+/// The options a prepare `flags` word asks for, unknown bits refused.
+pub(super) fn prepare_options(flags: c_uint, func: &str) -> Result<PrepareOptions> {
+    check_flags(flags, PREPARE_FLAGS, func)?;
+    // VIRTPCI_HOSTDEV_STRICT_ACS_CHECK is accepted and changes nothing for VFIO devices.
+    Ok(PrepareOptions {
+        legacy_group_check: flags & VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK != 0,
+        force: flags & VIRTPCI_HOSTDEV_FORCE != 0,
+    })
+}
+
+/// A core error as C callers read it: a refusal to detach a host-critical device names the
+/// flag that overrides it.
+pub(super) fn c_error(err: Error) -> Error {
+    name_force_option(err, "VIRTPCI_HOSTDEV_FORCE")
 }
 
 /// Create a manager for `host` whose lists are kept in `state_dir` (created with mode 0700
@@ -250,7 +261,14 @@ pub unsafe extern "C" fn virtpci_hostdev_prepare_pci_devices(
             Some(unsafe { *(uuid as *const [u8; 16]) })
         };
         a.mgr
-            .prepare_pci_devices(a.drv, a.dom, uuid.as_ref(), &a.list, flags)?;
+            .prepare_pci_devices(
+                a.drv,
+                a.dom,
+                uuid.as_ref(),
+                &a.list,
+                prepare_options(flags, NAME)?,
+            )
+            .map_err(c_error)?;
         Ok(0)
     })
 }
@@ -335,9 +353,11 @@ pub unsafe extern "C" fn virtpci_hostdev_pci_node_device_detach(
     guard(NAME, || {
         // SAFETY: forwarded caller contract (each call below).
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
-        let addr = unsafe { addr_arg(addr, NAME) }?;
+        let addr = unsafe { addr_arg(addr, "addr", NAME) }?;
         let driver = unsafe { opt_str_arg(driver, "driver", NAME) }?;
-        mgr.node_device_detach(&addr, driver, flags)?;
+        check_flags(flags, VIRTPCI_HOSTDEV_FORCE, NAME)?;
+        mgr.node_device_detach(&addr, driver, flags & VIRTPCI_HOSTDEV_FORCE != 0)
+            .map_err(c_error)?;
         Ok(0)
     })
 }
@@ -358,7 +378,7 @@ pub unsafe extern "C" fn virtpci_hostdev_pci_node_device_reattach(
     guard(NAME, || {
         // SAFETY: forwarded caller contract (each call below).
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
-        let addr = unsafe { addr_arg(addr, NAME) }?;
+        let addr = unsafe { addr_arg(addr, "addr", NAME) }?;
         mgr.node_device_reattach(&addr)?;
         Ok(0)
     })
@@ -383,7 +403,7 @@ pub unsafe extern "C" fn virtpci_hostdev_pci_node_device_reset(
     guard(NAME, || {
         // SAFETY: forwarded caller contract (each call below).
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
-        let addr = unsafe { addr_arg(addr, NAME) }?;
+        let addr = unsafe { addr_arg(addr, "addr", NAME) }?;
         Ok(match mgr.node_device_reset(&addr)? {
             ResetOutcome::LeftToVfio | ResetOutcome::LeftToFlr => 0,
             ResetOutcome::PowerManagement => 1,
@@ -420,7 +440,8 @@ pub unsafe extern "C" fn virtpci_hostdev_prepare_domain(
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
         let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
-        mgr.prepare_domain(drv, xml, flags)?;
+        mgr.prepare_domain(drv, xml, prepare_options(flags, NAME)?)
+            .map_err(c_error)?;
         Ok(0)
     })
 }
@@ -475,7 +496,8 @@ pub unsafe extern "C" fn virtpci_hostdev_check_domain(
         let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         let out = unsafe { out_arg(report_json, "report_json", NAME) }?;
-        let report = mgr.check_domain(drv, xml, flags)?;
+        let mut report = mgr.check_domain(drv, xml, prepare_options(flags, NAME)?)?;
+        report.violations = report.violations.into_iter().map(c_error).collect();
         *out = malloc_string(&report.to_json())?;
         match report.violations.first() {
             None => Ok(0),
@@ -507,7 +529,7 @@ pub unsafe extern "C" fn virtpci_hostdev_get_owner(
     guard(NAME, || {
         // SAFETY: forwarded caller contract (each call below).
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
-        let addr = unsafe { addr_arg(addr, NAME) }?;
+        let addr = unsafe { addr_arg(addr, "addr", NAME) }?;
         let drv_out = unsafe { out_arg(drv_name, "drv_name", NAME) }?;
         let dom_out = unsafe { out_arg(dom_name, "dom_name", NAME) }?;
         let book = mgr.book()?;
@@ -640,18 +662,34 @@ pub unsafe extern "C" fn virtpci_hostdev_status_list_free(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hostdev;
-
-    #[test]
-    fn flag_values_match_the_core() {
-        assert_eq!(VIRTPCI_HOSTDEV_STRICT_ACS_CHECK, hostdev::STRICT_ACS_CHECK);
-        assert_eq!(
-            VIRTPCI_HOSTDEV_LEGACY_GROUP_CHECK,
-            hostdev::LEGACY_GROUP_CHECK
-        );
-        assert_eq!(VIRTPCI_HOSTDEV_FORCE, hostdev::FORCE);
-    }
+/// What the manager holds, as `virtpci status --json` prints it: in `*json` a new string
+/// (release it with `virtpci_string_free()` or `free()`) holding `{"state_dir", "devices":
+/// [{"address", "driver", "domain", "stub", "managed", "interrupted", "since", "bound_to"}],
+/// "unheld_vfio": [{"address", "bound_to"}]}`: both lists (the active list first; `driver`
+/// and `domain` only for a device a domain uses), each device with when the manager took it
+/// (`since`, RFC 3339 in UTC, `null` when not recorded) and the driver sysfs shows it on now
+/// (`bound_to`, `null` when unbound), then the devices on a vfio driver that the manager does
+/// not hold. `virtpci_hostdev_list_devices()` gives the lists as structs.
+///
+/// Returns 0, or -1 with the last error set (NULL argument, unreadable state or sysfs);
+/// `*json` is then unchanged. Thread-safe.
+///
+/// # Safety
+/// `mgr` is NULL or a live handle; `json` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_hostdev_status_json(
+    mgr: *mut VirtpciHostdevManager,
+    json: *mut *mut c_char,
+) -> c_int {
+    const NAME: &str = "virtpci_hostdev_status_json";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract (each call below).
+        let mgr = unsafe { mgr_arg(mgr, NAME) }?;
+        let out = unsafe { out_arg(json, "json", NAME) }?;
+        let book = mgr.book()?;
+        let dir = mgr.state_dir().display().to_string();
+        let report = crate::hostdev::status::StatusReport::new(mgr.host(), &book, &dir)?;
+        *out = malloc_string(&report.to_json())?;
+        Ok(0)
+    })
 }

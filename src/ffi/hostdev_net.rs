@@ -6,10 +6,12 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
+    check_flags, guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
 };
 use super::host::VirtpciHost;
-use super::hostdev::{hostdevs_arg, mgr_arg, VirtpciHostdev, VirtpciHostdevManager};
+use super::hostdev::{
+    c_error, hostdevs_arg, mgr_arg, prepare_options, VirtpciHostdev, VirtpciHostdevManager,
+};
 use crate::error::{Error, Result};
 use crate::hostdev::net::{MacAddr, NetConfig, VLAN_MAX};
 use crate::hostdev::HostdevSpec;
@@ -135,7 +137,9 @@ pub unsafe extern "C" fn virtpci_hostdev_prepare_pci_devices_with_net(
             // SAFETY: non-NULL and valid for 16 bytes by contract.
             Some(unsafe { *(uuid as *const [u8; 16]) })
         };
-        mgr.prepare_pci_devices(drv, dom, uuid.as_ref(), &list, flags)?;
+        let options = prepare_options(flags, NAME)?;
+        mgr.prepare_pci_devices(drv, dom, uuid.as_ref(), &list, options)
+            .map_err(c_error)?;
         Ok(0)
     })
 }
@@ -171,11 +175,7 @@ pub unsafe extern "C" fn virtpci_domain_add_missing_group_members(
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         // SAFETY: forwarded caller contract.
         let out = unsafe { out_arg(out_xml, "out_xml", NAME) }?;
-        if flags != 0 {
-            return Err(Error::invalid_arg(format!(
-                "unsupported flags (0x{flags:x}) in function {NAME}"
-            )));
-        }
+        check_flags(flags, 0, NAME)?;
         let completed = crate::hostdev::group_fix::add_missing_group_members(host, xml)?;
         *out = malloc_string(&completed)?;
         Ok(0)

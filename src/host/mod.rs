@@ -34,6 +34,7 @@
 mod class_names;
 pub mod config;
 mod device;
+pub mod facts;
 pub mod files;
 mod groups;
 mod module_loading;

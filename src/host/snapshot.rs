@@ -17,18 +17,18 @@
 //! `physfn`/`virtfnN`, and `class/net`, `class/block`. The simulator's native-driver rules are
 //! seeded from `native_driver`.
 
+mod materialize;
+
 use super::config::{ConfigBuilder, PciePortType};
-use super::names::{is_stub_driver, is_valid_driver_name, parse_device_name};
-use super::simulator::{IdRule, NATIVE_DRIVERS_FILE, SIM_DIR};
-use super::sysfs::relative_link;
-use super::vfnet::{format_table, MacAddr, VfNet, VF_NET_FILE};
-use super::{Host, DEVICES_DIR, DRIVERS_DIR, IOMMU_GROUPS_DIR};
+use super::names::{is_valid_driver_name, parse_device_name};
+use super::simulator::SIM_DIR;
+use super::vfnet::MacAddr;
+use super::{Host, DRIVERS_DIR};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 pub const FORMAT: &str = "virtpci-host/1";
@@ -42,6 +42,71 @@ pub struct HostSnapshot {
     /// Loaded drivers (`bus/pci/drivers/<name>`).
     pub drivers: Vec<String>,
     pub devices: Vec<DeviceRecord>,
+    /// What the host itself uses, for the host-critical guard of the simulated kernel:
+    /// materialized as its `/proc` tables (`.virtpci-sim/proc/`). Not captured from a real
+    /// host (the guard reads the real `/proc` there).
+    #[serde(default, skip_serializing_if = "HostUse::is_empty")]
+    pub host_use: HostUse,
+}
+
+/// Mounted filesystems and the interfaces of default routes, as a snapshot records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostUse {
+    /// Mounted filesystems as `DEVICE MOUNT_POINT` (`"/dev/sda1 /"`).
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// Network interfaces that carry an IPv4 default route (`"eno1"`).
+    #[serde(default)]
+    pub default_routes: Vec<String>,
+}
+
+impl HostUse {
+    pub fn is_empty(&self) -> bool {
+        self.mounts.is_empty() && self.default_routes.is_empty()
+    }
+
+    /// Write the simulated kernel's `/proc` tables for this use under `dir`.
+    fn materialize(&self, dir: &Path) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let proc_dir = dir.join(SIM_DIR).join("proc");
+        let mut mounts = String::new();
+        for m in &self.mounts {
+            let mut f = m.split_whitespace();
+            let (Some(dev), Some(point), None) = (f.next(), f.next(), f.next()) else {
+                return Err(Error::invalid_arg(format!(
+                    "host_use mount '{}' is not 'DEVICE MOUNT_POINT'",
+                    crate::error::quote(m)
+                )));
+            };
+            mounts.push_str(&format!("{dev} {point} ext4 rw 0 0\n"));
+        }
+        let mut route = String::from(
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+        );
+        for iface in &self.default_routes {
+            if iface.is_empty() || iface.contains(char::is_whitespace) {
+                return Err(Error::invalid_arg(format!(
+                    "host_use default route interface '{}' is not an interface name",
+                    crate::error::quote(iface)
+                )));
+            }
+            route.push_str(&format!(
+                "{iface}\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+            ));
+        }
+        for (rel, text) in [("self/mounts", mounts), ("net/route", route)] {
+            let p = proc_dir.join(rel);
+            let made = p
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|()| fs::write(&p, text));
+            made.map_err(|e| Error::system(format!("Failed to write '{}'", p.display()), &e))?;
+        }
+        Ok(())
+    }
 }
 
 /// One recorded device.
@@ -251,6 +316,7 @@ impl HostSnapshot {
             description: None,
             drivers,
             devices,
+            host_use: HostUse::default(),
         })
     }
 
@@ -319,274 +385,6 @@ impl HostSnapshot {
             }
         }
         Ok(by_addr)
-    }
-
-    /// Build the tree in `dir`, which must not exist or be empty.
-    pub fn materialize(&self, dir: &Path) -> Result<()> {
-        let by_addr = self.check()?;
-        if let Ok(mut entries) = fs::read_dir(dir) {
-            if entries.next().is_some() {
-                return Err(Error::operation_invalid(format!(
-                    "'{}' is not empty; refusing to materialize a host there",
-                    dir.display()
-                )));
-            }
-        }
-        let io = |what: &str, p: &Path, e: std::io::Error| {
-            Error::system(format!("{what} '{}'", p.display()), &e)
-        };
-        let mkdir = |rel: &str| -> Result<()> {
-            let p = dir.join(rel);
-            fs::create_dir_all(&p).map_err(|e| io("Failed to create", &p, e))
-        };
-        let put = |rel: &str, data: &[u8], mode: u32| -> Result<()> {
-            let p = dir.join(rel);
-            fs::write(&p, data).map_err(|e| io("Failed to write", &p, e))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode))
-                .map_err(|e| io("Failed to set mode of", &p, e))
-        };
-        let link = |from_rel: &str, to_rel: &str| -> Result<()> {
-            let (from_dir, _) = from_rel.rsplit_once('/').unwrap_or(("", from_rel));
-            let p = dir.join(from_rel);
-            symlink(relative_link(from_dir, to_rel), &p).map_err(|e| io("Failed to link", &p, e))
-        };
-
-        // Paths of device directories, following parents.
-        let mut paths: BTreeMap<PciAddress, String> = BTreeMap::new();
-        fn path_of(
-            addr: PciAddress,
-            by_addr: &BTreeMap<PciAddress, &DeviceRecord>,
-            paths: &mut BTreeMap<PciAddress, String>,
-            depth: usize,
-        ) -> Result<String> {
-            if let Some(p) = paths.get(&addr) {
-                return Ok(p.clone());
-            }
-            if depth > 256 {
-                return Err(Error::invalid_arg(format!(
-                    "host snapshot: the parents of {addr} form a loop"
-                )));
-            }
-            let rec = by_addr[&addr];
-            let p = match rec.parent.as_deref().and_then(parse_device_name) {
-                Some(parent) => format!("{}/{addr}", path_of(parent, by_addr, paths, depth + 1)?),
-                None => format!("devices/pci{:04x}:{:02x}/{addr}", addr.domain, addr.bus),
-            };
-            paths.insert(addr, p.clone());
-            Ok(p)
-        }
-        for addr in by_addr.keys() {
-            path_of(*addr, &by_addr, &mut paths, 0)?;
-        }
-
-        mkdir(DEVICES_DIR)?;
-        mkdir(DRIVERS_DIR)?;
-        mkdir(IOMMU_GROUPS_DIR)?;
-        mkdir("class/net")?;
-        mkdir("class/block")?;
-        put("bus/pci/drivers_probe", b"", 0o200)?;
-        put("bus/pci/drivers_autoprobe", b"1\n", 0o644)?;
-        put("bus/pci/rescan", b"", 0o200)?;
-        let mut drivers: BTreeSet<String> = self.drivers.iter().cloned().collect();
-        for d in by_addr.values() {
-            if let Some(n) = &d.driver {
-                drivers.insert(n.clone());
-            }
-        }
-        for name in &drivers {
-            let base = format!("{DRIVERS_DIR}/{name}");
-            mkdir(&base)?;
-            for f in ["bind", "unbind", "new_id", "remove_id", "uevent"] {
-                put(&format!("{base}/{f}"), b"", 0o200)?;
-            }
-        }
-
-        let mut children: BTreeMap<PciAddress, Vec<PciAddress>> = BTreeMap::new();
-        for (addr, d) in &by_addr {
-            if let Some(parent) = d.parent.as_deref().and_then(parse_device_name) {
-                children.entry(parent).or_default().push(*addr);
-            }
-        }
-        let mut rules: BTreeSet<IdRule> = BTreeSet::new();
-        let mut vfs_of: BTreeMap<PciAddress, Vec<PciAddress>> = BTreeMap::new();
-        // Each device on a VFIO driver gets its own vfio-dev/vfioN, as the kernel numbers them.
-        let mut next_vfio = 0u32;
-        for (addr, d) in &by_addr {
-            let p = &paths[addr];
-            mkdir(p)?;
-            let vendor = hex_u16(&d.vendor, "vendor")?;
-            let device = hex_u16(&d.device, "device")?;
-            let class = d
-                .class
-                .strip_prefix("0x")
-                .and_then(|c| u32::from_str_radix(c, 16).ok())
-                .filter(|c| *c <= 0xff_ffff)
-                .ok_or_else(|| {
-                    Error::invalid_arg(format!("class '{}' of {addr} is not 0xCCSSPP", d.class))
-                })?;
-            put(
-                &format!("{p}/vendor"),
-                format!("{}\n", d.vendor).as_bytes(),
-                0o444,
-            )?;
-            put(
-                &format!("{p}/device"),
-                format!("{}\n", d.device).as_bytes(),
-                0o444,
-            )?;
-            put(
-                &format!("{p}/class"),
-                format!("0x{class:06x}\n").as_bytes(),
-                0o444,
-            )?;
-            let sv = d
-                .subsystem_vendor
-                .clone()
-                .unwrap_or_else(|| "0x0000".into());
-            let sd = d
-                .subsystem_device
-                .clone()
-                .unwrap_or_else(|| "0x0000".into());
-            put(
-                &format!("{p}/subsystem_vendor"),
-                format!("{sv}\n").as_bytes(),
-                0o444,
-            )?;
-            put(
-                &format!("{p}/subsystem_device"),
-                format!("{sd}\n").as_bytes(),
-                0o444,
-            )?;
-            put(
-                &format!("{p}/modalias"),
-                modalias(vendor, device, &sv, &sd, class).as_bytes(),
-                0o444,
-            )?;
-            let rev = d.revision.clone().unwrap_or_else(|| "0x00".into());
-            put(
-                &format!("{p}/revision"),
-                format!("{rev}\n").as_bytes(),
-                0o444,
-            )?;
-            let ov = d.driver_override.clone().unwrap_or_else(|| "(null)".into());
-            put(
-                &format!("{p}/driver_override"),
-                format!("{ov}\n").as_bytes(),
-                0o644,
-            )?;
-            put(
-                &format!("{p}/numa_node"),
-                format!("{}\n", d.numa_node.unwrap_or(-1)).as_bytes(),
-                0o644,
-            )?;
-            put(&format!("{p}/enable"), b"1\n", 0o644)?;
-            let config = self.config_bytes(addr, d, vendor, device, class, &children)?;
-            put(&format!("{p}/config"), &config, 0o644)?;
-            if let Some(m) = &d.reset_method {
-                put(&format!("{p}/reset"), b"", 0o200)?;
-                if !m.is_empty() {
-                    put(
-                        &format!("{p}/reset_method"),
-                        format!("{m}\n").as_bytes(),
-                        0o644,
-                    )?;
-                }
-            }
-            if let Some(t) = d.sriov_totalvfs {
-                put(
-                    &format!("{p}/sriov_totalvfs"),
-                    format!("{t}\n").as_bytes(),
-                    0o444,
-                )?;
-            }
-            link(&format!("{DEVICES_DIR}/{addr}"), p)?;
-            if let Some(drv) = &d.driver {
-                let drv_dir = format!("{DRIVERS_DIR}/{drv}");
-                link(&format!("{p}/driver"), &drv_dir)?;
-                link(&format!("{drv_dir}/{addr}"), p)?;
-                if super::names::is_vfio_driver(drv) {
-                    mkdir(&format!("{p}/vfio-dev/vfio{next_vfio}"))?;
-                    next_vfio += 1;
-                }
-            }
-            let native = d
-                .native_driver
-                .clone()
-                .or_else(|| d.driver.clone().filter(|n| !is_stub_driver(n)));
-            if let Some(n) = native {
-                rules.insert(IdRule {
-                    driver: n,
-                    vendor,
-                    device,
-                });
-            }
-            if let Some(g) = d.iommu_group {
-                let gdir = format!("{IOMMU_GROUPS_DIR}/{g}");
-                if !dir.join(&gdir).exists() {
-                    mkdir(&format!("{gdir}/devices"))?;
-                    put(&format!("{gdir}/type"), b"DMA\n", 0o644)?;
-                    put(&format!("{gdir}/reserved_regions"), b"", 0o444)?;
-                }
-                link(&format!("{gdir}/devices/{addr}"), p)?;
-                link(&format!("{p}/iommu_group"), &gdir)?;
-            }
-            if let Some(pf) = d.physfn.as_deref().and_then(parse_device_name) {
-                link(&format!("{p}/physfn"), &paths[&pf])?;
-                vfs_of.entry(pf).or_default().push(*addr);
-            }
-            for net in &d.net {
-                let ndir = format!("{p}/net/{net}");
-                mkdir(&ndir)?;
-                put(&format!("{ndir}/operstate"), b"up\n", 0o444)?;
-                link(&format!("class/net/{net}"), &ndir)?;
-            }
-            for blk in &d.block {
-                let bdir = format!("{p}/block/{blk}");
-                mkdir(&bdir)?;
-                put(&format!("{bdir}/size"), b"0\n", 0o444)?;
-                link(&format!("class/block/{blk}"), &bdir)?;
-            }
-        }
-        let mut vf_net: BTreeMap<(PciAddress, u32), VfNet> = BTreeMap::new();
-        for (pf, vfs) in vfs_of {
-            let p = &paths[&pf];
-            for (i, vf) in vfs.iter().enumerate() {
-                link(&format!("{p}/virtfn{i}"), &paths[vf])?;
-                let d = by_addr[vf];
-                if d.vf_mac.is_some() || d.vf_vlan.is_some() {
-                    let mac = match d.vf_mac.as_deref() {
-                        Some(m) => MacAddr::parse(m).map_err(|e| {
-                            Error::invalid_arg(format!("vf_mac of {vf}: {}", e.detail()))
-                        })?,
-                        None => MacAddr::default(),
-                    };
-                    let vlan = d.vf_vlan.unwrap_or(0);
-                    if vlan > 4095 {
-                        return Err(Error::invalid_arg(format!(
-                            "vf_vlan of {vf}: {vlan} is over 4095"
-                        )));
-                    }
-                    vf_net.insert((pf, i as u32), VfNet { mac, vlan });
-                }
-            }
-            put(
-                &format!("{p}/sriov_numvfs"),
-                format!("{}\n", vfs.len()).as_bytes(),
-                0o644,
-            )?;
-        }
-        mkdir(SIM_DIR)?;
-        let mut text = String::from(
-            "# virtpci simulated kernel: native driver of each vendor:device\n# DRIVER VENDOR DEVICE\n",
-        );
-        for r in &rules {
-            text.push_str(&format!("{} {:04x} {:04x}\n", r.driver, r.vendor, r.device));
-        }
-        put(NATIVE_DRIVERS_FILE, text.as_bytes(), 0o644)?;
-        if !vf_net.is_empty() {
-            put(VF_NET_FILE, format_table(&vf_net).as_bytes(), 0o644)?;
-        }
-        Ok(())
     }
 
     fn config_bytes(
@@ -676,17 +474,4 @@ impl HostSnapshot {
         }
         .build())
     }
-}
-
-/// The kernel's `modalias` of a PCI device (`pci:vVVVVVVVVdDDDDDDDDsvSSSSSSSSsdTTTTTTTTbcBBscSSiII`).
-fn modalias(vendor: u16, device: u16, sv: &str, sd: &str, class: u32) -> String {
-    let hex = |t: &str| u16::from_str_radix(t.trim_start_matches("0x"), 16).unwrap_or(0);
-    format!(
-        "pci:v{vendor:08X}d{device:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
-        hex(sv),
-        hex(sd),
-        class >> 16,
-        (class >> 8) & 0xff,
-        class & 0xff
-    )
 }

@@ -157,12 +157,45 @@ impl SysfsWriter for KernelWriter {
         if matches!(write.kind, WriteKind::VfNet | WriteKind::LoadModule) {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         }
+        // Writing the kernel's values into a copy of sysfs corrupts the copy (a simulated tree
+        // read "\nfio-pci" from driver_override afterwards) and moves nothing.
+        if let Some(why) = real_write_refusal(sysfs.root()) {
+            return Err(io::Error::other(why));
+        }
         let file = sysfs.open_for_write(write.path)?;
         let written = file.write_at(write.data, write.offset)?;
         if written != write.data.len() {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         Ok(())
+    }
+}
+
+/// The filesystem magic number of sysfs (`SYSFS_MAGIC` in the kernel's `linux/magic.h`).
+pub const SYSFS_MAGIC: u64 = 0x6265_6572;
+
+/// Why the real kernel's writes are refused under `root`, or `None` when `root` is a sysfs
+/// mount: a tree that holds the simulator's directory, or any other filesystem, is refused.
+pub fn real_write_refusal(root: &Path) -> Option<String> {
+    let shown = root.display();
+    if root.join(super::simulator::SIM_DIR).is_dir() {
+        return Some(format!(
+            "'{shown}' is a simulated tree (it holds {}/), not a sysfs mount: real writes are \
+             refused there; open it with the simulated kernel",
+            super::simulator::SIM_DIR
+        ));
+    }
+    match rustix::fs::statfs(root) {
+        Ok(fs) if fs.f_type as u64 == SYSFS_MAGIC => None,
+        Ok(fs) => Some(format!(
+            "'{shown}' is not a sysfs mount (filesystem type 0x{:x}, sysfs is 0x{SYSFS_MAGIC:x}): \
+             real writes are refused there; open a sysfs-shaped tree with the simulated kernel",
+            fs.f_type as u64
+        )),
+        Err(e) => Some(format!(
+            "cannot tell whether '{shown}' is a sysfs mount: {}",
+            io::Error::from(e)
+        )),
     }
 }
 

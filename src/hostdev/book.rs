@@ -64,6 +64,18 @@ pub struct BookEntry {
     /// Where the device was before virtpci moved it; `None` when unknown (entries rebuilt by
     /// update-active for devices virtpci never saw before).
     pub original: Option<DeviceState>,
+    /// When the manager took the device, in seconds since the Unix epoch; `None` in books
+    /// saved before virtpci recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+}
+
+/// Now, as [`BookEntry::since`] records it.
+pub fn now_since() -> Option<u64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// An entry of the active list.
@@ -205,6 +217,25 @@ pub struct HeldDevice {
     pub managed: bool,
     /// Left half-moved by an operation that did not finish; the owner's re-attach puts it back.
     pub interrupted: bool,
+    /// When the manager took it (RFC 3339, UTC), when recorded.
+    #[serde(serialize_with = "since_text")]
+    pub since: Option<u64>,
+}
+
+fn since_text<S: serde::Serializer>(
+    since: &Option<u64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match since {
+        Some(secs) => s.serialize_str(&format_since(*secs)),
+        None => s.serialize_none(),
+    }
+}
+
+/// A [`BookEntry::since`] as RFC 3339 text in UTC (`2026-12-07T01:06:09Z`).
+pub fn format_since(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 impl OwnershipBook {
@@ -219,6 +250,7 @@ impl OwnershipBook {
                 stub: a.entry.stub.clone(),
                 managed: a.entry.managed,
                 interrupted: a.interrupted,
+                since: a.entry.since,
             })
             .collect();
         let mut inactive: Vec<HeldDevice> = self
@@ -230,6 +262,7 @@ impl OwnershipBook {
                 stub: e.stub.clone(),
                 managed: e.managed,
                 interrupted: false,
+                since: e.since,
             })
             .collect();
         active.sort_by_key(|d| d.address);
@@ -241,6 +274,21 @@ impl OwnershipBook {
 
 /// libvirt's used-by error: `%s` is the device found in the list (a group sibling for the
 /// group check).
+/// What the message about a device an unfinished operation left half-moved says after the
+/// owner; front ends add the command that recovers it.
+pub const INTERRUPTED_NOTE: &str =
+    "interrupted: an operation on it did not finish; re-attaching that domain's devices puts it back";
+
+/// [`in_use_error`] for an active entry: an interrupted one says so.
+pub fn held_error(addr: &PciAddress, held: &ActiveEntry) -> Error {
+    let e = in_use_error(addr, &held.owner);
+    if held.interrupted {
+        Error::new(e.code, format!("{} ({INTERRUPTED_NOTE})", e.detail()))
+    } else {
+        e
+    }
+}
+
 pub fn in_use_error(addr: &PciAddress, owner: &Owner) -> Error {
     Error::operation_invalid(format!(
         "PCI device {addr} is in use by driver {}, domain {}",
@@ -277,6 +325,7 @@ mod tests {
                 driver: Some("tg3".into()),
                 driver_override: None,
             }),
+            since: now_since(),
         };
         let mut book = OwnershipBook::default();
         book.active.push(ActiveEntry {
@@ -304,6 +353,7 @@ mod tests {
             managed: true,
             unbind_from_stub: true,
             original: None,
+            since: None,
         };
         let mut book = OwnershipBook::default();
         book.inactive.push(entry(0));

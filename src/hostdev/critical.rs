@@ -134,12 +134,25 @@ impl fmt::Display for CriticalUse {
     }
 }
 
-/// The error for detaching a critical device without FORCE.
+/// How the refusal to detach a critical device ends.
+const REFUSAL_END: &str = "refusing to detach it unless forced";
+
+/// The error for detaching a critical device without forcing. It names no option: each
+/// front end names its own with [`name_force_option`].
 pub fn critical_error(addr: &PciAddress, why: &CriticalUse) -> Error {
     Error::operation_invalid(format!(
-        "PCI device {addr} is critical to the host: {why}; refusing to detach it \
-         (VIRTPCI_HOSTDEV_FORCE overrides)"
+        "PCI device {addr} is critical to the host: {why}; {REFUSAL_END}"
     ))
+}
+
+/// `err` with the front end's way of forcing (`--force`, a C flag's name) added when it is the
+/// refusal of a critical device; any other error unchanged.
+pub fn name_force_option(err: Error, option: &str) -> Error {
+    if err.code == crate::error::ErrorCode::OperationInvalid && err.message.ends_with(REFUSAL_END) {
+        Error::new(err.code, format!("{} ({option} overrides)", err.detail()))
+    } else {
+        err
+    }
 }
 
 /// Undo the octal escapes of /proc/mounts (`\040` is a space).

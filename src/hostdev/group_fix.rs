@@ -7,7 +7,7 @@ use super::book::OwnershipBook;
 use super::critical::StaticUsage;
 use super::domain_xml::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 use super::plan::{self, CheckReport};
-use super::Owner;
+use super::{Owner, PrepareOptions};
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::pci::PciAddress;
@@ -39,7 +39,7 @@ pub fn add_missing_group_members(host: &Host, xml: &str) -> Result<String> {
         &StaticUsage::default(),
         &Owner::new("virtpci", name),
         &dom.hostdevs,
-        0,
+        PrepareOptions::default(),
     )?;
     add_unassigned_hostdevs(xml, &missing_group_members(&report))
 }

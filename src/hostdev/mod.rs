@@ -8,8 +8,9 @@
 //!   `state_dir` (see [`state`]). Several managers (threads, processes) may share a directory.
 //! * [`HostdevManager::prepare_pci_devices`]: checks (device exists, is an endpoint, is not
 //!   used by anyone, no member of its IOMMU group is used by another domain, every non-bridge
-//!   member of the group is declared by this domain unless [`LEGACY_GROUP_CHECK`], unmanaged
-//!   devices are on a stub, nothing the host needs is detached unless [`FORCE`]); then detach
+//!   member of the group is declared by this domain unless
+//!   [`PrepareOptions::legacy_group_check`], unmanaged devices are on a stub, nothing the host
+//!   needs is detached unless [`PrepareOptions::force`]); then detach
 //!   the managed devices and **confirm** each one reached its stub; reset by libvirt's rules;
 //!   book them active. Any failure puts every device back exactly where it was.
 //! * [`HostdevManager::reattach_pci_devices`]: unbook, reset, and give managed devices back
@@ -52,6 +53,7 @@ pub mod moves;
 pub mod net;
 pub mod plan;
 pub mod state;
+pub mod status;
 
 pub use book::{ActiveEntry, BookEntry, DeviceState, HeldDevice, Owner, OwnershipBook, SavedNet};
 pub use critical::{CriticalUse, HostUsage, ProcUsage, StaticUsage};
@@ -67,18 +69,16 @@ use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// libvirt's VIR_HOSTDEV_STRICT_ACS_CHECK: accepted; it only matters for non-VFIO stubs,
-/// which virtpci does not drive.
-pub const STRICT_ACS_CHECK: u32 = 1 << 0;
-/// Only refuse a group whose members another domain uses (libvirt 9.0), instead of requiring
-/// every member of the group to be declared by the domain (seed S5, the default).
-pub const LEGACY_GROUP_CHECK: u32 = 1 << 2;
-/// Detach devices the host needs (a mounted filesystem's disk, the default route's NIC).
-pub const FORCE: u32 = 1 << 3;
-/// Flags prepare accepts.
-pub const PREPARE_FLAGS: u32 = STRICT_ACS_CHECK | LEGACY_GROUP_CHECK | FORCE;
-/// Flags node-device detach accepts.
-pub const NODE_DETACH_FLAGS: u32 = FORCE;
+/// How prepare (and its dry run) checks a domain's hostdevs. The default is virtpci's: every
+/// member of a hostdev's IOMMU group must be declared, and devices the host needs stay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrepareOptions {
+    /// Only refuse a group whose members another domain uses (libvirt 9.0's rule), instead of
+    /// requiring every member of the group to be declared by the domain.
+    pub legacy_group_check: bool,
+    /// Detach devices the host needs (a mounted filesystem's disk, the default route's NIC).
+    pub force: bool,
+}
 
 /// One PCI host device of a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,17 +126,6 @@ impl HostdevSpec {
 
 /// Where warnings go (libvirt logs them: failed resets during re-attach, failed rollbacks).
 pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// libvirt's virCheckFlags wording.
-pub fn check_flags(flags: u32, allowed: u32, func: &str) -> Result<()> {
-    let unknown = flags & !allowed;
-    if unknown != 0 {
-        return Err(Error::invalid_arg(format!(
-            "unsupported flags (0x{unknown:x}) in function {func}"
-        )));
-    }
-    Ok(())
-}
 
 /// The manager. See the module documentation. `Send + Sync`: every operation holds the lists'
 /// mutex (and the state directory's lock) for its whole duration, as libvirt holds its list
@@ -280,7 +269,7 @@ impl HostdevManager {
             return Err(plan::missing_device_error(&self.host, addr));
         }
         if let Some(a) = s.book.active_entry(addr) {
-            return Err(book::in_use_error(addr, &a.owner));
+            return Err(book::held_error(addr, a));
         }
         Ok(s)
     }
@@ -302,12 +291,11 @@ impl HostdevManager {
         drv_name: &str,
         dom_name: &str,
         hostdevs: &[HostdevSpec],
-        flags: u32,
+        options: PrepareOptions,
     ) -> Result<CheckReport> {
-        check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_check")?;
         let owner = Owner::checked(drv_name, dom_name)?;
         let s = self.session()?;
-        plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, flags)
+        plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, options)
     }
 
     /// libvirt's virHostdevPreparePCIDevices; see the module documentation.
@@ -317,9 +305,8 @@ impl HostdevManager {
         dom_name: &str,
         uuid: Option<&[u8; 16]>,
         hostdevs: &[HostdevSpec],
-        flags: u32,
+        options: PrepareOptions,
     ) -> Result<()> {
-        check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_prepare_pci_devices")?;
         let owner = Owner::checked(drv_name, dom_name)?;
         if hostdevs.is_empty() {
             return Ok(());
@@ -327,7 +314,7 @@ impl HostdevManager {
         self.logged(|notes| {
             let mut s = self.session()?;
             let uuid = uuid.map(domain_xml::format_uuid);
-            let report = plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, flags)?;
+            let report = plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, options)?;
             if let Some(v) = report.violations.first() {
                 return Err(v.clone());
             }
@@ -619,7 +606,7 @@ impl HostdevManager {
                     .find(|a| a.entry.address == h.source)
                 {
                     if a.owner != owner {
-                        return Err(book::in_use_error(&h.source, &a.owner));
+                        return Err(book::held_error(&h.source, a));
                     }
                     // A running domain uses it, so an interrupted prepare did finish its moves.
                     if a.interrupted && on_stub {
@@ -640,6 +627,7 @@ impl HostdevManager {
                     managed: h.managed,
                     unbind_from_stub: h.managed,
                     original: None,
+                    since: book::now_since(),
                 });
                 after.active.push(ActiveEntry {
                     entry,
@@ -667,18 +655,13 @@ impl HostdevManager {
 
     /// libvirt's virHostdevPCINodeDeviceDetach: bind the device to its stub (`driver` as in
     /// [`HostdevSpec::driver`]) and keep it in the inactive list, unmanaged. Refused for a
-    /// device in use, and for a device the host needs unless [`FORCE`].
+    /// device in use, and for a device the host needs unless `force`.
     pub fn node_device_detach(
         &self,
         addr: &PciAddress,
         driver: Option<&str>,
-        flags: u32,
+        force: bool,
     ) -> Result<()> {
-        check_flags(
-            flags,
-            NODE_DETACH_FLAGS,
-            "virtpci_hostdev_pci_node_device_detach",
-        )?;
         addr.check_ranges()?;
         let spec = HostdevSpec {
             driver: driver.map(str::to_string),
@@ -690,7 +673,7 @@ impl HostdevManager {
             let before = s.book.clone();
             let now = moves::current(&self.host, addr)?;
             if now.driver.as_deref() != Some(stub.as_str()) {
-                if flags & FORCE == 0 {
+                if !force {
                     if let Some(why) =
                         critical::critical_devices(&self.host, &*self.usage)?.get(addr)
                     {
@@ -708,6 +691,7 @@ impl HostdevManager {
                     managed: false,
                     unbind_from_stub: now.driver.as_deref() != Some(stub.as_str()),
                     original: Some(now.clone()),
+                    since: book::now_since(),
                 });
             }
             s.commit_if_changed(intent)?;
@@ -782,13 +766,17 @@ impl HostdevManager {
     }
 
     /// Prepare the PCI hostdevs of a domain definition (name and UUID from the XML).
-    pub fn prepare_domain(&self, drv_name: &str, domain_xml: &str, flags: u32) -> Result<()> {
-        check_flags(flags, PREPARE_FLAGS, "virtpci_hostdev_prepare_domain")?;
+    pub fn prepare_domain(
+        &self,
+        drv_name: &str,
+        domain_xml: &str,
+        options: PrepareOptions,
+    ) -> Result<()> {
         let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;
-        self.prepare_pci_devices(drv_name, &name, d.uuid.as_ref(), &d.hostdevs, flags)
+        self.prepare_pci_devices(drv_name, &name, d.uuid.as_ref(), &d.hostdevs, options)
     }
 
     /// Re-attach the PCI hostdevs of a domain definition.
@@ -805,13 +793,15 @@ impl HostdevManager {
         &self,
         drv_name: &str,
         domain_xml: &str,
-        flags: u32,
+        options: PrepareOptions,
     ) -> Result<CheckReport> {
         let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;
-        self.check(drv_name, &name, &d.hostdevs, flags)
+        let mut report = self.check(drv_name, &name, &d.hostdevs, options)?;
+        report.add_guest_warnings(domain_xml);
+        Ok(report)
     }
 }
 
@@ -834,5 +824,6 @@ fn moved_entry(h: &HostdevCheck) -> BookEntry {
         managed: h.managed,
         unbind_from_stub: matches!(h.action, Action::Detach { .. }),
         original: Some(h.current.clone()),
+        since: book::now_since(),
     }
 }

@@ -2,11 +2,11 @@
 //! prepare would do to it, every violation in libvirt's words, and warnings. `prepare` refuses
 //! with the first violation; `virtpci check` prints the whole report.
 
-use super::book::{in_use_error, DeviceState, Owner, OwnershipBook};
+use super::book::{held_error, DeviceState, Owner, OwnershipBook};
 use super::critical::{critical_devices, critical_error, CriticalUse, HostUsage};
 use super::moves::{is_vfio_driver, ResetCapability};
 use super::net::{vf_net_device, vf_net_unsupported_error};
-use super::{HostdevSpec, FORCE, LEGACY_GROUP_CHECK};
+use super::{HostdevSpec, PrepareOptions};
 use crate::error::{Error, Result};
 use crate::host::config::{ConfigSpace, HeaderType};
 use crate::host::modules::module_of_driver;
@@ -103,6 +103,19 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// Add the guest's warnings for the domain `domain_xml` (a guest slot used without function
+    /// 0, see docs/decisions.md) as libvirt's assignment would place its devices. A domain the
+    /// assignment refuses gets one warning saying so, with the refusal.
+    pub fn add_guest_warnings(&mut self, domain_xml: &str) {
+        match crate::assign::explain::guest_warnings(domain_xml) {
+            Ok(guest) => self.warnings.extend(guest.into_iter().map(|w| w.message)),
+            Err(e) => self.warnings.push(format!(
+                "the guest's PCI slots were not checked: {}",
+                e.message
+            )),
+        }
     }
 
     /// The report as JSON (what `virtpci check --json` prints).
@@ -313,6 +326,21 @@ pub fn missing_device_error(host: &Host, addr: &PciAddress) -> Error {
     )
 }
 
+/// How the whole-group refusal names its second remedy.
+const LEGACY_REMEDY: &str = "the legacy group check (libvirt 9.0's rule)";
+
+/// `err` with the front end's name for the legacy group check (`--legacy-group-check`, a C
+/// flag's name) when it is the whole-group refusal; any other error unchanged.
+pub fn name_legacy_group_option(err: Error, option: &str) -> Error {
+    match err.message.strip_suffix(LEGACY_REMEDY) {
+        Some(head) if err.code == crate::error::ErrorCode::OperationInvalid => {
+            let detail = head.strip_prefix(err.code.prefix()).unwrap_or(head);
+            Error::new(err.code, format!("{detail}{option} (libvirt 9.0's rule)"))
+        }
+        _ => err,
+    }
+}
+
 /// The whole-group rule's refusal: libvirt's words, then the members the domain does not
 /// declare and the two remedies.
 fn whole_group_error(
@@ -325,7 +353,7 @@ fn whole_group_error(
     Error::operation_invalid(format!(
         "All devices of the same IOMMU group {group} of the PCI device {addr} must belong to domain {domain}: \
          not declared: {}; declare each as a managed hostdev hidden from the guest with \
-         <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)",
+         <address type='unassigned'/>, or use {LEGACY_REMEDY}",
         names.join(", ")
     ))
 }
@@ -338,7 +366,7 @@ pub fn check(
     usage: &dyn HostUsage,
     owner: &Owner,
     hostdevs: &[HostdevSpec],
-    flags: u32,
+    options: PrepareOptions,
 ) -> Result<CheckReport> {
     check_duplicates(hostdevs)?;
     let forced: Vec<Option<DriverChoice>> =
@@ -413,7 +441,7 @@ pub fn check(
             }
         }
         if let Some(a) = book.active_entry(&addr) {
-            report.violations.push(in_use_error(&addr, &a.owner));
+            report.violations.push(held_error(&addr, a));
         }
         let group = match group_of.get(&addr) {
             Some(g) => Some(g.clone()),
@@ -428,7 +456,7 @@ pub fn check(
                 for m in group.devices.iter().filter(|m| **m != addr) {
                     if let Some(a) = book.active_entry(m) {
                         if a.owner != *owner {
-                            report.violations.push(in_use_error(m, &a.owner));
+                            report.violations.push(held_error(m, a));
                         }
                     }
                 }
@@ -461,7 +489,7 @@ pub fn check(
                         .filter(|m| !m.declared && !m.bridge)
                         .collect();
                     if !undeclared.is_empty() {
-                        if flags & LEGACY_GROUP_CHECK == 0 {
+                        if !options.legacy_group_check {
                             report.violations.push(whole_group_error(
                                 group.number,
                                 &addr,
@@ -576,11 +604,11 @@ pub fn check(
             }
             if let Some(why) = critical.as_ref().and_then(|c| c.get(&addr)) {
                 item.critical = Some(why.clone());
-                if flags & FORCE == 0 {
+                if !options.force {
                     report.violations.push(critical_error(&addr, why));
                 } else {
                     report.warnings.push(format!(
-                        "PCI device {addr} is critical to the host ({why}); detaching it because of VIRTPCI_HOSTDEV_FORCE"
+                        "PCI device {addr} is critical to the host ({why}); detaching it anyway (forced)"
                     ));
                 }
             }

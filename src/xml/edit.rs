@@ -322,9 +322,15 @@ impl<'d, 'a> Editor<'d, 'a> {
     pub fn into_edits(mut self) -> Edits {
         self.flush_appended();
         spare::give(&SPARE_CHILDREN_ARENA, self.children_arena);
+        let text = self.doc.text.as_bytes();
+        let crlf = text
+            .iter()
+            .position(|&b| b == b'\n')
+            .is_some_and(|nl| nl > 0 && text[nl - 1] == b'\r');
         Edits {
             splices: self.splices,
             arena: self.arena,
+            crlf,
         }
     }
 }
@@ -341,12 +347,18 @@ thread_local! {
 pub struct Edits {
     splices: Vec<Splice>,
     arena: String,
+    /// The document ends its lines with CRLF (as its first line does), so new lines do too.
+    crlf: bool,
 }
 
 impl Edits {
     /// Apply every edit to `text` (the text of the document the editor worked on).
     pub fn apply(self, text: &str) -> String {
-        let Edits { mut splices, arena } = self;
+        let Edits {
+            mut splices,
+            arena,
+            crlf,
+        } = self;
         // A stable sort keeps the order in which edits at one place were made; the splices
         // come in a few ascending runs, which it merges cheaply.
         splices.sort_by_key(|s| s.start);
@@ -361,7 +373,12 @@ impl Edits {
                 continue;
             }
             out.push_str(&text[pos..s.start]);
-            out.push_str(&arena[s.text.0..s.text.1]);
+            let new = &arena[s.text.0..s.text.1];
+            if crlf {
+                push_with_crlf(&mut out, new);
+            } else {
+                out.push_str(new);
+            }
             pos = s.end;
         }
         out.push_str(&text[pos..]);
@@ -369,6 +386,23 @@ impl Edits {
         spare::give(&SPARE_ARENA, arena);
         out
     }
+}
+
+/// Push `new` with each line feed that lacks one preceded by a carriage return.
+fn push_with_crlf(out: &mut String, new: &str) {
+    let mut rest = new;
+    while let Some(nl) = rest.find('\n') {
+        let line = &rest[..nl];
+        out.push_str(line);
+        let after_cr = if nl > 0 {
+            line.ends_with('\r')
+        } else {
+            out.ends_with('\r')
+        };
+        out.push_str(if after_cr { "\n" } else { "\r\n" });
+        rest = &rest[nl + 1..];
+    }
+    out.push_str(rest);
 }
 
 fn push_attr(out: &mut String, name: &str, escaped: &str) {

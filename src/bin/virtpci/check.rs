@@ -3,13 +3,13 @@
 //! warning. Exits 1 with the first violation when prepare would fail. Reads only. `--fix`
 //! prints the domain completed with the missing members of its hostdevs' IOMMU groups.
 
-use crate::prepare::{open_host, read_input, TargetArgs};
+use crate::target::{open_host, read_input, TargetArgs};
 use clap::Args;
 use virtpci::hostdev::domain_xml::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 use virtpci::hostdev::state::StateStore;
 use virtpci::hostdev::{
-    plan, Action, CheckReport, HostUsage, Owner, OwnershipBook, ProcUsage, ResetCapability, FORCE,
-    LEGACY_GROUP_CHECK,
+    plan, Action, CheckReport, HostUsage, Owner, OwnershipBook, PrepareOptions, ProcUsage,
+    ResetCapability,
 };
 use virtpci::{Error, Result};
 
@@ -57,24 +57,30 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         Some(root) => Box::new(ProcUsage::simulated(root)),
         None => Box::new(ProcUsage::system()),
     };
-    let flags = (if args.legacy_group_check {
-        LEGACY_GROUP_CHECK
-    } else {
-        0
-    }) | (if args.force { FORCE } else { 0 });
-    let report = plan::check(
+    let options = PrepareOptions {
+        legacy_group_check: args.legacy_group_check,
+        force: args.force,
+    };
+    let mut report = plan::check(
         &host,
         &book,
         &*usage,
         &Owner::new(&args.driver, &name),
         &dom.hostdevs,
-        flags,
+        options,
     )?;
     if args.fix {
         let missing = virtpci::hostdev::group_fix::missing_group_members(&report);
         crate::groups::write_stdout(&add_unassigned_hostdevs(&xml, &missing)?)?;
         return Ok(None);
     }
+    report.violations = report
+        .violations
+        .into_iter()
+        .map(crate::cli_words)
+        .collect();
+    // The guest side: a slot its hostdevs (or other devices) use without function 0.
+    report.add_guest_warnings(&xml);
     let text = if args.json {
         report.to_json()
     } else {

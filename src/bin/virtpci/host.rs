@@ -3,8 +3,8 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use virtpci::error::quote;
+use virtpci::host::facts::device_facts;
 use virtpci::host::snapshot::HostSnapshot;
-use virtpci::host::{class_name, Host};
 use virtpci::{Error, PciAddress, Result};
 
 #[derive(Args)]
@@ -22,10 +22,17 @@ pub enum HostCommand {
         #[arg(long, value_name = "ROOT")]
         sysfs: Option<PathBuf>,
     },
-    /// Show everything sysfs says about one device, as JSON (reads only).
+    /// Show everything sysfs says about one device (reads only).
     Show {
         /// The device, DDDD:BB:SS.F.
         address: String,
+        /// Print JSON: {"address", "vendor", "device", "class", "class_name", "vendor_name",
+        /// "device_name", "driver", "driver_override", "numa_node", "iommu_group",
+        /// "parent_bridge", "physfn", "virtfns", "vf", "header_type", "multifunction",
+        /// "pcie_port_type", "flr", "pm_reset", "reset_file", "reset_method", "sysfs_path",
+        /// "net", "block"}.
+        #[arg(long)]
+        json: bool,
         /// The sysfs root to read (default /sys).
         #[arg(long, value_name = "ROOT")]
         sysfs: Option<PathBuf>,
@@ -43,55 +50,23 @@ pub enum HostCommand {
 pub fn run(args: HostArgs) -> Result<()> {
     match args.command {
         HostCommand::Snapshot { sysfs } => {
-            let host = Host::open(sysfs.as_deref())?;
+            let host = crate::groups::open_sysfs(sysfs.as_deref())?;
             crate::groups::write_stdout(&HostSnapshot::capture(&host)?.to_json())
         }
-        HostCommand::Show { address, sysfs } => {
+        HostCommand::Show {
+            address,
+            json,
+            sysfs,
+        } => {
             let addr = PciAddress::parse(&address)?;
-            let host = Host::open(sysfs.as_deref())?;
-            let d = host.device(&addr)?;
-            let cfg = host.config_space(&addr)?;
-            // For a VF: its PF, its index, and the MAC and VLAN the PF holds for it (known on
-            // the simulated kernel; a real host would need netlink: null there).
-            let vf = match host.vf_index(&addr)? {
-                Some((pf, index)) => {
-                    let net = host.recorded_vf_net(&pf, index)?;
-                    serde_json::json!({
-                        "pf": pf.to_string(),
-                        "index": index,
-                        "mac": net.map(|n| n.mac.to_string()),
-                        "vlan": net.map(|n| n.vlan),
-                    })
-                }
-                None => serde_json::Value::Null,
+            let host = crate::groups::open_sysfs(sysfs.as_deref())?;
+            let facts = device_facts(&host, &addr)?;
+            let text = if json {
+                serde_json::to_string_pretty(&facts).unwrap_or_default() + "\n"
+            } else {
+                facts_text(&facts)
             };
-            let json = serde_json::json!({
-                "address": d.address.to_string(),
-                "vendor": format!("0x{:04x}", d.ids.vendor),
-                "device": format!("0x{:04x}", d.ids.device),
-                "class": format!("0x{:06x}", d.ids.class),
-                "class_name": class_name(d.ids.class),
-                "driver": d.driver,
-                "driver_override": d.driver_override,
-                "numa_node": d.numa_node,
-                "iommu_group": d.iommu_group,
-                "parent_bridge": host.parent_bridge(&addr)?.map(|a| a.to_string()),
-                "physfn": d.physfn.map(|a| a.to_string()),
-                "virtfns": d.virtfns.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "vf": vf,
-                "header_type": format!("{:?}", cfg.header_type),
-                "multifunction": cfg.multifunction,
-                "pcie_port_type": cfg.pcie.map(|c| format!("{:?}", c.port_type)),
-                "flr": cfg.has_flr() || d.physfn.is_some(),
-                "pm_reset": cfg.has_pm_reset(),
-                "reset_file": d.has_reset,
-                "reset_method": d.reset_methods,
-                "sysfs_path": d.sysfs_path,
-                "net": d.net,
-                "block": d.block,
-            });
-            let text = serde_json::to_string_pretty(&json).unwrap_or_default();
-            crate::groups::write_stdout(&(text + "\n"))
+            crate::groups::write_stdout(&text)
         }
         HostCommand::Materialize { file, dir } => {
             let text = std::fs::read_to_string(&file).map_err(|e| {
@@ -103,4 +78,39 @@ pub fn run(args: HostArgs) -> Result<()> {
             HostSnapshot::from_json(&text)?.materialize(&dir)
         }
     }
+}
+
+/// The facts as `key value` lines, in key order; lists joined with ", ", absent
+/// values as "-".
+fn facts_text(facts: &serde_json::Value) -> String {
+    let shown = |v: &serde_json::Value| -> String {
+        match v {
+            serde_json::Value::Null => "-".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(items) if items.is_empty() => "-".to_string(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k} {}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.to_string(),
+        }
+    };
+    let mut out = String::new();
+    if let serde_json::Value::Object(map) = facts {
+        for (k, v) in map {
+            out += &format!("{k:<16} {}\n", shown(v));
+        }
+    }
+    out
 }

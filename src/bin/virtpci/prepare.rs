@@ -1,44 +1,13 @@
 //! `virtpci prepare` and `virtpci reattach`: give a domain's PCI host devices to it, and back,
 //! on the real host or on a simulated one.
-//!
-//! Crash hooks for tests: see `test_hooks.rs` (a build with the `test-hooks` feature only).
 
+use crate::outcome::{report, shown, DeviceOutcome};
+use crate::target::{open_manager, read_input, require_writable, TargetArgs};
 use clap::Args;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use virtpci::error::quote;
-use virtpci::host::Host;
-use virtpci::hostdev::{ProcUsage, ResetTimings, FORCE, LEGACY_GROUP_CHECK};
-use virtpci::{Error, HostdevManager, Result};
-
-/// The state directory of a real host.
-pub const DEFAULT_STATE_DIR: &str = "/run/virtpci/hostdevmgr";
-/// The state directory of a simulated tree, relative to its root.
-pub const SIMULATED_STATE_DIR: &str = ".virtpci-sim/hostdevmgr";
-
-#[derive(Args)]
-pub struct TargetArgs {
-    /// The sysfs root (default /sys).
-    #[arg(long, value_name = "ROOT")]
-    pub sysfs: Option<PathBuf>,
-    /// Carry writes out with the simulated kernel on the tree at --sysfs (required then).
-    /// Mounts and routes are read from ROOT/.virtpci-sim/proc/.
-    #[arg(long)]
-    pub simulate: bool,
-    /// The state directory (default /run/virtpci/hostdevmgr, or ROOT/.virtpci-sim/hostdevmgr
-    /// with --simulate).
-    #[arg(long, value_name = "DIR")]
-    pub state: Option<PathBuf>,
-    /// The kernel modules directory whose modules.alias and modules.dep choose and load VFIO
-    /// drivers (default /lib/modules/$(uname -r), or ROOT/.virtpci-sim/modules with
-    /// --simulate).
-    #[arg(long, value_name = "DIR")]
-    pub modules_dir: Option<PathBuf>,
-    /// Never load a kernel module: a missing driver is an error naming the module to load.
-    #[arg(long)]
-    pub no_module_loading: bool,
-}
+use virtpci::hostdev::domain_xml::hostdevs_from_domain_xml;
+use virtpci::hostdev::moves::is_vfio_driver;
+use virtpci::hostdev::{Action, HostdevSpec, Owner, PrepareOptions};
+use virtpci::{Error, HostdevManager, PciAddress, Result};
 
 #[derive(Args)]
 pub struct PrepareArgs {
@@ -53,8 +22,8 @@ pub struct PrepareArgs {
     /// Detach devices the host needs (mounted disks, the default route's NIC).
     #[arg(long)]
     pub force: bool,
-    /// Print, per hostdev, the driver it is bound to and (with iommufd) its VFIO device cdev,
-    /// as JSON.
+    /// Print JSON: {"domain", "driver", "ok", "devices": [{"address", "result", "from",
+    /// "to", "message"}], "error"}.
     #[arg(long)]
     pub json: bool,
     /// The domain XML file, or - for standard input.
@@ -68,145 +37,292 @@ pub struct ReattachArgs {
     /// The daemon driver name the devices were prepared for.
     #[arg(long, value_name = "NAME", default_value = "virtpci")]
     pub driver: String,
+    /// Print JSON: {"domain", "driver", "ok", "devices": [{"address", "result", "from",
+    /// "to", "message"}], "error"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Give back every device the manager holds, whatever its domain (recovery after a
+    /// crash), and the devices detached but unused.
+    #[arg(long, conflicts_with = "file")]
+    pub all: bool,
     /// The domain XML file, or - for standard input.
-    pub file: String,
+    #[arg(required_unless_present = "all")]
+    pub file: Option<String>,
 }
 
 impl PrepareArgs {
-    pub fn flags(&self) -> u32 {
-        (if self.legacy_group_check {
-            LEGACY_GROUP_CHECK
-        } else {
-            0
-        }) | (if self.force { FORCE } else { 0 })
-    }
-}
-
-#[cfg(feature = "test-hooks")]
-use crate::test_hooks::simulated_host;
-
-/// The simulated host at `root`.
-#[cfg(not(feature = "test-hooks"))]
-fn simulated_host(root: &Path) -> Result<Host> {
-    Host::open_simulated(root)
-}
-
-/// Open the host and its manager as the options say.
-pub fn open_manager(args: &TargetArgs) -> Result<HostdevManager> {
-    let (host, state_dir, simulated_root) = open_host(args)?;
-    let mut mgr = HostdevManager::new(Arc::new(host), &state_dir)?
-        .with_logger(Arc::new(|m: &str| eprintln!("warning: {m}")));
-    if let Some(root) = simulated_root {
-        mgr = mgr
-            .with_usage(Box::new(ProcUsage::simulated(&root)))
-            .with_reset_timings(ResetTimings::NONE);
-    }
-    Ok(mgr)
-}
-
-/// The host, the state directory, and the root when simulated.
-pub fn open_host(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)> {
-    let opened = open_host_only(args)?;
-    opened.0.set_modules_dir(args.modules_dir.as_deref());
-    opened.0.set_module_loading(!args.no_module_loading);
-    Ok(opened)
-}
-
-fn open_host_only(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)> {
-    if args.simulate {
-        let root = args
-            .sysfs
-            .clone()
-            .ok_or_else(|| Error::invalid_arg("--simulate needs --sysfs ROOT"))?;
-        let host = simulated_host(&root)?;
-        let state = args
-            .state
-            .clone()
-            .unwrap_or_else(|| root.join(SIMULATED_STATE_DIR));
-        Ok((host, state, Some(root)))
-    } else {
-        let host = Host::open(args.sysfs.as_deref())?;
-        let state = args
-            .state
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-        Ok((host, state, None))
-    }
-}
-
-pub fn read_input(file: &str) -> Result<String> {
-    if file == "-" {
-        io::read_to_string(io::stdin())
-            .map_err(|e| Error::system("Failed to read standard input", &e))
-    } else {
-        std::fs::read_to_string(Path::new(file))
-            .map_err(|e| Error::system(format!("Failed to read '{}'", quote(file)), &e))
+    pub fn options(&self) -> PrepareOptions {
+        PrepareOptions {
+            legacy_group_check: self.legacy_group_check,
+            force: self.force,
+        }
     }
 }
 
 pub fn run_prepare(args: PrepareArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
+    let d = hostdevs_from_domain_xml(&xml)?;
+    let name = d
+        .name
+        .clone()
+        .ok_or_else(|| Error::xml("missing domain name information"))?;
+    require_writable(&args.host)?;
     let mgr = open_manager(&args.host)?;
-    mgr.prepare_domain(&args.driver, &xml, args.flags())?;
-    if args.json {
-        return print_prepared_json(&mgr, &xml);
-    }
-    print_owned(&mgr, &xml)
+    // What prepare will do to each device, taken just before it does it.
+    let plan = mgr.check_domain(&args.driver, &xml, args.options())?;
+    let iommufd: Vec<PciAddress> = d
+        .hostdevs
+        .iter()
+        .filter(|h| h.iommufd)
+        .map(|h| h.source)
+        .collect();
+    let error = mgr.prepare_domain(&args.driver, &xml, args.options()).err();
+    let outcomes: Vec<DeviceOutcome> = plan
+        .hostdevs
+        .iter()
+        .map(|h| {
+            let now = h.current.driver.clone();
+            let (result, text) = match (&error, &h.action) {
+                (Some(_), _) => ("not-prepared", "not prepared".to_string()),
+                (None, Action::Detach { from }) => (
+                    "detached",
+                    format!("{} -> {}", shown(from.as_deref()), h.stub),
+                ),
+                (None, Action::AlreadyOnStub) => {
+                    ("kept", format!("already on {}, taken as it is", h.stub))
+                }
+                (None, Action::FromInactive) => (
+                    "kept",
+                    format!("on {}, detached earlier (nodedev-detach)", h.stub),
+                ),
+                (None, Action::Adopt) => (
+                    "adopted",
+                    format!("unmanaged, on {}: taken as it is", shown(now.as_deref())),
+                ),
+                (None, Action::Refused) => ("not-prepared", "not prepared".to_string()),
+            };
+            DeviceOutcome {
+                address: h.source,
+                result,
+                from: now,
+                to: error.is_none().then(|| h.stub.clone()),
+                text,
+                cdev: if error.is_none() && iommufd.contains(&h.source) {
+                    cdev_of(&mgr, &h.source)
+                } else {
+                    None
+                },
+            }
+        })
+        .collect();
+    let header = serde_json::json!({"domain": name, "driver": args.driver});
+    report(args.json, header, &outcomes, error, "prepared")
 }
 
-/// Per hostdev: the driver it is bound to now and, for an iommufd hostdev, its VFIO device
-/// cdev (sysfs directory and node).
-fn print_prepared_json(mgr: &HostdevManager, xml: &str) -> Result<()> {
-    let d = virtpci::hostdev::domain_xml::hostdevs_from_domain_xml(xml)?;
-    let mut devices = Vec::new();
-    for h in &d.hostdevs {
-        let driver = mgr.host().driver(&h.source)?;
-        let cdev = if h.iommufd {
-            let c = mgr.host().vfio_cdev(&h.source)?;
-            serde_json::json!({
-                "name": c.name,
-                "path": c.node.display().to_string(),
-                "sysfs": c.sysfs_dir.display().to_string(),
-            })
-        } else {
-            serde_json::Value::Null
-        };
-        devices.push(serde_json::json!({
-            "source": h.source.to_string(),
-            "driver": driver,
-            "iommufd": h.iommufd,
-            "cdev": cdev,
-        }));
-    }
-    let doc = serde_json::json!({ "hostdevs": devices });
-    crate::groups::write_stdout(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"))
+/// The VFIO device cdev of a device prepared for iommufd, as JSON (`name`, `path`, `sysfs`);
+/// a cdev that cannot be found is reported in its place.
+fn cdev_of(mgr: &HostdevManager, addr: &PciAddress) -> Option<serde_json::Value> {
+    Some(match mgr.host().vfio_cdev(addr) {
+        Ok(c) => serde_json::json!({
+            "name": c.name,
+            "path": c.node.display().to_string(),
+            "sysfs": c.sysfs_dir.display().to_string(),
+        }),
+        Err(e) => serde_json::json!({ "error": e.message }),
+    })
 }
 
 pub fn run_reattach(args: ReattachArgs) -> Result<()> {
-    let xml = read_input(&args.file)?;
+    require_writable(&args.host)?;
+    let Some(file) = &args.file else {
+        return reattach_all(&args);
+    };
+    let xml = read_input(file)?;
+    let d = hostdevs_from_domain_xml(&xml)?;
+    let name = d
+        .name
+        .clone()
+        .ok_or_else(|| Error::xml("missing domain name information"))?;
     let mgr = open_manager(&args.host)?;
-    mgr.reattach_domain(&args.driver, &xml)?;
-    print_owned(&mgr, &xml)
-}
-
-/// One line per hostdev: where it is now and who owns it.
-fn print_owned(mgr: &HostdevManager, xml: &str) -> Result<()> {
-    let d = virtpci::hostdev::domain_xml::hostdevs_from_domain_xml(xml)?;
+    let owner = Owner::new(&args.driver, &name);
     let book = mgr.book()?;
-    let mut out = String::new();
+    // The devices the domain holds: those listed, and interrupted ones it left (re-attach
+    // recovers those too).
+    let mut targets: Vec<PciAddress> = Vec::new();
+    let mut outcomes: Vec<DeviceOutcome> = Vec::new();
+    let mut other_driver: Option<String> = None;
     for h in &d.hostdevs {
         let now = mgr.host().driver(&h.source).unwrap_or(None);
-        let owner = match book.active_entry(&h.source) {
-            Some(a) => format!("used by {}/{}", a.owner.driver, a.owner.domain),
-            None if book.is_inactive(&h.source) => "detached, unused".to_string(),
-            None => "not booked".to_string(),
+        let skipped = |text: String| DeviceOutcome {
+            address: h.source,
+            result: "skipped",
+            from: now.clone(),
+            to: None,
+            text: format!("skipped: {text}"),
+            cdev: None,
         };
-        out.push_str(&format!(
-            "{}  {}  {}\n",
-            h.source,
-            now.as_deref().unwrap_or("(no driver)"),
-            owner
+        match book.active_entry(&h.source) {
+            Some(a) if a.owner == owner => targets.push(h.source),
+            Some(a) => {
+                if a.owner.domain == name {
+                    other_driver = Some(a.owner.driver.clone());
+                }
+                outcomes.push(skipped(format!(
+                    "owned by {}/{}",
+                    a.owner.driver, a.owner.domain
+                )))
+            }
+            None if book.is_inactive(&h.source) => outcomes.push(skipped(format!(
+                "detached but unused, on {} (nodedev-reattach {} gives it back)",
+                shown(now.as_deref()),
+                h.source
+            ))),
+            // Not held and on a host driver: already where re-attach would put it.
+            None if !now.as_deref().is_some_and(is_vfio_driver) => outcomes.push(DeviceOutcome {
+                result: "nothing-to-do",
+                text: format!(
+                    "nothing to do: not held by virtpci, on {}",
+                    shown(now.as_deref())
+                ),
+                ..skipped(String::new())
+            }),
+            None => outcomes.push(skipped(format!(
+                "on {}, not held by virtpci (nodedev-reattach {} gives it back)",
+                shown(now.as_deref()),
+                h.source
+            ))),
+        }
+    }
+    for a in book
+        .active
+        .iter()
+        .filter(|a| a.owner == owner && a.interrupted)
+    {
+        if !targets.contains(&a.entry.address) {
+            targets.push(a.entry.address);
+        }
+    }
+    let before: Vec<(PciAddress, Option<String>, bool, bool)> = targets
+        .iter()
+        .map(|t| {
+            let a = book.active_entry(t).expect("listed above");
+            let now = mgr.host().driver(t).unwrap_or(None);
+            (*t, now, a.entry.managed, a.interrupted)
+        })
+        .collect();
+    let error = mgr.reattach_domain(&args.driver, &xml).err();
+    for (addr, from, managed, interrupted) in before {
+        outcomes.push(moved_outcome(
+            &mgr,
+            addr,
+            from,
+            managed,
+            interrupted,
+            &error,
         ));
     }
-    crate::groups::write_stdout(&out)
+    outcomes.sort_by_key(|o| o.address);
+    let error = error.or_else(|| {
+        other_driver.map(|d| {
+            Error::operation_failed(format!(
+                "domain {name}'s devices are held by driver {d}, not {}: use --driver {d}",
+                args.driver
+            ))
+        })
+    });
+    let header = serde_json::json!({"domain": name, "driver": args.driver});
+    report(args.json, header, &outcomes, error, "re-attached")
+}
+
+/// The outcome of re-attaching one held device, from where it was before.
+fn moved_outcome(
+    mgr: &HostdevManager,
+    address: PciAddress,
+    from: Option<String>,
+    managed: bool,
+    interrupted: bool,
+    error: &Option<Error>,
+) -> DeviceOutcome {
+    let now = mgr.host().driver(&address).unwrap_or(None);
+    let (result, text) = match error {
+        Some(_) => ("not-re-attached", "not re-attached".to_string()),
+        None if interrupted => (
+            "recovered",
+            format!(
+                "recovered (interrupted): {} -> {}",
+                shown(from.as_deref()),
+                shown(now.as_deref())
+            ),
+        ),
+        None if !managed => (
+            "released",
+            format!("released (unmanaged, stays on {})", shown(now.as_deref())),
+        ),
+        None => (
+            "re-attached",
+            format!("{} -> {}", shown(from.as_deref()), shown(now.as_deref())),
+        ),
+    };
+    DeviceOutcome {
+        address,
+        result,
+        from,
+        to: now,
+        text,
+        cdev: None,
+    }
+}
+
+/// `reattach --all`: every domain's devices, then the devices detached but unused.
+fn reattach_all(args: &ReattachArgs) -> Result<()> {
+    let mgr = open_manager(&args.host)?;
+    let book = mgr.book()?;
+    let mut owners: Vec<Owner> = Vec::new();
+    for a in &book.active {
+        if !owners.contains(&a.owner) {
+            owners.push(a.owner.clone());
+        }
+    }
+    let mut outcomes = Vec::new();
+    let mut first_error: Option<Error> = None;
+    for owner in owners {
+        let held: Vec<&virtpci::hostdev::ActiveEntry> =
+            book.active.iter().filter(|a| a.owner == owner).collect();
+        let specs: Vec<HostdevSpec> = held
+            .iter()
+            .map(|a| HostdevSpec {
+                managed: a.entry.managed,
+                ..HostdevSpec::managed(a.entry.address)
+            })
+            .collect();
+        let before: Vec<(PciAddress, Option<String>, bool, bool)> = held
+            .iter()
+            .map(|a| {
+                let now = mgr.host().driver(&a.entry.address).unwrap_or(None);
+                (a.entry.address, now, a.entry.managed, a.interrupted)
+            })
+            .collect();
+        let error = mgr
+            .reattach_pci_devices(&owner.driver, &owner.domain, &specs)
+            .err();
+        for (addr, from, managed, interrupted) in before {
+            outcomes.push(moved_outcome(
+                &mgr,
+                addr,
+                from,
+                managed,
+                interrupted,
+                &error,
+            ));
+        }
+        first_error = first_error.or(error);
+    }
+    for e in &book.inactive {
+        let from = mgr.host().driver(&e.address).unwrap_or(None);
+        let error = mgr.node_device_reattach(&e.address).err();
+        outcomes.push(moved_outcome(&mgr, e.address, from, true, false, &error));
+        first_error = first_error.or(error);
+    }
+    let header = serde_json::json!({"all": true});
+    report(args.json, header, &outcomes, first_error, "re-attached")
 }

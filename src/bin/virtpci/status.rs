@@ -3,9 +3,11 @@
 //! half-moved, and the driver sysfs shows it on now. Reads only (like `check`, without the
 //! directory's lock: the state file is replaced atomically).
 
-use crate::prepare::{open_host, TargetArgs};
+use crate::target::{open_host, TargetArgs};
 use clap::Args;
+use virtpci::hostdev::book::format_since;
 use virtpci::hostdev::state::StateStore;
+use virtpci::hostdev::status::StatusReport;
 use virtpci::hostdev::OwnershipBook;
 use virtpci::Result;
 
@@ -14,7 +16,8 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub host: TargetArgs,
     /// Print JSON: {"state_dir": DIR, "devices": [{"address", "driver", "domain", "stub",
-    /// "managed", "interrupted", "bound_to"}]} ("driver" and "domain" only for a device in use).
+    /// "managed", "interrupted", "since", "bound_to"}], "unheld_vfio": [{"address", "bound_to"}]}
+    /// ("driver" and "domain" only for a device in use).
     #[arg(long)]
     pub json: bool,
 }
@@ -26,47 +29,45 @@ pub fn run(args: StatusArgs) -> Result<()> {
     } else {
         OwnershipBook::default()
     };
-    let held = book.held_devices();
-    // Where each device is now; a device that left the host is shown unbound.
-    let bound: Vec<Option<String>> = held
-        .iter()
-        .map(|d| host.driver(&d.address).unwrap_or(None))
-        .collect();
+    let report = StatusReport::new(&host, &book, &state_dir.display().to_string())?;
     let text = if args.json {
-        let devices: Vec<serde_json::Value> = held
-            .iter()
-            .zip(&bound)
-            .map(|(d, now)| {
-                let mut v = serde_json::to_value(d).unwrap_or_default();
-                v["bound_to"] = serde_json::json!(now);
-                v
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "state_dir": state_dir.display().to_string(),
-            "devices": devices,
-        });
-        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
-    } else if held.is_empty() {
-        format!(
-            "no device is held (state directory {})\n",
-            state_dir.display()
-        )
+        report.to_json()
     } else {
         let mut out = String::new();
-        for (d, now) in held.iter().zip(&bound) {
-            let user = match &d.owner {
+        if report.devices.is_empty() {
+            out += &format!(
+                "no device is held (state directory {})\n",
+                state_dir.display()
+            );
+        }
+        for d in &report.devices {
+            let held = &d.held;
+            let user = match &held.owner {
                 Some(o) => format!("used by {}/{}", o.driver, o.domain),
                 None => "detached, unused".to_string(),
             };
+            let since = held
+                .since
+                .map(|t| format!("  since {}", format_since(t)))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "{}  {}  booked on {}  bound to {}{}\n",
-                d.address,
+                "{}  {}  booked on {}  bound to {}{since}{}\n",
+                held.address,
                 user,
-                d.stub,
-                now.as_deref().unwrap_or("(no driver)"),
-                if d.interrupted { "  interrupted" } else { "" }
+                held.stub,
+                d.bound_to.as_deref().unwrap_or("(no driver)"),
+                if held.interrupted {
+                    "  interrupted: `virtpci reattach --all` recovers it"
+                } else {
+                    ""
+                }
             ));
+        }
+        for u in &report.unheld_vfio {
+            out += &format!(
+                "{}  on {}, not held by virtpci (`virtpci nodedev-reattach {}` gives it back)\n",
+                u.address, u.bound_to, u.address
+            );
         }
         out
     };
