@@ -1,5 +1,6 @@
 //! A small element tree that remembers where every element and attribute sits in the input
 //! text, so that edits can be spliced into the original bytes and everything else survives.
+#![cfg_attr(feature = "quick-xml-prototype", allow(dead_code))]
 
 use super::spare;
 use super::text::{self, BadReference};
@@ -256,6 +257,219 @@ impl<'a> Document<'a> {
     /// [`Document::parse`] with the given limits: a longer text is refused before it is read,
     /// deeper nesting, more elements or more attributes on one element when first met.
     pub fn parse_with_limits(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>> {
+        #[cfg(feature = "quick-xml-prototype")]
+        return Document::parse_quick_xml(text, limits);
+        #[cfg(not(feature = "quick-xml-prototype"))]
+        Document::parse_own(text, limits)
+    }
+
+    /// Prototype for a measurement: the same tree built on quick-xml's borrowed reader (positions from
+    /// `buffer_position`, attribute spans by pointer offsets into `text`).
+    #[cfg(feature = "quick-xml-prototype")]
+    pub fn parse_quick_xml(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>> {
+        use quick_xml::events::Event;
+        let max_bytes = limits.max_bytes.min(NONE as usize - 1);
+        if text.len() > max_bytes {
+            return Err(xml_too_large(Some(text.len()), max_bytes));
+        }
+        let bytes = text.as_bytes();
+        let (most_elements, most_attributes) = count_markup(bytes);
+        let most_elements = most_elements.min(limits.max_elements);
+        let most_attributes = most_attributes.min(limits.max_elements.saturating_mul(4));
+        let mut nodes: Vec<Node> = spare::take(&SPARE_NODES);
+        nodes.reserve(most_elements);
+        let mut attributes: Vec<AttrRecord> = spare::take(&SPARE_ATTRIBUTES);
+        attributes.reserve(most_attributes);
+        let mut expanded: Vec<String> = Vec::new();
+        let mut texts: Vec<Cow<'a, str>> = Vec::new();
+        let mut child_counts: Vec<u32> = spare::take(&SPARE_COUNTS);
+        child_counts.reserve(most_elements);
+        let mut stack: Vec<ElementId> = Vec::with_capacity(16);
+        let mut root: Option<ElementId> = None;
+        let mut reader = quick_xml::Reader::from_str(text);
+        {
+            let c = reader.config_mut();
+            c.check_end_names = false;
+            c.check_comments = true;
+            c.trim_text(false);
+            c.expand_empty_elements = false;
+        }
+        let base = text.as_ptr() as usize;
+        let off = |s: &[u8]| s.as_ptr() as usize - base;
+        let qerr = |reader: &quick_xml::Reader<&[u8]>, e: quick_xml::Error| {
+            malformed(text, reader.error_position() as usize, &e.to_string())
+        };
+        // Pending text: a raw span from the first Text/GeneralRef event to the last.
+        let mut pending: Option<(usize, usize)> = None;
+        loop {
+            let before = reader.buffer_position() as usize;
+            let event = reader.read_event().map_err(|e| qerr(&reader, e))?;
+            let after = reader.buffer_position() as usize;
+            if !matches!(event, Event::Text(_) | Event::GeneralRef(_)) {
+                if let Some((from, to)) = pending.take() {
+                    let raw = &text[from..to];
+                    match stack.last() {
+                        Some(&id) if nodes[id].text != NONE || !raw.bytes().all(is_space) => {
+                            let piece =
+                                text::decode(raw).map_err(|e| bad_reference(text, from, e))?;
+                            push_text(&mut nodes[id], &mut texts, piece);
+                        }
+                        Some(_) => {}
+                        None if raw.bytes().all(is_space) => {}
+                        None => return Err(malformed(text, from, "text outside the root element")),
+                    }
+                }
+            }
+            match event {
+                Event::Eof => break,
+                Event::Text(_) | Event::GeneralRef(_) => {
+                    pending = Some(match pending {
+                        Some((from, _)) => (from, after),
+                        None => (before, after),
+                    });
+                }
+                Event::End(e) => {
+                    let name = std::str::from_utf8(e.name().into_inner()).unwrap_or("");
+                    let Some(id) = stack.pop() else {
+                        return Err(malformed(text, before, "unexpected end tag"));
+                    };
+                    if name_of(text, &nodes[id]) != name {
+                        return Err(malformed(text, before, "mismatched end tag"));
+                    }
+                    nodes[id].end_tag_start = before as u32;
+                    nodes[id].end = after as u32;
+                }
+                Event::CData(e) => {
+                    let raw: &'a [u8] = match e.into_inner() {
+                        Cow::Borrowed(b) => b,
+                        Cow::Owned(_) => unreachable!(),
+                    };
+                    let from = off(raw);
+                    match stack.last() {
+                        Some(&id) => push_text(
+                            &mut nodes[id],
+                            &mut texts,
+                            Cow::Borrowed(&text[from..from + raw.len()]),
+                        ),
+                        None => return Err(malformed(text, before, "text outside the root element")),
+                    }
+                }
+                Event::DocType(_) => {
+                    text::skip_doctype(text, before).map_err(|e| bad_reference(text, 0, e))?;
+                }
+                Event::Comment(_) | Event::PI(_) | Event::Decl(_) => {}
+                Event::Start(e) | Event::Empty(e) => {
+                    let self_closing = bytes[after - 2] == b'/';
+                    let name = &text[before + 1..before + 1 + e.name().into_inner().len()];
+                    if stack.len() >= limits.max_depth {
+                        return Err(malformed(text, before, "too deep"));
+                    }
+                    if nodes.len() >= limits.max_elements {
+                        return Err(malformed(text, before, "too many elements"));
+                    }
+                    let first_attr = attributes.len();
+                    let mut attrs = e.attributes();
+                    attrs.with_checks(false);
+                    for a in attrs {
+                        let a = a.map_err(|_| malformed(text, before, "malformed attributes"))?;
+                        if attributes.len() - first_attr >= limits.max_attributes {
+                            return Err(malformed(text, before, "too many attributes"));
+                        }
+                        let key = a.key.into_inner();
+                        let start = off(key);
+                        let raw: &[u8] = match &a.value {
+                            Cow::Borrowed(b) => b,
+                            Cow::Owned(_) => unreachable!(),
+                        };
+                        let value_start = off(raw);
+                        let value_end = value_start + raw.len();
+                        let raw_value = &text[value_start..value_end];
+                        if raw_value.contains('<') {
+                            return Err(malformed(text, before, "< in attribute"));
+                        }
+                        let exp = if raw_value.contains('&') {
+                            let v = text::decode(raw_value)
+                                .map_err(|e| bad_reference(text, value_start, e))?;
+                            expanded.push(v.into_owned());
+                            (expanded.len() - 1) as u32
+                        } else {
+                            NONE
+                        };
+                        attributes.push(AttrRecord {
+                            start: start as u32,
+                            name_end: (start + key.len()) as u32,
+                            value_start: value_start as u32,
+                            value_end: value_end as u32,
+                            end: (value_end + 1) as u32,
+                            expanded: exp,
+                        });
+                    }
+                    if !names_are_distinct(text, &attributes[first_attr..]) {
+                        return Err(malformed(text, before, "malformed attributes"));
+                    }
+                    let id = nodes.len();
+                    let parent = stack.last().copied();
+                    if parent.is_none() {
+                        if root.is_some() {
+                            return Err(malformed(text, before, "more than one root element"));
+                        }
+                        root = Some(id);
+                    }
+                    nodes.push(Node {
+                        name_len: name.len() as u32,
+                        attrs: (first_attr as u32, attributes.len() as u32),
+                        children: (0, 0),
+                        start: before as u32,
+                        start_tag_end: after as u32,
+                        end_tag_start: after as u32,
+                        end: after as u32,
+                        parent: parent.map_or(NONE, |p| p as u32),
+                        text: NONE,
+                        self_closing,
+                    });
+                    child_counts.push(0);
+                    if let Some(p) = parent {
+                        child_counts[p] += 1;
+                    }
+                    if !self_closing {
+                        stack.push(id);
+                    }
+                }
+            }
+        }
+        if !stack.is_empty() {
+            return Err(malformed(text, text.len(), "element is not closed"));
+        }
+        let root = root.ok_or_else(|| Error::xml("no root element in the document"))?;
+        let mut next = 0u32;
+        for (node, &count) in nodes.iter_mut().zip(&child_counts) {
+            node.children = (next, next);
+            next += count;
+        }
+        let mut child_ids: Vec<ElementId> = spare::take(&SPARE_IDS);
+        child_ids.resize(next as usize, 0);
+        for id in 0..nodes.len() {
+            let p = nodes[id].parent;
+            if p != NONE {
+                let slot = &mut nodes[p as usize].children.1;
+                child_ids[*slot as usize] = id;
+                *slot += 1;
+            }
+        }
+        spare::give(&SPARE_COUNTS, child_counts);
+        Ok(Document {
+            text,
+            nodes,
+            attributes,
+            expanded,
+            texts,
+            child_ids,
+            root,
+            line_cursor: std::cell::Cell::new((0, 1)),
+        })
+    }
+
+    fn parse_own(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>> {
         // Offsets are kept as u32 (NONE excluded), whatever limit the caller chose.
         let max_bytes = limits.max_bytes.min(NONE as usize - 1);
         if text.len() > max_bytes {
