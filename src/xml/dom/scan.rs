@@ -1,14 +1,8 @@
 //! The scanner that builds a [`Document`]: one pass over the bytes, recording spans.
 //!
-//! It checks what makes a document well-formed for our purposes: tags nest and end tags
-//! match, one root element, no text outside it, attributes quoted and not repeated, no `<` in
-//! attribute values, no `--` inside comments, every comment, CDATA section, processing
-//! instruction, declaration and tag closed, and every reference one libxml2 decodes without
-//! a DTD ([`text`]). A DOCTYPE that declares an entity is refused, so no entity is ever
-//! expanded. The limits of [`crate::limits`] apply.
-//!
-//! It is the project's own rather than quick-xml's reader because building the same tree
-//! on quick-xml costs about twice the instructions (README, "Limits").
+//! It is the project's own rather than quick-xml's reader: the same tree built on quick-xml
+//! costs about twice the instructions (README, "Limits"). `parse_with_limits` stays one
+//! function: split into one method per kind of markup it cost 7% more instructions.
 
 use super::attributes::{names_are_distinct, scan_attributes};
 use super::{
@@ -22,8 +16,15 @@ use crate::xml::text::{self, BadReference};
 use std::borrow::Cow;
 
 impl<'a> Document<'a> {
-    /// Parse `text`; any well-formedness problem is an XML error naming the line and column
-    /// (what is checked: the module documentation).
+    /// Parse `text`; any well-formedness problem is an XML error naming the line and column.
+    ///
+    /// The scanner is written for this job: one pass over the bytes, recording spans. It
+    /// checks what makes a document well-formed for our purposes: tags nest and end tags
+    /// match, one root element, no text outside it, attributes quoted and not repeated, no
+    /// `<` in attribute values, no `--` inside comments, every comment, CDATA section,
+    /// processing instruction, declaration and tag closed, and every reference one libxml2
+    /// decodes without a DTD ([`text`]). A DOCTYPE that declares an entity is refused, so
+    /// no entity is ever expanded. The limits of [`crate::limits`] apply.
     pub fn parse(text: &'a str) -> Result<Document<'a>> {
         Document::parse_with_limits(text, &XmlLimits::DEFAULT)
     }
@@ -36,259 +37,198 @@ impl<'a> Document<'a> {
         if text.len() > max_bytes {
             return Err(xml_too_large(Some(text.len()), max_bytes));
         }
-        let mut scanner = Scanner::new(text, limits);
         let bytes = text.as_bytes();
-        // A byte order mark is not content.
-        let mut pos = if text.starts_with('\u{feff}') { 3 } else { 0 };
-        while pos < bytes.len() {
-            // Text up to the next markup.
-            let lt = find_byte(bytes, pos, b'<').unwrap_or(bytes.len());
-            if lt > pos {
-                scanner.text_run(pos, lt)?;
-                pos = lt;
-                if pos == bytes.len() {
-                    break;
-                }
-            }
-            pos = scanner.markup(pos)?;
-        }
-        scanner.finish()
-    }
-}
-
-/// One parse under way: the tables being filled and the elements still open.
-struct Scanner<'a, 'l> {
-    text: &'a str,
-    limits: &'l XmlLimits,
-    nodes: Vec<Node>,
-    attributes: Vec<AttrRecord>,
-    expanded: Vec<String>,
-    texts: Vec<Cow<'a, str>>,
-    child_counts: Vec<u32>,
-    stack: Vec<ElementId>,
-    root: Option<ElementId>,
-}
-
-impl<'a, 'l> Scanner<'a, 'l> {
-    fn new(text: &'a str, limits: &'l XmlLimits) -> Scanner<'a, 'l> {
         // The lists are sized once from upper bounds counted in one quick pass (an element
         // starts with `<` not followed by `/`, an attribute has a `=`), so they never grow and
         // copy themselves; capped at the element limit (attributes at four per element of it,
         // beyond which their list grows), so a document refused early costs little memory.
-        let (most_elements, most_attributes) = count_markup(text.as_bytes());
+        let (most_elements, most_attributes) = count_markup(bytes);
         let most_elements = most_elements.min(limits.max_elements);
         let most_attributes = most_attributes.min(limits.max_elements.saturating_mul(4));
         let mut nodes: Vec<Node> = spare::take(&SPARE_NODES);
         nodes.reserve(most_elements);
         let mut attributes: Vec<AttrRecord> = spare::take(&SPARE_ATTRIBUTES);
         attributes.reserve(most_attributes);
+        let mut expanded: Vec<String> = Vec::new();
+        let mut texts: Vec<Cow<'a, str>> = Vec::new();
         let mut child_counts: Vec<u32> = spare::take(&SPARE_COUNTS);
         child_counts.reserve(most_elements);
-        Scanner {
-            text,
-            limits,
-            nodes,
-            attributes,
-            expanded: Vec::new(),
-            texts: Vec::new(),
-            child_counts,
-            stack: Vec::with_capacity(16),
-            root: None,
-        }
-    }
-
-    /// The text between `pos` and the next markup at `lt`.
-    fn text_run(&mut self, pos: usize, lt: usize) -> Result<()> {
-        let text = self.text;
-        let raw = &text[pos..lt];
-        match self.stack.last() {
-            // Whitespace before an element's first text is layout, not its value.
-            Some(&id) if self.nodes[id].text != NONE || !raw.bytes().all(is_space) => {
-                let piece = text::decode(raw).map_err(|e| bad_reference(text, pos, e))?;
-                push_text(&mut self.nodes[id], &mut self.texts, piece);
-                Ok(())
-            }
-            Some(_) => Ok(()),
-            None if raw.bytes().all(is_space) => Ok(()),
-            None => Err(malformed(text, pos, "text outside the root element")),
-        }
-    }
-
-    /// The markup that starts with the `<` at `pos`; returns the position after it.
-    fn markup(&mut self, pos: usize) -> Result<usize> {
-        let text = self.text;
-        match text.as_bytes().get(pos + 1) {
-            Some(b'/') => self.end_tag(pos),
-            Some(b'!') if text[pos..].starts_with("<!--") => {
-                let close = find_str(text, pos + 4, "--")
-                    .ok_or_else(|| malformed(text, pos, "comment is not closed"))?;
-                if text.as_bytes().get(close + 2) != Some(&b'>') {
-                    return Err(malformed(text, close, "'--' inside a comment"));
+        let mut stack: Vec<ElementId> = Vec::with_capacity(16);
+        let mut root: Option<ElementId> = None;
+        // A byte order mark is not content.
+        let mut pos = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        while pos < bytes.len() {
+            // Text up to the next markup.
+            let lt = find_byte(bytes, pos, b'<').unwrap_or(bytes.len());
+            if lt > pos {
+                let raw = &text[pos..lt];
+                match stack.last() {
+                    // Whitespace before an element's first text is layout, not its value.
+                    Some(&id) if nodes[id].text != NONE || !raw.bytes().all(is_space) => {
+                        let piece = text::decode(raw).map_err(|e| bad_reference(text, pos, e))?;
+                        push_text(&mut nodes[id], &mut texts, piece);
+                    }
+                    Some(_) => {}
+                    None if raw.bytes().all(is_space) => {}
+                    None => return Err(malformed(text, pos, "text outside the root element")),
                 }
-                Ok(close + 3)
+                pos = lt;
+                if pos == bytes.len() {
+                    break;
+                }
             }
-            Some(b'!') if text[pos..].starts_with("<![CDATA[") => self.cdata(pos),
-            Some(b'!') if text[pos..].starts_with("<!DOCTYPE") && self.root.is_none() => {
-                text::skip_doctype(text, pos).map_err(|e| bad_reference(text, 0, e))
+            let before = pos;
+            match bytes.get(pos + 1) {
+                Some(b'/') => {
+                    let gt = find_byte(bytes, pos, b'>')
+                        .ok_or_else(|| malformed(text, before, "end tag is not closed"))?;
+                    let name = text[pos + 2..gt].trim_end_matches([' ', '\t', '\r', '\n']);
+                    let after = gt + 1;
+                    let Some(id) = stack.pop() else {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("unexpected end tag </{}>", quote(name)),
+                        ));
+                    };
+                    let open = name_of(text, &nodes[id]);
+                    if open != name {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!(
+                                "expected </{}>, but </{}> was found",
+                                quote(open),
+                                quote(name)
+                            ),
+                        ));
+                    }
+                    nodes[id].end_tag_start = before as u32;
+                    nodes[id].end = after as u32;
+                    pos = after;
+                }
+                Some(b'!') if text[pos..].starts_with("<!--") => {
+                    let body = pos + 4;
+                    let close = find_str(text, body, "--")
+                        .ok_or_else(|| malformed(text, before, "comment is not closed"))?;
+                    if bytes.get(close + 2) != Some(&b'>') {
+                        return Err(malformed(text, close, "'--' inside a comment"));
+                    }
+                    pos = close + 3;
+                }
+                Some(b'!') if text[pos..].starts_with("<![CDATA[") => {
+                    let close = find_str(text, pos + 9, "]]>")
+                        .ok_or_else(|| malformed(text, before, "CDATA section is not closed"))?;
+                    let after = close + 3;
+                    match stack.last() {
+                        // The content, as it is: CDATA has no references.
+                        Some(&id) => push_text(
+                            &mut nodes[id],
+                            &mut texts,
+                            Cow::Borrowed(&text[pos + 9..close]),
+                        ),
+                        None => {
+                            return Err(malformed(text, before, "text outside the root element"))
+                        }
+                    }
+                    pos = after;
+                }
+                Some(b'!') if text[pos..].starts_with("<!DOCTYPE") && root.is_none() => {
+                    pos = text::skip_doctype(text, pos).map_err(|e| bad_reference(text, 0, e))?;
+                }
+                Some(b'?') => {
+                    let close = find_str(text, pos + 2, "?>").ok_or_else(|| {
+                        malformed(text, before, "processing instruction is not closed")
+                    })?;
+                    pos = close + 2;
+                }
+                Some(&c) if c != b'!' && !is_space(c) && c != b'>' && c != b'/' => {
+                    let mut name_end = pos + 1;
+                    while name_end < bytes.len()
+                        && !is_space(bytes[name_end])
+                        && bytes[name_end] != b'/'
+                        && bytes[name_end] != b'>'
+                    {
+                        name_end += 1;
+                    }
+                    let name = &text[pos + 1..name_end];
+                    if stack.len() >= limits.max_depth {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("elements nested deeper than {}", limits.max_depth),
+                        ));
+                    }
+                    if nodes.len() >= limits.max_elements {
+                        return Err(malformed(
+                            text,
+                            before,
+                            &format!("more than {} elements", limits.max_elements),
+                        ));
+                    }
+                    let first_attr = attributes.len();
+                    let mut reference = None;
+                    let scanned = scan_attributes(
+                        text,
+                        name_end,
+                        &mut attributes,
+                        &mut expanded,
+                        &mut reference,
+                        limits.max_attributes,
+                    );
+                    if let Some((at, e)) = reference {
+                        return Err(bad_reference(text, at, e));
+                    }
+                    let too_many =
+                        scanned.is_none() && attributes.len() - first_attr >= limits.max_attributes;
+                    let Some(gt) =
+                        scanned.filter(|_| names_are_distinct(text, &attributes[first_attr..]))
+                    else {
+                        attributes.truncate(first_attr);
+                        let name = quote(name);
+                        let why = if too_many {
+                            format!("more than {} attributes in <{name}>", limits.max_attributes)
+                        } else if find_byte(bytes, pos, b'>').is_none() {
+                            "start tag is not closed".to_string()
+                        } else {
+                            format!("malformed attributes in <{name}>")
+                        };
+                        return Err(malformed(text, before, &why));
+                    };
+                    let after = gt + 1;
+                    let self_closing = bytes[gt - 1] == b'/';
+                    let id = nodes.len();
+                    let parent = stack.last().copied();
+                    if parent.is_none() {
+                        if root.is_some() {
+                            return Err(malformed(text, before, "more than one root element"));
+                        }
+                        root = Some(id);
+                    }
+                    nodes.push(Node {
+                        name_len: name.len() as u32,
+                        attrs: (first_attr as u32, attributes.len() as u32),
+                        children: (0, 0),
+                        start: before as u32,
+                        start_tag_end: after as u32,
+                        end_tag_start: after as u32,
+                        end: after as u32,
+                        parent: parent.map_or(NONE, |p| p as u32),
+                        text: NONE,
+                        self_closing,
+                    });
+                    child_counts.push(0);
+                    if let Some(p) = parent {
+                        child_counts[p] += 1;
+                    }
+                    if !self_closing {
+                        stack.push(id);
+                    }
+                    pos = after;
+                }
+                _ => return Err(malformed(text, before, "'<' does not start markup")),
             }
-            Some(b'?') => {
-                let close = find_str(text, pos + 2, "?>")
-                    .ok_or_else(|| malformed(text, pos, "processing instruction is not closed"))?;
-                Ok(close + 2)
-            }
-            Some(&c) if c != b'!' && !is_space(c) && c != b'>' && c != b'/' => self.start_tag(pos),
-            _ => Err(malformed(text, pos, "'<' does not start markup")),
         }
-    }
-
-    /// The end tag at `pos`: it closes the innermost open element.
-    fn end_tag(&mut self, pos: usize) -> Result<usize> {
-        let text = self.text;
-        let gt = find_byte(text.as_bytes(), pos, b'>')
-            .ok_or_else(|| malformed(text, pos, "end tag is not closed"))?;
-        let name = text[pos + 2..gt].trim_end_matches([' ', '\t', '\r', '\n']);
-        let after = gt + 1;
-        let Some(id) = self.stack.pop() else {
-            return Err(malformed(
-                text,
-                pos,
-                &format!("unexpected end tag </{}>", quote(name)),
-            ));
-        };
-        let open = name_of(text, &self.nodes[id]);
-        if open != name {
-            return Err(malformed(
-                text,
-                pos,
-                &format!(
-                    "expected </{}>, but </{}> was found",
-                    quote(open),
-                    quote(name)
-                ),
-            ));
-        }
-        self.nodes[id].end_tag_start = pos as u32;
-        self.nodes[id].end = after as u32;
-        Ok(after)
-    }
-
-    /// The CDATA section at `pos`: its content, as it is (CDATA has no references), is text.
-    fn cdata(&mut self, pos: usize) -> Result<usize> {
-        let text = self.text;
-        let close = find_str(text, pos + 9, "]]>")
-            .ok_or_else(|| malformed(text, pos, "CDATA section is not closed"))?;
-        match self.stack.last() {
-            Some(&id) => push_text(
-                &mut self.nodes[id],
-                &mut self.texts,
-                Cow::Borrowed(&text[pos + 9..close]),
-            ),
-            None => return Err(malformed(text, pos, "text outside the root element")),
-        }
-        Ok(close + 3)
-    }
-
-    /// The start tag at `pos`: a new element, open until its end tag unless it closes itself.
-    fn start_tag(&mut self, pos: usize) -> Result<usize> {
-        let (text, limits) = (self.text, self.limits);
-        let bytes = text.as_bytes();
-        let mut name_end = pos + 1;
-        while name_end < bytes.len()
-            && !is_space(bytes[name_end])
-            && bytes[name_end] != b'/'
-            && bytes[name_end] != b'>'
-        {
-            name_end += 1;
-        }
-        let name = &text[pos + 1..name_end];
-        if self.stack.len() >= limits.max_depth {
-            return Err(malformed(
-                text,
-                pos,
-                &format!("elements nested deeper than {}", limits.max_depth),
-            ));
-        }
-        if self.nodes.len() >= limits.max_elements {
-            return Err(malformed(
-                text,
-                pos,
-                &format!("more than {} elements", limits.max_elements),
-            ));
-        }
-        let first_attr = self.attributes.len();
-        let mut reference = None;
-        let scanned = scan_attributes(
-            text,
-            name_end,
-            &mut self.attributes,
-            &mut self.expanded,
-            &mut reference,
-            limits.max_attributes,
-        );
-        if let Some((at, e)) = reference {
-            return Err(bad_reference(text, at, e));
-        }
-        let too_many =
-            scanned.is_none() && self.attributes.len() - first_attr >= limits.max_attributes;
-        let Some(gt) = scanned.filter(|_| names_are_distinct(text, &self.attributes[first_attr..]))
-        else {
-            self.attributes.truncate(first_attr);
-            let name = quote(name);
-            let why = if too_many {
-                format!("more than {} attributes in <{name}>", limits.max_attributes)
-            } else if find_byte(bytes, pos, b'>').is_none() {
-                "start tag is not closed".to_string()
-            } else {
-                format!("malformed attributes in <{name}>")
-            };
-            return Err(malformed(text, pos, &why));
-        };
-        let after = gt + 1;
-        let self_closing = bytes[gt - 1] == b'/';
-        let id = self.nodes.len();
-        let parent = self.stack.last().copied();
-        if parent.is_none() {
-            if self.root.is_some() {
-                return Err(malformed(text, pos, "more than one root element"));
-            }
-            self.root = Some(id);
-        }
-        self.nodes.push(Node {
-            name_len: name.len() as u32,
-            attrs: (first_attr as u32, self.attributes.len() as u32),
-            children: (0, 0),
-            start: pos as u32,
-            start_tag_end: after as u32,
-            end_tag_start: after as u32,
-            end: after as u32,
-            parent: parent.map_or(NONE, |p| p as u32),
-            text: NONE,
-            self_closing,
-        });
-        self.child_counts.push(0);
-        if let Some(p) = parent {
-            self.child_counts[p] += 1;
-        }
-        if !self_closing {
-            self.stack.push(id);
-        }
-        Ok(after)
-    }
-
-    /// The document, once every element is closed: the child lists laid out one after the
-    /// other, each in document order.
-    fn finish(self) -> Result<Document<'a>> {
-        let Scanner {
-            text,
-            mut nodes,
-            attributes,
-            expanded,
-            texts,
-            child_counts,
-            stack,
-            root,
-            ..
-        } = self;
         if let Some(&open) = stack.last() {
             return Err(malformed(
                 text,
@@ -300,6 +240,7 @@ impl<'a, 'l> Scanner<'a, 'l> {
             ));
         }
         let root = root.ok_or_else(|| Error::xml("no root element in the document"))?;
+        // Lay the child lists out one after the other, each in document order.
         let mut next = 0u32;
         for (node, &count) in nodes.iter_mut().zip(&child_counts) {
             node.children = (next, next);
