@@ -3,10 +3,11 @@
 
 use crate::assign::plan::plan;
 use crate::error::Result;
-use crate::pci::{parse_xml_uint, PciAddress};
+use crate::pci::PciAddress;
 use crate::topology::PciModel;
 use crate::xml::domain::{Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
-use crate::xml::{Document, ElementId};
+use crate::xml::identity::Identity;
+use crate::xml::Document;
 
 /// Which layout of a definition is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,30 +239,6 @@ fn address_fact(address: &DeviceAddress) -> AddressFact {
     }
 }
 
-fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option<String> {
-    doc.child(id, child)
-        .and_then(|c| doc.attr(c, name))
-        .map(str::to_string)
-}
-
-/// `<source><address domain= bus= slot= function=/>` of a PCI host device, normalised.
-fn host_source(doc: &Document<'_>, id: ElementId) -> Option<String> {
-    let source = doc.child(id, "source")?;
-    let address = doc.child(source, "address")?;
-    let el = doc.element(address);
-    if let Some(uuid) = el.attr("uuid") {
-        return Some(format!("mdev {}", uuid.to_ascii_lowercase()));
-    }
-    let part = |name: &str| el.attr(name).and_then(parse_xml_uint);
-    let addr = PciAddress::new(
-        part("domain").unwrap_or(0),
-        part("bus")?,
-        part("slot")?,
-        part("function").unwrap_or(0),
-    );
-    Some(format!("host {addr}"))
-}
-
 fn entry(
     doc: &Document<'_>,
     device: &Device,
@@ -276,8 +253,9 @@ fn entry(
     let mut label: Option<String> = None;
     if let Some(id) = device.element {
         let el = doc.element(id);
-        if let Some(alias) = attr_of(doc, id, "alias", "name") {
-            keys.push(Key::Alias(alias));
+        let identity = Identity::of(doc, id);
+        if let Some(alias) = identity.alias {
+            keys.push(Key::Alias(alias.to_string()));
         }
         if let Some(t) = el.attr("type") {
             kind.push(' ');
@@ -285,33 +263,33 @@ fn entry(
         }
         match tag.as_str() {
             "interface" => {
-                if let Some(mac) = attr_of(doc, id, "mac", "address") {
+                if let Some(mac) = identity.mac {
                     let mac = mac.to_ascii_lowercase();
                     label = Some(format!("interface (mac {mac})"));
                     keys.push(Key::Mac(mac));
                 }
-                if let Some(source) = host_source(doc, id) {
-                    keys.push(Key::Source(source));
+                if let Some(source) = identity.host_source {
+                    keys.push(Key::Source(source.to_string()));
                 }
-                model = attr_of(doc, id, "model", "type");
+                model = identity.model_type.map(str::to_string);
             }
             "disk" => {
-                if let Some(dev) = attr_of(doc, id, "target", "dev") {
+                if let Some(dev) = identity.target_dev {
                     label = Some(format!("disk {dev}"));
-                    keys.push(Key::Target(dev));
+                    keys.push(Key::Target(dev.to_string()));
                 }
-                model = attr_of(doc, id, "target", "bus");
+                model = doc.child_attr(id, "target", "bus").map(str::to_string);
             }
             "filesystem" => {
-                if let Some(dir) = attr_of(doc, id, "target", "dir") {
+                if let Some(dir) = identity.target_dir {
                     label = Some(format!("filesystem {dir}"));
-                    keys.push(Key::Target(dir));
+                    keys.push(Key::Target(dir.to_string()));
                 }
             }
             "hostdev" => {
-                if let Some(source) = host_source(doc, id) {
+                if let Some(source) = identity.host_source {
                     label = Some(format!("hostdev ({source})"));
-                    keys.push(Key::Source(source));
+                    keys.push(Key::Source(source.to_string()));
                 }
             }
             "shmem" => {
@@ -325,7 +303,7 @@ fn entry(
                 model = el
                     .attr("model")
                     .map(str::to_string)
-                    .or_else(|| attr_of(doc, id, "model", "type"));
+                    .or_else(|| identity.model_type.map(str::to_string));
             }
             _ => {}
         }

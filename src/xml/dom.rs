@@ -135,6 +135,12 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// The unescaped value of attribute `name` of the first child `child` of element `id`
+    /// (`<mac address='...'/>` of an interface).
+    pub fn child_attr(&self, id: ElementId, child: &str, name: &str) -> Option<&str> {
+        self.child(id, child).and_then(|c| self.attr(c, name))
+    }
+
     /// The name of element `id`.
     pub fn name(&self, id: ElementId) -> &'a str {
         name_of(self.text, &self.nodes[id])

@@ -6,6 +6,7 @@
 pub mod dom;
 pub mod domain;
 pub mod edit;
+pub mod identity;
 pub mod spare;
 pub mod text;
 pub mod write;
