@@ -10,14 +10,16 @@
 
 use clap::Args;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use virtpci::error::quote;
 use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter};
 use virtpci::hostdev::{ProcUsage, ResetTimings, FORCE, LEGACY_GROUP_CHECK};
 use virtpci::{Error, HostdevManager, Result};
+
+/// The one reader of a domain file or `-` for standard input.
+pub use crate::assign::read_input;
 
 /// The state directory of a real host.
 pub const DEFAULT_STATE_DIR: &str = "/run/virtpci/hostdevmgr";
@@ -161,16 +163,6 @@ pub fn open_host(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)> 
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         Ok((host, state, None))
-    }
-}
-
-pub fn read_input(file: &str) -> Result<String> {
-    if file == "-" {
-        io::read_to_string(io::stdin())
-            .map_err(|e| Error::system("Failed to read standard input", &e))
-    } else {
-        std::fs::read_to_string(Path::new(file))
-            .map_err(|e| Error::system(format!("Failed to read '{}'", quote(file)), &e))
     }
 }
 
