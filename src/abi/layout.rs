@@ -22,7 +22,7 @@ pub enum LayoutMode {
 /// What identifies a device, strongest first. Two devices of the same element name with an
 /// equal key of the same kind are the same device.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Key {
+pub(crate) enum Key {
     /// `<alias name>` (user aliases `ua-*` are stable across definitions).
     Alias(String),
     /// An interface's `<mac address>`, lower case.
@@ -37,7 +37,7 @@ pub enum Key {
 
 impl Key {
     /// The matching rounds, in order.
-    pub const ROUNDS: usize = 5;
+    pub(crate) const ROUNDS: usize = 5;
 
     fn round(&self) -> usize {
         match self {
@@ -52,7 +52,7 @@ impl Key {
 
 /// A guest-side address as far as the ABI goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AddressFact {
+pub(crate) enum AddressFact {
     /// No PCI address (none at all, or one of another type such as `drive` or `usb`).
     NotPci,
     /// A PCI address with its `multifunction` attribute as written (or as assignment set it).
@@ -65,7 +65,7 @@ pub enum AddressFact {
 }
 
 impl AddressFact {
-    pub fn pci(&self) -> Option<(PciAddress, Multifunction)> {
+    pub(crate) fn pci(&self) -> Option<(PciAddress, Multifunction)> {
         match self {
             AddressFact::Pci { addr, multi } => Some((*addr, *multi)),
             _ => None,
@@ -73,12 +73,12 @@ impl AddressFact {
     }
 
     /// Whether the guest sees the device at a PCI address.
-    pub fn is_pci(&self) -> bool {
+    pub(crate) fn is_pci(&self) -> bool {
         matches!(self, AddressFact::Pci { .. })
     }
 
     /// The device has a PCI-side address (a slot, or an explicit "unassigned").
-    pub fn matters(&self) -> bool {
+    pub(crate) fn matters(&self) -> bool {
         !matches!(self, AddressFact::NotPci)
     }
 }
@@ -105,57 +105,57 @@ pub struct ControllerId {
 
 /// The facts of a `<controller type='pci'>` that the guest sees.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PciControllerFacts {
-    pub index: u32,
-    pub model: PciModel,
+pub(crate) struct PciControllerFacts {
+    pub(crate) index: u32,
+    pub(crate) model: PciModel,
     /// `<model name>`.
-    pub model_name: Option<String>,
+    pub(crate) model_name: Option<String>,
     /// `<target>` values in a fixed order: chassisNr, chassis, port, busNr, index (the
     /// pSeries target index), hotplug, node.
-    pub target: Vec<(&'static str, Option<String>)>,
+    pub(crate) target: Vec<(&'static str, Option<String>)>,
 }
 
 /// One device of the layout.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The element name (`interface`, `disk`, `controller`, ...).
-    pub tag: String,
+    pub(crate) tag: String,
     /// 1-based position among the `<devices>` children with the same element name, in
     /// document order; devices that assignment adds (implicit controllers, the default
     /// memballoon) come after those of the input, in the order they are written.
-    pub ordinal: usize,
+    pub(crate) ordinal: usize,
     /// The device was written in the definition (not added by assignment).
-    pub written: bool,
+    pub(crate) written: bool,
     /// Identity keys, strongest first.
-    pub keys: Vec<Key>,
+    pub(crate) keys: Vec<Key>,
     /// What the device is, for pairing devices that have no identity key: element name plus
     /// type and model.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The device model as the guest sees it (NIC model, controller model, video type, ...).
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// A short human name: `interface (mac 52:54:00:00:00:01)`, `disk vda`, ...
-    pub label: String,
-    pub address: AddressFact,
+    pub(crate) label: String,
+    pub(crate) address: AddressFact,
     /// The `multifunction` attribute as written in the definition, when it had a PCI address.
-    pub written_multi: Option<Multifunction>,
+    pub(crate) written_multi: Option<Multifunction>,
     /// The definition gave the PCI address (it was not assigned automatically).
-    pub address_written: bool,
-    pub pci_controller: Option<PciControllerFacts>,
+    pub(crate) address_written: bool,
+    pub(crate) pci_controller: Option<PciControllerFacts>,
     /// For a controller of any type: its type, index and model.
-    pub controller: Option<ControllerId>,
+    pub(crate) controller: Option<ControllerId>,
 }
 
 /// The PCI layout of one domain definition.
 #[derive(Clone, Debug)]
-pub struct Layout {
-    pub name: Option<String>,
-    pub uuid: Option<String>,
-    pub machine: Option<String>,
-    pub entries: Vec<Entry>,
+pub(crate) struct Layout {
+    pub(crate) name: Option<String>,
+    pub(crate) uuid: Option<String>,
+    pub(crate) machine: Option<String>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 /// Read the PCI layout of the domain in `xml`.
-pub fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
+pub(crate) fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
     let root = doc.root;
@@ -388,12 +388,12 @@ fn entry(
 
 impl Entry {
     /// The key of `round`, if the device has one.
-    pub fn key(&self, round: usize) -> Option<&Key> {
+    pub(crate) fn key(&self, round: usize) -> Option<&Key> {
         self.keys.iter().find(|k| k.round() == round)
     }
 
     /// Whether this device matters for the PCI ABI at all.
-    pub fn matters(&self) -> bool {
+    pub(crate) fn matters(&self) -> bool {
         self.pci_controller.is_some() || self.address.matters()
     }
 }

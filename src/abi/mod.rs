@@ -17,7 +17,7 @@
 //! and model, then by model and address (a renumbered controller), then by index.
 
 mod compare;
-pub mod layout;
+mod layout;
 mod pair;
 mod report;
 

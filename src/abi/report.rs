@@ -137,7 +137,7 @@ impl Default for AbiOptions {
     }
 }
 
-/// The result of [`check_abi_stability`].
+/// The result of [`check_abi_stability`](super::check_abi_stability).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AbiReport {
     /// The guest's name (the new definition's).

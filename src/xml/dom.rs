@@ -2,7 +2,7 @@
 //! text, so that edits can be spliced into the original bytes and everything else survives.
 //!
 //! This file holds the stored form (compact records of byte offsets, kept for the thread's
-//! next document, see [`spare`]) and the questions a reader asks of it; the views handed out
+//! next document, see `xml/spare.rs`) and the questions a reader asks of it; the views handed out
 //! are in `element`, the one-pass scanner that builds the tree in `scan`, and the reading
 //! of a start tag's attributes in `attributes`.
 
@@ -16,7 +16,7 @@ use super::spare;
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-/// Index of an element in [`Document::elements`].
+/// Index of an element of a [`Document`] (elements are numbered in document order).
 pub type ElementId = usize;
 
 /// One attribute as stored: byte offsets only, so that the table borrows nothing and can be

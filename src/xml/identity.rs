@@ -10,7 +10,7 @@ use std::fmt;
 /// The host side of a host device (`<hostdev>`, `<interface type='hostdev'>`): the
 /// `<source><address>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostSource<'d> {
+pub(crate) enum HostSource<'d> {
     /// A host PCI function: `bus` and `slot` given, `domain` and `function` 0 when absent.
     Pci(PciAddress),
     /// A mediated device, by its `uuid` as written.
@@ -20,7 +20,7 @@ pub enum HostSource<'d> {
 impl HostSource<'_> {
     /// The `<source><address>` of the device element `id`, when it has one that names a host
     /// device (a PCI address without `bus` or `slot` names none).
-    pub fn of<'d>(doc: &'d Document<'_>, id: ElementId) -> Option<HostSource<'d>> {
+    pub(crate) fn of<'d>(doc: &'d Document<'_>, id: ElementId) -> Option<HostSource<'d>> {
         let source = doc.child(id, "source")?;
         let address = doc.child(source, "address")?;
         if let Some(uuid) = doc.attr(address, "uuid") {
@@ -48,25 +48,25 @@ impl fmt::Display for HostSource<'_> {
 
 /// The identity of one device element, each part as written (entities decoded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Identity<'d> {
+pub(crate) struct Identity<'d> {
     /// The element name (`interface`, `disk`, ...).
-    pub tag: &'d str,
+    pub(crate) tag: &'d str,
     /// `<alias name>`.
-    pub alias: Option<&'d str>,
+    pub(crate) alias: Option<&'d str>,
     /// `<mac address>`.
-    pub mac: Option<&'d str>,
+    pub(crate) mac: Option<&'d str>,
     /// A disk's `<target dev>`.
-    pub target_dev: Option<&'d str>,
+    pub(crate) target_dev: Option<&'d str>,
     /// A filesystem's `<target dir>`.
-    pub target_dir: Option<&'d str>,
-    pub host_source: Option<HostSource<'d>>,
+    pub(crate) target_dir: Option<&'d str>,
+    pub(crate) host_source: Option<HostSource<'d>>,
     /// `<model type>`.
-    pub model_type: Option<&'d str>,
+    pub(crate) model_type: Option<&'d str>,
 }
 
 impl<'d> Identity<'d> {
     /// The identity of the device element `id` of `doc`.
-    pub fn of(doc: &'d Document<'_>, id: ElementId) -> Identity<'d> {
+    pub(crate) fn of(doc: &'d Document<'_>, id: ElementId) -> Identity<'d> {
         let tag = doc.name(id);
         let target = |name| {
             doc.child_attr(id, "target", name)

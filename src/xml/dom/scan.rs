@@ -23,7 +23,7 @@ impl<'a> Document<'a> {
     /// match, one root element, no text outside it, attributes quoted and not repeated, no
     /// `<` in attribute values, no `--` inside comments, every comment, CDATA section,
     /// processing instruction, declaration and tag closed, and every reference one libxml2
-    /// decodes without a DTD ([`text`]). A DOCTYPE that declares an entity is refused, so
+    /// decodes without a DTD (`xml/text.rs`). A DOCTYPE that declares an entity is refused, so
     /// no entity is ever expanded. The limits of [`crate::limits`] apply.
     pub fn parse(text: &'a str) -> Result<Document<'a>> {
         Document::parse_with_limits(text, &XmlLimits::DEFAULT)
