@@ -96,12 +96,6 @@ fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
     }
 }
 
-/// `<addressPreferences hotplug='no'/>` or `<hotplug require='no'/>`.
-fn marked_no_hotplug(doc: &Document<'_>, id: ElementId) -> bool {
-    doc.child_attr(id, "addressPreferences", "hotplug") == Some("no")
-        || doc.child_attr(id, "hotplug", "require") == Some("no")
-}
-
 /// The controller (type, index) a device uses, if it uses one other than PCI.
 fn uses_controller(doc: &Document<'_>, device: &Device) -> Option<(&'static str, u32)> {
     let id = device.element?;
@@ -185,7 +179,7 @@ impl Inventory {
                     .element
                     .map(|id| element_text(doc, id))
                     .unwrap_or_default(),
-                no_hotplug: device.element.is_some_and(|id| marked_no_hotplug(doc, id)),
+                no_hotplug: device.prefs.hotplug == Some(false),
                 provides_bus: device
                     .controller()
                     .filter(|c| c.pci.is_some())
@@ -209,7 +203,7 @@ impl Inventory {
                 addr,
                 label: label(&doc, Some(doc.root), &device),
                 xml: device_xml.to_string(),
-                no_hotplug: marked_no_hotplug(&doc, doc.root),
+                no_hotplug: device.prefs.hotplug == Some(false),
                 provides_bus: pci_controller_index(&doc),
                 users: Vec::new(),
             })
