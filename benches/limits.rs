@@ -31,7 +31,11 @@ fn best_of_five<T>(f: impl Fn() -> T) -> Duration {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--once") {
-        let arg = |i: usize| args.get(pos + i).expect("--once attributes|nesting K").as_str();
+        let arg = |i: usize| {
+            args.get(pos + i)
+                .expect("--once attributes|nesting K")
+                .as_str()
+        };
         let xml = match arg(1) {
             "attributes" => wide(MAX_XML_BYTES),
             "nesting" => deep(4 * (128 << 10)),
