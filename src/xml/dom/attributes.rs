@@ -10,6 +10,7 @@ use crate::xml::text::{self, BadReference};
 /// closed, or has more than `max` attributes (then `max` of them were read, so the caller can
 /// tell), or a value has a reference that cannot be decoded (then it is in `reference`, with
 /// the value's offset). Duplicate names are the caller's to find, with `names_are_distinct`.
+#[inline]
 pub(super) fn scan_attributes(
     text: &str,
     from: usize,
@@ -100,6 +101,7 @@ pub(super) fn scan_attributes(
 
 /// Whether no two attributes of a tag share a name: pairwise for the usual handful, sorted
 /// for more, so a tag at the attribute limit costs n log n comparisons rather than n².
+#[inline]
 pub(super) fn names_are_distinct(text: &str, attrs: &[AttrRecord]) -> bool {
     if attrs.len() <= 16 {
         return attrs

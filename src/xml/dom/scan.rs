@@ -277,6 +277,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+#[inline]
 pub(super) fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
@@ -314,6 +315,7 @@ fn bad_reference(text: &str, base: usize, e: BadReference) -> Error {
 /// Upper bounds of the elements and attributes in `bytes`: the `<` not followed by `/`, and
 /// the `=`. Counted 64 bytes at a time into `u8`s with branch-free compares, which the
 /// compiler turns into vector instructions (a scalar loop here cost as much as the parse).
+#[inline]
 fn count_markup(bytes: &[u8]) -> (usize, usize) {
     const LANES: usize = 64;
     let Some((&last, _)) = bytes.split_last() else {
