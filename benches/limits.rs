@@ -4,7 +4,9 @@
 //! four times as long; a quadratic step would take sixteen), and an assignment with as many
 //! controllers as allowed in the orderings that cost most. Prints the best of five runs.
 //!
-//! `cargo bench --bench limits`
+//! `cargo bench --bench limits`; `cargo bench --bench limits -- --once attributes|nesting K`
+//! parses the larger of the two documents K times and nothing else, for instruction counting
+//! (`valgrind --tool=callgrind`: the difference between K = 1 and K = 3, halved, is one parse).
 
 #[path = "../tests/limits_support/mod.rs"]
 mod limits_support;
@@ -27,6 +29,23 @@ fn best_of_five<T>(f: impl Fn() -> T) -> Duration {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--once") {
+        let arg = |i: usize| {
+            args.get(pos + i)
+                .expect("--once attributes|nesting K")
+                .as_str()
+        };
+        let xml = match arg(1) {
+            "attributes" => wide(MAX_XML_BYTES),
+            "nesting" => deep(4 * (128 << 10)),
+            other => panic!("--once {other}: attributes or nesting"),
+        };
+        for _ in 0..arg(2).parse::<u32>().expect("a count") {
+            black_box(Document::parse(black_box(&xml)).unwrap().len());
+        }
+        return;
+    }
     // Refusals: a document of 1 GiB (by its length, through Rust and through C, which reads at
     // most the limit + 1 bytes) and 100,000 nested elements.
     let mut gib = b"<domain type='kvm'>".to_vec();

@@ -1,6 +1,13 @@
 //! virtpci: guest PCI address assignment and host PCI passthrough, with a C ABI.
 //!
-//! The core modules are safe Rust with no global state; `ffi` is the only unsafe code.
+//! The core modules are safe Rust; `ffi` is the only unsafe code.
+//!
+//! State kept between calls, and nothing else: each thread's spare buffers (the largest
+//! tables of the XML reader, the devices as read and the editor's buffers, emptied and reused
+//! by that thread's next call so that large domains do not fault in fresh pages every time;
+//! `src/xml/spare.rs`, bounded there), and in `ffi` each thread's last error and the one log
+//! callback of the process. The buffers are emptied before reuse, so no result depends on an
+//! earlier call; everything else lives in the values and handles the caller holds.
 #![deny(unsafe_code)]
 
 pub mod abi;

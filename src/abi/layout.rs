@@ -3,10 +3,11 @@
 
 use crate::assign::plan::plan;
 use crate::error::Result;
-use crate::pci::{parse_xml_uint, PciAddress};
+use crate::pci::PciAddress;
 use crate::topology::PciModel;
 use crate::xml::domain::{Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
-use crate::xml::{Document, ElementId};
+use crate::xml::identity::Identity;
+use crate::xml::Document;
 
 /// Which layout of a definition is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub enum LayoutMode {
 /// What identifies a device, strongest first. Two devices of the same element name with an
 /// equal key of the same kind are the same device.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Key {
+pub(crate) enum Key {
     /// `<alias name>` (user aliases `ua-*` are stable across definitions).
     Alias(String),
     /// An interface's `<mac address>`, lower case.
@@ -36,7 +37,7 @@ pub enum Key {
 
 impl Key {
     /// The matching rounds, in order.
-    pub const ROUNDS: usize = 5;
+    pub(crate) const ROUNDS: usize = 5;
 
     fn round(&self) -> usize {
         match self {
@@ -51,7 +52,7 @@ impl Key {
 
 /// A guest-side address as far as the ABI goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AddressFact {
+pub(crate) enum AddressFact {
     /// No PCI address (none at all, or one of another type such as `drive` or `usb`).
     NotPci,
     /// A PCI address with its `multifunction` attribute as written (or as assignment set it).
@@ -64,7 +65,7 @@ pub enum AddressFact {
 }
 
 impl AddressFact {
-    pub fn pci(&self) -> Option<(PciAddress, Multifunction)> {
+    pub(crate) fn pci(&self) -> Option<(PciAddress, Multifunction)> {
         match self {
             AddressFact::Pci { addr, multi } => Some((*addr, *multi)),
             _ => None,
@@ -72,12 +73,12 @@ impl AddressFact {
     }
 
     /// Whether the guest sees the device at a PCI address.
-    pub fn is_pci(&self) -> bool {
+    pub(crate) fn is_pci(&self) -> bool {
         matches!(self, AddressFact::Pci { .. })
     }
 
     /// The device has a PCI-side address (a slot, or an explicit "unassigned").
-    pub fn matters(&self) -> bool {
+    pub(crate) fn matters(&self) -> bool {
         !matches!(self, AddressFact::NotPci)
     }
 }
@@ -104,57 +105,57 @@ pub struct ControllerId {
 
 /// The facts of a `<controller type='pci'>` that the guest sees.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PciControllerFacts {
-    pub index: u32,
-    pub model: PciModel,
+pub(crate) struct PciControllerFacts {
+    pub(crate) index: u32,
+    pub(crate) model: PciModel,
     /// `<model name>`.
-    pub model_name: Option<String>,
+    pub(crate) model_name: Option<String>,
     /// `<target>` values in a fixed order: chassisNr, chassis, port, busNr, index (the
     /// pSeries target index), hotplug, node.
-    pub target: Vec<(&'static str, Option<String>)>,
+    pub(crate) target: Vec<(&'static str, Option<String>)>,
 }
 
 /// One device of the layout.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The element name (`interface`, `disk`, `controller`, ...).
-    pub tag: String,
+    pub(crate) tag: String,
     /// 1-based position among the `<devices>` children with the same element name, in
     /// document order; devices that assignment adds (implicit controllers, the default
     /// memballoon) come after those of the input, in the order they are written.
-    pub ordinal: usize,
+    pub(crate) ordinal: usize,
     /// The device was written in the definition (not added by assignment).
-    pub written: bool,
+    pub(crate) written: bool,
     /// Identity keys, strongest first.
-    pub keys: Vec<Key>,
+    pub(crate) keys: Vec<Key>,
     /// What the device is, for pairing devices that have no identity key: element name plus
     /// type and model.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The device model as the guest sees it (NIC model, controller model, video type, ...).
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// A short human name: `interface (mac 52:54:00:00:00:01)`, `disk vda`, ...
-    pub label: String,
-    pub address: AddressFact,
+    pub(crate) label: String,
+    pub(crate) address: AddressFact,
     /// The `multifunction` attribute as written in the definition, when it had a PCI address.
-    pub written_multi: Option<Multifunction>,
+    pub(crate) written_multi: Option<Multifunction>,
     /// The definition gave the PCI address (it was not assigned automatically).
-    pub address_written: bool,
-    pub pci_controller: Option<PciControllerFacts>,
+    pub(crate) address_written: bool,
+    pub(crate) pci_controller: Option<PciControllerFacts>,
     /// For a controller of any type: its type, index and model.
-    pub controller: Option<ControllerId>,
+    pub(crate) controller: Option<ControllerId>,
 }
 
 /// The PCI layout of one domain definition.
 #[derive(Clone, Debug)]
-pub struct Layout {
-    pub name: Option<String>,
-    pub uuid: Option<String>,
-    pub machine: Option<String>,
-    pub entries: Vec<Entry>,
+pub(crate) struct Layout {
+    pub(crate) name: Option<String>,
+    pub(crate) uuid: Option<String>,
+    pub(crate) machine: Option<String>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 /// Read the PCI layout of the domain in `xml`.
-pub fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
+pub(crate) fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
     if def.machine_kind == crate::topology::MachineKind::S390Ccw {
@@ -247,30 +248,6 @@ fn address_fact(address: &DeviceAddress) -> AddressFact {
     }
 }
 
-fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option<String> {
-    doc.child(id, child)
-        .and_then(|c| doc.attr(c, name))
-        .map(str::to_string)
-}
-
-/// `<source><address domain= bus= slot= function=/>` of a PCI host device, normalised.
-fn host_source(doc: &Document<'_>, id: ElementId) -> Option<String> {
-    let source = doc.child(id, "source")?;
-    let address = doc.child(source, "address")?;
-    let el = doc.element(address);
-    if let Some(uuid) = el.attr("uuid") {
-        return Some(format!("mdev {}", uuid.to_ascii_lowercase()));
-    }
-    let part = |name: &str| el.attr(name).and_then(parse_xml_uint);
-    let addr = PciAddress::new(
-        part("domain").unwrap_or(0),
-        part("bus")?,
-        part("slot")?,
-        part("function").unwrap_or(0),
-    );
-    Some(format!("host {addr}"))
-}
-
 fn entry(
     doc: &Document<'_>,
     device: &Device,
@@ -285,8 +262,9 @@ fn entry(
     let mut label: Option<String> = None;
     if let Some(id) = device.element {
         let el = doc.element(id);
-        if let Some(alias) = attr_of(doc, id, "alias", "name") {
-            keys.push(Key::Alias(alias));
+        let identity = Identity::of(doc, id);
+        if let Some(alias) = identity.alias {
+            keys.push(Key::Alias(alias.to_string()));
         }
         if let Some(t) = el.attr("type") {
             kind.push(' ');
@@ -294,33 +272,33 @@ fn entry(
         }
         match tag.as_str() {
             "interface" => {
-                if let Some(mac) = attr_of(doc, id, "mac", "address") {
+                if let Some(mac) = identity.mac {
                     let mac = mac.to_ascii_lowercase();
                     label = Some(format!("interface (mac {mac})"));
                     keys.push(Key::Mac(mac));
                 }
-                if let Some(source) = host_source(doc, id) {
-                    keys.push(Key::Source(source));
+                if let Some(source) = identity.host_source {
+                    keys.push(Key::Source(source.to_string()));
                 }
-                model = attr_of(doc, id, "model", "type");
+                model = identity.model_type.map(str::to_string);
             }
             "disk" => {
-                if let Some(dev) = attr_of(doc, id, "target", "dev") {
+                if let Some(dev) = identity.target_dev {
                     label = Some(format!("disk {dev}"));
-                    keys.push(Key::Target(dev));
+                    keys.push(Key::Target(dev.to_string()));
                 }
-                model = attr_of(doc, id, "target", "bus");
+                model = doc.child_attr(id, "target", "bus").map(str::to_string);
             }
             "filesystem" => {
-                if let Some(dir) = attr_of(doc, id, "target", "dir") {
+                if let Some(dir) = identity.target_dir {
                     label = Some(format!("filesystem {dir}"));
-                    keys.push(Key::Target(dir));
+                    keys.push(Key::Target(dir.to_string()));
                 }
             }
             "hostdev" => {
-                if let Some(source) = host_source(doc, id) {
+                if let Some(source) = identity.host_source {
                     label = Some(format!("hostdev ({source})"));
-                    keys.push(Key::Source(source));
+                    keys.push(Key::Source(source.to_string()));
                 }
             }
             "shmem" => {
@@ -334,7 +312,7 @@ fn entry(
                 model = el
                     .attr("model")
                     .map(str::to_string)
-                    .or_else(|| attr_of(doc, id, "model", "type"));
+                    .or_else(|| identity.model_type.map(str::to_string));
             }
             _ => {}
         }
@@ -419,12 +397,12 @@ fn entry(
 
 impl Entry {
     /// The key of `round`, if the device has one.
-    pub fn key(&self, round: usize) -> Option<&Key> {
+    pub(crate) fn key(&self, round: usize) -> Option<&Key> {
         self.keys.iter().find(|k| k.round() == round)
     }
 
     /// Whether this device matters for the PCI ABI at all.
-    pub fn matters(&self) -> bool {
+    pub(crate) fn matters(&self) -> bool {
         self.pci_controller.is_some() || self.address.matters()
     }
 }

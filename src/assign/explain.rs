@@ -9,10 +9,11 @@ use super::plan::{device_flags, plan, plan_with};
 use super::set::AddressSet;
 use super::AssignOptions;
 use crate::error::{quote, Error, Result};
-use crate::pci::{parse_xml_uint, PciAddress};
+use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
 use crate::xml::domain::{Device, DeviceAddress, DeviceKind, DomainDef};
-use crate::xml::{Document, ElementId};
+use crate::xml::identity::Identity;
+use crate::xml::Document;
 use serde::Serialize;
 
 /// What a warning is about.
@@ -311,12 +312,6 @@ impl Explanation {
     }
 }
 
-fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option<String> {
-    doc.child(id, child)
-        .and_then(|c| doc.attr(c, name))
-        .map(str::to_string)
-}
-
 /// A device's name, with its identity when the XML has one.
 fn device_name(doc: &Document<'_>, device: &Device) -> String {
     let Some(id) = device.element else {
@@ -325,29 +320,16 @@ fn device_name(doc: &Document<'_>, device: &Device) -> String {
     if device.controller().is_some() {
         return kind_name(device);
     }
-    let tag = doc.element(id).name;
+    let identity = Identity::of(doc, id);
+    let tag = identity.tag;
     let detail = match tag {
-        "interface" => attr_of(doc, id, "mac", "address").map(|m| format!("mac {m}")),
-        "disk" => attr_of(doc, id, "target", "dev"),
-        "hostdev" => doc
-            .child(id, "source")
-            .and_then(|s| doc.child(s, "address"))
-            .and_then(|a| {
-                let el = doc.element(a);
-                let part = |n: &str| el.attr(n).and_then(parse_xml_uint);
-                Some(format!(
-                    "host {}",
-                    PciAddress::new(
-                        part("domain").unwrap_or(0),
-                        part("bus")?,
-                        part("slot")?,
-                        part("function").unwrap_or(0)
-                    )
-                ))
-            }),
-        _ => {
-            attr_of(doc, id, "model", "type").or_else(|| doc.attr(id, "model").map(str::to_string))
-        }
+        "interface" => identity.mac.map(|m| format!("mac {m}")),
+        "disk" => identity.target_dev.map(str::to_string),
+        "hostdev" => identity.host_source.map(|s| s.to_string()),
+        _ => identity
+            .model_type
+            .or_else(|| doc.attr(id, "model"))
+            .map(str::to_string),
     };
     // Names and attribute values from the input, quoted short: labels go into messages.
     match detail {

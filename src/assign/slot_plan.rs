@@ -23,6 +23,7 @@ use crate::xml::domain::{
     read_device, Device, DeviceAddress, DeviceKind, DomainDef, Multifunction,
 };
 use crate::xml::edit::Editor;
+use crate::xml::identity::Identity;
 use crate::xml::write::pci_address_tag;
 use crate::xml::{Document, ElementId};
 
@@ -66,12 +67,6 @@ fn element_text(doc: &Document<'_>, id: ElementId) -> String {
     doc.text[el.start..el.end].to_string()
 }
 
-fn attr_of(doc: &Document<'_>, id: ElementId, child: &str, name: &str) -> Option<String> {
-    doc.child(id, child)
-        .and_then(|c| doc.attr(c, name))
-        .map(str::to_string)
-}
-
 /// A short name for a device.
 fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
     if let Some(c) = device.controller() {
@@ -84,36 +79,21 @@ fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
             _ => "device".into(),
         };
     };
-    let tag = doc.element(id).name;
+    let identity = Identity::of(doc, id);
+    let tag = identity.tag;
     let detail = match tag {
-        "interface" => attr_of(doc, id, "mac", "address").map(|m| format!("mac {m}")),
-        "disk" => attr_of(doc, id, "target", "dev"),
-        "filesystem" => attr_of(doc, id, "target", "dir"),
-        "hostdev" => doc
-            .child(id, "source")
-            .and_then(|s| doc.child(s, "address"))
-            .map(|a| {
-                let el = doc.element(a);
-                let part = |n: &str| el.attr(n).and_then(parse_xml_uint).unwrap_or(0);
-                format!(
-                    "host {}",
-                    PciAddress::new(part("domain"), part("bus"), part("slot"), part("function"))
-                )
-            }),
+        "interface" => identity.mac.map(|m| format!("mac {m}")),
+        "disk" => identity.target_dev.map(str::to_string),
+        "filesystem" => identity.target_dir.map(str::to_string),
+        "hostdev" => identity.host_source.map(|s| s.to_string()),
         _ => None,
     }
-    .or_else(|| attr_of(doc, id, "alias", "name").map(|a| format!("alias {a}")));
+    .or_else(|| identity.alias.map(|a| format!("alias {a}")));
     // Names and attribute values from the input, quoted short: labels go into messages.
     match detail {
         Some(d) => format!("{} ({})", quote(tag), quote(&d)),
         None => quote(tag).to_string(),
     }
-}
-
-/// `<addressPreferences hotplug='no'/>` or `<hotplug require='no'/>`.
-fn marked_no_hotplug(doc: &Document<'_>, id: ElementId) -> bool {
-    attr_of(doc, id, "addressPreferences", "hotplug").as_deref() == Some("no")
-        || attr_of(doc, id, "hotplug", "require").as_deref() == Some("no")
 }
 
 /// The controller (type, index) a device uses, if it uses one other than PCI.
@@ -152,7 +132,7 @@ fn uses_controller(doc: &Document<'_>, device: &Device) -> Option<(&'static str,
         (DeviceKind::Hostdev(h), None) if h.htype == "usb" => Some(("usb", 0)),
         (DeviceKind::Hub | DeviceKind::Redirdev, None) => Some(("usb", 0)),
         (DeviceKind::Channel { .. } | DeviceKind::Console { .. }, None) => {
-            let virtio = attr_of(doc, id, "target", "type").as_deref() == Some("virtio");
+            let virtio = doc.child_attr(id, "target", "type") == Some("virtio");
             virtio.then_some(("virtio-serial", 0))
         }
         _ => None,
@@ -199,7 +179,7 @@ impl Inventory {
                     .element
                     .map(|id| element_text(doc, id))
                     .unwrap_or_default(),
-                no_hotplug: device.element.is_some_and(|id| marked_no_hotplug(doc, id)),
+                no_hotplug: device.prefs.hotplug == Some(false),
                 provides_bus: device
                     .controller()
                     .filter(|c| c.pci.is_some())
@@ -223,7 +203,7 @@ impl Inventory {
                 addr,
                 label: label(&doc, Some(doc.root), &device),
                 xml: device_xml.to_string(),
-                no_hotplug: marked_no_hotplug(&doc, doc.root),
+                no_hotplug: device.prefs.hotplug == Some(false),
                 provides_bus: pci_controller_index(&doc),
                 users: Vec::new(),
             })

@@ -19,7 +19,7 @@ struct Splice {
 
 /// Collects edits against one document and applies them in one pass. Replacement texts are
 /// written into one buffer, so an edit costs no allocation of its own.
-pub struct Editor<'d, 'a> {
+pub(crate) struct Editor<'d, 'a> {
     doc: &'d Document<'a>,
     splices: Vec<Splice>,
     arena: String,
@@ -29,11 +29,11 @@ pub struct Editor<'d, 'a> {
     /// together so a self-closing element is opened only once.
     appended: Appended,
     /// One level of indentation as the document uses it.
-    pub unit: String,
+    pub(crate) unit: String,
 }
 
 /// Escape an attribute value for single quotes.
-pub fn escape_attr(value: &str) -> Cow<'_, str> {
+pub(crate) fn escape_attr(value: &str) -> Cow<'_, str> {
     if !value.contains(['&', '<', '\'']) {
         return Cow::Borrowed(value);
     }
@@ -46,7 +46,7 @@ pub fn escape_attr(value: &str) -> Cow<'_, str> {
 }
 
 impl<'d, 'a> Editor<'d, 'a> {
-    pub fn new(doc: &'d Document<'a>) -> Editor<'d, 'a> {
+    pub(crate) fn new(doc: &'d Document<'a>) -> Editor<'d, 'a> {
         let unit = detect_unit(doc);
         Editor {
             doc,
@@ -70,12 +70,12 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// The indentation of element `id`, when it starts its own line.
-    pub fn indent_of(&self, id: ElementId) -> Option<&'a str> {
+    pub(crate) fn indent_of(&self, id: ElementId) -> Option<&'a str> {
         self.doc.indent_before(self.doc.element(id).start)
     }
 
     /// The indentation children of `id` have or would have.
-    pub fn child_indent(&self, id: ElementId) -> Option<Cow<'a, str>> {
+    pub(crate) fn child_indent(&self, id: ElementId) -> Option<Cow<'a, str>> {
         if let Some(&first) = self.doc.children(id).first() {
             if let Some(indent) = self.indent_of(first) {
                 return Some(Cow::Borrowed(indent));
@@ -86,7 +86,7 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// Set attribute `name` of `id` to `value`, replacing the value if it exists.
-    pub fn set_attr(&mut self, id: ElementId, name: &str, value: &str) {
+    pub(crate) fn set_attr(&mut self, id: ElementId, name: &str, value: &str) {
         let el = self.doc.element(id);
         let escaped = escape_attr(value);
         if let Some(attr) = el.attribute(name) {
@@ -102,7 +102,13 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// Insert attribute `name` right after attribute `after` (or after the last one).
-    pub fn insert_attr_after(&mut self, id: ElementId, after: &str, name: &str, value: &str) {
+    pub(crate) fn insert_attr_after(
+        &mut self,
+        id: ElementId,
+        after: &str,
+        name: &str,
+        value: &str,
+    ) {
         let el = self.doc.element(id);
         let at = el
             .attribute(after)
@@ -112,7 +118,7 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// Remove element `id`, with the indentation before it when it starts its own line.
-    pub fn remove_element(&mut self, id: ElementId) {
+    pub(crate) fn remove_element(&mut self, id: ElementId) {
         let el = self.doc.element(id);
         if let Some(parent) = el.parent.map(|p| self.doc.element(p)) {
             if parent.children.len() == 1 && parent.text.is_empty() && !parent.self_closing {
@@ -146,7 +152,11 @@ impl<'d, 'a> Editor<'d, 'a> {
 
     /// Replace the start tag of `id` by `<name attrs>` (or `<name attrs/>` when it is empty).
     /// `tag_body` writes the tag without `<` and the closing `>` or `/>`.
-    pub fn replace_start_tag_with(&mut self, id: ElementId, tag_body: impl FnOnce(&mut String)) {
+    pub(crate) fn replace_start_tag_with(
+        &mut self,
+        id: ElementId,
+        tag_body: impl FnOnce(&mut String),
+    ) {
         let el = self.doc.element(id);
         let close = if el.self_closing { "/>" } else { ">" };
         let (start, end) = (el.start, el.start_tag_end);
@@ -158,13 +168,13 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// Replace the start tag of `id` by `<tag_body>` (or `<tag_body/>` when it is empty).
-    pub fn replace_start_tag(&mut self, id: ElementId, tag_body: &str) {
+    pub(crate) fn replace_start_tag(&mut self, id: ElementId, tag_body: &str) {
         self.replace_start_tag_with(id, |out| out.push_str(tag_body));
     }
 
     /// Add an element written by `write` (one line, or several lines already indented for
     /// the child level after the first) as the last child of `id`.
-    pub fn append_child_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
+    pub(crate) fn append_child_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
         let from = self.children_arena.len();
         write(&mut self.children_arena);
         self.appended.push((id, (from, self.children_arena.len())));
@@ -173,7 +183,7 @@ impl<'d, 'a> Editor<'d, 'a> {
     /// Make room for `bytes` more bytes of new text in about `edits` places, so that the
     /// buffers do not grow (and copy themselves) edit by edit. New children are written to
     /// one arena and copied, indented, into the other, hence both.
-    pub fn reserve(&mut self, bytes: usize, edits: usize) {
+    pub(crate) fn reserve(&mut self, bytes: usize, edits: usize) {
         self.arena.reserve(bytes);
         self.children_arena.reserve(bytes);
         self.splices.reserve(edits);
@@ -181,17 +191,17 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// Add `element` as the last child of `id`.
-    pub fn append_child(&mut self, id: ElementId, element: String) {
+    pub(crate) fn append_child(&mut self, id: ElementId, element: String) {
         self.append_child_with(id, |out| out.push_str(&element));
     }
 
     /// Add `element` as a child of `parent` right before its child `before`.
-    pub fn insert_child_before(&mut self, before: ElementId, element: String) {
+    pub(crate) fn insert_child_before(&mut self, before: ElementId, element: String) {
         self.insert_before_with(before, |out| out.push_str(&element));
     }
 
     /// Add the element written by `write` as the next sibling of `id`.
-    pub fn insert_after_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
+    pub(crate) fn insert_after_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
         let at = self.doc.element(id).end;
         let indent = self.indent_of(id);
         self.splice_with(at, at, |out| {
@@ -203,13 +213,8 @@ impl<'d, 'a> Editor<'d, 'a> {
         });
     }
 
-    /// Add `element` as the next sibling of `id`.
-    pub fn insert_after(&mut self, id: ElementId, element: String) {
-        self.insert_after_with(id, |out| out.push_str(&element));
-    }
-
     /// Add the element written by `write` as the previous sibling of `id`.
-    pub fn insert_before_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
+    pub(crate) fn insert_before_with(&mut self, id: ElementId, write: impl FnOnce(&mut String)) {
         let at = self.doc.element(id).start;
         let indent = self.indent_of(id);
         self.splice_with(at, at, |out| {
@@ -312,14 +317,14 @@ impl<'d, 'a> Editor<'d, 'a> {
     }
 
     /// Apply every edit and return the new text.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         let text = self.doc.text;
         self.into_edits().apply(text)
     }
 
     /// The edits, no longer tied to the document: a caller with large documents can free the
     /// document's tables before the new text is written, so that it reuses their memory.
-    pub fn into_edits(mut self) -> Edits {
+    pub(crate) fn into_edits(mut self) -> Edits {
         self.flush_appended();
         spare::give(&SPARE_CHILDREN_ARENA, self.children_arena);
         let text = self.doc.text.as_bytes();
@@ -344,7 +349,7 @@ thread_local! {
 }
 
 /// Edits collected by an [`Editor`], ready to splice into the text they were made against.
-pub struct Edits {
+pub(crate) struct Edits {
     splices: Vec<Splice>,
     arena: String,
     /// The document ends its lines with CRLF (as its first line does), so new lines do too.
@@ -353,7 +358,7 @@ pub struct Edits {
 
 impl Edits {
     /// Apply every edit to `text` (the text of the document the editor worked on).
-    pub fn apply(self, text: &str) -> String {
+    pub(crate) fn apply(self, text: &str) -> String {
         let Edits {
             mut splices,
             arena,
@@ -448,7 +453,7 @@ mod tests {
         ed.append_child(b, "<f/>".into());
         ed.append_child(c, "<g/>".into());
         ed.set_attr(b, "y", "2");
-        ed.insert_after(c, "<h/>".into());
+        ed.insert_after_with(c, |out| out.push_str("<h/>"));
         let out = ed.finish();
         assert_eq!(
             out,

@@ -17,13 +17,13 @@ use std::cell::RefCell;
 use std::thread::LocalKey;
 
 /// The largest buffer kept, in bytes.
-pub const KEEP_AT_MOST: usize = 8 << 20;
+pub(crate) const KEEP_AT_MOST: usize = 8 << 20;
 
 /// One per-thread slot for a spare buffer of type `B`.
-pub type Slot<B> = LocalKey<RefCell<Option<B>>>;
+pub(crate) type Slot<B> = LocalKey<RefCell<Option<B>>>;
 
 /// A buffer that can be emptied and knows its size in bytes.
-pub trait Buffer: Default {
+pub(crate) trait Buffer: Default {
     fn clear_all(&mut self);
     fn bytes(&self) -> usize;
 }
@@ -47,7 +47,7 @@ impl Buffer for String {
 }
 
 /// The spare buffer of `slot` (empty), or a new one.
-pub fn take<B: Buffer + 'static>(slot: &'static Slot<B>) -> B {
+pub(crate) fn take<B: Buffer + 'static>(slot: &'static Slot<B>) -> B {
     slot.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.take()))
         .ok()
         .flatten()
@@ -56,7 +56,7 @@ pub fn take<B: Buffer + 'static>(slot: &'static Slot<B>) -> B {
 
 /// Keep `buffer` for the next call on this thread, unless it is too large or a larger one is
 /// kept already.
-pub fn give<B: Buffer + 'static>(slot: &'static Slot<B>, mut buffer: B) {
+pub(crate) fn give<B: Buffer + 'static>(slot: &'static Slot<B>, mut buffer: B) {
     if buffer.bytes() == 0 || buffer.bytes() > KEEP_AT_MOST {
         return;
     }

@@ -13,13 +13,13 @@ use std::borrow::Cow;
 
 /// A reference that cannot be decoded: where it starts in the raw text, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadReference {
-    pub offset: usize,
-    pub why: String,
+pub(crate) struct BadReference {
+    pub(crate) offset: usize,
+    pub(crate) why: String,
 }
 
 /// `raw` with its references decoded; borrowed when it has none.
-pub fn decode(raw: &str) -> Result<Cow<'_, str>, BadReference> {
+pub(crate) fn decode(raw: &str) -> Result<Cow<'_, str>, BadReference> {
     let Some(first) = raw.find('&') else {
         return Ok(Cow::Borrowed(raw));
     };
@@ -75,7 +75,7 @@ fn reference_at(raw: &str, amp: usize) -> Result<(char, usize), BadReference> {
 /// A subset that declares an entity is refused: libvirt's libxml2 keeps the declaration and
 /// XPath reads its replacement text where it is used (a billion-laughs bomb among them);
 /// virtpci never expands one. The error's offset is in `text`.
-pub fn skip_doctype(text: &str, pos: usize) -> Result<usize, BadReference> {
+pub(crate) fn skip_doctype(text: &str, pos: usize) -> Result<usize, BadReference> {
     let bad = |offset: usize, why: &str| BadReference {
         offset,
         why: why.to_string(),

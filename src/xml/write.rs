@@ -10,7 +10,8 @@ use super::{Document, ElementId};
 use crate::pci::PciAddress;
 use crate::topology::PciModel;
 
-/// How one PCI controller's options were completed, for the writer.
+/// How one PCI controller's options were completed, for the writer (public as part of
+/// [`crate::assign::plan::Plan`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilledDefaults {
     /// The controller's `model` attribute (a default model libvirt writes out).
@@ -24,15 +25,15 @@ pub struct FilledDefaults {
 
 /// What the writer takes from a completed assignment.
 pub(crate) struct Assigned<'p, 'a> {
-    pub def: &'p DomainDef<'a>,
+    pub(crate) def: &'p DomainDef<'a>,
     /// Device indexes of the controllers in libvirt's order (the order they are written in).
-    pub controller_order: &'p [usize],
+    pub(crate) controller_order: &'p [usize],
     /// Per device: which PCI controller options were filled in.
-    pub filled: &'p [FilledDefaults],
+    pub(crate) filled: &'p [FilledDefaults],
     /// Per device: the index attribute was filled in.
-    pub index_filled: &'p [bool],
+    pub(crate) index_filled: &'p [bool],
     /// s390x: per device, the CCW address and zPCI identifiers given (empty elsewhere).
-    pub s390: &'p [S390Assigned],
+    pub(crate) s390: &'p [S390Assigned],
 }
 
 /// A short text built on the stack (numbers and attribute values), pushed in one go.
@@ -124,7 +125,7 @@ fn push_dec(out: &mut String, value: i64) {
 
 /// `address type='pci' domain=... bus=... slot=... function=... [multifunction=...]` as
 /// libvirt formats it, without the angle brackets.
-pub fn pci_address_tag(addr: &PciAddress, multi: Multifunction) -> String {
+pub(crate) fn pci_address_tag(addr: &PciAddress, multi: Multifunction) -> String {
     let mut tag = String::with_capacity(96);
     push_pci_address_tag(&mut tag, addr, multi);
     tag
@@ -342,9 +343,9 @@ fn push_controller_element(
 
 /// What the writer needs to know about a device as it was in the input.
 pub(crate) struct Original {
-    pub element: Option<ElementId>,
-    pub address_element: Option<ElementId>,
-    pub address: DeviceAddress,
+    pub(crate) element: Option<ElementId>,
+    pub(crate) address_element: Option<ElementId>,
+    pub(crate) address: DeviceAddress,
 }
 
 /// A whole element for a non-controller device virtpci added (the default memory balloon,

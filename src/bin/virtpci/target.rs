@@ -4,10 +4,8 @@
 //! Crash hooks for tests: see `test_hooks.rs` (a build with the `test-hooks` feature only).
 
 use clap::Args;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use virtpci::error::quote;
 use virtpci::host::writer::real_write_refusal;
 use virtpci::host::Host;
 use virtpci::hostdev::{ProcUsage, ResetTimings};
@@ -46,7 +44,7 @@ use crate::test_hooks::simulated_host;
 
 /// The simulated host at `root`.
 #[cfg(not(feature = "test-hooks"))]
-fn simulated_host(root: &Path) -> Result<Host> {
+fn simulated_host(root: &std::path::Path) -> Result<Host> {
     Host::open_simulated(root)
 }
 
@@ -93,15 +91,8 @@ fn open_host_only(args: &TargetArgs) -> Result<(Host, PathBuf, Option<PathBuf>)>
     }
 }
 
-pub fn read_input(file: &str) -> Result<String> {
-    if file == "-" {
-        io::read_to_string(io::stdin())
-            .map_err(|e| Error::system("Failed to read standard input", &e))
-    } else {
-        std::fs::read_to_string(Path::new(file))
-            .map_err(|e| Error::system(format!("Failed to read '{}'", quote(file)), &e))
-    }
-}
+/// The one reader of a domain file or `-` for standard input.
+pub use crate::assign::read_input;
 
 /// Refuse real-mode writes where they would not reach the kernel (see
 /// [`real_write_refusal`]), naming the option that simulates them.

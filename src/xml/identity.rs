@@ -1,0 +1,120 @@
+//! What names a device to a person, or pairs it across two definitions of one guest: its
+//! alias, MAC address, disk or filesystem target, host source and model type. Read from the
+//! device's element when asked (labels, explanations, the ABI check); placing addresses needs
+//! none of it, so reading a domain for placement does not pay for it.
+
+use super::dom::{Document, ElementId};
+use crate::pci::{parse_xml_uint, PciAddress};
+use std::fmt;
+
+/// The host side of a host device (`<hostdev>`, `<interface type='hostdev'>`): the
+/// `<source><address>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostSource<'d> {
+    /// A host PCI function: `bus` and `slot` given, `domain` and `function` 0 when absent.
+    Pci(PciAddress),
+    /// A mediated device, by its `uuid` as written.
+    Mdev(&'d str),
+}
+
+impl HostSource<'_> {
+    /// The `<source><address>` of the device element `id`, when it has one that names a host
+    /// device (a PCI address without `bus` or `slot` names none).
+    pub(crate) fn of<'d>(doc: &'d Document<'_>, id: ElementId) -> Option<HostSource<'d>> {
+        let source = doc.child(id, "source")?;
+        let address = doc.child(source, "address")?;
+        if let Some(uuid) = doc.attr(address, "uuid") {
+            return Some(HostSource::Mdev(uuid));
+        }
+        let part = |name: &str| doc.attr(address, name).and_then(parse_xml_uint);
+        Some(HostSource::Pci(PciAddress::new(
+            part("domain").unwrap_or(0),
+            part("bus")?,
+            part("slot")?,
+            part("function").unwrap_or(0),
+        )))
+    }
+}
+
+impl fmt::Display for HostSource<'_> {
+    /// `host 0000:03:00.1`, `mdev 8e3a…` (the UUID in lower case).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostSource::Pci(addr) => write!(f, "host {addr}"),
+            HostSource::Mdev(uuid) => write!(f, "mdev {}", uuid.to_ascii_lowercase()),
+        }
+    }
+}
+
+/// The identity of one device element, each part as written (entities decoded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Identity<'d> {
+    /// The element name (`interface`, `disk`, ...).
+    pub(crate) tag: &'d str,
+    /// `<alias name>`.
+    pub(crate) alias: Option<&'d str>,
+    /// `<mac address>`.
+    pub(crate) mac: Option<&'d str>,
+    /// A disk's `<target dev>`.
+    pub(crate) target_dev: Option<&'d str>,
+    /// A filesystem's `<target dir>`.
+    pub(crate) target_dir: Option<&'d str>,
+    pub(crate) host_source: Option<HostSource<'d>>,
+    /// `<model type>`.
+    pub(crate) model_type: Option<&'d str>,
+}
+
+impl<'d> Identity<'d> {
+    /// The identity of the device element `id` of `doc`.
+    pub(crate) fn of(doc: &'d Document<'_>, id: ElementId) -> Identity<'d> {
+        let tag = doc.name(id);
+        let target = |name| {
+            doc.child_attr(id, "target", name)
+                .filter(|_| tag == if name == "dev" { "disk" } else { "filesystem" })
+        };
+        Identity {
+            tag,
+            alias: doc.child_attr(id, "alias", "name"),
+            mac: doc.child_attr(id, "mac", "address"),
+            target_dev: target("dev"),
+            target_dir: target("dir"),
+            host_source: HostSource::of(doc, id),
+            model_type: doc.child_attr(id, "model", "type"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_each_part_where_the_device_has_it() {
+        let text = "<devices>\
+            <interface type='hostdev'><mac address='52:54:00:AA:00:01'/><alias name='ua-n'/>\
+            <source><address type='pci' domain='0' bus='0x3b' slot='2' function='4'/></source>\
+            <model type='virtio'/></interface>\
+            <disk><target dev='vda' bus='virtio'/></disk>\
+            <filesystem><target dir='/m'/></filesystem>\
+            <hostdev><source><address uuid='C2177883-F1BB-47F0-914D-32A22E3A8804'/></source></hostdev>\
+            <hostdev><source><address domain='0' slot='1'/></source></hostdev>\
+            </devices>";
+        let doc = Document::parse(text).unwrap();
+        let ids = doc.children(doc.root).to_vec();
+        let nic = Identity::of(&doc, ids[0]);
+        assert_eq!(nic.mac, Some("52:54:00:AA:00:01"));
+        assert_eq!(nic.alias, Some("ua-n"));
+        assert_eq!(nic.model_type, Some("virtio"));
+        assert_eq!(nic.host_source.unwrap().to_string(), "host 0000:3b:02.4");
+        let disk = Identity::of(&doc, ids[1]);
+        assert_eq!((disk.target_dev, disk.target_dir), (Some("vda"), None));
+        let fs = Identity::of(&doc, ids[2]);
+        assert_eq!((fs.target_dev, fs.target_dir), (None, Some("/m")));
+        let mdev = Identity::of(&doc, ids[3]).host_source.unwrap();
+        assert_eq!(
+            mdev.to_string(),
+            "mdev c2177883-f1bb-47f0-914d-32a22e3a8804"
+        );
+        assert_eq!(Identity::of(&doc, ids[4]).host_source, None);
+    }
+}
