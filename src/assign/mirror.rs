@@ -15,7 +15,8 @@ use crate::host::Host;
 use crate::pci::PciAddress;
 use crate::topology::MachineKind;
 use crate::xml::domain::{BusPreference, DeviceKind, DomainDef};
-use crate::xml::host_numa::{memnodes, pci_hostdev_source, MemNode};
+use crate::xml::host_numa::{memnodes, MemNode};
+use crate::xml::identity::pci_hostdev_source;
 use crate::xml::Document;
 
 /// Where the host's PCI devices sit: the source of the host NUMA nodes for mirroring.

@@ -47,7 +47,6 @@
 
 pub mod book;
 pub mod critical;
-pub mod domain_xml;
 pub mod group_fix;
 pub mod moves;
 pub mod net;
@@ -64,6 +63,7 @@ pub use plan::{Action, CheckReport, GroupCheck, GroupMember, HostdevCheck};
 use crate::error::{Error, Result};
 use crate::host::{Host, VfNet};
 use crate::pci::PciAddress;
+use crate::xml::hostdevs::hostdevs_from_domain_xml;
 use state::{StateLock, StateStore};
 use std::fmt;
 use std::path::Path;
@@ -313,7 +313,7 @@ impl HostdevManager {
         }
         self.logged(|notes| {
             let mut s = self.session()?;
-            let uuid = uuid.map(domain_xml::format_uuid);
+            let uuid = uuid.map(crate::xml::hostdevs::format_uuid);
             let report = plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, options)?;
             if let Some(v) = report.violations.first() {
                 return Err(v.clone());
@@ -772,7 +772,7 @@ impl HostdevManager {
         domain_xml: &str,
         options: PrepareOptions,
     ) -> Result<()> {
-        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let d = hostdevs_from_domain_xml(domain_xml)?;
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;
@@ -781,7 +781,7 @@ impl HostdevManager {
 
     /// Re-attach the PCI hostdevs of a domain definition.
     pub fn reattach_domain(&self, drv_name: &str, domain_xml: &str) -> Result<()> {
-        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let d = hostdevs_from_domain_xml(domain_xml)?;
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;
@@ -795,7 +795,7 @@ impl HostdevManager {
         domain_xml: &str,
         options: PrepareOptions,
     ) -> Result<CheckReport> {
-        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let d = hostdevs_from_domain_xml(domain_xml)?;
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;

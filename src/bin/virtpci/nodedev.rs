@@ -142,7 +142,7 @@ pub fn run_reset(args: DeviceArgs) -> Result<()> {
 
 pub fn run_update_active(args: UpdateActiveArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
-    let d = virtpci::hostdev::domain_xml::hostdevs_from_domain_xml(&xml)?;
+    let d = virtpci::xml::hostdevs::hostdevs_from_domain_xml(&xml)?;
     let name = d
         .name
         .ok_or_else(|| Error::xml("missing domain name information"))?;

@@ -4,9 +4,9 @@
 use crate::outcome::{report, shown, DeviceOutcome};
 use crate::target::{open_manager, read_input, require_writable, TargetArgs};
 use clap::Args;
-use virtpci::hostdev::domain_xml::hostdevs_from_domain_xml;
 use virtpci::hostdev::moves::is_vfio_driver;
 use virtpci::hostdev::{Action, HostdevSpec, Owner, PrepareOptions};
+use virtpci::xml::hostdevs::hostdevs_from_domain_xml;
 use virtpci::{Error, HostdevManager, PciAddress, Result};
 
 #[derive(Args)]
