@@ -321,7 +321,8 @@ impl Host {
     }
 
     /// The bridge above the device: the parent directory in sysfs when it is a PCI device,
-    /// else (flat trees) libvirt's search of bridges by bus numbers (§4.4).
+    /// else (flat trees), as libvirt searches: the bridge whose secondary bus is the device's
+    /// bus, or else the one whose secondary..subordinate range holds it most closely.
     pub fn parent_bridge(&self, addr: &PciAddress) -> Result<Option<PciAddress>> {
         let path = self.device_sysfs_path(addr)?;
         if let Some((parent, _)) = path.rsplit_once('/') {

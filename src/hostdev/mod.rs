@@ -1,7 +1,9 @@
 //! The hostdev manager: which domain owns which host PCI device, and the moves that give
 //! devices to guests and back, as libvirt's virHostdevPreparePCIDevices and
-//! virHostdevReAttachPCIDevices do them, with two changes of virtpci's (seeds S1 and S5) and
-//! three safeguards libvirt lacks.
+//! virHostdevReAttachPCIDevices do them, plus virtpci's whole-group rule (every non-bridge
+//! member of a hostdev's IOMMU group declared by the domain, perhaps hidden from the guest;
+//! docs/decisions.md) and safeguards libvirt lacks: each move confirmed, any failure rolled
+//! back, the book crash-safe.
 //!
 //! # The API in brief
 //! * [`HostdevManager::new`]`(host, state_dir)`: a manager for a [`Host`] whose lists live in
@@ -88,7 +90,7 @@ pub struct HostdevSpec {
     /// `managed='yes'`: virtpci detaches it and gives it back.
     pub managed: bool,
     /// `<address type='unassigned'/>`: prepared and booked like any other, never shown to the
-    /// guest (seed S1).
+    /// guest (how a domain declares the other members of a group under the whole-group rule).
     pub unassigned: bool,
     /// The stub: `None`, "vfio" or "vfio-pci" for vfio-pci, or a vfio variant driver's name.
     pub driver: Option<String>,

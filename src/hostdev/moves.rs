@@ -139,7 +139,7 @@ pub enum ResetCapability {
     None,
 }
 
-/// libvirt's virPCIDeviceReset (§5.6): refuse non-endpoints and active devices; nothing for
+/// As libvirt's virPCIDeviceReset: refuse non-endpoints and active devices; nothing for
 /// VFIO-bound or FLR-capable devices; else a PM reset, else a secondary bus reset when no other
 /// device on the bus is in use (everything not in the inactive list counts as in use).
 pub fn reset(
