@@ -35,7 +35,7 @@ impl HostNumaNodes for Host {
 
 /// How the guest cell of a mirrored device was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CellMapping {
+pub(crate) enum CellMapping {
     /// A `<numatune><memnode>` maps the cell to the host node.
     Memnode,
     /// No memnode: the cell with the host node's number.
@@ -53,7 +53,7 @@ pub struct Mirroring {
     pub host_node: Option<u32>,
     /// The guest cell it goes to and how that was found; `None`: placed without mirroring
     /// (see `warning`).
-    pub guest_cell: Option<(u32, CellMapping)>,
+    pub(crate) guest_cell: Option<(u32, CellMapping)>,
     /// Why it was not mirrored, for the user.
     pub warning: Option<String>,
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Read an existing file.
     Read,
     /// Write to an existing file.
@@ -24,7 +24,7 @@ pub enum Access {
 }
 
 /// Open `path` as `access` says; `Err` unless it is a regular file.
-pub fn open_regular(path: &Path, access: Access) -> io::Result<File> {
+pub(crate) fn open_regular(path: &Path, access: Access) -> io::Result<File> {
     let mut opts = OpenOptions::new();
     match access {
         Access::Read => opts.read(true),
@@ -46,7 +46,7 @@ pub fn open_regular(path: &Path, access: Access) -> io::Result<File> {
 }
 
 /// The whole text of `path`, or `None` when it does not exist.
-pub fn read_regular(path: &Path) -> io::Result<Option<String>> {
+pub(crate) fn read_regular(path: &Path) -> io::Result<Option<String>> {
     let mut file = match open_regular(path, Access::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

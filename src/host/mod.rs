@@ -65,17 +65,17 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 /// The default sysfs root.
-pub const DEFAULT_SYSFS_ROOT: &str = "/sys";
+pub(crate) const DEFAULT_SYSFS_ROOT: &str = "/sys";
 /// Root-relative directory of PCI devices.
-pub const DEVICES_DIR: &str = "bus/pci/devices";
+pub(crate) const DEVICES_DIR: &str = "bus/pci/devices";
 /// Root-relative directory of PCI drivers.
-pub const DRIVERS_DIR: &str = "bus/pci/drivers";
+pub(crate) const DRIVERS_DIR: &str = "bus/pci/drivers";
 /// Root-relative `drivers_probe` file.
-pub const DRIVERS_PROBE: &str = "bus/pci/drivers_probe";
+pub(crate) const DRIVERS_PROBE: &str = "bus/pci/drivers_probe";
 /// Root-relative directory of IOMMU groups.
-pub const IOMMU_GROUPS_DIR: &str = "kernel/iommu_groups";
+pub(crate) const IOMMU_GROUPS_DIR: &str = "kernel/iommu_groups";
 /// The VFIO stub driver.
-pub const VFIO_PCI: &str = "vfio-pci";
+pub(crate) const VFIO_PCI: &str = "vfio-pci";
 
 /// The identifiers of a device, from its sysfs attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub struct PciIds {
 
 impl PciIds {
     /// A PCI-to-PCI bridge (class 0x0604), which includes PCIe ports.
-    pub fn is_bridge(&self) -> bool {
+    pub(crate) fn is_bridge(&self) -> bool {
         self.class >> 8 == 0x0604
     }
 }
@@ -114,7 +114,7 @@ pub struct PciDevice {
     pub virtfns: Vec<PciAddress>,
     pub sriov_totalvfs: Option<u32>,
     /// Whether the `reset` file exists (the kernel knows a reset method).
-    pub has_reset: bool,
+    pub(crate) has_reset: bool,
     /// `reset_method`, when the kernel has it (5.15+).
     pub reset_methods: Option<Vec<String>>,
     /// The device's directory relative to the root, symlinks resolved
@@ -286,7 +286,7 @@ impl Host {
     /// (its `.virtpci-sim/` directory is there) even when opened without it, and `None` on a
     /// tree that is neither instead of an error; on the running kernel what netlink says
     /// (`None` when the PF's driver does not say).
-    pub fn recorded_vf_net(&self, pf: &PciAddress, index: u32) -> Result<Option<VfNet>> {
+    pub(crate) fn recorded_vf_net(&self, pf: &PciAddress, index: u32) -> Result<Option<VfNet>> {
         if self.vf_net_through_netlink() {
             return Ok(self.netlink_vf_net(pf, index).ok());
         }

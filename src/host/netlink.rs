@@ -25,14 +25,14 @@ use std::path::Path;
 impl Host {
     /// Whether a VF's MAC and VLAN are read and set through netlink: the host is the running
     /// kernel's own `/sys` (a tree elsewhere, even a copy of it, is not what netlink talks to).
-    pub fn vf_net_through_netlink(&self) -> bool {
+    pub(crate) fn vf_net_through_netlink(&self) -> bool {
         !self.keeps_vf_net()
             && std::fs::canonicalize(self.root()).is_ok_and(|p| p == Path::new("/sys"))
     }
 
     /// Whether [`Host::vf_net`] and [`Host::set_vf_net`] work here: the simulated kernel, or
     /// netlink on the running kernel.
-    pub fn vf_net_supported(&self) -> bool {
+    pub(crate) fn vf_net_supported(&self) -> bool {
         self.keeps_vf_net() || self.vf_net_through_netlink()
     }
 
@@ -249,7 +249,7 @@ fn align4(n: usize) -> usize {
 /// The refusal on a tree that is neither simulated nor the running kernel's `/sys` (a host
 /// snapshot materialized elsewhere, say): netlink would reach the interfaces of the machine
 /// virtpci runs on, not those of the tree.
-pub fn not_the_running_kernel(root: &Path) -> Error {
+pub(crate) fn not_the_running_kernel(root: &Path) -> Error {
     Error::new(
         ErrorCode::OperationUnsupported,
         format!(

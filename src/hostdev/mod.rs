@@ -127,7 +127,7 @@ impl HostdevSpec {
 }
 
 /// Where warnings go (libvirt logs them: failed resets during re-attach, failed rollbacks).
-pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type Logger = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The manager. See the module documentation. `Send + Sync`: every operation holds the lists'
 /// mutex (and the state directory's lock) for its whole duration, as libvirt holds its list
@@ -282,7 +282,7 @@ impl HostdevManager {
     }
 
     /// Every device the manager holds (both lists), as saved now.
-    pub fn held_devices(&self) -> Result<Vec<HeldDevice>> {
+    pub(crate) fn held_devices(&self) -> Result<Vec<HeldDevice>> {
         Ok(self.session()?.book.held_devices())
     }
 
