@@ -78,13 +78,7 @@ impl Host {
 /// is up.
 pub fn vf_net(pf_ifname: &str, vf: u32) -> Result<(VfNet, bool)> {
     let what = || format!("Cannot get VF {vf} info of ifname {pf_ifname}");
-    let mut request = LinkMessage::default();
-    request
-        .attributes
-        .push(LinkAttribute::IfName(pf_ifname.to_string()));
-    request
-        .attributes
-        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::Vf]));
+    let request = link_message(pf_ifname, LinkAttribute::ExtMask(vec![LinkExtentMask::Vf]));
     let answer = exchange(RouteNetlinkMessage::GetLink(request), NLM_F_REQUEST, &what)?;
     let Some(RouteNetlinkMessage::NewLink(link)) = answer else {
         return Err(Error::internal(format!(
@@ -161,15 +155,22 @@ const ALT_ZERO_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0]);
 /// How an EINVAL answer ends its message.
 const EINVAL_TEXT: &str = "Invalid argument";
 
+/// A link message naming the netdev `ifname`, with one more attribute.
+fn link_message(ifname: &str, attribute: LinkAttribute) -> LinkMessage {
+    let mut message = LinkMessage::default();
+    message
+        .attributes
+        .push(LinkAttribute::IfName(ifname.to_string()));
+    message.attributes.push(attribute);
+    message
+}
+
 /// One RTM_SETLINK on `pf_ifname` with `info` as its one IFLA_VF_INFO.
 fn set_link_vf(pf_ifname: &str, info: VfInfo, what: &dyn Fn() -> String) -> Result<()> {
-    let mut request = LinkMessage::default();
-    request
-        .attributes
-        .push(LinkAttribute::IfName(pf_ifname.to_string()));
-    request
-        .attributes
-        .push(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![info])]));
+    let request = link_message(
+        pf_ifname,
+        LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![info])]),
+    );
     exchange(
         RouteNetlinkMessage::SetLink(request),
         NLM_F_REQUEST | NLM_F_ACK,
