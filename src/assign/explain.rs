@@ -1,7 +1,7 @@
 //! Why each device got its address, which controllers were added and why, and the warnings
 //! about a guest's PCI layout (a slot used without function 0; see docs/decisions.md).
 //!
-//! [`guest_warnings`] is the guest section of `virtpci check`; [`explain`] is
+//! `guest_warnings` is the guest section of `virtpci check`; [`explain`] is
 //! `virtpci assign --explain`.
 
 use super::mirror::{mirror_host_numa, CellMapping, HostNumaNodes, Mirroring};

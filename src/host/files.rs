@@ -2,7 +2,7 @@
 //! so that whatever sits at their paths cannot hang or fool the caller: every open uses
 //! `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` (a FIFO does not block the open, a symlink is not
 //! followed) and the file must then be a regular file. Anything else is an error whose text
-//! names the path and says what was found there (see [`describe`]).
+//! names the path and says what was found there (see `describe`).
 
 use rustix::fs::FileType;
 use std::fs::{self, File, OpenOptions};

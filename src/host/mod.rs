@@ -14,7 +14,7 @@
 //!   [`Host::net_interfaces`], [`Host::block_devices`], [`Host::parent_bridge`],
 //!   [`Host::driver_loaded`], [`Host::bound_to_vfio`].
 //! * IOMMU groups: [`Host::iommu_group_num`], [`Host::iommu_group`] (members in address
-//!   order), [`Host::iommu_group_by_number`], [`Host::iommu_groups`] (every group, and the
+//!   order), `Host::iommu_group_by_number`, [`Host::iommu_groups`] (every group, and the
 //!   devices that have none).
 //! * Writing, each through the one [`SysfsWriter`] of the host and each with libvirt's error
 //!   wording: [`Host::set_driver_override`], [`Host::unbind`], [`Host::unbind_from`],
@@ -22,6 +22,12 @@
 //!   [`Host::reset`], [`Host::write_config`].
 //! * Fault injection, for any host: [`Host::faults`] ([`Faults::inject`]: the Nth write of a
 //!   kind fails with an errno and changes nothing) and counters of attempted writes.
+//! * Drivers and modules: [`Host::choose_vfio_driver`] (from modules.alias, as libvirt does),
+//!   `Host::ensure_driver_loaded` (`modules`, `module_loading.rs`); VFIO cdevs and iommufd:
+//!   [`Host::vfio_cdev`] (`vfio.rs`).
+//! * A VF's MAC and VLAN as its PF holds them: [`Host::vf_net`], [`Host::set_vf_net`]
+//!   ([`vfnet`]; through [`netlink`] on a real host).
+//! * Reports for the operator's tools: [`facts::groups_report`], [`facts::device_facts`].
 //! * Fixtures: [`snapshot::HostSnapshot`] records a host as JSON and materializes it as a tree.
 //!
 //! # Safety of the layer
@@ -277,7 +283,7 @@ impl Host {
     }
 
     /// Whether the host's writer keeps a VF's MAC and VLAN (the simulated kernel does; the
-    /// running kernel is asked through netlink instead, [`Host::vf_net_through_netlink`]).
+    /// running kernel is asked through netlink instead, `Host::vf_net_through_netlink`).
     pub fn keeps_vf_net(&self) -> bool {
         self.writer.keeps_vf_net()
     }

@@ -60,7 +60,7 @@ impl DriverChoice {
     }
 }
 
-/// A modules directory's files, read once (see [`Host::read_modules_files`]).
+/// A modules directory's files, read once (see `Host::read_modules_files`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModulesFiles {
     pub options: ModuleOptions,

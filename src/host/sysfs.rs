@@ -2,7 +2,7 @@
 //!
 //! Every path handed to [`Sysfs`] is relative to the root. Paths are resolved *beneath* the
 //! root: a symlink whose target is absolute or climbs above the root is an error
-//! ([`outside_root`]), never followed. The kernel does the resolution when it can
+//! (`outside_root`), never followed. The kernel does the resolution when it can
 //! (`openat2(2)` with `RESOLVE_BENEATH`, Linux ≥ 5.6); where `openat2` is missing or filtered
 //! (old kernels, strict seccomp profiles) the same rule is applied in user space, one path
 //! component at a time.

@@ -2,7 +2,7 @@
 //! `ip link show PF` lists as `vf N ... link/ether MAC, vlan TAG`). On a real host they are
 //! read and set with netlink (RTM_GETLINK/RTM_SETLINK, IFLA_VF_MAC/IFLA_VF_VLAN), which virtpci
 //! does not do yet: [`super::Host::vf_net`] and [`super::Host::set_vf_net`] refuse there. The
-//! simulated kernel keeps them in [`VF_NET_FILE`], one line per VF that was set:
+//! simulated kernel keeps them in `VF_NET_FILE`, one line per VF that was set:
 //! `PF INDEX MAC VLAN` (a VF not listed holds the zero MAC and no VLAN, as a fresh VF does).
 
 use crate::error::{Error, Result};

@@ -34,7 +34,7 @@ pub enum WriteKind {
     /// `bus/pci/devices/<dev>/config` at an offset: raw bytes.
     Config,
     /// A VF's MAC and VLAN set through its PF: `"INDEX MAC VLAN"` to the PF's
-    /// [`super::vfnet::VF_NET_ATTR`]. Only the simulated kernel carries it out (a real host
+    /// `super::vfnet::VF_NET_ATTR`. Only the simulated kernel carries it out (a real host
     /// needs netlink, not done yet; [`KernelWriter`] refuses it with `EOPNOTSUPP`).
     VfNet,
     /// Loading a kernel module (`modprobe MODULE` on a real host): the module's name.

@@ -26,7 +26,7 @@
 //! Each managed hostdev gets the VFIO driver [`Host::choose_vfio_driver`] picks from
 //! modules.alias (or the one `<driver model>` forces, or the VFIO driver it is on already); the
 //! report says which and why. Prepare loads a missing driver's module before anything moves
-//! ([`Host::ensure_driver_loaded`]); an iommufd hostdev must, once bound, have its VFIO device
+//! (`Host::ensure_driver_loaded`); an iommufd hostdev must, once bound, have its VFIO device
 //! cdev ([`Host::vfio_cdev`]), or everything is put back. Re-attach warns about a device that
 //! came back in D3cold or reading all ones.
 //!
