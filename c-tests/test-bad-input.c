@@ -324,7 +324,7 @@ static void case_domain_assign_pci_addresses_with_options(void)
 static void case_domain_explain_pci_addresses(void)
 {
     const char *f = "virtpci_domain_explain_pci_addresses";
-    VirtpciAssignOptions unknown_level = { sizeof unknown_level, 0, -1, 8000000 };
+    VirtpciAssignOptions unknown_level = { sizeof unknown_level, 0, -1, 8000000, NULL };
     char *out = NULL;
     EACH_INPUT(N_XML) FAILS(label(f, "domain_xml", IN_NAME),
                             virtpci_domain_explain_pci_addresses(IN, NULL, 0, &out) < 0);

@@ -95,7 +95,7 @@ impl Error {
         Error::new(ErrorCode::XmlError, detail)
     }
 
-    pub fn xml_detail(detail: impl AsRef<str>) -> Error {
+    pub(crate) fn xml_detail(detail: impl AsRef<str>) -> Error {
         Error::new(ErrorCode::XmlDetail, detail)
     }
 
@@ -103,7 +103,7 @@ impl Error {
         Error::new(ErrorCode::InvalidArg, detail)
     }
 
-    pub fn config_unsupported(detail: impl AsRef<str>) -> Error {
+    pub(crate) fn config_unsupported(detail: impl AsRef<str>) -> Error {
         Error::new(ErrorCode::ConfigUnsupported, detail)
     }
 
@@ -162,7 +162,7 @@ fn prefix_within(text: &str, max: usize) -> &str {
 /// `message` cut to [`MAX_MESSAGE_BYTES`] (ending in `...` when cut): the last guard, for a
 /// message that quotes input without [`quote`]. Applied to every [`Error`] made by
 /// [`Error::new`] and to every message that reaches C.
-pub fn bounded_message(mut message: String) -> String {
+pub(crate) fn bounded_message(mut message: String) -> String {
     if message.len() > MAX_MESSAGE_BYTES {
         let keep = prefix_within(&message, MAX_MESSAGE_BYTES - 3).len();
         message.truncate(keep);

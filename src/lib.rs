@@ -2,6 +2,13 @@
 //!
 //! The core modules are safe Rust; `ffi` is the only unsafe code.
 //!
+//! The modules: [`pci`] (addresses), [`xml`] (domain XML in and out, and the PCI hostdevs of a
+//! definition), [`topology`] (controller models and what each bus accepts), [`assign`] (guest
+//! PCI addresses as libvirt gives them, hotplug, whole-slot plans, explanations), [`abi`] (the
+//! guest ABI check), [`host`] (sysfs, IOMMU groups, modules, VFIO, the simulated kernel,
+//! snapshots), [`hostdev`] (prepare and re-attach of host devices, their book and status),
+//! [`error`], [`limits`], and [`ffi`] (the C ABI). The README's layout section lists the files.
+//!
 //! State kept between calls, and nothing else: each thread's spare buffers (the largest
 //! tables of the XML reader, the devices as read and the editor's buffers, emptied and reused
 //! by that thread's next call so that large domains do not fault in fresh pages every time;

@@ -41,7 +41,7 @@ pub const MAX_CONFIG_SPACE_BYTES: usize = 4096;
 /// Longest error or log message virtpci gives, in bytes (prefix included, before the C
 /// string's NUL): messages are read by people and kept in logs, and input quoted in them is
 /// cut to [`MAX_QUOTED_INPUT_BYTES`], so only a bug reaches this bound (then the message is
-/// cut, see [`crate::error::bounded_message`]).
+/// cut, see `crate::error::bounded_message`).
 pub const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// Most bytes of one piece of input (an address, a name, an attribute value, a path) that a

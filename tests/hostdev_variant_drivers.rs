@@ -356,7 +356,7 @@ fn iommufd_finds_the_cdev_or_refuses_with_what_is_missing() {
     let wide = xml
         .replace("<driver iommufd='yes'/>", "")
         .replace("<devices>", "<iommufd enabled='yes'/><devices>");
-    let d = virtpci::hostdev::domain_xml::hostdevs_from_domain_xml(&wide).unwrap();
+    let d = virtpci::xml::hostdevs::hostdevs_from_domain_xml(&wide).unwrap();
     assert!(d.hostdevs[0].iommufd);
     // (The CLI keeps its state in the tree: re-attach through it too.)
     let out = Command::new(virtpci_bin())

@@ -8,7 +8,7 @@
 //! section.
 
 use virtpci::abi::{check_abi_stability, AbiOptions};
-use virtpci::hostdev::domain_xml::{format_uuid, hostdevs_from_domain_xml};
+use virtpci::xml::hostdevs::{format_uuid, hostdevs_from_domain_xml};
 use virtpci::xml::{Document, DomainDef};
 use virtpci::{assign_domain_xml, ErrorCode};
 

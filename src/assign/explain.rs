@@ -1,7 +1,7 @@
 //! Why each device got its address, which controllers were added and why, and the warnings
 //! about a guest's PCI layout (a slot used without function 0; see docs/decisions.md).
 //!
-//! [`guest_warnings`] is the guest section of `virtpci check`; [`explain`] is
+//! `guest_warnings` is the guest section of `virtpci check`; [`explain`] is
 //! `virtpci assign --explain`.
 
 use super::mirror::{mirror_host_numa, CellMapping, HostNumaNodes, Mirroring};
@@ -130,7 +130,7 @@ fn slot_name(a: &PciAddress) -> String {
 
 /// The function 0 warnings of a planned definition: every slot used without function 0,
 /// naming the slot, its functions and the guests that will not see them.
-pub fn function_zero_warnings(def: &DomainDef, set: &AddressSet) -> Vec<Warning> {
+pub(crate) fn function_zero_warnings(def: &DomainDef, set: &AddressSet) -> Vec<Warning> {
     let fam = family(def);
     slots_missing_function_zero(def, set)
         .into_iter()
@@ -165,7 +165,7 @@ pub fn function_zero_warnings(def: &DomainDef, set: &AddressSet) -> Vec<Warning>
 
 /// `VIRTPCI_ASSIGN_STRICT_FUNCTION0`: on x86 machine types a slot used without function 0 is
 /// an error (`VIRTPCI_ERR_CONFIG_UNSUPPORTED`); other machines (pSeries) stay accepted.
-pub fn check_function_zero_strict(def: &DomainDef, set: &AddressSet) -> Result<()> {
+pub(crate) fn check_function_zero_strict(def: &DomainDef, set: &AddressSet) -> Result<()> {
     if family(def) != GuestFamily::X86 {
         return Ok(());
     }
@@ -189,7 +189,7 @@ pub fn check_function_zero_strict(def: &DomainDef, set: &AddressSet) -> Result<(
 /// The warnings of the guest defined by `xml` after libvirt's assignment: the warning for
 /// each slot without function 0, and what the assignment itself warned about. This is the
 /// guest section of `virtpci check`.
-pub fn guest_warnings(xml: &str) -> Result<Vec<Warning>> {
+pub(crate) fn guest_warnings(xml: &str) -> Result<Vec<Warning>> {
     let doc = Document::parse(xml)?;
     let done = plan(DomainDef::from_document(&doc)?)?;
     let mut warnings = function_zero_warnings(&done.def, &done.set);
@@ -275,7 +275,7 @@ pub struct DeviceExplanation {
     pub address: String,
     pub reason: Reason,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason_text: Option<String>,
+    pub(crate) reason_text: Option<String>,
     /// Why host-NUMA mirroring left the device where the usual placement put it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirroring: Option<String>,

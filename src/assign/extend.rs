@@ -53,7 +53,7 @@ pub struct Extension {
     room: usize,
     /// Devices that found no room, and why the first of them did not.
     pub failures: usize,
-    pub first_failure: Option<String>,
+    pub(crate) first_failure: Option<String>,
 }
 
 impl Extension {
@@ -106,7 +106,7 @@ impl Extension {
     }
 
     /// Add what a device with `flags` needs and return the index of the bus it can use.
-    pub fn add_bus_for(&mut self, set: &mut AddressSet, flags: ConnectFlags) -> Result<u32> {
+    pub(crate) fn add_bus_for(&mut self, set: &mut AddressSet, flags: ConnectFlags) -> Result<u32> {
         let result = if flags.intersects(ConnectFlags::INTEGRATED) {
             Err("the device must sit on bus 0, which is full".to_string())
         } else if flags.intersects(ConnectFlags::PCI_DEVICE | ConnectFlags::PCI_BRIDGE)

@@ -121,7 +121,7 @@ impl HotplugAddressSet {
 
     /// [`Self::reserve_next`] with preferences given apart from the XML; each one set in
     /// `prefs` replaces the device's own.
-    pub fn reserve_next_with(
+    pub(crate) fn reserve_next_with(
         &mut self,
         device_xml: &str,
         prefs: &AddressPreferences,

@@ -56,13 +56,13 @@ impl LibvirtLevel {
 
     /// libvirt 11.3 gives the PCI controllers it adds during placement zPCI identifiers on
     /// s390x; 9.0 leaves them without (checked with both).
-    pub fn gives_added_controllers_zpci(self) -> bool {
+    pub(crate) fn gives_added_controllers_zpci(self) -> bool {
         self >= LibvirtLevel::V11_3
     }
 
     /// libvirt 10.0 and later insert the controllers they add in index order
     /// (virDomainControllerInsert); 9.0 appends them to the list.
-    pub fn inserts_added_controllers(self) -> bool {
+    pub(crate) fn inserts_added_controllers(self) -> bool {
         self >= LibvirtLevel::V11_3
     }
 }

@@ -15,7 +15,8 @@ use crate::host::Host;
 use crate::pci::PciAddress;
 use crate::topology::MachineKind;
 use crate::xml::domain::{BusPreference, DeviceKind, DomainDef};
-use crate::xml::host_numa::{memnodes, pci_hostdev_source, MemNode};
+use crate::xml::host_numa::{memnodes, MemNode};
+use crate::xml::identity::pci_hostdev_source;
 use crate::xml::Document;
 
 /// Where the host's PCI devices sit: the source of the host NUMA nodes for mirroring.
@@ -34,7 +35,7 @@ impl HostNumaNodes for Host {
 
 /// How the guest cell of a mirrored device was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CellMapping {
+pub(crate) enum CellMapping {
     /// A `<numatune><memnode>` maps the cell to the host node.
     Memnode,
     /// No memnode: the cell with the host node's number.
@@ -52,7 +53,7 @@ pub struct Mirroring {
     pub host_node: Option<u32>,
     /// The guest cell it goes to and how that was found; `None`: placed without mirroring
     /// (see `warning`).
-    pub guest_cell: Option<(u32, CellMapping)>,
+    pub(crate) guest_cell: Option<(u32, CellMapping)>,
     /// Why it was not mirrored, for the user.
     pub warning: Option<String>,
 }

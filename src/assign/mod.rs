@@ -1,4 +1,5 @@
-//! Guest PCI address assignment, identical to libvirt 9.0 for x86 `pc` and `q35` machines.
+//! Guest PCI address assignment, identical to libvirt 9.0 (or 11.3, by option) for the
+//! machines it places (x86 `pc` and `q35`, and those plan/ names), refusing the others.
 //!
 //! [`assign_domain_xml`] takes a domain definition and returns it with every PCI address
 //! filled in and the PCI controllers libvirt would add, keeping every other byte of the input.

@@ -8,18 +8,18 @@ use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, PciModel};
 
 /// Slots per bus.
-pub const SLOTS: usize = 32;
+pub(crate) const SLOTS: usize = 32;
 
 /// One slot: the functions in use and who may share it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Slot {
     pub functions: u8,
     /// pcie-root-ports may share it, one per function.
-    pub aggregate: bool,
+    pub(crate) aggregate: bool,
     /// Devices placed with [`ConnectFlags::PACK_FUNCTIONS`] may share it (extend mode).
     pub packed: bool,
     /// Kept for bridges (extend mode), so that the bridge tree can keep growing.
-    pub bridges_only: bool,
+    pub(crate) bridges_only: bool,
 }
 
 /// One bus: the controller model that provides it and what it accepts.
@@ -67,7 +67,7 @@ impl Bus {
     }
 
     /// Every slot in range has at least one function in use.
-    pub fn is_fully_reserved(&self) -> bool {
+    pub(crate) fn is_fully_reserved(&self) -> bool {
         (self.min_slot..=self.max_slot).all(|s| self.slots[s as usize].functions != 0)
     }
 
@@ -81,7 +81,7 @@ impl Bus {
 pub struct AddressSet {
     pub buses: Vec<Bus>,
     /// In a dry run the set grows instead of failing, to count the buses needed.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Per (device flags, function): the first bus worth searching. Buses only fill up while
     /// addresses are reserved, so a bus that could not take such a device never will; a
     /// release forgets these.
@@ -89,7 +89,7 @@ pub struct AddressSet {
     /// Extend mode: how to add buses when nothing fits (instead of a dry run's growth).
     pub extension: Option<Extension>,
     /// Extend mode's first try: a dry run that would need more buses than this fails.
-    pub grow_limit: Option<usize>,
+    pub(crate) grow_limit: Option<usize>,
 }
 
 /// Why a device may not sit on a bus.
@@ -163,12 +163,12 @@ impl AddressSet {
         }
     }
 
-    pub fn bus_count(&self) -> usize {
+    pub(crate) fn bus_count(&self) -> usize {
         self.buses.len()
     }
 
     /// Whether any function of the slot of `addr` is taken.
-    pub fn slot_in_use(&self, addr: &PciAddress) -> bool {
+    pub(crate) fn slot_in_use(&self, addr: &PciAddress) -> bool {
         self.buses
             .get(addr.bus as usize)
             .and_then(|b| b.slots.get(addr.slot as usize))
@@ -177,7 +177,7 @@ impl AddressSet {
 
     /// Whether a device with `device` flags may sit on a bus accepting `bus` flags
     /// (libvirt's virDomainPCIAddressFlagsCompatible). With `report`, the reason is the error.
-    pub fn flags_compatible(
+    pub(crate) fn flags_compatible(
         addr: &PciAddress,
         bus: ConnectFlags,
         device: ConnectFlags,
@@ -237,7 +237,7 @@ impl AddressSet {
     }
 
     /// Check that `addr` exists and suits a device with `flags` (virDomainPCIAddressValidate).
-    pub fn validate(
+    pub(crate) fn validate(
         &self,
         addr: &PciAddress,
         flags: ConnectFlags,
@@ -473,7 +473,7 @@ impl AddressSet {
 
     /// Reserve the first free address for a device with `flags` on a bus that `allowed`
     /// accepts, buses in order; the set never grows here.
-    pub fn reserve_next_on(
+    pub(crate) fn reserve_next_on(
         &mut self,
         flags: ConnectFlags,
         allowed: impl Fn(usize) -> bool,
@@ -493,7 +493,7 @@ impl AddressSet {
     /// Add buses so that `addr.bus` exists, choosing their model from what the device needs
     /// (virDomainPCIAddressSetGrow). May move `addr` one bus up when a pure PCIe topology
     /// needs a pcie-root-port before the pcie-to-pci-bridge.
-    pub fn grow(&mut self, addr: &mut PciAddress, flags: ConnectFlags) -> Result<()> {
+    pub(crate) fn grow(&mut self, addr: &mut PciAddress, flags: ConnectFlags) -> Result<()> {
         let current = self.buses.len() as i64;
         let mut add = i64::from(addr.bus) - current + 1;
         if add <= 0 {

@@ -41,23 +41,23 @@ pub enum Pluggability {
 
 /// A device of the running guest that has a PCI address.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveDevice {
+pub(crate) struct LiveDevice {
     pub addr: PciAddress,
     /// A short name: `interface (mac 52:54:00:00:00:01)`, `controller pci index 3 (...)`.
     pub label: String,
     /// The device element as the definition (or the attach plan) gave it.
     pub xml: String,
     /// Marked `<addressPreferences hotplug='no'/>` or `<hotplug require='no'/>`.
-    pub no_hotplug: bool,
+    pub(crate) no_hotplug: bool,
     /// A PCI controller: the bus (its index) it provides.
-    pub provides_bus: Option<u32>,
+    pub(crate) provides_bus: Option<u32>,
     /// Another controller: the devices that use it (their labels).
-    pub users: Vec<String>,
+    pub(crate) users: Vec<String>,
 }
 
 /// The devices of a running guest by PCI address.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     pub devices: Vec<LiveDevice>,
 }
 
@@ -155,7 +155,7 @@ fn pci_controller_index(doc: &Document<'_>) -> Option<u32> {
 impl Inventory {
     /// The devices of `def` (after assignment) that have a PCI address; `doc` is the
     /// definition they were read from.
-    pub fn from_definition(doc: &Document<'_>, def: &DomainDef) -> Inventory {
+    pub(crate) fn from_definition(doc: &Document<'_>, def: &DomainDef) -> Inventory {
         let mut devices = Vec::new();
         for device in &def.devices {
             let Some(addr) = device.address.present_pci() else {
@@ -196,7 +196,7 @@ impl Inventory {
     }
 
     /// Record a device plugged at `addr` from its XML.
-    pub fn add_from_xml(&mut self, addr: PciAddress, device_xml: &str) {
+    pub(crate) fn add_from_xml(&mut self, addr: PciAddress, device_xml: &str) {
         let device = Document::parse(device_xml).ok().and_then(|doc| {
             let device = read_device(&doc, doc.root).ok()?;
             Some(LiveDevice {

@@ -9,25 +9,25 @@
 use crate::error::{Error, Result};
 
 /// Size of the standard header every device has.
-pub const HEADER_SIZE: usize = 64;
+pub(crate) const HEADER_SIZE: usize = 64;
 /// Size of conventional PCI config space.
-pub const PCI_CONFIG_SIZE: usize = 256;
+pub(crate) const PCI_CONFIG_SIZE: usize = 256;
 /// Size of PCIe extended config space.
-pub const PCIE_CONFIG_SIZE: usize = 4096;
+pub(crate) const PCIE_CONFIG_SIZE: usize = 4096;
 
-pub const CAP_ID_PM: u8 = 0x01;
-pub const CAP_ID_PCIE: u8 = 0x10;
-pub const CAP_ID_AF: u8 = 0x13;
-pub const EXT_CAP_ID_ACS: u16 = 0x0d;
+pub(crate) const CAP_ID_PM: u8 = 0x01;
+pub(crate) const CAP_ID_PCIE: u8 = 0x10;
+pub(crate) const CAP_ID_AF: u8 = 0x13;
+pub(crate) const EXT_CAP_ID_ACS: u16 = 0x0d;
 
 /// Offset of PM_CTRL within the PM capability.
-pub const PM_CTRL: usize = 4;
+pub(crate) const PM_CTRL: usize = 4;
 /// Offset of the bridge control register in a type 1 header; bit 0x40 is secondary bus reset.
-pub const BRIDGE_CONTROL: usize = 0x3e;
-pub const BRIDGE_CTL_BUS_RESET: u16 = 0x40;
+pub(crate) const BRIDGE_CONTROL: usize = 0x3e;
+pub(crate) const BRIDGE_CTL_BUS_RESET: u16 = 0x40;
 
 /// ACS control bits libvirt requires of a downstream port: SV, RR, CR, UF.
-pub const ACS_REQUIRED: u16 = 0x01 | 0x04 | 0x08 | 0x10;
+pub(crate) const ACS_REQUIRED: u16 = 0x01 | 0x04 | 0x08 | 0x10;
 
 /// The header layout (byte 0x0E without the multifunction bit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub enum PciePortType {
 }
 
 impl PciePortType {
-    pub fn from_bits(v: u8) -> PciePortType {
+    pub(crate) fn from_bits(v: u8) -> PciePortType {
         match v {
             0 => PciePortType::Endpoint,
             1 => PciePortType::LegacyEndpoint,
@@ -98,14 +98,14 @@ pub struct PcieCapability {
 pub struct PmCapability {
     pub offset: usize,
     /// NO_SOFT_RESET: a D3hot→D0 transition does not reset the device.
-    pub no_soft_reset: bool,
+    pub(crate) no_soft_reset: bool,
 }
 
 /// The ACS extended capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AcsCapability {
     pub offset: usize,
-    pub control: u16,
+    pub(crate) control: u16,
 }
 
 /// A device's configuration space as read from its `config` file, with the parsed facts.
@@ -118,7 +118,7 @@ pub struct ConfigSpace {
     pub pcie: Option<PcieCapability>,
     pub pm: Option<PmCapability>,
     /// FLR through the Advanced Features capability.
-    pub af_flr: bool,
+    pub(crate) af_flr: bool,
     pub acs: Option<AcsCapability>,
 }
 
@@ -160,18 +160,18 @@ impl ConfigSpace {
         Ok(cfg)
     }
 
-    pub fn read_u8(&self, off: usize) -> Option<u8> {
+    pub(crate) fn read_u8(&self, off: usize) -> Option<u8> {
         self.bytes.get(off).copied()
     }
 
-    pub fn read_u16(&self, off: usize) -> Option<u16> {
+    pub(crate) fn read_u16(&self, off: usize) -> Option<u16> {
         Some(u16::from_le_bytes([
             *self.bytes.get(off)?,
             *self.bytes.get(off + 1)?,
         ]))
     }
 
-    pub fn read_u32(&self, off: usize) -> Option<u32> {
+    pub(crate) fn read_u32(&self, off: usize) -> Option<u32> {
         Some(u32::from_le_bytes([
             *self.bytes.get(off)?,
             *self.bytes.get(off + 1)?,
@@ -299,7 +299,7 @@ impl ConfigSpace {
 /// A description of config space that [`ConfigBuilder::build`] turns into bytes: used by the
 /// fixture materializer and by tests. Only the fields virtpci reads are filled in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigBuilder {
+pub(crate) struct ConfigBuilder {
     pub vendor: u16,
     pub device: u16,
     pub class: u32,
@@ -314,7 +314,7 @@ pub struct ConfigBuilder {
     pub pm: bool,
     pub pm_no_soft_reset: bool,
     /// ACS capability with this control value (PCIe only).
-    pub acs_control: Option<u16>,
+    pub(crate) acs_control: Option<u16>,
 }
 
 impl ConfigBuilder {

@@ -33,7 +33,7 @@ impl Host {
     }
 
     /// Fail with `VIR_ERR_DEVICE_MISSING` unless the device exists.
-    pub fn require_device(&self, addr: &PciAddress) -> Result<()> {
+    pub(crate) fn require_device(&self, addr: &PciAddress) -> Result<()> {
         if self.device_exists(addr)? {
             Ok(())
         } else {
@@ -241,7 +241,7 @@ impl Host {
     }
 
     /// Whether the `reset` file exists.
-    pub fn has_reset_file(&self, addr: &PciAddress) -> Result<bool> {
+    pub(crate) fn has_reset_file(&self, addr: &PciAddress) -> Result<bool> {
         self.sysfs.exists_nofollow(&dev_path(addr, "reset"))
     }
 
@@ -254,7 +254,7 @@ impl Host {
     }
 
     /// The device's real directory relative to the root (symlinks resolved).
-    pub fn device_sysfs_path(&self, addr: &PciAddress) -> Result<String> {
+    pub(crate) fn device_sysfs_path(&self, addr: &PciAddress) -> Result<String> {
         self.require_device(addr)?;
         self.sysfs.real_path(&format!("{DEVICES_DIR}/{addr}"))
     }
@@ -321,7 +321,8 @@ impl Host {
     }
 
     /// The bridge above the device: the parent directory in sysfs when it is a PCI device,
-    /// else (flat trees) libvirt's search of bridges by bus numbers (§4.4).
+    /// else (flat trees), as libvirt searches: the bridge whose secondary bus is the device's
+    /// bus, or else the one whose secondary..subordinate range holds it most closely.
     pub fn parent_bridge(&self, addr: &PciAddress) -> Result<Option<PciAddress>> {
         let path = self.device_sysfs_path(addr)?;
         if let Some((parent, _)) = path.rsplit_once('/') {

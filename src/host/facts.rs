@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// The vendor's and the device's names in the PCI ID database bundled with the `pci-ids`
 /// crate (the pci.ids file lspci reads), when it knows them.
-pub fn pci_names(vendor: u16, device: u16) -> (Option<&'static str>, Option<&'static str>) {
+pub(crate) fn pci_names(vendor: u16, device: u16) -> (Option<&'static str>, Option<&'static str>) {
     match pci_ids::Device::from_vid_pid(vendor, device) {
         Some(d) => (Some(d.vendor().name()), Some(d.name())),
         None => (

@@ -2,7 +2,7 @@
 //! so that whatever sits at their paths cannot hang or fool the caller: every open uses
 //! `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` (a FIFO does not block the open, a symlink is not
 //! followed) and the file must then be a regular file. Anything else is an error whose text
-//! names the path and says what was found there (see [`describe`]).
+//! names the path and says what was found there (see `describe`).
 
 use rustix::fs::FileType;
 use std::fs::{self, File, OpenOptions};
@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Read an existing file.
     Read,
     /// Write to an existing file.
@@ -24,7 +24,7 @@ pub enum Access {
 }
 
 /// Open `path` as `access` says; `Err` unless it is a regular file.
-pub fn open_regular(path: &Path, access: Access) -> io::Result<File> {
+pub(crate) fn open_regular(path: &Path, access: Access) -> io::Result<File> {
     let mut opts = OpenOptions::new();
     match access {
         Access::Read => opts.read(true),
@@ -46,7 +46,7 @@ pub fn open_regular(path: &Path, access: Access) -> io::Result<File> {
 }
 
 /// The whole text of `path`, or `None` when it does not exist.
-pub fn read_regular(path: &Path) -> io::Result<Option<String>> {
+pub(crate) fn read_regular(path: &Path) -> io::Result<Option<String>> {
     let mut file = match open_regular(path, Access::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

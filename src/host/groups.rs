@@ -37,7 +37,7 @@ impl Host {
 
     /// Members of group `number` in address order. An error when the group does not exist or
     /// an entry is not a device name ("Found invalid device link").
-    pub fn iommu_group_by_number(&self, number: u32) -> Result<IommuGroup> {
+    pub(crate) fn iommu_group_by_number(&self, number: u32) -> Result<IommuGroup> {
         let rel = format!("{IOMMU_GROUPS_DIR}/{number}/devices");
         let mut devices = Vec::new();
         let found =

@@ -14,7 +14,7 @@
 //!   [`Host::net_interfaces`], [`Host::block_devices`], [`Host::parent_bridge`],
 //!   [`Host::driver_loaded`], [`Host::bound_to_vfio`].
 //! * IOMMU groups: [`Host::iommu_group_num`], [`Host::iommu_group`] (members in address
-//!   order), [`Host::iommu_group_by_number`], [`Host::iommu_groups`] (every group, and the
+//!   order), `Host::iommu_group_by_number`, [`Host::iommu_groups`] (every group, and the
 //!   devices that have none).
 //! * Writing, each through the one [`SysfsWriter`] of the host and each with libvirt's error
 //!   wording: [`Host::set_driver_override`], [`Host::unbind`], [`Host::unbind_from`],
@@ -22,6 +22,12 @@
 //!   [`Host::reset`], [`Host::write_config`].
 //! * Fault injection, for any host: [`Host::faults`] ([`Faults::inject`]: the Nth write of a
 //!   kind fails with an errno and changes nothing) and counters of attempted writes.
+//! * Drivers and modules: [`Host::choose_vfio_driver`] (from modules.alias, as libvirt does),
+//!   `Host::ensure_driver_loaded` (`modules`, `module_loading.rs`); VFIO cdevs and iommufd:
+//!   [`Host::vfio_cdev`] (`vfio.rs`).
+//! * A VF's MAC and VLAN as its PF holds them: [`Host::vf_net`], [`Host::set_vf_net`]
+//!   ([`vfnet`]; through [`netlink`] on a real host).
+//! * Reports for the operator's tools: [`facts::groups_report`], [`facts::device_facts`].
 //! * Fixtures: [`snapshot::HostSnapshot`] records a host as JSON and materializes it as a tree.
 //!
 //! # Safety of the layer
@@ -65,17 +71,17 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 /// The default sysfs root.
-pub const DEFAULT_SYSFS_ROOT: &str = "/sys";
+pub(crate) const DEFAULT_SYSFS_ROOT: &str = "/sys";
 /// Root-relative directory of PCI devices.
-pub const DEVICES_DIR: &str = "bus/pci/devices";
+pub(crate) const DEVICES_DIR: &str = "bus/pci/devices";
 /// Root-relative directory of PCI drivers.
-pub const DRIVERS_DIR: &str = "bus/pci/drivers";
+pub(crate) const DRIVERS_DIR: &str = "bus/pci/drivers";
 /// Root-relative `drivers_probe` file.
-pub const DRIVERS_PROBE: &str = "bus/pci/drivers_probe";
+pub(crate) const DRIVERS_PROBE: &str = "bus/pci/drivers_probe";
 /// Root-relative directory of IOMMU groups.
-pub const IOMMU_GROUPS_DIR: &str = "kernel/iommu_groups";
+pub(crate) const IOMMU_GROUPS_DIR: &str = "kernel/iommu_groups";
 /// The VFIO stub driver.
-pub const VFIO_PCI: &str = "vfio-pci";
+pub(crate) const VFIO_PCI: &str = "vfio-pci";
 
 /// The identifiers of a device, from its sysfs attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +96,7 @@ pub struct PciIds {
 
 impl PciIds {
     /// A PCI-to-PCI bridge (class 0x0604), which includes PCIe ports.
-    pub fn is_bridge(&self) -> bool {
+    pub(crate) fn is_bridge(&self) -> bool {
         self.class >> 8 == 0x0604
     }
 }
@@ -114,7 +120,7 @@ pub struct PciDevice {
     pub virtfns: Vec<PciAddress>,
     pub sriov_totalvfs: Option<u32>,
     /// Whether the `reset` file exists (the kernel knows a reset method).
-    pub has_reset: bool,
+    pub(crate) has_reset: bool,
     /// `reset_method`, when the kernel has it (5.15+).
     pub reset_methods: Option<Vec<String>>,
     /// The device's directory relative to the root, symlinks resolved
@@ -277,7 +283,7 @@ impl Host {
     }
 
     /// Whether the host's writer keeps a VF's MAC and VLAN (the simulated kernel does; the
-    /// running kernel is asked through netlink instead, [`Host::vf_net_through_netlink`]).
+    /// running kernel is asked through netlink instead, `Host::vf_net_through_netlink`).
     pub fn keeps_vf_net(&self) -> bool {
         self.writer.keeps_vf_net()
     }
@@ -286,7 +292,7 @@ impl Host {
     /// (its `.virtpci-sim/` directory is there) even when opened without it, and `None` on a
     /// tree that is neither instead of an error; on the running kernel what netlink says
     /// (`None` when the PF's driver does not say).
-    pub fn recorded_vf_net(&self, pf: &PciAddress, index: u32) -> Result<Option<VfNet>> {
+    pub(crate) fn recorded_vf_net(&self, pf: &PciAddress, index: u32) -> Result<Option<VfNet>> {
         if self.vf_net_through_netlink() {
             return Ok(self.netlink_vf_net(pf, index).ok());
         }

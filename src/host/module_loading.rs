@@ -60,7 +60,7 @@ impl DriverChoice {
     }
 }
 
-/// A modules directory's files, read once (see [`Host::read_modules_files`]).
+/// A modules directory's files, read once (see `Host::read_modules_files`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModulesFiles {
     pub options: ModuleOptions,
@@ -72,7 +72,7 @@ pub struct ModulesFiles {
 
 impl Host {
     /// The modules directory and whether loading is allowed, as set now.
-    pub fn module_options(&self) -> ModuleOptions {
+    pub(crate) fn module_options(&self) -> ModuleOptions {
         self.modules
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -110,7 +110,7 @@ impl Host {
     /// The PCI driver `module` registers: the `pci:NAME` entry of `module/MODULE/drivers/`
     /// when the module is loaded, else what such modules register (vfio_pci: `vfio-pci`;
     /// the variant drivers: their module name).
-    pub fn driver_of_module(&self, module: &str) -> Result<String> {
+    pub(crate) fn driver_of_module(&self, module: &str) -> Result<String> {
         check_module_name(module)?;
         let rel = format!(
             "module/{}/drivers",
@@ -133,7 +133,7 @@ impl Host {
     /// forbidden, or the module is not in the directory's modules.dep, or it registers no such
     /// driver, the error names the module. The load counts as a [`WriteKind::LoadModule`]
     /// write for fault injection.
-    pub fn ensure_driver_loaded(&self, driver: &str, module: &str) -> Result<bool> {
+    pub(crate) fn ensure_driver_loaded(&self, driver: &str, module: &str) -> Result<bool> {
         check_driver_name(driver)?;
         check_module_name(module)?;
         if self.driver_loaded(driver)? {
@@ -157,7 +157,7 @@ impl Host {
 
     /// Why `module` cannot be loaded here, if it cannot: loading forbidden, or (when the
     /// directory has a modules.dep) not listed there.
-    pub fn check_loadable(&self, module: &str, options: &ModuleOptions) -> Result<()> {
+    pub(crate) fn check_loadable(&self, module: &str, options: &ModuleOptions) -> Result<()> {
         if !options.loading {
             return Err(Error::internal(format!(
                 "Failed to load PCI driver module {module}: loading modules is forbidden on this host; load it first (modprobe {module})"
@@ -182,7 +182,7 @@ impl Host {
     }
 
     /// The modules directory's modules.alias and modules.dep, read once for several choices.
-    pub fn read_modules_files(&self) -> Result<ModulesFiles> {
+    pub(crate) fn read_modules_files(&self) -> Result<ModulesFiles> {
         let options = self.module_options();
         Ok(ModulesFiles {
             alias: read_modules_file(&options.dir, "modules.alias")?,
@@ -192,7 +192,7 @@ impl Host {
     }
 
     /// [`Host::choose_vfio_driver`] with the files read already, for a device known to exist.
-    pub fn choose_vfio_driver_with(
+    pub(crate) fn choose_vfio_driver_with(
         &self,
         files: &ModulesFiles,
         addr: &PciAddress,

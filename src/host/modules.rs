@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// The VFIO stub's module.
-pub const VFIO_PCI_MODULE: &str = "vfio_pci";
+pub(crate) const VFIO_PCI_MODULE: &str = "vfio_pci";
 
 /// Where modules live and whether virtpci may load them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,14 +32,14 @@ pub struct ModuleOptions {
 
 /// `/lib/modules/$(uname -r)` of the running kernel (the release read from
 /// `/proc/sys/kernel/osrelease`, which is what uname reports).
-pub fn default_modules_dir() -> PathBuf {
+pub(crate) fn default_modules_dir() -> PathBuf {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     Path::new("/lib/modules").join(release.trim())
 }
 
 /// A module name modprobe may be given: `[A-Za-z0-9_-]`, 1 to 64 characters, not starting
 /// with `-` (it would be read as an option).
-pub fn is_valid_module_name(name: &str) -> bool {
+pub(crate) fn is_valid_module_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('-')
@@ -49,7 +49,7 @@ pub fn is_valid_module_name(name: &str) -> bool {
 }
 
 /// Refuse a module name modprobe should not be given.
-pub fn check_module_name(name: &str) -> Result<()> {
+pub(crate) fn check_module_name(name: &str) -> Result<()> {
     if is_valid_module_name(name) {
         Ok(())
     } else {
@@ -61,13 +61,13 @@ pub fn check_module_name(name: &str) -> Result<()> {
 }
 
 /// The kernel treats `-` and `_` in module names alike; modules.alias writes `_`.
-pub fn normalize_module_name(name: &str) -> String {
+pub(crate) fn normalize_module_name(name: &str) -> String {
     name.replace('-', "_")
 }
 
 /// The driver name a module registers when the kernel cannot be asked (the module is not
 /// loaded): vfio_pci registers `vfio-pci`; the variant drivers register their module name.
-pub fn default_driver_of_module(module: &str) -> String {
+pub(crate) fn default_driver_of_module(module: &str) -> String {
     let module = normalize_module_name(module);
     if module == VFIO_PCI_MODULE {
         crate::host::VFIO_PCI.to_string()
@@ -77,7 +77,7 @@ pub fn default_driver_of_module(module: &str) -> String {
 }
 
 /// The module of a driver name, for a driver asked for by name (`vfio-pci` → `vfio_pci`).
-pub fn module_of_driver(driver: &str) -> String {
+pub(crate) fn module_of_driver(driver: &str) -> String {
     normalize_module_name(driver)
 }
 
@@ -146,9 +146,9 @@ pub struct AliasMatch {
     /// The whole line, for reports.
     pub line: String,
     /// 1-based line number in modules.alias.
-    pub line_number: usize,
+    pub(crate) line_number: usize,
     /// How many of the seven fields are exact (not wildcards).
-    pub exact_fields: u8,
+    pub(crate) exact_fields: u8,
 }
 
 /// What matching a device against modules.alias found.
@@ -175,7 +175,7 @@ impl AliasSearch {
 
 /// Match a device's `modalias` (`pci:v...`) against the `alias vfio_pci:` lines of
 /// `modules_alias` (the file's text). `None` when the modalias is not a PCI one.
-pub fn search_vfio_aliases(modules_alias: &str, modalias: &str) -> Option<AliasSearch> {
+pub(crate) fn search_vfio_aliases(modules_alias: &str, modalias: &str) -> Option<AliasSearch> {
     let device = split_fields(modalias.trim().strip_prefix("pci:")?)?;
     let mut out = AliasSearch::default();
     for (i, raw) in modules_alias.lines().enumerate() {
@@ -215,7 +215,7 @@ pub fn search_vfio_aliases(modules_alias: &str, modalias: &str) -> Option<AliasS
 
 /// Whether `modules.dep` (the file's text) lists `module` (`-` and `_` alike, any compression
 /// suffix).
-pub fn modules_dep_lists(modules_dep: &str, module: &str) -> bool {
+pub(crate) fn modules_dep_lists(modules_dep: &str, module: &str) -> bool {
     let want = normalize_module_name(module);
     modules_dep.lines().any(|line| {
         let Some((path, _)) = line.split_once(':') else {
@@ -230,7 +230,7 @@ pub fn modules_dep_lists(modules_dep: &str, module: &str) -> bool {
 }
 
 /// Read a file of the modules directory; `None` when it does not exist.
-pub fn read_modules_file(dir: &Path, name: &str) -> Result<Option<String>> {
+pub(crate) fn read_modules_file(dir: &Path, name: &str) -> Result<Option<String>> {
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(t) => Ok(Some(t)),
@@ -244,7 +244,7 @@ pub fn read_modules_file(dir: &Path, name: &str) -> Result<Option<String>> {
 
 /// `modprobe`'s `--dirname` and `--set-version` for a modules directory of the shape
 /// `PREFIX/lib/modules/VERSION`; `None` for another shape.
-pub fn modprobe_location(dir: &Path) -> Option<(PathBuf, String)> {
+pub(crate) fn modprobe_location(dir: &Path) -> Option<(PathBuf, String)> {
     let version = dir.file_name()?.to_str()?.to_string();
     let modules = dir.parent()?;
     let lib = modules.parent()?;
@@ -257,7 +257,7 @@ pub fn modprobe_location(dir: &Path) -> Option<(PathBuf, String)> {
 /// Run `modprobe -b MODULE` (the blacklist honoured, as libvirt does) for the modules directory
 /// `dir`: plain for the running kernel's, with `--dirname`/`--set-version` for another
 /// `PREFIX/lib/modules/VERSION`. The error carries what modprobe said.
-pub fn run_modprobe(dir: &Path, module: &str) -> std::io::Result<()> {
+pub(crate) fn run_modprobe(dir: &Path, module: &str) -> std::io::Result<()> {
     use std::io::{Error as IoError, ErrorKind};
     if !is_valid_module_name(module) {
         return Err(IoError::from_raw_os_error(libc::EINVAL));

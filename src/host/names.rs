@@ -6,12 +6,12 @@ use crate::pci::PciAddress;
 /// Parse a sysfs device entry name: exactly `dddd:bb:ss.f` in lower-case hexadecimal, as the
 /// kernel writes it (so that formatting the address gives back the same name). `None` for
 /// anything else, `../../etc` included.
-pub fn parse_device_name(name: &str) -> Option<PciAddress> {
+pub(crate) fn parse_device_name(name: &str) -> Option<PciAddress> {
     parse_device_name_bytes(name.as_bytes())
 }
 
 /// [`parse_device_name`] on bytes, without allocating (directory walks call it per entry).
-pub fn parse_device_name_bytes(name: &[u8]) -> Option<PciAddress> {
+pub(crate) fn parse_device_name_bytes(name: &[u8]) -> Option<PciAddress> {
     if name.len() != 12 || name[4] != b':' || name[7] != b':' || name[10] != b'.' {
         return None;
     }
@@ -32,7 +32,7 @@ pub fn parse_device_name_bytes(name: &[u8]) -> Option<PciAddress> {
 
 /// Whether `name` is acceptable as a driver name: `[A-Za-z0-9_.-]+`, at most 64 characters,
 /// and not `.` or `..`.
-pub fn is_valid_driver_name(name: &str) -> bool {
+pub(crate) fn is_valid_driver_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name != "."
@@ -43,7 +43,7 @@ pub fn is_valid_driver_name(name: &str) -> bool {
 }
 
 /// Check a driver name given by a caller.
-pub fn check_driver_name(name: &str) -> Result<()> {
+pub(crate) fn check_driver_name(name: &str) -> Result<()> {
     if is_valid_driver_name(name) {
         Ok(())
     } else {
@@ -55,7 +55,7 @@ pub fn check_driver_name(name: &str) -> Result<()> {
 }
 
 /// The stub drivers that take a device away from its host driver for passthrough.
-pub fn is_stub_driver(name: &str) -> bool {
+pub(crate) fn is_stub_driver(name: &str) -> bool {
     matches!(name, "vfio-pci" | "pci-stub" | "pciback" | "xen-pciback")
         || name.ends_with("_vfio_pci")
         || name.ends_with("-vfio-pci")

@@ -25,14 +25,14 @@ use std::path::Path;
 impl Host {
     /// Whether a VF's MAC and VLAN are read and set through netlink: the host is the running
     /// kernel's own `/sys` (a tree elsewhere, even a copy of it, is not what netlink talks to).
-    pub fn vf_net_through_netlink(&self) -> bool {
+    pub(crate) fn vf_net_through_netlink(&self) -> bool {
         !self.keeps_vf_net()
             && std::fs::canonicalize(self.root()).is_ok_and(|p| p == Path::new("/sys"))
     }
 
     /// Whether [`Host::vf_net`] and [`Host::set_vf_net`] work here: the simulated kernel, or
     /// netlink on the running kernel.
-    pub fn vf_net_supported(&self) -> bool {
+    pub(crate) fn vf_net_supported(&self) -> bool {
         self.keeps_vf_net() || self.vf_net_through_netlink()
     }
 
@@ -78,13 +78,7 @@ impl Host {
 /// is up.
 pub fn vf_net(pf_ifname: &str, vf: u32) -> Result<(VfNet, bool)> {
     let what = || format!("Cannot get VF {vf} info of ifname {pf_ifname}");
-    let mut request = LinkMessage::default();
-    request
-        .attributes
-        .push(LinkAttribute::IfName(pf_ifname.to_string()));
-    request
-        .attributes
-        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::Vf]));
+    let request = link_message(pf_ifname, LinkAttribute::ExtMask(vec![LinkExtentMask::Vf]));
     let answer = exchange(RouteNetlinkMessage::GetLink(request), NLM_F_REQUEST, &what)?;
     let Some(RouteNetlinkMessage::NewLink(link)) = answer else {
         return Err(Error::internal(format!(
@@ -161,15 +155,22 @@ const ALT_ZERO_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0]);
 /// How an EINVAL answer ends its message.
 const EINVAL_TEXT: &str = "Invalid argument";
 
+/// A link message naming the netdev `ifname`, with one more attribute.
+fn link_message(ifname: &str, attribute: LinkAttribute) -> LinkMessage {
+    let mut message = LinkMessage::default();
+    message
+        .attributes
+        .push(LinkAttribute::IfName(ifname.to_string()));
+    message.attributes.push(attribute);
+    message
+}
+
 /// One RTM_SETLINK on `pf_ifname` with `info` as its one IFLA_VF_INFO.
 fn set_link_vf(pf_ifname: &str, info: VfInfo, what: &dyn Fn() -> String) -> Result<()> {
-    let mut request = LinkMessage::default();
-    request
-        .attributes
-        .push(LinkAttribute::IfName(pf_ifname.to_string()));
-    request
-        .attributes
-        .push(LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![info])]));
+    let request = link_message(
+        pf_ifname,
+        LinkAttribute::VfInfoList(vec![LinkVfInfo(vec![info])]),
+    );
     exchange(
         RouteNetlinkMessage::SetLink(request),
         NLM_F_REQUEST | NLM_F_ACK,
@@ -249,7 +250,7 @@ fn align4(n: usize) -> usize {
 /// The refusal on a tree that is neither simulated nor the running kernel's `/sys` (a host
 /// snapshot materialized elsewhere, say): netlink would reach the interfaces of the machine
 /// virtpci runs on, not those of the tree.
-pub fn not_the_running_kernel(root: &Path) -> Error {
+pub(crate) fn not_the_running_kernel(root: &Path) -> Error {
     Error::new(
         ErrorCode::OperationUnsupported,
         format!(

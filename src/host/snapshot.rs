@@ -58,7 +58,7 @@ pub struct HostUse {
     pub mounts: Vec<String>,
     /// Network interfaces that carry an IPv4 default route (`"eno1"`).
     #[serde(default)]
-    pub default_routes: Vec<String>,
+    pub(crate) default_routes: Vec<String>,
 }
 
 impl HostUse {

@@ -2,7 +2,7 @@
 //!
 //! Every path handed to [`Sysfs`] is relative to the root. Paths are resolved *beneath* the
 //! root: a symlink whose target is absolute or climbs above the root is an error
-//! ([`outside_root`]), never followed. The kernel does the resolution when it can
+//! (`outside_root`), never followed. The kernel does the resolution when it can
 //! (`openat2(2)` with `RESOLVE_BENEATH`, Linux ≥ 5.6); where `openat2` is missing or filtered
 //! (old kernels, strict seccomp profiles) the same rule is applied in user space, one path
 //! component at a time.
@@ -56,7 +56,7 @@ pub struct Sysfs {
 }
 
 /// The error for a path whose resolution would leave the root.
-pub fn outside_root(root: &Path, rel: &str) -> Error {
+pub(crate) fn outside_root(root: &Path, rel: &str) -> Error {
     Error::internal(format!(
         "'{}' resolves outside the sysfs root '{}' (a symlink leaves the root); not followed",
         root.join(rel).display(),
@@ -97,7 +97,7 @@ impl Sysfs {
     }
 
     /// Open with a given resolution method (tests use this to exercise the user-space path).
-    pub fn open_with(root: &Path, resolution: Resolution) -> Result<Sysfs> {
+    pub(crate) fn open_with(root: &Path, resolution: Resolution) -> Result<Sysfs> {
         let mut sysfs = Sysfs::open(root)?;
         sysfs.resolution = resolution;
         Ok(sysfs)
@@ -119,7 +119,7 @@ impl Sysfs {
     /// Open `rel` beneath the root with `flags` (`O_CLOEXEC` is always added). With
     /// `O_NOFOLLOW` the last component must not be a symlink. `EXDEV` means the path leaves
     /// the root.
-    pub fn open_at(&self, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    pub(crate) fn open_at(&self, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
         let flags = flags | OFlags::CLOEXEC;
         let rel = if rel.is_empty() { "." } else { rel };
         match self.resolution {
@@ -155,7 +155,7 @@ impl Sysfs {
     /// Resolve `rel` beneath the root in user space and return the equivalent path without
     /// symlinks (relative to the root; empty for the root itself). With `follow_last` false, a
     /// symlink in the last position is kept as it is.
-    pub fn resolve_userland(&self, rel: &str, follow_last: bool) -> io::Result<String> {
+    pub(crate) fn resolve_userland(&self, rel: &str, follow_last: bool) -> io::Result<String> {
         let mut done: Vec<String> = Vec::new();
         let mut pending: VecDeque<String> = rel.split('/').map(str::to_string).collect();
         if rel.starts_with('/') {
@@ -209,13 +209,13 @@ impl Sysfs {
 
     /// Resolve `rel` (following every symlink, the last one included) to its real location
     /// beneath the root, as a root-relative path without symlinks. Errors name the path.
-    pub fn real_path(&self, rel: &str) -> Result<String> {
+    pub(crate) fn real_path(&self, rel: &str) -> Result<String> {
         self.resolve_userland(rel, true)
             .map_err(|e| self.io_error("Failed to resolve", rel, e))
     }
 
     /// Turn an I/O error about `rel` into an [`Error`]: leaving the root gets its own message.
-    pub fn io_error(&self, what: &str, rel: &str, err: io::Error) -> Error {
+    pub(crate) fn io_error(&self, what: &str, rel: &str, err: io::Error) -> Error {
         if err.raw_os_error() == Some(libc::EXDEV) {
             outside_root(&self.root, rel)
         } else {
@@ -234,7 +234,7 @@ impl Sysfs {
     }
 
     /// Whether `rel` exists, without following a symlink in the last position.
-    pub fn exists_nofollow(&self, rel: &str) -> Result<bool> {
+    pub(crate) fn exists_nofollow(&self, rel: &str) -> Result<bool> {
         match self.open_at(rel, OFlags::PATH | OFlags::NOFOLLOW) {
             Ok(_) => Ok(true),
             Err(e) if is_absent(&e) => Ok(false),
@@ -243,7 +243,7 @@ impl Sysfs {
     }
 
     /// Read at most `limit` bytes of the regular file `rel`. `Ok(None)` when it does not exist.
-    pub fn read_file_opt(&self, rel: &str, limit: usize) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_file_opt(&self, rel: &str, limit: usize) -> Result<Option<Vec<u8>>> {
         let fd = match self.open_at(rel, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
@@ -274,7 +274,7 @@ impl Sysfs {
     }
 
     /// Read the regular file `rel`; a missing file is an error naming it.
-    pub fn read_file(&self, rel: &str, limit: usize) -> Result<Vec<u8>> {
+    pub(crate) fn read_file(&self, rel: &str, limit: usize) -> Result<Vec<u8>> {
         self.read_file_opt(rel, limit)?.ok_or_else(|| {
             Error::system(
                 format!("Failed to open '{}'", self.display(rel)),
@@ -284,7 +284,7 @@ impl Sysfs {
     }
 
     /// Read a short text attribute, without its trailing newline. `Ok(None)` when absent.
-    pub fn read_attr_opt(&self, rel: &str) -> Result<Option<String>> {
+    pub(crate) fn read_attr_opt(&self, rel: &str) -> Result<Option<String>> {
         match self.read_file_opt(rel, 4096)? {
             None => Ok(None),
             Some(bytes) => {
@@ -297,7 +297,7 @@ impl Sysfs {
     }
 
     /// Read a short text attribute that must exist.
-    pub fn read_attr(&self, rel: &str) -> Result<String> {
+    pub(crate) fn read_attr(&self, rel: &str) -> Result<String> {
         self.read_attr_opt(rel)?.ok_or_else(|| {
             Error::system(
                 format!("Failed to open '{}'", self.display(rel)),
@@ -354,7 +354,7 @@ impl Sysfs {
     /// Call `f` with the name and kind of every entry of the directory `rel` (without `.` and
     /// `..`), in directory order, without allocating per entry. `Ok(false)` when the directory
     /// does not exist; the first error of `f` stops the walk and is returned.
-    pub fn for_each_entry(
+    pub(crate) fn for_each_entry(
         &self,
         rel: &str,
         mut f: impl FnMut(&[u8], EntryKind) -> Result<()>,
@@ -391,7 +391,7 @@ impl Sysfs {
 
     /// The entries of the directory `rel` (without `.` and `..`), in directory order.
     /// `Ok(None)` when it does not exist.
-    pub fn read_dir_opt(&self, rel: &str) -> Result<Option<Vec<DirEntry>>> {
+    pub(crate) fn read_dir_opt(&self, rel: &str) -> Result<Option<Vec<DirEntry>>> {
         let mut out = Vec::new();
         let found = self.for_each_entry(rel, |name, kind| {
             out.push(DirEntry {
@@ -415,7 +415,7 @@ impl Sysfs {
 
     /// Open `rel` for writing with `O_WRONLY | O_NOFOLLOW` beneath the root. Used only by the
     /// kernel writer.
-    pub fn open_for_write(&self, rel: &str) -> io::Result<File> {
+    pub(crate) fn open_for_write(&self, rel: &str) -> io::Result<File> {
         let fd = self.open_at(rel, OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK)?;
         let stat = rfs::fstat(&fd)?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
@@ -436,7 +436,7 @@ fn is_absent(e: &io::Error) -> bool {
 
 /// Join a root-relative directory and a relative symlink target lexically, refusing to climb
 /// above the root. Returns the normalised root-relative path.
-pub fn join_lexically(base_dir: &str, target: &str) -> Option<String> {
+pub(crate) fn join_lexically(base_dir: &str, target: &str) -> Option<String> {
     if target.starts_with('/') {
         return None;
     }
@@ -455,7 +455,7 @@ pub fn join_lexically(base_dir: &str, target: &str) -> Option<String> {
 
 /// The relative path that leads from the directory `from` to `to` (both root-relative,
 /// without symlinks), as the kernel writes its sysfs links.
-pub fn relative_link(from_dir: &str, to: &str) -> String {
+pub(crate) fn relative_link(from_dir: &str, to: &str) -> String {
     let from: Vec<&str> = from_dir.split('/').filter(|p| !p.is_empty()).collect();
     let to_parts: Vec<&str> = to.split('/').filter(|p| !p.is_empty()).collect();
     let common = from

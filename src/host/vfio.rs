@@ -8,7 +8,7 @@ use crate::pci::PciAddress;
 use std::path::PathBuf;
 
 /// The reset methods the kernel knows (`reset_method` accepts these names).
-pub const RESET_METHOD_NAMES: [&str; 7] = [
+pub(crate) const RESET_METHOD_NAMES: [&str; 7] = [
     "device_specific",
     "acpi",
     "flr",
@@ -31,12 +31,12 @@ pub struct VfioCdev {
 
 impl Host {
     /// Whether the host has iommufd (`/dev/iommu` exists).
-    pub fn iommufd_available(&self) -> bool {
+    pub(crate) fn iommufd_available(&self) -> bool {
         self.environment.dev_dir.join("iommu").exists()
     }
 
     /// Refuse unless the host has iommufd, saying what is missing.
-    pub fn require_iommufd(&self) -> Result<()> {
+    pub(crate) fn require_iommufd(&self) -> Result<()> {
         if self.iommufd_available() {
             return Ok(());
         }
@@ -48,7 +48,7 @@ impl Host {
 
     /// The VFIO device cdev of a device bound to a VFIO driver: `vfio-dev/vfioN` in sysfs,
     /// `None` when there is none (not bound to VFIO, or a kernel before 6.1).
-    pub fn vfio_cdev_name(&self, addr: &PciAddress) -> Result<Option<String>> {
+    pub(crate) fn vfio_cdev_name(&self, addr: &PciAddress) -> Result<Option<String>> {
         self.require_device(addr)?;
         let entries = self
             .sysfs
@@ -131,7 +131,7 @@ impl Host {
 
     /// Why a device just given back to the host seems gone, if it does: left in D3cold
     /// (`power_state`), or answering all-ones config space (it fell off the bus).
-    pub fn unresponsive(&self, addr: &PciAddress) -> Result<Option<String>> {
+    pub(crate) fn unresponsive(&self, addr: &PciAddress) -> Result<Option<String>> {
         self.require_device(addr)?;
         if let Some(state) = self.sysfs.read_attr_opt(&dev_path(addr, "power_state"))? {
             if state.trim() == "D3cold" {

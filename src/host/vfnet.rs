@@ -2,7 +2,7 @@
 //! `ip link show PF` lists as `vf N ... link/ether MAC, vlan TAG`). On a real host they are
 //! read and set with netlink (RTM_GETLINK/RTM_SETLINK, IFLA_VF_MAC/IFLA_VF_VLAN), which virtpci
 //! does not do yet: [`super::Host::vf_net`] and [`super::Host::set_vf_net`] refuse there. The
-//! simulated kernel keeps them in [`VF_NET_FILE`], one line per VF that was set:
+//! simulated kernel keeps them in `VF_NET_FILE`, one line per VF that was set:
 //! `PF INDEX MAC VLAN` (a VF not listed holds the zero MAC and no VLAN, as a fresh VF does).
 
 use crate::error::{Error, Result};
@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// The simulator's per-VF MAC and VLAN table.
-pub const VF_NET_FILE: &str = ".virtpci-sim/vf-net";
+pub(crate) const VF_NET_FILE: &str = ".virtpci-sim/vf-net";
 /// The (simulator-only) attribute of a PF that a [`super::WriteKind::VfNet`] write targets;
 /// its data is `INDEX MAC VLAN`.
-pub const VF_NET_ATTR: &str = "virtpci_vf_net";
+pub(crate) const VF_NET_ATTR: &str = "virtpci_vf_net";
 
 /// A MAC address (six bytes, printed `52:54:00:aa:bb:cc`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,12 +72,12 @@ pub struct VfNet {
 
 impl VfNet {
     /// `INDEX MAC VLAN`, the data of a VfNet write.
-    pub fn to_data(self, index: u32) -> String {
+    pub(crate) fn to_data(self, index: u32) -> String {
         format!("{index} {} {}", self.mac, self.vlan)
     }
 
     /// The inverse of [`VfNet::to_data`]; `None` when malformed.
-    pub fn from_data(text: &str) -> Option<(u32, VfNet)> {
+    pub(crate) fn from_data(text: &str) -> Option<(u32, VfNet)> {
         let fields: Vec<&str> = text.split_whitespace().collect();
         let [index, mac, vlan] = fields.as_slice() else {
             return None;
@@ -90,7 +90,7 @@ impl VfNet {
 }
 
 /// Parse the simulator's table (`PF INDEX MAC VLAN` lines, `#` comments).
-pub fn parse_table(text: &str, what: &str) -> Result<BTreeMap<(PciAddress, u32), VfNet>> {
+pub(crate) fn parse_table(text: &str, what: &str) -> Result<BTreeMap<(PciAddress, u32), VfNet>> {
     let mut out = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -115,7 +115,7 @@ pub fn parse_table(text: &str, what: &str) -> Result<BTreeMap<(PciAddress, u32),
 }
 
 /// Format the table as [`parse_table`] reads it.
-pub fn format_table(table: &BTreeMap<(PciAddress, u32), VfNet>) -> String {
+pub(crate) fn format_table(table: &BTreeMap<(PciAddress, u32), VfNet>) -> String {
     let mut text = String::from(
         "# virtpci simulated kernel: MAC and VLAN each PF holds for a VF\n# PF INDEX MAC VLAN\n",
     );

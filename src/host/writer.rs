@@ -34,7 +34,7 @@ pub enum WriteKind {
     /// `bus/pci/devices/<dev>/config` at an offset: raw bytes.
     Config,
     /// A VF's MAC and VLAN set through its PF: `"INDEX MAC VLAN"` to the PF's
-    /// [`super::vfnet::VF_NET_ATTR`]. Only the simulated kernel carries it out (a real host
+    /// `super::vfnet::VF_NET_ATTR`. Only the simulated kernel carries it out (a real host
     /// needs netlink, not done yet; [`KernelWriter`] refuses it with `EOPNOTSUPP`).
     VfNet,
     /// Loading a kernel module (`modprobe MODULE` on a real host): the module's name.
@@ -44,7 +44,7 @@ pub enum WriteKind {
 }
 
 impl WriteKind {
-    pub const ALL: [WriteKind; 11] = [
+    pub(crate) const ALL: [WriteKind; 11] = [
         WriteKind::DriverOverride,
         WriteKind::Bind,
         WriteKind::Unbind,
@@ -128,11 +128,11 @@ pub struct Environment {
     /// The proc directory: mounts and routes (what the host needs).
     pub proc_dir: PathBuf,
     /// The device directory: `/dev/iommu`, `/dev/vfio/devices/vfioN`.
-    pub dev_dir: PathBuf,
+    pub(crate) dev_dir: PathBuf,
     /// The default modules directory (`modules.alias`, `modules.dep`).
     pub modules_dir: PathBuf,
     /// Whether PM and bus resets wait as libvirt does (10 ms, 200 ms) or not at all.
-    pub reset_waits: bool,
+    pub(crate) reset_waits: bool,
 }
 
 impl Environment {
@@ -172,7 +172,7 @@ impl SysfsWriter for KernelWriter {
 }
 
 /// The filesystem magic number of sysfs (`SYSFS_MAGIC` in the kernel's `linux/magic.h`).
-pub const SYSFS_MAGIC: u64 = 0x6265_6572;
+pub(crate) const SYSFS_MAGIC: u64 = 0x6265_6572;
 
 /// Why the real kernel's writes are refused under `root`, or `None` when `root` is a sysfs
 /// mount: a tree that holds the simulator's directory, or any other filesystem, is refused.
@@ -205,7 +205,7 @@ pub fn real_write_refusal(root: &Path) -> Option<String> {
 pub struct Fault {
     pub kind: Option<WriteKind>,
     pub nth: u64,
-    pub errno: i32,
+    pub(crate) errno: i32,
 }
 
 #[derive(Debug, Default)]
@@ -257,7 +257,7 @@ impl Faults {
     }
 
     /// Count a write about to happen; `Err` when an armed fault fires for it.
-    pub fn before_write(&self, kind: WriteKind) -> io::Result<()> {
+    pub(crate) fn before_write(&self, kind: WriteKind) -> io::Result<()> {
         let mut s = self.lock();
         let n_kind = {
             let c = s.attempted.entry(kind).or_insert(0);

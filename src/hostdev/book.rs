@@ -71,7 +71,7 @@ pub struct BookEntry {
 }
 
 /// Now, as [`BookEntry::since`] records it.
-pub fn now_since() -> Option<u64> {
+pub(crate) fn now_since() -> Option<u64> {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
@@ -170,11 +170,11 @@ impl OwnershipBook {
         self.active.iter().find(|a| a.entry.address == *addr)
     }
 
-    pub fn inactive_entry(&self, addr: &PciAddress) -> Option<&BookEntry> {
+    pub(crate) fn inactive_entry(&self, addr: &PciAddress) -> Option<&BookEntry> {
         self.inactive.iter().find(|e| e.address == *addr)
     }
 
-    pub fn is_active(&self, addr: &PciAddress) -> bool {
+    pub(crate) fn is_active(&self, addr: &PciAddress) -> bool {
         self.active_entry(addr).is_some()
     }
 
@@ -182,18 +182,18 @@ impl OwnershipBook {
         self.inactive_entry(addr).is_some()
     }
 
-    pub fn take_active(&mut self, addr: &PciAddress) -> Option<ActiveEntry> {
+    pub(crate) fn take_active(&mut self, addr: &PciAddress) -> Option<ActiveEntry> {
         let i = self.active.iter().position(|a| a.entry.address == *addr)?;
         Some(self.active.remove(i))
     }
 
-    pub fn take_inactive(&mut self, addr: &PciAddress) -> Option<BookEntry> {
+    pub(crate) fn take_inactive(&mut self, addr: &PciAddress) -> Option<BookEntry> {
         let i = self.inactive.iter().position(|e| e.address == *addr)?;
         Some(self.inactive.remove(i))
     }
 
     /// Drop every record of `addr` (a device that left the host).
-    pub fn forget(&mut self, addr: &PciAddress) {
+    pub(crate) fn forget(&mut self, addr: &PciAddress) {
         self.take_active(addr);
         self.take_inactive(addr);
     }
@@ -240,7 +240,7 @@ pub fn format_since(secs: u64) -> String {
 
 impl OwnershipBook {
     /// Every device of both lists, the active list first, each in address order.
-    pub fn held_devices(&self) -> Vec<HeldDevice> {
+    pub(crate) fn held_devices(&self) -> Vec<HeldDevice> {
         let mut active: Vec<HeldDevice> = self
             .active
             .iter()
@@ -280,7 +280,7 @@ pub const INTERRUPTED_NOTE: &str =
     "interrupted: an operation on it did not finish; re-attaching that domain's devices puts it back";
 
 /// [`in_use_error`] for an active entry: an interrupted one says so.
-pub fn held_error(addr: &PciAddress, held: &ActiveEntry) -> Error {
+pub(crate) fn held_error(addr: &PciAddress, held: &ActiveEntry) -> Error {
     let e = in_use_error(addr, &held.owner);
     if held.interrupted {
         Error::new(e.code, format!("{} ({INTERRUPTED_NOTE})", e.detail()))
@@ -289,7 +289,7 @@ pub fn held_error(addr: &PciAddress, held: &ActiveEntry) -> Error {
     }
 }
 
-pub fn in_use_error(addr: &PciAddress, owner: &Owner) -> Error {
+pub(crate) fn in_use_error(addr: &PciAddress, owner: &Owner) -> Error {
     Error::operation_invalid(format!(
         "PCI device {addr} is in use by driver {}, domain {}",
         owner.driver, owner.domain
@@ -300,11 +300,11 @@ mod address_text {
     use crate::pci::PciAddress;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(a: &PciAddress, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(a: &PciAddress, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&a.to_string())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PciAddress, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PciAddress, D::Error> {
         let text = String::deserialize(d)?;
         PciAddress::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
     }

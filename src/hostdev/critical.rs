@@ -30,12 +30,12 @@ pub trait HostUsage: Send + Sync + fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct ProcUsage {
     pub mounts: PathBuf,
-    pub ipv4_routes: PathBuf,
-    pub ipv6_routes: PathBuf,
+    pub(crate) ipv4_routes: PathBuf,
+    pub(crate) ipv6_routes: PathBuf,
 }
 
 /// Where a simulated tree keeps its fake tables, relative to its root.
-pub const SIMULATED_PROC_DIR: &str = ".virtpci-sim/proc";
+pub(crate) const SIMULATED_PROC_DIR: &str = ".virtpci-sim/proc";
 
 impl ProcUsage {
     /// The running system's `/proc`.
@@ -139,7 +139,7 @@ const REFUSAL_END: &str = "refusing to detach it unless forced";
 
 /// The error for detaching a critical device without forcing. It names no option: each
 /// front end names its own with [`name_force_option`].
-pub fn critical_error(addr: &PciAddress, why: &CriticalUse) -> Error {
+pub(crate) fn critical_error(addr: &PciAddress, why: &CriticalUse) -> Error {
     Error::operation_invalid(format!(
         "PCI device {addr} is critical to the host: {why}; {REFUSAL_END}"
     ))
@@ -178,7 +178,7 @@ fn unescape_mount_field(text: &str) -> String {
 }
 
 /// `(source, mount point)` of every mount whose source is under /dev.
-pub fn parse_mounts(text: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_mounts(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|line| {
             let mut f = line.split_whitespace();
@@ -191,7 +191,7 @@ pub fn parse_mounts(text: &str) -> Vec<(String, String)> {
 
 /// Interfaces with a default route: IPv4 (destination and mask 0, RTF_UP) and IPv6 (::/0,
 /// not on `lo`).
-pub fn default_route_interfaces(ipv4: &str, ipv6: &str) -> Vec<String> {
+pub(crate) fn default_route_interfaces(ipv4: &str, ipv6: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in ipv4.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -280,7 +280,7 @@ fn block_name(host: &Host, source: &str) -> Option<String> {
 }
 
 /// Every critical PCI device with the first reason found for it.
-pub fn critical_devices(
+pub(crate) fn critical_devices(
     host: &Host,
     usage: &dyn HostUsage,
 ) -> Result<BTreeMap<PciAddress, CriticalUse>> {

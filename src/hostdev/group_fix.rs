@@ -5,12 +5,12 @@
 
 use super::book::OwnershipBook;
 use super::critical::StaticUsage;
-use super::domain_xml::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 use super::plan::{self, CheckReport};
 use super::{Owner, PrepareOptions};
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::pci::PciAddress;
+use crate::xml::hostdevs::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 
 /// The members of the report's IOMMU groups that the domain does not declare, bridges and
 /// ports excepted, in group order.

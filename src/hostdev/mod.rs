@@ -1,7 +1,9 @@
 //! The hostdev manager: which domain owns which host PCI device, and the moves that give
 //! devices to guests and back, as libvirt's virHostdevPreparePCIDevices and
-//! virHostdevReAttachPCIDevices do them, with two changes of virtpci's (seeds S1 and S5) and
-//! three safeguards libvirt lacks.
+//! virHostdevReAttachPCIDevices do them, plus virtpci's whole-group rule (every non-bridge
+//! member of a hostdev's IOMMU group declared by the domain, perhaps hidden from the guest;
+//! docs/decisions.md) and safeguards libvirt lacks: each move confirmed, any failure rolled
+//! back, the book crash-safe.
 //!
 //! # The API in brief
 //! * [`HostdevManager::new`]`(host, state_dir)`: a manager for a [`Host`] whose lists live in
@@ -24,7 +26,7 @@
 //! Each managed hostdev gets the VFIO driver [`Host::choose_vfio_driver`] picks from
 //! modules.alias (or the one `<driver model>` forces, or the VFIO driver it is on already); the
 //! report says which and why. Prepare loads a missing driver's module before anything moves
-//! ([`Host::ensure_driver_loaded`]); an iommufd hostdev must, once bound, have its VFIO device
+//! (`Host::ensure_driver_loaded`); an iommufd hostdev must, once bound, have its VFIO device
 //! cdev ([`Host::vfio_cdev`]), or everything is put back. Re-attach warns about a device that
 //! came back in D3cold or reading all ones.
 //!
@@ -47,7 +49,6 @@
 
 pub mod book;
 pub mod critical;
-pub mod domain_xml;
 pub mod group_fix;
 pub mod moves;
 pub mod net;
@@ -64,6 +65,7 @@ pub use plan::{Action, CheckReport, GroupCheck, GroupMember, HostdevCheck};
 use crate::error::{Error, Result};
 use crate::host::{Host, VfNet};
 use crate::pci::PciAddress;
+use crate::xml::hostdevs::hostdevs_from_domain_xml;
 use state::{StateLock, StateStore};
 use std::fmt;
 use std::path::Path;
@@ -88,7 +90,7 @@ pub struct HostdevSpec {
     /// `managed='yes'`: virtpci detaches it and gives it back.
     pub managed: bool,
     /// `<address type='unassigned'/>`: prepared and booked like any other, never shown to the
-    /// guest (seed S1).
+    /// guest (how a domain declares the other members of a group under the whole-group rule).
     pub unassigned: bool,
     /// The stub: `None`, "vfio" or "vfio-pci" for vfio-pci, or a vfio variant driver's name.
     pub driver: Option<String>,
@@ -125,7 +127,7 @@ impl HostdevSpec {
 }
 
 /// Where warnings go (libvirt logs them: failed resets during re-attach, failed rollbacks).
-pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type Logger = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The manager. See the module documentation. `Send + Sync`: every operation holds the lists'
 /// mutex (and the state directory's lock) for its whole duration, as libvirt holds its list
@@ -280,7 +282,7 @@ impl HostdevManager {
     }
 
     /// Every device the manager holds (both lists), as saved now.
-    pub fn held_devices(&self) -> Result<Vec<HeldDevice>> {
+    pub(crate) fn held_devices(&self) -> Result<Vec<HeldDevice>> {
         Ok(self.session()?.book.held_devices())
     }
 
@@ -313,7 +315,7 @@ impl HostdevManager {
         }
         self.logged(|notes| {
             let mut s = self.session()?;
-            let uuid = uuid.map(domain_xml::format_uuid);
+            let uuid = uuid.map(crate::xml::hostdevs::format_uuid);
             let report = plan::check(&self.host, &s.book, &*self.usage, &owner, hostdevs, options)?;
             if let Some(v) = report.violations.first() {
                 return Err(v.clone());
@@ -772,7 +774,7 @@ impl HostdevManager {
         domain_xml: &str,
         options: PrepareOptions,
     ) -> Result<()> {
-        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let d = hostdevs_from_domain_xml(domain_xml)?;
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;
@@ -781,7 +783,7 @@ impl HostdevManager {
 
     /// Re-attach the PCI hostdevs of a domain definition.
     pub fn reattach_domain(&self, drv_name: &str, domain_xml: &str) -> Result<()> {
-        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let d = hostdevs_from_domain_xml(domain_xml)?;
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;
@@ -795,7 +797,7 @@ impl HostdevManager {
         domain_xml: &str,
         options: PrepareOptions,
     ) -> Result<CheckReport> {
-        let d = domain_xml::hostdevs_from_domain_xml(domain_xml)?;
+        let d = hostdevs_from_domain_xml(domain_xml)?;
         let name = d
             .name
             .ok_or_else(|| Error::xml("missing domain name information"))?;

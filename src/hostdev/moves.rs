@@ -22,7 +22,7 @@ pub use crate::host::names::is_vfio_driver;
 
 /// libvirt's virPCIDeviceBindToStub: nothing when already on `stub`; else write the override,
 /// unbind, probe. Returns whether the device was moved. Does not check where it landed.
-pub fn bind_to_stub(host: &Host, addr: &PciAddress, stub: &str) -> Result<bool> {
+pub(crate) fn bind_to_stub(host: &Host, addr: &PciAddress, stub: &str) -> Result<bool> {
     if host.driver(addr)?.as_deref() == Some(stub) {
         return Ok(false);
     }
@@ -34,7 +34,7 @@ pub fn bind_to_stub(host: &Host, addr: &PciAddress, stub: &str) -> Result<bool> 
 
 /// Fail unless the device is bound to `driver` (None: unbound), naming the device that did
 /// not move and where it is.
-pub fn confirm_driver(host: &Host, addr: &PciAddress, driver: Option<&str>) -> Result<()> {
+pub(crate) fn confirm_driver(host: &Host, addr: &PciAddress, driver: Option<&str>) -> Result<()> {
     let now = host.driver(addr)?;
     if now.as_deref() == driver {
         return Ok(());
@@ -83,7 +83,7 @@ pub fn restore(host: &Host, addr: &PciAddress, orig: &DeviceState) -> Result<()>
 /// libvirt's virPCIDeviceReattach with `unbind_from_stub` for a device whose original driver is
 /// unknown: clear the override, unbind, probe; the kernel picks the host driver. Fails when the
 /// device is still on `stub` afterwards.
-pub fn release_to_host(host: &Host, addr: &PciAddress, stub: &str) -> Result<()> {
+pub(crate) fn release_to_host(host: &Host, addr: &PciAddress, stub: &str) -> Result<()> {
     host.set_driver_override(addr, None)?;
     host.unbind(addr)?;
     host.drivers_probe(addr)?;
@@ -103,7 +103,7 @@ pub struct ResetTimings {
 }
 
 impl ResetTimings {
-    pub const LIBVIRT: ResetTimings = ResetTimings {
+    pub(crate) const LIBVIRT: ResetTimings = ResetTimings {
         pm: Duration::from_millis(10),
         bus: Duration::from_millis(200),
     };
@@ -139,7 +139,7 @@ pub enum ResetCapability {
     None,
 }
 
-/// libvirt's virPCIDeviceReset (§5.6): refuse non-endpoints and active devices; nothing for
+/// As libvirt's virPCIDeviceReset: refuse non-endpoints and active devices; nothing for
 /// VFIO-bound or FLR-capable devices; else a PM reset, else a secondary bus reset when no other
 /// device on the bus is in use (everything not in the inactive list counts as in use).
 pub fn reset(

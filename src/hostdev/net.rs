@@ -12,7 +12,7 @@ use crate::pci::PciAddress;
 pub use crate::host::vfnet::MacAddr;
 
 /// The largest 802.1Q VLAN id.
-pub const VLAN_MAX: u16 = 4095;
+pub(crate) const VLAN_MAX: u16 = 4095;
 
 /// What an `<interface type='hostdev'>` asks of its VF.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,12 +25,12 @@ pub struct NetConfig {
 }
 
 /// libvirt's refusal of a VLAN an SR-IOV VF cannot carry (more than one tag, or a trunk).
-pub fn vlan_trunk_error() -> Error {
+pub(crate) fn vlan_trunk_error() -> Error {
     Error::config_unsupported("vlan trunking is not supported by SR-IOV network devices")
 }
 
 /// libvirt's refusal of a device that is not a VF as `<interface type='hostdev'>`.
-pub fn not_a_vf_error() -> Error {
+pub(crate) fn not_a_vf_error() -> Error {
     Error::config_unsupported(
         "Interface type hostdev is currently supported on SR-IOV Virtual Functions only",
     )
@@ -39,14 +39,14 @@ pub fn not_a_vf_error() -> Error {
 /// A VF's MAC and VLAN cannot be set on this host (a sysfs tree that is neither simulated
 /// nor the running kernel's): refused rather than silently ignored (the guest would get
 /// whatever the PF last set).
-pub fn vf_net_unsupported_error(host: &Host) -> Error {
+pub(crate) fn vf_net_unsupported_error(host: &Host) -> Error {
     crate::host::netlink::not_the_running_kernel(host.root())
 }
 
 /// For a device given as a network interface: its PF and the PF's netdev, or libvirt's
 /// refusal (virHostdevSaveNetConfig's checks, made before anything moves): not a VF, or a PF
 /// without a netdev. The outer error is a failure to read sysfs.
-pub fn vf_net_device(
+pub(crate) fn vf_net_device(
     host: &Host,
     vf: &PciAddress,
 ) -> Result<std::result::Result<(PciAddress, String), Error>> {
@@ -64,7 +64,7 @@ pub fn vf_net_device(
 /// One VF network interface prepare configures: what its PF holds now (saved in the book
 /// before anything changes) and what the domain asks for.
 #[derive(Debug, Clone)]
-pub struct NetChange {
+pub(crate) struct NetChange {
     pub vf: PciAddress,
     pub saved: SavedNet,
     pub wanted: VfNet,
@@ -72,7 +72,7 @@ pub struct NetChange {
 
 /// For every hostdev that is a VF network interface asking for a MAC or a VLAN: read what its
 /// PF holds (refused on a real host, before anything changes) and what to set.
-pub fn plan_net_changes(host: &Host, hostdevs: &[HostdevSpec]) -> Result<Vec<NetChange>> {
+pub(crate) fn plan_net_changes(host: &Host, hostdevs: &[HostdevSpec]) -> Result<Vec<NetChange>> {
     let mut out = Vec::new();
     for h in hostdevs {
         let Some(net) = h
@@ -102,7 +102,7 @@ pub fn plan_net_changes(host: &Host, hostdevs: &[HostdevSpec]) -> Result<Vec<Net
 }
 
 /// Give the PF back the MAC and VLAN saved for its VF.
-pub fn restore_saved(host: &Host, saved: &SavedNet) -> Result<()> {
+pub(crate) fn restore_saved(host: &Host, saved: &SavedNet) -> Result<()> {
     let mac = MacAddr::parse(&saved.mac)?;
     host.set_vf_net(
         &saved.pf,

@@ -216,7 +216,7 @@ impl CheckReport {
 /// Resolve the stub driver a hostdev asks for: NULL, `vfio` or `vfio-pci` is vfio-pci; the
 /// name of a vfio variant driver is that driver; anything else is libvirt's
 /// "pci backend driver '%s' is not supported".
-pub fn stub_for(spec: &HostdevSpec) -> Result<String> {
+pub(crate) fn stub_for(spec: &HostdevSpec) -> Result<String> {
     match spec.driver.as_deref() {
         None | Some("vfio") | Some("vfio-pci") | Some("default") => Ok("vfio-pci".to_string()),
         Some(d) if is_vfio_driver(d) && crate::host::names::is_valid_driver_name(d) => {
@@ -232,7 +232,7 @@ pub fn stub_for(spec: &HostdevSpec) -> Result<String> {
 /// The driver a hostdev forces, if it does: `<driver model='NAME'/>` (refused unless NAME is
 /// a VFIO driver), or a `<driver name>` that names a VFIO variant driver. `None`: the driver is
 /// chosen for the device (see [`Host::choose_vfio_driver`]).
-pub fn forced_driver(spec: &HostdevSpec) -> Result<Option<DriverChoice>> {
+pub(crate) fn forced_driver(spec: &HostdevSpec) -> Result<Option<DriverChoice>> {
     let stub = stub_for(spec)?;
     let forced = match spec.model.as_deref() {
         Some(m) if !is_vfio_driver(m) || !crate::host::names::is_valid_driver_name(m) => {
@@ -255,7 +255,7 @@ pub fn forced_driver(spec: &HostdevSpec) -> Result<Option<DriverChoice>> {
 }
 
 /// Refuse a request that lists a device twice.
-pub fn check_duplicates(hostdevs: &[HostdevSpec]) -> Result<()> {
+pub(crate) fn check_duplicates(hostdevs: &[HostdevSpec]) -> Result<()> {
     let mut seen = BTreeSet::new();
     for h in hostdevs {
         h.source.check_ranges()?;
@@ -271,7 +271,7 @@ pub fn check_duplicates(hostdevs: &[HostdevSpec]) -> Result<()> {
 
 /// The devices on the same domain:bus as `addr`: its siblings in the sysfs hierarchy (the
 /// kernel nests a bus's devices under their bridge), without a scan of every device.
-pub fn bus_neighbours(host: &Host, addr: &PciAddress) -> Result<Vec<PciAddress>> {
+pub(crate) fn bus_neighbours(host: &Host, addr: &PciAddress) -> Result<Vec<PciAddress>> {
     let path = host.device_sysfs_path(addr)?;
     let parent = match path.rsplit_once('/') {
         Some((p, _)) if p != DEVICES_DIR => p.to_string(),
@@ -315,7 +315,7 @@ fn reset_capability_of(
 }
 
 /// The message for a device that does not exist (libvirt's virPCIDeviceNew).
-pub fn missing_device_error(host: &Host, addr: &PciAddress) -> Error {
+pub(crate) fn missing_device_error(host: &Host, addr: &PciAddress) -> Error {
     Error::system(
         format!(
             "Device {addr} not found: could not access {}",

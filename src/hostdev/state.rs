@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-pub const STATE_FILE: &str = "hostdev-state.json";
+pub(crate) const STATE_FILE: &str = "hostdev-state.json";
 const TEMP_FILE: &str = ".hostdev-state.json.tmp";
 const LOCK_FILE: &str = "lock";
 
@@ -63,7 +63,7 @@ impl StateStore {
         &self.dir
     }
 
-    pub fn state_path(&self) -> PathBuf {
+    pub(crate) fn state_path(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
     }
 
@@ -93,7 +93,7 @@ impl StateStore {
 
     /// Replace the saved book with `book` (write a temporary file, fsync, rename, fsync the
     /// directory).
-    pub fn save(&self, book: &OwnershipBook) -> Result<()> {
+    pub(crate) fn save(&self, book: &OwnershipBook) -> Result<()> {
         let path = self.state_path();
         let tmp = self.dir.join(TEMP_FILE);
         let text = book.to_json();

@@ -6,10 +6,10 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Highest valid values of each part of a PCI address.
-pub const DOMAIN_MAX: u32 = 0xFFFF;
-pub const BUS_MAX: u32 = 0xFF;
-pub const SLOT_MAX: u32 = 0x1F;
-pub const FUNCTION_MAX: u32 = 7;
+pub(crate) const DOMAIN_MAX: u32 = 0xFFFF;
+pub(crate) const BUS_MAX: u32 = 0xFF;
+pub(crate) const SLOT_MAX: u32 = 0x1F;
+pub(crate) const FUNCTION_MAX: u32 = 7;
 
 /// A PCI address, host or guest side. Ordered as the kernel lists devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -1,44 +1,8 @@
-//! What a domain definition says about where its host devices and memory live: a PCI host
-//! device's `<source><address>`, and `<numatune>`'s `<memnode cellid nodeset>` mapping of
-//! guest NUMA cells to host NUMA nodes.
+//! What a domain definition says about where its memory lives: `<numatune>`'s `<memnode cellid
+//! nodeset>` mapping of guest NUMA cells to host NUMA nodes.
 
-use super::dom::{Document, ElementId};
+use super::dom::Document;
 use crate::error::{quote, Error, Result};
-use crate::pci::{parse_xml_uint, PciAddress};
-
-/// The host address in `<source><address>` of the PCI host device element `id` (a
-/// `<hostdev type='pci'>` or an `<interface type='hostdev'>`), with libvirt's words when it is
-/// missing or malformed.
-pub fn pci_hostdev_source(doc: &Document<'_>, id: ElementId) -> Result<PciAddress> {
-    let line = doc.line_of(doc.element(id).start);
-    let source = doc
-        .child(id, "source")
-        .and_then(|s| doc.child(s, "address"))
-        .ok_or_else(|| {
-            Error::xml(format!(
-                "Missing <source><address> in PCI host device (line {line})"
-            ))
-        })?;
-    let a = doc.element(source);
-    let part = |attr: &str, required: bool| -> Result<u32> {
-        match a.attr(attr) {
-            None if !required => Ok(0),
-            None => Err(Error::xml(format!(
-                "Missing '{attr}' in the source address of a PCI host device (line {line})"
-            ))),
-            Some(v) => parse_xml_uint(v)
-                .ok_or_else(|| Error::xml(format!("Cannot parse <address> '{attr}' attribute"))),
-        }
-    };
-    let address = PciAddress::new(
-        part("domain", false)?,
-        part("bus", true)?,
-        part("slot", true)?,
-        part("function", false)?,
-    );
-    address.check_ranges().map_err(|e| Error::xml(e.message))?;
-    Ok(address)
-}
 
 /// One `<numatune><memnode cellid='C' nodeset='…'/>`: guest cell C's memory comes from these
 /// host NUMA nodes.
@@ -127,13 +91,10 @@ mod tests {
     }
 
     #[test]
-    fn reads_memnodes_and_sources() {
+    fn reads_memnodes() {
         let xml = "<domain><numatune><memory nodeset='0-1'/>\
                    <memnode cellid='0' mode='strict' nodeset='1'/>\
-                   <memnode cellid='1' nodeset='0,2'/></numatune>\
-                   <devices><hostdev mode='subsystem' type='pci'><source>\
-                   <address domain='0' bus='0xd8' slot='0' function='1'/></source></hostdev>\
-                   </devices></domain>";
+                   <memnode cellid='1' nodeset='0,2'/></numatune></domain>";
         let doc = Document::parse(xml).unwrap();
         let m = memnodes(&doc).unwrap();
         assert_eq!(
@@ -148,12 +109,6 @@ mod tests {
                     host_nodes: vec![0, 2]
                 }
             ]
-        );
-        let devices = doc.child(doc.root, "devices").unwrap();
-        let hostdev = doc.children(devices)[0];
-        assert_eq!(
-            pci_hostdev_source(&doc, hostdev).unwrap(),
-            PciAddress::new(0, 0xd8, 0, 1)
         );
     }
 }

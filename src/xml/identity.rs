@@ -4,6 +4,7 @@
 //! none of it, so reading a domain for placement does not pay for it.
 
 use super::dom::{Document, ElementId};
+use crate::error::{Error, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use std::fmt;
 
@@ -21,19 +22,49 @@ impl HostSource<'_> {
     /// The `<source><address>` of the device element `id`, when it has one that names a host
     /// device (a PCI address without `bus` or `slot` names none).
     pub(crate) fn of<'d>(doc: &'d Document<'_>, id: ElementId) -> Option<HostSource<'d>> {
-        let source = doc.child(id, "source")?;
-        let address = doc.child(source, "address")?;
+        let address = source_address(doc, id)?;
         if let Some(uuid) = doc.attr(address, "uuid") {
             return Some(HostSource::Mdev(uuid));
         }
-        let part = |name: &str| doc.attr(address, name).and_then(parse_xml_uint);
-        Some(HostSource::Pci(PciAddress::new(
-            part("domain").unwrap_or(0),
-            part("bus")?,
-            part("slot")?,
-            part("function").unwrap_or(0),
-        )))
+        pci_hostdev_source(doc, id).ok().map(HostSource::Pci)
     }
+}
+
+/// The `<source><address>` element of the device element `id`.
+fn source_address(doc: &Document<'_>, id: ElementId) -> Option<ElementId> {
+    doc.child(id, "source")
+        .and_then(|s| doc.child(s, "address"))
+}
+
+/// The host address in `<source><address>` of the PCI host device element `id` (a
+/// `<hostdev type='pci'>` or an `<interface type='hostdev'>`), with libvirt's words when it is
+/// missing or malformed.
+pub(crate) fn pci_hostdev_source(doc: &Document<'_>, id: ElementId) -> Result<PciAddress> {
+    let line = doc.line_of(doc.element(id).start);
+    let source = source_address(doc, id).ok_or_else(|| {
+        Error::xml(format!(
+            "Missing <source><address> in PCI host device (line {line})"
+        ))
+    })?;
+    let a = doc.element(source);
+    let part = |attr: &str, required: bool| -> Result<u32> {
+        match a.attr(attr) {
+            None if !required => Ok(0),
+            None => Err(Error::xml(format!(
+                "Missing '{attr}' in the source address of a PCI host device (line {line})"
+            ))),
+            Some(v) => parse_xml_uint(v)
+                .ok_or_else(|| Error::xml(format!("Cannot parse <address> '{attr}' attribute"))),
+        }
+    };
+    let address = PciAddress::new(
+        part("domain", false)?,
+        part("bus", true)?,
+        part("slot", true)?,
+        part("function", false)?,
+    );
+    address.check_ranges().map_err(|e| Error::xml(e.message))?;
+    Ok(address)
 }
 
 impl fmt::Display for HostSource<'_> {
@@ -116,5 +147,14 @@ mod tests {
             "mdev c2177883-f1bb-47f0-914d-32a22e3a8804"
         );
         assert_eq!(Identity::of(&doc, ids[4]).host_source, None);
+        assert_eq!(
+            pci_hostdev_source(&doc, ids[0]).unwrap(),
+            PciAddress::new(0, 0x3b, 2, 4)
+        );
+        let e = pci_hostdev_source(&doc, ids[4]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "XML error: Missing 'bus' in the source address of a PCI host device (line 1)"
+        );
     }
 }

@@ -5,12 +5,12 @@
 
 use crate::target::{open_host, read_input, TargetArgs};
 use clap::Args;
-use virtpci::hostdev::domain_xml::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 use virtpci::hostdev::state::StateStore;
 use virtpci::hostdev::{
     plan, Action, CheckReport, HostUsage, Owner, OwnershipBook, PrepareOptions, ProcUsage,
     ResetCapability,
 };
+use virtpci::xml::hostdevs::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
 use virtpci::{Error, Result};
 
 #[derive(Args)]

@@ -6,7 +6,7 @@ use crate::outcome::{report, shown, DeviceOutcome};
 use crate::target::{open_manager, read_input, require_writable, TargetArgs};
 use clap::Args;
 use virtpci::hostdev::ResetOutcome;
-use virtpci::{Error, PciAddress, Result};
+use virtpci::{Error, HostdevManager, PciAddress, Result};
 
 #[derive(Args)]
 pub struct DetachArgs {
@@ -73,39 +73,42 @@ fn moved(
 }
 
 pub fn run_detach(args: DetachArgs) -> Result<()> {
-    let addr = PciAddress::parse(&args.address)?;
-    require_writable(&args.host)?;
-    let mgr = open_manager(&args.host)?;
-    let from = mgr.host().driver(&addr).unwrap_or(None);
-    let error = mgr
-        .node_device_detach(&addr, args.stub.as_deref(), args.force)
-        .err();
-    let to = mgr.host().driver(&addr).unwrap_or(None);
-    let outcome = moved(addr, from, to, &error, "detached");
-    report(
+    move_one(
+        &args.host,
+        &args.address,
         args.json,
-        serde_json::json!({}),
-        &[outcome],
-        error,
         "detached",
+        |mgr, addr| mgr.node_device_detach(addr, args.stub.as_deref(), args.force),
     )
 }
 
 pub fn run_reattach(args: DeviceArgs) -> Result<()> {
-    let addr = PciAddress::parse(&args.address)?;
-    require_writable(&args.host)?;
-    let mgr = open_manager(&args.host)?;
-    let from = mgr.host().driver(&addr).unwrap_or(None);
-    let error = mgr.node_device_reattach(&addr).err();
-    let to = mgr.host().driver(&addr).unwrap_or(None);
-    let outcome = moved(addr, from, to, &error, "re-attached");
-    report(
+    move_one(
+        &args.host,
+        &args.address,
         args.json,
-        serde_json::json!({}),
-        &[outcome],
-        error,
         "re-attached",
+        |mgr, addr| mgr.node_device_reattach(addr),
     )
+}
+
+/// Move the device at `address` with `step` and report it: from the driver it was on to the
+/// one it is on after, `done` when the step succeeded.
+fn move_one(
+    host: &TargetArgs,
+    address: &str,
+    json: bool,
+    done: &'static str,
+    step: impl FnOnce(&HostdevManager, &PciAddress) -> Result<()>,
+) -> Result<()> {
+    let addr = PciAddress::parse(address)?;
+    require_writable(host)?;
+    let mgr = open_manager(host)?;
+    let from = mgr.host().driver(&addr).unwrap_or(None);
+    let error = step(&mgr, &addr).err();
+    let to = mgr.host().driver(&addr).unwrap_or(None);
+    let outcome = moved(addr, from, to, &error, done);
+    report(json, serde_json::json!({}), &[outcome], error, done)
 }
 
 pub fn run_reset(args: DeviceArgs) -> Result<()> {
@@ -142,7 +145,7 @@ pub fn run_reset(args: DeviceArgs) -> Result<()> {
 
 pub fn run_update_active(args: UpdateActiveArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
-    let d = virtpci::hostdev::domain_xml::hostdevs_from_domain_xml(&xml)?;
+    let d = virtpci::xml::hostdevs::hostdevs_from_domain_xml(&xml)?;
     let name = d
         .name
         .ok_or_else(|| Error::xml("missing domain name information"))?;

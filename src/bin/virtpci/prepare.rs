@@ -4,9 +4,9 @@
 use crate::outcome::{report, shown, DeviceOutcome};
 use crate::target::{open_manager, read_input, require_writable, TargetArgs};
 use clap::Args;
-use virtpci::hostdev::domain_xml::hostdevs_from_domain_xml;
 use virtpci::hostdev::moves::is_vfio_driver;
-use virtpci::hostdev::{Action, HostdevSpec, Owner, PrepareOptions};
+use virtpci::hostdev::{Action, ActiveEntry, HostdevSpec, Owner, PrepareOptions};
+use virtpci::xml::hostdevs::hostdevs_from_domain_xml;
 use virtpci::{Error, HostdevManager, PciAddress, Result};
 
 #[derive(Args)]
@@ -202,25 +202,12 @@ pub fn run_reattach(args: ReattachArgs) -> Result<()> {
             targets.push(a.entry.address);
         }
     }
-    let before: Vec<(PciAddress, Option<String>, bool, bool)> = targets
+    let held = targets
         .iter()
-        .map(|t| {
-            let a = book.active_entry(t).expect("listed above");
-            let now = mgr.host().driver(t).unwrap_or(None);
-            (*t, now, a.entry.managed, a.interrupted)
-        })
-        .collect();
-    let error = mgr.reattach_domain(&args.driver, &xml).err();
-    for (addr, from, managed, interrupted) in before {
-        outcomes.push(moved_outcome(
-            &mgr,
-            addr,
-            from,
-            managed,
-            interrupted,
-            &error,
-        ));
-    }
+        .map(|t| book.active_entry(t).expect("listed above"));
+    let error = reattach_reporting(&mgr, held, &mut outcomes, || {
+        mgr.reattach_domain(&args.driver, &xml)
+    });
     outcomes.sort_by_key(|o| o.address);
     let error = error.or_else(|| {
         other_driver.map(|d| {
@@ -232,6 +219,33 @@ pub fn run_reattach(args: ReattachArgs) -> Result<()> {
     });
     let header = serde_json::json!({"domain": name, "driver": args.driver});
     report(args.json, header, &outcomes, error, "re-attached")
+}
+
+/// Run `reattach`, then push the outcome of each of the `held` devices, judged from the
+/// driver each was on before; the error of `reattach`, if any.
+fn reattach_reporting<'a>(
+    mgr: &HostdevManager,
+    held: impl IntoIterator<Item = &'a ActiveEntry>,
+    outcomes: &mut Vec<DeviceOutcome>,
+    reattach: impl FnOnce() -> Result<()>,
+) -> Option<Error> {
+    let before: Vec<(&ActiveEntry, Option<String>)> = held
+        .into_iter()
+        .map(|a| (a, mgr.host().driver(&a.entry.address).unwrap_or(None)))
+        .collect();
+    let error = reattach().err();
+    for (a, from) in before {
+        let (managed, interrupted) = (a.entry.managed, a.interrupted);
+        outcomes.push(moved_outcome(
+            mgr,
+            a.entry.address,
+            from,
+            managed,
+            interrupted,
+            &error,
+        ));
+    }
+    error
 }
 
 /// The outcome of re-attaching one held device, from where it was before.
@@ -286,8 +300,7 @@ fn reattach_all(args: &ReattachArgs) -> Result<()> {
     let mut outcomes = Vec::new();
     let mut first_error: Option<Error> = None;
     for owner in owners {
-        let held: Vec<&virtpci::hostdev::ActiveEntry> =
-            book.active.iter().filter(|a| a.owner == owner).collect();
+        let held: Vec<&ActiveEntry> = book.active.iter().filter(|a| a.owner == owner).collect();
         let specs: Vec<HostdevSpec> = held
             .iter()
             .map(|a| HostdevSpec {
@@ -295,26 +308,9 @@ fn reattach_all(args: &ReattachArgs) -> Result<()> {
                 ..HostdevSpec::managed(a.entry.address)
             })
             .collect();
-        let before: Vec<(PciAddress, Option<String>, bool, bool)> = held
-            .iter()
-            .map(|a| {
-                let now = mgr.host().driver(&a.entry.address).unwrap_or(None);
-                (a.entry.address, now, a.entry.managed, a.interrupted)
-            })
-            .collect();
-        let error = mgr
-            .reattach_pci_devices(&owner.driver, &owner.domain, &specs)
-            .err();
-        for (addr, from, managed, interrupted) in before {
-            outcomes.push(moved_outcome(
-                &mgr,
-                addr,
-                from,
-                managed,
-                interrupted,
-                &error,
-            ));
-        }
+        let error = reattach_reporting(&mgr, held, &mut outcomes, || {
+            mgr.reattach_pci_devices(&owner.driver, &owner.domain, &specs)
+        });
         first_error = first_error.or(error);
     }
     for e in &book.inactive {

@@ -18,7 +18,7 @@ const DRIVER_FILES: [&str; 4] = ["bind", "unbind", "new_id", "remove_id"];
 
 impl SimulatedKernel {
     /// The driver `module` registers in this simulated kernel.
-    pub fn driver_of_module(&self, module: &str) -> io::Result<String> {
+    pub(crate) fn driver_of_module(&self, module: &str) -> io::Result<String> {
         let module = normalize_module_name(module);
         let path = self.root.join(MODULE_DRIVERS_FILE);
         if let Some(text) = read_regular(&path)? {

@@ -102,21 +102,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The simulator's directory inside the tree.
-pub const SIM_DIR: &str = ".virtpci-sim";
+pub(crate) const SIM_DIR: &str = ".virtpci-sim";
 /// Native driver rules, `DRIVER VENDOR DEVICE` per line.
-pub const NATIVE_DRIVERS_FILE: &str = ".virtpci-sim/native-drivers";
+pub(crate) const NATIVE_DRIVERS_FILE: &str = ".virtpci-sim/native-drivers";
 /// Dynamic ids added with `new_id`, same format.
-pub const DYNAMIC_IDS_FILE: &str = ".virtpci-sim/dynamic-ids";
+pub(crate) const DYNAMIC_IDS_FILE: &str = ".virtpci-sim/dynamic-ids";
 const LOCK_FILE: &str = ".virtpci-sim/lock";
 /// The change being made, while it is made (see "All or nothing").
-pub const PENDING_FILE: &str = ".virtpci-sim/pending";
+pub(crate) const PENDING_FILE: &str = ".virtpci-sim/pending";
 const PENDING_TEMP: &str = ".virtpci-sim/pending.tmp";
 const OVERRIDE_TEMP: &str = ".virtpci-sim/driver_override.tmp";
 const VF_NET_TEMP: &str = ".virtpci-sim/vf-net.tmp";
 
 /// Called after each change the simulator makes to the tree, with a line naming it: lets a
 /// test stop the process between two steps of one write.
-pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The simulated kernel. See the module documentation.
 pub struct SimulatedKernel {
@@ -185,7 +185,7 @@ impl SimulatedKernel {
 
     /// Learn native drivers from the devices bound now to a driver that is not a stub; rewrite
     /// the rule file when something was added. Returns the number of rules added.
-    pub fn learn(&self, sysfs: &Sysfs) -> Result<usize> {
+    pub(crate) fn learn(&self, sysfs: &Sysfs) -> Result<usize> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let _flock = self.flock()?;
         self.recover(sysfs)?;
@@ -236,12 +236,12 @@ impl SimulatedKernel {
     }
 
     /// The native driver rules known now.
-    pub fn native_rules(&self) -> Result<BTreeSet<IdRule>> {
+    pub(crate) fn native_rules(&self) -> Result<BTreeSet<IdRule>> {
         self.read_rules(NATIVE_DRIVERS_FILE)
     }
 
     /// The dynamic ids added with `new_id` and not removed.
-    pub fn dynamic_ids(&self) -> Result<BTreeSet<IdRule>> {
+    pub(crate) fn dynamic_ids(&self) -> Result<BTreeSet<IdRule>> {
         self.read_rules(DYNAMIC_IDS_FILE)
     }
 
@@ -443,7 +443,7 @@ impl SysfsWriter for SimulatedKernel {
 }
 
 /// The per-VF MAC/VLAN table of the tree at `root` (empty when never written).
-pub fn read_vf_net_table(root: &Path) -> Result<BTreeMap<(PciAddress, u32), VfNet>> {
+pub(crate) fn read_vf_net_table(root: &Path) -> Result<BTreeMap<(PciAddress, u32), VfNet>> {
     read_table(root, VF_NET_FILE, parse_table)
 }
 

@@ -1,16 +1,17 @@
-//! The PCI host devices of a domain definition, read with the crate's XML reader: every
-//! `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with `managed`,
-//! `<driver name>`, the host address in `<source><address>`, and whether the guest address is
-//! `<address type='unassigned'/>`; plus the domain's `<name>` and `<uuid>`.
+//! The PCI host devices of a domain definition, read into the specs the hostdev manager takes:
+//! every `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with
+//! `managed`, `<driver name>`, the host address in `<source><address>`, and whether the guest
+//! address is `<address type='unassigned'/>`; plus the domain's `<name>` and `<uuid>`. And the
+//! one edit the hostdev side makes: adding hostdevs hidden from the guest.
 
-use super::net::{vlan_trunk_error, MacAddr, NetConfig, VLAN_MAX};
-use super::HostdevSpec;
+use super::domain::{read_device, DeviceKind};
+use super::edit::Editor;
+use super::identity::pci_hostdev_source;
+use super::{DeviceAddress, Document, ElementId};
 use crate::error::{Error, Result};
+use crate::hostdev::net::{vlan_trunk_error, MacAddr, NetConfig, VLAN_MAX};
+use crate::hostdev::HostdevSpec;
 use crate::pci::PciAddress;
-use crate::xml::domain::{read_device, DeviceKind};
-use crate::xml::edit::Editor;
-use crate::xml::host_numa::pci_hostdev_source;
-use crate::xml::{DeviceAddress, Document};
 
 /// What a domain definition says about its PCI host devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +73,7 @@ fn xml_yes(v: Option<&str>) -> bool {
 /// them (a MAC that does not parse or is multicast; a tag id over 4095; a trunk or several
 /// tags, which an SR-IOV VF cannot carry; a single tag's `nativeMode` is ignored, as libvirt
 /// does for a VF).
-fn net_config(doc: &Document, id: crate::xml::ElementId) -> Result<NetConfig> {
+fn net_config(doc: &Document, id: ElementId) -> Result<NetConfig> {
     let mac = doc
         .child(id, "mac")
         .and_then(|m| doc.attr(m, "address"))
