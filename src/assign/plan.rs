@@ -79,6 +79,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         planner.assign_ccw_addresses()?;
     }
     planner.assign_spapr_vio();
+    planner.check_pseries_devices()?;
     let before_placement = planner.def.devices.len();
     // The PCI controllers placement adds get no zPCI identifiers from libvirt 9.0.
     let defined = if options.libvirt.gives_added_controllers_zpci() {

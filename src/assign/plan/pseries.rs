@@ -18,6 +18,7 @@
 
 use super::Planner;
 use crate::assign::LibvirtLevel;
+use crate::error::{Error, Result};
 use crate::topology::{MachineKind, PciModel};
 use crate::xml::domain::{Device, DeviceAddress, DeviceKind};
 
@@ -32,34 +33,45 @@ impl<'a> Planner<'a> {
     }
 
     /// Put the devices that live on spapr-vio there (before PCI placement), adding the
-    /// serial or console libvirt pairs with a lone one.
+    /// serial or console libvirt pairs with a lone one: a console on a serial target gets a
+    /// serial beside it, a serial on spapr-vio a console (on another serial target, the
+    /// console libvirt adds shares the serial's address and is not written here). An
+    /// isa-serial target is a spapr-vio one on pseries.
     pub(super) fn assign_spapr_vio(&mut self) {
         if !self.is_pseries() {
             return;
         }
-        let has =
-            |p: &Planner, f: fn(&DeviceKind) -> bool| p.def.devices.iter().any(|d| f(&d.kind));
-        let has_serial = has(self, |k| matches!(k, DeviceKind::Serial { .. }));
-        let has_console = has(self, |k| matches!(k, DeviceKind::Console { .. }));
-        if has_console && !has_serial {
-            self.push_device(new_chr(DeviceKind::Serial {
-                target_type: Some("spapr-vio-serial"),
-            }));
-        } else if has_serial && !has_console {
-            self.push_device(new_chr(DeviceKind::Console {
-                target_type: Some("serial"),
-            }));
+        let serial_on_vio =
+            |t: &Option<&str>| matches!(t, None | Some("spapr-vio-serial" | "isa-serial"));
+        let first_serial = self.def.devices.iter().find_map(|d| match &d.kind {
+            DeviceKind::Serial { target_type } => Some(*target_type),
+            _ => None,
+        });
+        let first_console = self.def.devices.iter().find_map(|d| match &d.kind {
+            DeviceKind::Console { target_type } => Some(*target_type),
+            _ => None,
+        });
+        match (first_serial, first_console) {
+            (None, Some(None | Some("serial"))) => {
+                self.push_device(new_chr(DeviceKind::Serial {
+                    target_type: Some("spapr-vio-serial"),
+                }));
+            }
+            (Some(t), None) if serial_on_vio(&t) => {
+                self.push_device(new_chr(DeviceKind::Console {
+                    target_type: Some("serial"),
+                }));
+            }
+            _ => {}
         }
         for d in &mut self.def.devices {
             let on_vio = match &d.kind {
-                DeviceKind::Serial { target_type } => {
-                    matches!(target_type, None | Some("spapr-vio-serial"))
-                }
+                DeviceKind::Serial { target_type } => serial_on_vio(target_type),
                 DeviceKind::Console { target_type } => {
                     matches!(target_type, None | Some("serial"))
                 }
                 DeviceKind::Nvram => true,
-                DeviceKind::Tpm => true,
+                DeviceKind::Tpm { model } => *model != Some("spapr-tpm-proxy"),
                 DeviceKind::Controller(c) => c.ctype == "scsi" && c.model_is("ibmvscsi"),
                 DeviceKind::Net { model, .. } => *model == Some("spapr-vlan"),
                 _ => false,
@@ -68,6 +80,81 @@ impl<'a> Planner<'a> {
                 d.address = DeviceAddress::Other(SPAPR_VIO.to_string());
             }
         }
+    }
+
+    /// libvirt's refusals of what pseries devices cannot have: an address on the pseries
+    /// panic device (qemuValidateDomainDefPanic), and a `reg` already taken on spapr-vio
+    /// (qemuDomainAssignSpaprVIOAddresses: interfaces, controllers, serials, NVRAM and TPMs in
+    /// that order; a device without a `reg` takes its kind's default, moved up by 0x1000
+    /// while taken; a `reg` given that is taken is refused).
+    pub(super) fn check_pseries_devices(&self) -> Result<()> {
+        if !self.is_pseries() {
+            return Ok(());
+        }
+        for d in &self.def.devices {
+            if let DeviceKind::Panic {
+                model: None | Some("pseries"),
+            } = d.kind
+            {
+                if d.address != DeviceAddress::None {
+                    return Err(Error::config_unsupported(
+                        "setting the panic device address is not supported for model 'pseries'",
+                    ));
+                }
+            }
+        }
+        let rank = |k: &DeviceKind| match k {
+            DeviceKind::Net { .. } => Some((0, 0x1000)),
+            DeviceKind::Controller(_) => Some((1, 0x2000)),
+            DeviceKind::Serial { .. } => Some((2, 0x3000_0000)),
+            DeviceKind::Nvram => Some((3, 0x3000)),
+            DeviceKind::Tpm { .. } => Some((4, 0x4000)),
+            _ => None,
+        };
+        // (kind rank, position among its kind, device, default reg), in libvirt's order.
+        let mut walk: Vec<(u32, u32, usize, u32)> = self
+            .def
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| matches!(&d.address, DeviceAddress::Other(t) if t == SPAPR_VIO))
+            .filter_map(|(i, d)| {
+                let (r, default) = rank(&d.kind)?;
+                let pos = if r == 1 {
+                    self.controller_order
+                        .iter()
+                        .position(|&c| c == i)
+                        .unwrap_or(i)
+                } else {
+                    i
+                };
+                Some((r, pos as u32, i, default))
+            })
+            .collect();
+        walk.sort();
+        let mut regs: Vec<Option<u32>> = walk
+            .iter()
+            .map(|&(_, _, i, _)| self.def.spapr_vio_regs.get(i).copied().flatten())
+            .collect();
+        for n in 0..walk.len() {
+            let given = regs[n].is_some();
+            let mut reg = regs[n].unwrap_or(walk[n].3);
+            let taken = |reg: u32, regs: &[Option<u32>]| {
+                regs.iter()
+                    .enumerate()
+                    .any(|(m, r)| m != n && *r == Some(reg))
+            };
+            while taken(reg, &regs) {
+                if given {
+                    return Err(Error::xml(format!(
+                        "spapr-vio address {reg:#x} already in use"
+                    )));
+                }
+                reg += 0x1000;
+            }
+            regs[n] = Some(reg);
+        }
+        Ok(())
     }
 
     /// The PHB values libvirt fills in after assignment: the model name, and the target
