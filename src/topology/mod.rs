@@ -478,7 +478,12 @@ mod tests {
         assert_eq!(MachineKind::from_os(Some("x86_64"), Some("virt")), Other);
         assert_eq!(MachineKind::from_os(Some("armv7l"), Some("virt")), Other);
         assert_eq!(MachineKind::from_os(Some("x86_64"), Some("microvm")), Other);
-        assert_eq!(MachineKind::from_os(Some("ppc64"), Some("pseries")), Other);
+        assert_eq!(
+            MachineKind::from_os(Some("ppc64"), Some("pseries")),
+            Pseries
+        );
+        assert_eq!(MachineKind::from_os(Some("ppc64le"), None), Pseries);
+        assert_eq!(MachineKind::from_os(Some("ppc64"), Some("powernv")), Other);
         assert_eq!(
             MachineKind::from_os(Some("s390x"), Some("s390-ccw-virtio")),
             S390Ccw
