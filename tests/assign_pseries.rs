@@ -21,8 +21,10 @@ fn nics(n: usize) -> String {
     (0..n)
         .map(|i| {
             format!(
-                "<interface type='user'><mac address='52:54:00:00:00:{i:02x}'/>\
-                 <model type='virtio'/></interface>"
+                "<interface type='user'><mac address='52:54:00:00:{:02x}:{:02x}'/>\
+                 <model type='virtio'/></interface>",
+                i / 256,
+                i % 256
             )
         })
         .collect()
@@ -160,6 +162,17 @@ fn refusals_keep_libvirt_words() {
         let e = assign_domain_xml(&domain(devices)).unwrap_err();
         assert_eq!(e.to_string(), message, "{devices}");
     }
+}
+
+#[test]
+fn phbs_run_out_of_target_indexes_as_libvirt_says() {
+    // 1000 interfaces need 33 PHBs: the 32nd would take target index 31 (out of range), the
+    // 33rd finds none (libvirt-oracle's answer).
+    let e = assign_domain_xml(&domain(&nics(1000))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported configuration: No usable target index found for 0"
+    );
 }
 
 #[test]

@@ -88,7 +88,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         planner.def.devices.len()
     };
     planner.run()?;
-    planner.fill_phb_defaults(before_placement);
+    planner.fill_phb_defaults(before_placement)?;
     if planner.is_s390() {
         planner.assign_zpci(defined)?;
         planner.check_s390_device_models()?;

@@ -160,9 +160,9 @@ impl<'a> Planner<'a> {
     /// The PHB values libvirt fills in after assignment: the model name, and the target
     /// index (0 for the default PHB; the lowest unused above 0 for the others, input PHBs
     /// first: devices below `defined`).
-    pub(super) fn fill_phb_defaults(&mut self, defined: usize) {
+    pub(super) fn fill_phb_defaults(&mut self, defined: usize) -> Result<()> {
         if !self.is_pseries() {
-            return;
+            return Ok(());
         }
         let mut order: Vec<usize> = self
             .controller_order
@@ -187,16 +187,21 @@ impl<'a> Planner<'a> {
                 self.filled[i].model_name = true;
             }
             if opts.target_index.is_none() {
+                // libvirt looks up to 31 (out of range, refused after) and gives up above;
+                // a PHB has no PCI address, so its bus in the message is 0.
                 let target = if index == 0 {
                     0
                 } else {
-                    (1..).find(|t| !used.contains(t)).unwrap_or(1)
+                    (1..=31).find(|t| !used.contains(t)).ok_or_else(|| {
+                        Error::config_unsupported("No usable target index found for 0")
+                    })?
                 };
                 opts.target_index = Some(target);
                 self.filled[i].target_index = true;
             }
             used.extend(opts.target_index);
         }
+        Ok(())
     }
 }
 
