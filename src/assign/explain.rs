@@ -57,9 +57,7 @@ enum GuestFamily {
 fn family(def: &DomainDef) -> GuestFamily {
     match def.machine_kind {
         MachineKind::I440fx | MachineKind::Q35 => GuestFamily::X86,
-        MachineKind::Other if def.machine.is_some_and(|m| m.starts_with("pseries")) => {
-            GuestFamily::PSeries
-        }
+        MachineKind::Pseries => GuestFamily::PSeries,
         MachineKind::ArmVirt
         | MachineKind::RiscvVirt
         | MachineKind::S390Ccw
@@ -407,6 +405,7 @@ fn chipset_reason(
         MachineKind::ArmVirt
         | MachineKind::RiscvVirt
         | MachineKind::S390Ccw
+        | MachineKind::Pseries
         | MachineKind::Other => None,
     }
 }

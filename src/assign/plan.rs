@@ -14,7 +14,8 @@
 //! - `passes`: the run and libvirt's two passes; `extended`: extend mode's run;
 //! - `chipset`: the chipsets' reserved slots; `slots`: devices placed in libvirt's order;
 //! - `virt`: the machines virtpci places, and aarch64/riscv64 `virt` (defaults, virtio-mmio);
-//! - `s390`: s390x's CCW addresses and zPCI identifiers.
+//! - `s390`: s390x's CCW addresses and zPCI identifiers;
+//! - `pseries`: ppc64 pseries's PHBs and spapr-vio devices.
 
 use super::set::AddressSet;
 use super::AssignOptions;
@@ -34,6 +35,7 @@ mod implicit;
 mod levels;
 mod numa;
 mod passes;
+mod pseries;
 mod s390;
 mod slots;
 mod validate;
@@ -76,6 +78,9 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         planner.check_s390_addresses()?;
         planner.assign_ccw_addresses()?;
     }
+    planner.assign_spapr_vio();
+    planner.check_pseries_devices()?;
+    let before_placement = planner.def.devices.len();
     // The PCI controllers placement adds get no zPCI identifiers from libvirt 9.0.
     let defined = if options.libvirt.gives_added_controllers_zpci() {
         usize::MAX
@@ -83,6 +88,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         planner.def.devices.len()
     };
     planner.run()?;
+    planner.fill_phb_defaults(before_placement)?;
     if planner.is_s390() {
         planner.assign_zpci(defined)?;
         planner.check_s390_device_models()?;

@@ -90,6 +90,8 @@ pub struct AddressSet {
     pub extension: Option<Extension>,
     /// Extend mode's first try: a dry run that would need more buses than this fails.
     pub(crate) grow_limit: Option<usize>,
+    /// pseries: a new bus for conventional PCI devices is another PHB (pci-root).
+    pub(crate) multiple_roots: bool,
 }
 
 /// Why a device may not sit on a bus.
@@ -160,6 +162,7 @@ impl AddressSet {
             search_from: Vec::new(),
             extension: None,
             grow_limit: None,
+            multiple_roots: false,
         }
     }
 
@@ -508,7 +511,9 @@ impl AddressSet {
             ));
         }
         let mut needs_pcie_to_pci_bridge = false;
-        let model = if flags.intersects(ConnectFlags::PCI_DEVICE) {
+        let model = if self.multiple_roots && flags.intersects(ConnectFlags::PCI_DEVICE) {
+            PciModel::PciRoot
+        } else if flags.intersects(ConnectFlags::PCI_DEVICE) {
             // A pure PCIe topology has nowhere to plug a pci-bridge: QEMU 7.2 has
             // pcie-pci-bridge, so a root port plus a pcie-to-pci-bridge provide the bus.
             let bridge_has_home = self

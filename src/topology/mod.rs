@@ -338,6 +338,10 @@ pub enum MachineKind {
     ArmVirt,
     /// riscv64 `virt`: a generic PCI Express host bridge (pcie-root), no chipset.
     RiscvVirt,
+    /// ppc64 `pseries`, `pseries-*`: conventional PCI on PCI host bridges (PHBs), each a
+    /// `pci-root` with model name `spapr-pci-host-bridge`; consoles, NVRAM and ibmvscsi on
+    /// the spapr-vio bus.
+    Pseries,
     /// Anything else (isapc, microvm, sbsa-ref, other architectures): not placed by
     /// virtpci, refused before planning (see [`MachineKind::from_os`]).
     Other,
@@ -379,6 +383,9 @@ impl MachineKind {
             Some("s390x") if machine.map_or(true, |m| m.starts_with("s390-ccw")) => {
                 MachineKind::S390Ccw
             }
+            Some("ppc64" | "ppc64le") if machine.map_or(true, |m| m.starts_with("pseries")) => {
+                MachineKind::Pseries
+            }
             _ => MachineKind::Other,
         }
     }
@@ -403,6 +410,7 @@ impl MachineKind {
             MachineKind::ArmVirt => "/usr/bin/qemu-system-aarch64",
             MachineKind::RiscvVirt => "/usr/bin/qemu-system-riscv64",
             MachineKind::S390Ccw => "/usr/bin/qemu-system-s390x",
+            MachineKind::Pseries => "/usr/bin/qemu-system-ppc64",
             _ => "/usr/bin/qemu-system-x86_64",
         }
     }
@@ -470,7 +478,12 @@ mod tests {
         assert_eq!(MachineKind::from_os(Some("x86_64"), Some("virt")), Other);
         assert_eq!(MachineKind::from_os(Some("armv7l"), Some("virt")), Other);
         assert_eq!(MachineKind::from_os(Some("x86_64"), Some("microvm")), Other);
-        assert_eq!(MachineKind::from_os(Some("ppc64"), Some("pseries")), Other);
+        assert_eq!(
+            MachineKind::from_os(Some("ppc64"), Some("pseries")),
+            Pseries
+        );
+        assert_eq!(MachineKind::from_os(Some("ppc64le"), None), Pseries);
+        assert_eq!(MachineKind::from_os(Some("ppc64"), Some("powernv")), Other);
         assert_eq!(
             MachineKind::from_os(Some("s390x"), Some("s390-ccw-virtio")),
             S390Ccw

@@ -199,7 +199,9 @@ pub enum DeviceKind<'a> {
     Smartcard,
     Hub,
     Redirdev,
-    Tpm,
+    Tpm {
+        model: Option<&'a str>,
+    },
     Nvram,
     Iommu {
         model: &'a str,
@@ -407,6 +409,8 @@ pub struct DomainDef<'a> {
     pub devices: Vec<Device<'a>>,
     /// On s390x: per device read from the input, its CCW address and zPCI identifiers.
     pub s390: Vec<super::ccw::S390Address>,
+    /// On pseries: per device, the `reg` of its `<address type='spapr-vio'>` when given.
+    pub spapr_vio_regs: Vec<Option<u32>>,
 }
 
 impl<'a> DomainDef<'a> {
@@ -495,9 +499,23 @@ impl<'a> DomainDef<'a> {
         } else {
             Vec::new()
         };
+        let spapr_vio_regs = if machine_kind == MachineKind::Pseries {
+            devices
+                .iter()
+                .map(|d| {
+                    d.address_element
+                        .filter(|&a| doc.attr(a, "type") == Some("spapr-vio"))
+                        .and_then(|a| doc.attr(a, "reg"))
+                        .and_then(crate::pci::parse_xml_uint)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(DomainDef {
             arch,
             s390,
+            spapr_vio_regs,
             machine,
             machine_kind,
             numa_cells,
@@ -610,7 +628,9 @@ pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a
         "smartcard" => DeviceKind::Smartcard,
         "hub" => DeviceKind::Hub,
         "redirdev" => DeviceKind::Redirdev,
-        "tpm" => DeviceKind::Tpm,
+        "tpm" => DeviceKind::Tpm {
+            model: attr("model"),
+        },
         "nvram" => DeviceKind::Nvram,
         "iommu" => DeviceKind::Iommu {
             model: attr("model").unwrap_or_default(),

@@ -21,6 +21,8 @@ pub struct FilledDefaults {
     pub chassis: bool,
     pub port: bool,
     pub bus_nr: bool,
+    /// pseries PHBs: `<target index>`.
+    pub target_index: bool,
 }
 
 /// What the writer takes from a completed assignment.
@@ -185,9 +187,9 @@ fn other_address_element(address_type: &str) -> String {
 }
 
 /// The `<target .../>` attributes of a PCI controller, in libvirt's order: all of them, or
-/// with `only`, those that were filled in. At most five; `count` says how many.
+/// with `only`, those that were filled in. At most six; `count` says how many.
 struct TargetAttributes {
-    attrs: [(&'static str, Small); 5],
+    attrs: [(&'static str, Small); 6],
     count: usize,
 }
 
@@ -241,6 +243,12 @@ fn target_attributes(c: &Controller, only: Option<&FilledDefaults>) -> TargetAtt
         .filter(|_| wanted(only.is_some_and(|f| f.bus_nr)))
     {
         add("busNr", Small::new().dec(v));
+    }
+    if let Some(v) = opts
+        .target_index
+        .filter(|_| wanted(only.is_some_and(|f| f.target_index)))
+    {
+        add("index", Small::new().dec(v));
     }
     if only.is_none() {
         if let Some(h) = opts.hotplug {
@@ -368,6 +376,23 @@ fn new_device_element(
                 "<model type='{model}' vram='16384' heads='1' primary='yes'/>"
             )),
             "</video>",
+        ),
+        // pseries: the serial or console libvirt pairs with a lone one.
+        DeviceKind::Serial {
+            target_type: Some(t),
+        } => (
+            "<serial type='pty'".to_string(),
+            Some(format!(
+                "<target type='{t}' port='0'><model name='spapr-vty'/></target>"
+            )),
+            "</serial>",
+        ),
+        DeviceKind::Console {
+            target_type: Some(t),
+        } => (
+            "<console type='pty'".to_string(),
+            Some(format!("<target type='{t}' port='0'/>")),
+            "</console>",
         ),
         _ => return None,
     };

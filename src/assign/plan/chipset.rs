@@ -19,6 +19,7 @@ impl<'a> Planner<'a> {
             MachineKind::ArmVirt
             | MachineKind::RiscvVirt
             | MachineKind::S390Ccw
+            | MachineKind::Pseries
             | MachineKind::Other => Ok(()),
         }
     }

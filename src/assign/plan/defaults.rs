@@ -140,6 +140,7 @@ impl<'a> Planner<'a> {
                 ("usb", None) if s390 => continue,
                 ("usb", None) => usb_model,
                 ("scsi", None | Some("auto")) if s390 => "virtio-scsi",
+                ("scsi", None | Some("auto")) if machine == MachineKind::Pseries => "ibmvscsi",
                 ("scsi", None | Some("auto")) => "lsilogic",
                 ("usb", Some("none")) => {
                     device.address = DeviceAddress::None;

@@ -131,7 +131,7 @@ impl<'a> Planner<'a> {
         }
         // s390x has no default USB controller.
         if !machine.is_virt() && machine != MachineKind::S390Ccw && !self.has_controller("usb", 0) {
-            let model = if machine == MachineKind::Q35 {
+            let model = if matches!(machine, MachineKind::Q35 | MachineKind::Pseries) {
                 "qemu-xhci"
             } else {
                 "piix3-uhci"
@@ -185,6 +185,8 @@ impl<'a> Planner<'a> {
                 // QEMU on x86 gives a SCSI controller without a model an LSI Logic one.
                 let model = (ctype == "scsi").then_some(if self.is_s390() {
                     "virtio-scsi"
+                } else if self.is_pseries() {
+                    "ibmvscsi"
                 } else {
                     "lsilogic"
                 });
@@ -199,6 +201,8 @@ impl<'a> Planner<'a> {
         if self.def.has_graphics && !has_video {
             let model = if self.machine().is_virt() || self.is_s390() {
                 "virtio"
+            } else if self.is_pseries() {
+                "vga"
             } else {
                 "cirrus"
             };

@@ -21,6 +21,9 @@ fn versioned_machines(level: LibvirtLevel, kind: MachineKind) -> [(&'static str,
         // s390x: QEMU 7.2 from 2.4 on, QEMU 10.0 from 2.9 on.
         (MachineKind::S390Ccw, LibvirtLevel::V9_0) => [("s390-ccw-virtio-", 204, newest); 2],
         (MachineKind::S390Ccw, LibvirtLevel::V11_3) => [("s390-ccw-virtio-", 209, newest); 2],
+        // ppc64: QEMU 7.2 from pseries-2.1 on, QEMU 10.0 from 3.0 on.
+        (MachineKind::Pseries, LibvirtLevel::V9_0) => [("pseries-", 201, newest); 2],
+        (MachineKind::Pseries, LibvirtLevel::V11_3) => [("pseries-", 300, newest); 2],
         (_, LibvirtLevel::V9_0) => [("pc-i440fx-", 104, 702), ("pc-q35-", 204, 702)],
         (_, LibvirtLevel::V11_3) => [("pc-i440fx-", 204, 1000), ("pc-q35-", 204, 1000)],
     }

@@ -165,7 +165,9 @@ impl<'a> Planner<'a> {
                 *first = Some(Bus::new(PciModel::PciRoot, true));
             }
         }
-        let gap_model = if self.has_pcie_root() {
+        let gap_model = if self.is_pseries() {
+            PciModel::PciRoot
+        } else if self.has_pcie_root() {
             PciModel::PcieRootPort
         } else {
             PciModel::PciBridge
@@ -175,6 +177,7 @@ impl<'a> Planner<'a> {
             .map(|b| b.unwrap_or_else(|| Bus::new(gap_model, true)))
             .collect();
         let mut set = AddressSet::new(buses, dry_run);
+        set.multiple_roots = self.is_pseries();
         // Only devices with an address take part; visiting them in libvirt's order keeps
         // its choice of which conflict is reported.
         for i in self.iterate_order(|d| d.address.present_pci().is_some()) {

@@ -76,7 +76,7 @@ impl<'a> Planner<'a> {
                 DeviceKind::Nvram => 16,
                 DeviceKind::Hub => 17,
                 DeviceKind::Shmem => 18,
-                DeviceKind::Tpm => 19,
+                DeviceKind::Tpm { .. } => 19,
                 DeviceKind::Panic { .. } => 20,
                 DeviceKind::Memory { .. } => 21,
                 DeviceKind::Redirdev => 22,

@@ -40,7 +40,8 @@ impl<'a> Planner<'a> {
                 continue;
             };
             let index = c.index();
-            if model.is_root() && index != 0 {
+            let phb = machine == MachineKind::Pseries && *model == PciModel::PciRoot;
+            if model.is_root() && index != 0 && !phb {
                 return Err(Error::xml(
                     "pci-root and pcie-root controllers should have index 0",
                 ));
@@ -174,8 +175,10 @@ impl<'a> Planner<'a> {
                     quote(opts.model_name.unwrap_or_default())
                 )
             };
+            let phb = self.is_pseries() && model == PciModel::PciRoot;
             if let Some(name) = &opts.model_name {
-                if model.is_root() || !model.valid_model_names().contains(name) {
+                let phb_name = phb && *name == super::pseries::PHB_MODEL_NAME;
+                if !phb_name && (model.is_root() || !model.valid_model_names().contains(name)) {
                     return Err(Error::config_unsupported(format!(
                         "Option 'modelName' has invalid value {}",
                         context()
@@ -229,7 +232,18 @@ impl<'a> Planner<'a> {
                     context()
                 )));
             }
-            if opts.target_index.is_some() {
+            if let (Some(t), true) = (opts.target_index, phb) {
+                if !(0..=30).contains(&t) {
+                    return Err(Error::config_unsupported(format!(
+                        "PCI controller target index '{t}' out of range - must be 0-30"
+                    )));
+                }
+                if (index == 0) != (t == 0) {
+                    return Err(Error::config_unsupported(
+                        "Only the PCI controller with index 0 can have target index 0, and vice versa",
+                    ));
+                }
+            } else if opts.target_index.is_some() {
                 return Err(Error::config_unsupported(format!(
                     "Option 'targetIndex' is not valid {}",
                     context()

@@ -38,7 +38,7 @@ impl<'a> Planner<'a> {
         };
         Err(Error::config_unsupported(format!(
             "virtpci does not place PCI addresses for architecture '{arch}' machine type \
-             '{machine}' (supported: x86_64/i686 pc and q35, aarch64 virt, riscv64 virt, s390x s390-ccw-virtio)"
+             '{machine}' (supported: x86_64/i686 pc and q35, aarch64 virt, riscv64 virt, s390x s390-ccw-virtio, ppc64 pseries)"
         )))
     }
 
@@ -64,7 +64,7 @@ impl<'a> Planner<'a> {
     /// elsewhere (riscv64's QEMU has no xhci preference in libvirt, so it keeps x86's).
     pub(super) fn default_usb_model(&self) -> &'static str {
         match self.machine() {
-            MachineKind::ArmVirt => "qemu-xhci",
+            MachineKind::ArmVirt | MachineKind::Pseries => "qemu-xhci",
             _ => "piix3-uhci",
         }
     }
