@@ -109,25 +109,6 @@ fn hostdev_nodes(xml: &str) -> BTreeMap<PciAddress, Option<u32>> {
     out
 }
 
-fn oracle(name: &str) -> Option<std::path::PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/tools")
-        .join(name);
-    let up = path.exists()
-        && Command::new(&path)
-            .arg("status")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !up {
-        assert!(
-            std::env::var_os("VIRTPCI_REQUIRE_ORACLE").is_none(),
-            "VIRTPCI_REQUIRE_ORACLE is set but {name} is not up"
-        );
-        eprintln!("{name} not available: not checked by libvirt");
-    }
-    up.then_some(path)
-}
-
 fn pci_layout(file: &Path) -> String {
     let tool = shared_support::shared_path("tools/pci-layout").expect("tools/pci-layout");
     let out = Command::new(tool).arg(file).output().unwrap();
@@ -141,7 +122,7 @@ fn check_with_libvirt(xml: &str, name: &str, level: LibvirtLevel) {
         LibvirtLevel::V9_0 => "libvirt-oracle",
         _ => "libvirt-oracle-trixie",
     };
-    let Some(oracle) = oracle(tool) else {
+    let Some(oracle) = shared_support::oracle(tool, "the layout") else {
         return;
     };
     let dir = TempTree::new(&format!("mirror-{name}"));

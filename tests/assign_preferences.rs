@@ -4,8 +4,9 @@
 //! (`../shared/tools/libvirt-oracle`), fed back to libvirt, which must accept it and keep
 //! every address.
 
+mod shared_support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::Command;
 use virtpci::topology::{ConnectFlags, PciModel};
 use virtpci::xml::Document;
@@ -150,27 +151,10 @@ fn check_valid(xml: &str) -> Topology {
     topo
 }
 
-fn oracle() -> Option<std::path::PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/libvirt-oracle");
-    let up = path.exists()
-        && Command::new(&path)
-            .arg("status")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    up.then_some(path)
-}
-
 /// What libvirt 9.0 makes of `xml` (the oracle's `assign`), or None when the oracle is not up
 /// and the caller did not require it.
 fn libvirt_assign(xml: &str, name: &str) -> Option<String> {
-    let Some(oracle) = oracle() else {
-        assert!(
-            std::env::var_os("VIRTPCI_REQUIRE_ORACLE").is_none(),
-            "{name}: VIRTPCI_REQUIRE_ORACLE is set but the libvirt oracle is not up"
-        );
-        eprintln!("{name}: libvirt oracle not available, not checked by libvirt");
-        return None;
-    };
+    let oracle = shared_support::oracle("libvirt-oracle", name)?;
     let dir = std::env::temp_dir().join(format!("virtpci-prefs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{name}.xml"));

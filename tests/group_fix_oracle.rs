@@ -6,10 +6,10 @@
 //! type='unassigned'/>`), and `check` must accept the group rule for it.
 
 mod host_support;
+mod shared_support;
 
 use host_support::{fixture_tree, TempTree};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use virtpci::host::{HeaderType, Host};
 use virtpci::hostdev::group_fix::add_missing_group_members;
@@ -65,30 +65,13 @@ fn hostdevs(xml: &str) -> BTreeMap<PciAddress, String> {
         .collect()
 }
 
-fn oracle(name: &str) -> Option<std::path::PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/tools")
-        .join(name);
-    let up = path.exists()
-        && Command::new(&path)
-            .arg("status")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !up {
-        assert!(
-            std::env::var_os("VIRTPCI_REQUIRE_ORACLE").is_none(),
-            "VIRTPCI_REQUIRE_ORACLE is set but {name} is not up"
-        );
-        eprintln!("{name} not available: the completed domains are not checked by libvirt");
-    }
-    up.then_some(path)
-}
-
 #[test]
 fn completed_domains_are_defined_by_libvirt_with_the_members_unassigned() {
     let oracles: Vec<_> = ["libvirt-oracle", "libvirt-oracle-trixie"]
         .into_iter()
-        .filter_map(|name| oracle(name).map(|p| (name, p)))
+        .filter_map(|name| {
+            shared_support::oracle(name, "the completed domains are").map(|p| (name, p))
+        })
         .collect();
     let scratch = TempTree::new("group-fix-oracle");
     let (mut completed, mut defined) = (0, 0);

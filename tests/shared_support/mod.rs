@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// `../shared/<rel>`, or None when it is missing and the caller asked to skip; a missing path
 /// otherwise fails the test.
@@ -64,4 +65,26 @@ pub fn expectation_dirs(cases: &Path) -> Vec<PathBuf> {
         );
     }
     dirs
+}
+
+/// `../shared/tools/<name>` (`libvirt-oracle`, `libvirt-oracle-trixie`) when that oracle
+/// answers `status`. When it does not, the test fails if `VIRTPCI_REQUIRE_ORACLE` is set, and
+/// otherwise says which check (`unchecked`) was not made and gets None.
+pub fn oracle(name: &str, unchecked: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/tools")
+        .join(name);
+    let up = path.exists()
+        && Command::new(&path)
+            .arg("status")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !up {
+        assert!(
+            std::env::var_os("VIRTPCI_REQUIRE_ORACLE").is_none(),
+            "VIRTPCI_REQUIRE_ORACLE is set but {name} is not up"
+        );
+        eprintln!("{name} not available: {unchecked} not checked by libvirt");
+    }
+    up.then_some(path)
 }
