@@ -109,18 +109,18 @@ pub(super) unsafe fn hostdevs_arg(
 }
 
 /// The arguments of the calls about one domain's hostdevs, checked in the order they come.
-struct DomainHostdevs<'a> {
-    mgr: &'a HostdevManager,
-    drv: &'a str,
-    dom: &'a str,
-    list: Vec<HostdevSpec>,
+pub(super) struct DomainHostdevs<'a> {
+    pub(super) mgr: &'a HostdevManager,
+    pub(super) drv: &'a str,
+    pub(super) dom: &'a str,
+    pub(super) list: Vec<HostdevSpec>,
 }
 
 /// Borrow and convert the manager, driver name, domain name and hostdev array.
 ///
 /// # Safety
 /// As [`mgr_arg`], `str_arg` (for both names) and [`hostdevs_arg`].
-unsafe fn domain_hostdevs_args<'a>(
+pub(super) unsafe fn domain_hostdevs_args<'a>(
     mgr: *const VirtpciHostdevManager,
     drv_name: *const c_char,
     dom_name: *const c_char,
@@ -137,6 +137,15 @@ unsafe fn domain_hostdevs_args<'a>(
             list: hostdevs_arg(hostdevs, n, func)?,
         })
     }
+}
+
+/// The domain UUID argument: NULL for none, else 16 bytes.
+///
+/// # Safety
+/// `uuid` is NULL or valid for reading 16 bytes.
+pub(super) unsafe fn uuid_arg(uuid: *const c_uchar) -> Option<[u8; 16]> {
+    // SAFETY: non-NULL and valid for 16 bytes by contract.
+    (!uuid.is_null()).then(|| unsafe { *(uuid as *const [u8; 16]) })
 }
 
 /// The options a prepare `flags` word asks for, unknown bits refused.
@@ -254,12 +263,8 @@ pub unsafe extern "C" fn virtpci_hostdev_prepare_pci_devices(
     guard(NAME, || {
         // SAFETY: forwarded caller contract.
         let a = unsafe { domain_hostdevs_args(mgr, drv_name, dom_name, hostdevs, n, NAME) }?;
-        let uuid: Option<[u8; 16]> = if uuid.is_null() {
-            None
-        } else {
-            // SAFETY: non-NULL and valid for 16 bytes by contract.
-            Some(unsafe { *(uuid as *const [u8; 16]) })
-        };
+        // SAFETY: forwarded caller contract.
+        let uuid = unsafe { uuid_arg(uuid) };
         a.mgr
             .prepare_pci_devices(
                 a.drv,

@@ -6,11 +6,11 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    check_flags, guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, str_arg, xml_arg,
+    check_flags, guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, xml_arg,
 };
 use super::host::VirtpciHost;
 use super::hostdev::{
-    c_error, hostdevs_arg, mgr_arg, prepare_options, VirtpciHostdev, VirtpciHostdevManager,
+    c_error, domain_hostdevs_args, prepare_options, uuid_arg, VirtpciHostdev, VirtpciHostdevManager,
 };
 use crate::error::{Error, Result};
 use crate::hostdev::net::{MacAddr, NetConfig, VLAN_MAX};
@@ -120,25 +120,15 @@ pub unsafe extern "C" fn virtpci_hostdev_prepare_pci_devices_with_net(
 ) -> c_int {
     const NAME: &str = "virtpci_hostdev_prepare_pci_devices_with_net";
     guard(NAME, || {
-        // SAFETY: forwarded caller contract (each call below).
-        let (mgr, drv, dom, mut list) = unsafe {
-            (
-                mgr_arg(mgr, NAME)?,
-                str_arg(drv_name, "drv_name", NAME)?,
-                str_arg(dom_name, "dom_name", NAME)?,
-                hostdevs_arg(hostdevs, n, NAME)?,
-            )
-        };
         // SAFETY: forwarded caller contract.
-        unsafe { add_nets(&mut list, nets, n_nets, NAME) }?;
-        let uuid: Option<[u8; 16]> = if uuid.is_null() {
-            None
-        } else {
-            // SAFETY: non-NULL and valid for 16 bytes by contract.
-            Some(unsafe { *(uuid as *const [u8; 16]) })
-        };
+        let mut a = unsafe { domain_hostdevs_args(mgr, drv_name, dom_name, hostdevs, n, NAME) }?;
+        // SAFETY: forwarded caller contract.
+        unsafe { add_nets(&mut a.list, nets, n_nets, NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let uuid = unsafe { uuid_arg(uuid) };
         let options = prepare_options(flags, NAME)?;
-        mgr.prepare_pci_devices(drv, dom, uuid.as_ref(), &list, options)
+        a.mgr
+            .prepare_pci_devices(a.drv, a.dom, uuid.as_ref(), &a.list, options)
             .map_err(c_error)?;
         Ok(0)
     })
