@@ -17,7 +17,8 @@ use virtpci::host::snapshot::{DeviceRecord, HostSnapshot, FORMAT};
 #[path = "../tests/host_support/records.rs"]
 mod records;
 use virtpci::host::Host;
-use virtpci::hostdev::{HostdevManager, HostdevSpec, PrepareOptions};
+use virtpci::hostdev::{HostdevManager, PrepareOptions};
+use virtpci::HostdevSpec;
 use virtpci::PciAddress;
 
 /// A generated device whose reset is a PM reset (no FLR), so the check plans resets.

@@ -33,5 +33,6 @@ pub mod ffi;
 pub use assign::{assign_domain_xml, assign_domain_xml_with, AssignOptions, AssignOutput};
 pub use error::{Error, ErrorCode, Result};
 pub use host::Host;
-pub use hostdev::{HostdevManager, HostdevSpec};
+pub use hostdev::HostdevManager;
 pub use pci::PciAddress;
+pub use xml::hostdevs::HostdevSpec;

@@ -8,8 +8,11 @@ mod hostdev_support;
 
 use hostdev_support::*;
 use std::collections::BTreeMap;
+use virtpci::host::MacAddr;
 use virtpci::host::VfNet;
-use virtpci::hostdev::{HostdevSpec, MacAddr, NetConfig, PrepareOptions};
+use virtpci::hostdev::PrepareOptions;
+use virtpci::xml::hostdevs::NetConfig;
+use virtpci::HostdevSpec;
 use virtpci::PciAddress;
 
 const QEMU: &str = "QEMU";

@@ -11,7 +11,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use virtpci::host::Host;
-use virtpci::hostdev::{HostdevManager, HostdevSpec, PrepareOptions};
+use virtpci::hostdev::{HostdevManager, PrepareOptions};
+use virtpci::HostdevSpec;
 
 fn mkfifo(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

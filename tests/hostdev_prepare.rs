@@ -7,10 +7,8 @@ mod hostdev_support;
 use hostdev_support::*;
 use std::sync::Arc;
 use virtpci::host::{Host, SimulatedKernel, Sysfs, SysfsWrite, SysfsWriter, WriteKind};
-use virtpci::hostdev::{
-    Action, HostdevManager, HostdevSpec, PrepareOptions, ResetOutcome, StaticUsage,
-};
-use virtpci::ErrorCode;
+use virtpci::hostdev::{Action, HostdevManager, PrepareOptions, ResetOutcome, StaticUsage};
+use virtpci::{ErrorCode, HostdevSpec};
 
 const QEMU: &str = "QEMU";
 

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use virtpci::host::snapshot::{DeviceRecord, HostSnapshot, FORMAT};
 use virtpci::host::Host;
-use virtpci::hostdev::{HostdevManager, HostdevSpec, PrepareOptions};
+use virtpci::hostdev::{HostdevManager, PrepareOptions};
+use virtpci::HostdevSpec;
 use virtpci::PciAddress;
 
 const GROUPS: u32 = 8;

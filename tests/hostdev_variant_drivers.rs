@@ -8,7 +8,7 @@ mod host_support;
 mod hostdev_support;
 
 use host_support::*;
-use hostdev_support::drivers;
+use hostdev_support::{drivers, DomainXmlCalls};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};

@@ -199,6 +199,19 @@ pub(crate) fn guest_warnings(xml: &str) -> Result<Vec<Warning>> {
     Ok(warnings)
 }
 
+/// The texts of [`guest_warnings`], what `virtpci check` and `virtpci_hostdev_check_domain`
+/// add to the hostdev report: a domain the assignment refuses gets one warning saying so,
+/// with the refusal.
+pub fn guest_warning_messages(xml: &str) -> Vec<String> {
+    match guest_warnings(xml) {
+        Ok(guest) => guest.into_iter().map(|w| w.message).collect(),
+        Err(e) => vec![format!(
+            "the guest's PCI slots were not checked: {}",
+            e.message
+        )],
+    }
+}
+
 /// Why a device has the address it has.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]

@@ -8,10 +8,13 @@ use super::boundary::{
 };
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
+use crate::assign::explain::guest_warning_messages;
 use crate::error::{Error, Result};
 use crate::hostdev::critical::name_force_option;
-use crate::hostdev::{HostdevManager, HostdevSpec, PrepareOptions, ResetOutcome};
+use crate::hostdev::{HostdevManager, PrepareOptions, ResetOutcome};
 use crate::pci::PciAddress;
+use crate::xml::hostdevs::hostdevs_from_domain_xml;
+use crate::xml::hostdevs::HostdevSpec;
 use std::ffi::{c_char, c_int, c_uchar, c_uint};
 use std::path::Path;
 use std::sync::Arc;
@@ -445,8 +448,16 @@ pub unsafe extern "C" fn virtpci_hostdev_prepare_domain(
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
         let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
-        mgr.prepare_domain(drv, xml, prepare_options(flags, NAME)?)
-            .map_err(c_error)?;
+        let options = prepare_options(flags, NAME)?;
+        let d = hostdevs_from_domain_xml(xml)?;
+        mgr.prepare_pci_devices(
+            drv,
+            d.required_name()?,
+            d.uuid.as_ref(),
+            &d.hostdevs,
+            options,
+        )
+        .map_err(c_error)?;
         Ok(0)
     })
 }
@@ -469,7 +480,8 @@ pub unsafe extern "C" fn virtpci_hostdev_reattach_domain(
         let mgr = unsafe { mgr_arg(mgr, NAME) }?;
         let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
-        mgr.reattach_domain(drv, xml)?;
+        let d = hostdevs_from_domain_xml(xml)?;
+        mgr.reattach_pci_devices(drv, d.required_name()?, &d.hostdevs)?;
         Ok(0)
     })
 }
@@ -501,7 +513,10 @@ pub unsafe extern "C" fn virtpci_hostdev_check_domain(
         let drv = unsafe { str_arg(drv_name, "drv_name", NAME) }?;
         let xml = unsafe { xml_arg(domain_xml, "domain_xml", NAME) }?;
         let out = unsafe { out_arg(report_json, "report_json", NAME) }?;
-        let mut report = mgr.check_domain(drv, xml, prepare_options(flags, NAME)?)?;
+        let options = prepare_options(flags, NAME)?;
+        let d = hostdevs_from_domain_xml(xml)?;
+        let mut report = mgr.check(drv, d.required_name()?, &d.hostdevs, options)?;
+        report.warnings.extend(guest_warning_messages(xml));
         report.violations = report.violations.into_iter().map(c_error).collect();
         *out = malloc_string(&report.to_json())?;
         match report.violations.first() {

@@ -13,9 +13,9 @@ use super::hostdev::{
     c_error, domain_hostdevs_args, prepare_options, uuid_arg, VirtpciHostdev, VirtpciHostdevManager,
 };
 use crate::error::{Error, Result};
-use crate::hostdev::net::{MacAddr, NetConfig, VLAN_MAX};
-use crate::hostdev::HostdevSpec;
+use crate::host::MacAddr;
 use crate::pci::PciAddress;
+use crate::xml::hostdevs::{HostdevSpec, NetConfig, VLAN_MAX};
 use std::ffi::{c_char, c_int, c_uchar, c_uint};
 
 /// The network side of one `<interface type='hostdev'>`, given to

@@ -19,8 +19,10 @@
 //!   to their original driver and `driver_override`, confirming they arrived. All or nothing.
 //! * [`HostdevManager::update_active_pci_devices`]: reconcile the book with a running domain.
 //! * Node-device calls: [`HostdevManager::node_device_detach`], `_reattach`, `_reset`.
-//! * [`HostdevManager::check`]: the dry run; [`HostdevManager::prepare_domain`] and
-//!   [`HostdevManager::reattach_domain`] read the hostdevs from domain XML.
+//! * [`HostdevManager::check`]: the dry run.
+//!
+//! Every call takes parsed [`HostdevSpec`]s, as libvirt's take its domain model: the callers
+//! read a domain definition's with [`crate::xml::hostdevs::hostdevs_from_domain_xml`].
 //!
 //! # Drivers, modules and iommufd
 //! Each managed hostdev gets the VFIO driver [`Host::choose_vfio_driver`] picks from
@@ -59,13 +61,12 @@ pub mod status;
 pub use book::{ActiveEntry, BookEntry, DeviceState, HeldDevice, Owner, OwnershipBook, SavedNet};
 pub use critical::{CriticalUse, HostUsage, ProcUsage, StaticUsage};
 pub use moves::{ResetCapability, ResetOutcome, ResetTimings};
-pub use net::{MacAddr, NetConfig};
 pub use plan::{Action, CheckReport, GroupCheck, GroupMember, HostdevCheck};
 
 use crate::error::{Error, Result};
 use crate::host::{Host, VfNet};
 use crate::pci::PciAddress;
-use crate::xml::hostdevs::hostdevs_from_domain_xml;
+use crate::xml::hostdevs::HostdevSpec;
 use state::{StateLock, StateStore};
 use std::fmt;
 use std::path::Path;
@@ -80,50 +81,6 @@ pub struct PrepareOptions {
     pub legacy_group_check: bool,
     /// Detach devices the host needs (a mounted filesystem's disk, the default route's NIC).
     pub force: bool,
-}
-
-/// One PCI host device of a domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostdevSpec {
-    /// The host address.
-    pub source: PciAddress,
-    /// `managed='yes'`: virtpci detaches it and gives it back.
-    pub managed: bool,
-    /// `<address type='unassigned'/>`: prepared and booked like any other, never shown to the
-    /// guest (how a domain declares the other members of a group under the whole-group rule).
-    pub unassigned: bool,
-    /// The stub: `None`, "vfio" or "vfio-pci" for vfio-pci, or a vfio variant driver's name.
-    pub driver: Option<String>,
-    /// `<driver model='NAME'/>`: the VFIO driver to use, instead of the one chosen from
-    /// modules.alias. Refused unless it is a VFIO driver.
-    pub model: Option<String>,
-    /// `<driver iommufd='yes'/>` or the domain's `<iommufd enabled='yes'/>`: the device is
-    /// opened through iommufd and its VFIO device cdev, which prepare finds and checks.
-    pub iommufd: bool,
-    /// Set for `<interface type='hostdev'>`: the device must be an SR-IOV VF, and its MAC and
-    /// VLAN are set through its PF.
-    pub net: Option<NetConfig>,
-}
-
-impl HostdevSpec {
-    pub fn managed(source: PciAddress) -> HostdevSpec {
-        HostdevSpec {
-            source,
-            managed: true,
-            unassigned: false,
-            driver: None,
-            model: None,
-            iommufd: false,
-            net: None,
-        }
-    }
-
-    pub fn unmanaged(source: PciAddress) -> HostdevSpec {
-        HostdevSpec {
-            managed: false,
-            ..HostdevSpec::managed(source)
-        }
-    }
 }
 
 /// Where warnings go (libvirt logs them: failed resets during re-attach, failed rollbacks).
@@ -765,45 +722,6 @@ impl HostdevManager {
             return Err(plan::missing_device_error(&self.host, addr));
         }
         moves::reset(&self.host, addr, &s.book, self.timings)
-    }
-
-    /// Prepare the PCI hostdevs of a domain definition (name and UUID from the XML).
-    pub fn prepare_domain(
-        &self,
-        drv_name: &str,
-        domain_xml: &str,
-        options: PrepareOptions,
-    ) -> Result<()> {
-        let d = hostdevs_from_domain_xml(domain_xml)?;
-        let name = d
-            .name
-            .ok_or_else(|| Error::xml("missing domain name information"))?;
-        self.prepare_pci_devices(drv_name, &name, d.uuid.as_ref(), &d.hostdevs, options)
-    }
-
-    /// Re-attach the PCI hostdevs of a domain definition.
-    pub fn reattach_domain(&self, drv_name: &str, domain_xml: &str) -> Result<()> {
-        let d = hostdevs_from_domain_xml(domain_xml)?;
-        let name = d
-            .name
-            .ok_or_else(|| Error::xml("missing domain name information"))?;
-        self.reattach_pci_devices(drv_name, &name, &d.hostdevs)
-    }
-
-    /// The dry run for a domain definition.
-    pub fn check_domain(
-        &self,
-        drv_name: &str,
-        domain_xml: &str,
-        options: PrepareOptions,
-    ) -> Result<CheckReport> {
-        let d = hostdevs_from_domain_xml(domain_xml)?;
-        let name = d
-            .name
-            .ok_or_else(|| Error::xml("missing domain name information"))?;
-        let mut report = self.check(drv_name, &name, &d.hostdevs, options)?;
-        report.add_guest_warnings(domain_xml);
-        Ok(report)
     }
 }
 

@@ -4,30 +4,10 @@
 //! moves (virHostdevSaveNetConfig: only an SR-IOV VF, whose PF has a netdev).
 
 use super::book::SavedNet;
-use super::HostdevSpec;
 use crate::error::{Error, Result};
-use crate::host::{Host, VfNet};
+use crate::host::{Host, MacAddr, VfNet};
 use crate::pci::PciAddress;
-
-pub use crate::host::vfnet::MacAddr;
-
-/// The largest 802.1Q VLAN id.
-pub(crate) const VLAN_MAX: u16 = 4095;
-
-/// What an `<interface type='hostdev'>` asks of its VF.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetConfig {
-    /// `<mac address>`: set as the VF's MAC through its PF.
-    pub mac: Option<MacAddr>,
-    /// `<vlan><tag id>`: set as the VF's VLAN through its PF; `None` leaves the VLAN the PF
-    /// holds (libvirt's setVlan false).
-    pub vlan: Option<u16>,
-}
-
-/// libvirt's refusal of a VLAN an SR-IOV VF cannot carry (more than one tag, or a trunk).
-pub(crate) fn vlan_trunk_error() -> Error {
-    Error::config_unsupported("vlan trunking is not supported by SR-IOV network devices")
-}
+use crate::xml::hostdevs::HostdevSpec;
 
 /// libvirt's refusal of a device that is not a VF as `<interface type='hostdev'>`.
 pub(crate) fn not_a_vf_error() -> Error {

@@ -6,13 +6,14 @@ use super::book::{held_error, DeviceState, Owner, OwnershipBook};
 use super::critical::{critical_devices, critical_error, CriticalUse, HostUsage};
 use super::moves::{is_vfio_driver, ResetCapability};
 use super::net::{vf_net_device, vf_net_unsupported_error};
-use super::{HostdevSpec, PrepareOptions};
+use super::PrepareOptions;
 use crate::error::{Error, Result};
 use crate::host::config::{ConfigSpace, HeaderType};
 use crate::host::modules::module_of_driver;
 use crate::host::names::parse_device_name;
 use crate::host::{ChoiceReason, DriverChoice, Host, DEVICES_DIR};
 use crate::pci::PciAddress;
+use crate::xml::hostdevs::HostdevSpec;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What prepare would do to one device.
@@ -103,19 +104,6 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
-    }
-
-    /// Add the guest's warnings for the domain `domain_xml` (a guest slot used without function
-    /// 0, see docs/decisions.md) as libvirt's assignment would place its devices. A domain the
-    /// assignment refuses gets one warning saying so, with the refusal.
-    pub fn add_guest_warnings(&mut self, domain_xml: &str) {
-        match crate::assign::explain::guest_warnings(domain_xml) {
-            Ok(guest) => self.warnings.extend(guest.into_iter().map(|w| w.message)),
-            Err(e) => self.warnings.push(format!(
-                "the guest's PCI slots were not checked: {}",
-                e.message
-            )),
-        }
     }
 
     /// The report as JSON (what `virtpci check --json` prints).

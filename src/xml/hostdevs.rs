@@ -1,5 +1,7 @@
-//! The PCI host devices of a domain definition, read into the specs the hostdev manager takes:
-//! every `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with
+//! The PCI host devices of a domain definition, read into the specs the hostdev manager takes
+//! ([`HostdevSpec`], defined here with the rest of the domain model, so the manager depends on
+//! the reader and not the other way round, as libvirt's virhostdev takes conf's
+//! virDomainHostdevDef): every `<hostdev mode='subsystem' type='pci'>` and `<interface type='hostdev'>`, with
 //! `managed`, `<driver name>`, the host address in `<source><address>`, and whether the guest
 //! address is `<address type='unassigned'/>`; plus the domain's `<name>` and `<uuid>`. And the
 //! one edit the hostdev side makes: adding hostdevs hidden from the guest.
@@ -9,9 +11,70 @@ use super::edit::Editor;
 use super::identity::pci_hostdev_source;
 use super::{DeviceAddress, Document, ElementId};
 use crate::error::{Error, Result};
-use crate::hostdev::net::{vlan_trunk_error, MacAddr, NetConfig, VLAN_MAX};
-use crate::hostdev::HostdevSpec;
+use crate::host::MacAddr;
 use crate::pci::PciAddress;
+
+/// One PCI host device of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostdevSpec {
+    /// The host address.
+    pub source: PciAddress,
+    /// `managed='yes'`: virtpci detaches it and gives it back.
+    pub managed: bool,
+    /// `<address type='unassigned'/>`: prepared and booked like any other, never shown to the
+    /// guest (how a domain declares the other members of a group under the whole-group rule).
+    pub unassigned: bool,
+    /// The stub: `None`, "vfio" or "vfio-pci" for vfio-pci, or a vfio variant driver's name.
+    pub driver: Option<String>,
+    /// `<driver model='NAME'/>`: the VFIO driver to use, instead of the one chosen from
+    /// modules.alias. Refused unless it is a VFIO driver.
+    pub model: Option<String>,
+    /// `<driver iommufd='yes'/>` or the domain's `<iommufd enabled='yes'/>`: the device is
+    /// opened through iommufd and its VFIO device cdev, which prepare finds and checks.
+    pub iommufd: bool,
+    /// Set for `<interface type='hostdev'>`: the device must be an SR-IOV VF, and its MAC and
+    /// VLAN are set through its PF.
+    pub net: Option<NetConfig>,
+}
+
+impl HostdevSpec {
+    pub fn managed(source: PciAddress) -> HostdevSpec {
+        HostdevSpec {
+            source,
+            managed: true,
+            unassigned: false,
+            driver: None,
+            model: None,
+            iommufd: false,
+            net: None,
+        }
+    }
+
+    pub fn unmanaged(source: PciAddress) -> HostdevSpec {
+        HostdevSpec {
+            managed: false,
+            ..HostdevSpec::managed(source)
+        }
+    }
+}
+
+/// The largest 802.1Q VLAN id.
+pub(crate) const VLAN_MAX: u16 = 4095;
+
+/// What an `<interface type='hostdev'>` asks of its VF.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetConfig {
+    /// `<mac address>`: set as the VF's MAC through its PF.
+    pub mac: Option<MacAddr>,
+    /// `<vlan><tag id>`: set as the VF's VLAN through its PF; `None` leaves the VLAN the PF
+    /// holds (libvirt's setVlan false).
+    pub vlan: Option<u16>,
+}
+
+/// libvirt's refusal of a VLAN an SR-IOV VF cannot carry (more than one tag, or a trunk).
+pub(crate) fn vlan_trunk_error() -> Error {
+    Error::config_unsupported("vlan trunking is not supported by SR-IOV network devices")
+}
 
 /// What a domain definition says about its PCI host devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +82,15 @@ pub struct DomainHostdevs {
     pub name: Option<String>,
     pub uuid: Option<[u8; 16]>,
     pub hostdevs: Vec<HostdevSpec>,
+}
+
+impl DomainHostdevs {
+    /// The domain's `<name>`, which every hostdev manager call needs, or libvirt's refusal.
+    pub fn required_name(&self) -> Result<&str> {
+        self.name
+            .as_deref()
+            .ok_or_else(|| Error::xml("missing domain name information"))
+    }
 }
 
 /// Parse `8e3f…` with or without dashes (libvirt's virUUIDParse accepts both).

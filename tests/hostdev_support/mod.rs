@@ -6,9 +6,11 @@ pub use crate::host_support::{addr, fixture_tree, TempTree};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use virtpci::assign::explain::guest_warning_messages;
 use virtpci::host::Host;
-use virtpci::hostdev::{HostdevManager, HostdevSpec, OwnershipBook};
-use virtpci::PciAddress;
+use virtpci::hostdev::{CheckReport, HostdevManager, OwnershipBook, PrepareOptions};
+use virtpci::xml::hostdevs::hostdevs_from_domain_xml;
+use virtpci::{HostdevSpec, PciAddress, Result};
 
 /// A simulated fixture host and a manager on it.
 pub struct Bench {
@@ -99,4 +101,38 @@ pub fn default_route(iface: &str) -> String {
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
          {iface}\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
     )
+}
+
+/// The manager's calls for a domain definition, read as the CLI and the C API read it: the
+/// PCI hostdevs, name and UUID through `xml::hostdevs`, then the spec-taking call (and, for the
+/// dry run, the guest's warnings, as `virtpci check` adds them).
+pub trait DomainXmlCalls {
+    fn prepare_domain(&self, drv: &str, xml: &str, options: PrepareOptions) -> Result<()>;
+    fn reattach_domain(&self, drv: &str, xml: &str) -> Result<()>;
+    fn check_domain(&self, drv: &str, xml: &str, options: PrepareOptions) -> Result<CheckReport>;
+}
+
+impl DomainXmlCalls for HostdevManager {
+    fn prepare_domain(&self, drv: &str, xml: &str, options: PrepareOptions) -> Result<()> {
+        let d = hostdevs_from_domain_xml(xml)?;
+        self.prepare_pci_devices(
+            drv,
+            d.required_name()?,
+            d.uuid.as_ref(),
+            &d.hostdevs,
+            options,
+        )
+    }
+
+    fn reattach_domain(&self, drv: &str, xml: &str) -> Result<()> {
+        let d = hostdevs_from_domain_xml(xml)?;
+        self.reattach_pci_devices(drv, d.required_name()?, &d.hostdevs)
+    }
+
+    fn check_domain(&self, drv: &str, xml: &str, options: PrepareOptions) -> Result<CheckReport> {
+        let d = hostdevs_from_domain_xml(xml)?;
+        let mut report = self.check(drv, d.required_name()?, &d.hostdevs, options)?;
+        report.warnings.extend(guest_warning_messages(xml));
+        Ok(report)
+    }
 }

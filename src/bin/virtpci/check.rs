@@ -5,6 +5,7 @@
 
 use crate::target::{open_host, read_input, TargetArgs};
 use clap::Args;
+use virtpci::assign::explain::guest_warning_messages;
 use virtpci::hostdev::state::StateStore;
 use virtpci::hostdev::{
     plan, Action, CheckReport, HostUsage, Owner, OwnershipBook, PrepareOptions, ProcUsage,
@@ -42,10 +43,7 @@ pub struct CheckArgs {
 pub fn run(args: CheckArgs) -> Result<Option<Error>> {
     let xml = read_input(&args.file)?;
     let dom = hostdevs_from_domain_xml(&xml)?;
-    let name = dom
-        .name
-        .clone()
-        .ok_or_else(|| Error::xml("missing domain name information"))?;
+    let name = dom.required_name()?;
     let (host, state_dir, simulated_root) = open_host(&args.host)?;
     // A dry run creates nothing: a state directory that does not exist means empty lists.
     let book = if state_dir.is_dir() {
@@ -65,7 +63,7 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         &host,
         &book,
         &*usage,
-        &Owner::new(&args.driver, &name),
+        &Owner::new(&args.driver, name),
         &dom.hostdevs,
         options,
     )?;
@@ -80,7 +78,7 @@ pub fn run(args: CheckArgs) -> Result<Option<Error>> {
         .map(crate::cli_words)
         .collect();
     // The guest side: a slot its hostdevs (or other devices) use without function 0.
-    report.add_guest_warnings(&xml);
+    report.warnings.extend(guest_warning_messages(&xml));
     let text = if args.json {
         report.to_json()
     } else {

@@ -146,11 +146,9 @@ pub fn run_reset(args: DeviceArgs) -> Result<()> {
 pub fn run_update_active(args: UpdateActiveArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
     let d = virtpci::xml::hostdevs::hostdevs_from_domain_xml(&xml)?;
-    let name = d
-        .name
-        .ok_or_else(|| Error::xml("missing domain name information"))?;
+    let name = d.required_name()?;
     let mgr = open_manager(&args.host)?;
-    mgr.update_active_pci_devices(&args.driver, &name, &d.hostdevs)?;
+    mgr.update_active_pci_devices(&args.driver, name, &d.hostdevs)?;
     let book = mgr.book()?;
     let mut out = String::new();
     for h in &d.hostdevs {

@@ -5,9 +5,9 @@ use crate::outcome::{report, shown, DeviceOutcome};
 use crate::target::{open_manager, read_input, require_writable, TargetArgs};
 use clap::Args;
 use virtpci::hostdev::moves::is_vfio_driver;
-use virtpci::hostdev::{Action, ActiveEntry, HostdevSpec, Owner, PrepareOptions};
+use virtpci::hostdev::{Action, ActiveEntry, Owner, PrepareOptions};
 use virtpci::xml::hostdevs::hostdevs_from_domain_xml;
-use virtpci::{Error, HostdevManager, PciAddress, Result};
+use virtpci::{Error, HostdevManager, HostdevSpec, PciAddress, Result};
 
 #[derive(Args)]
 pub struct PrepareArgs {
@@ -62,21 +62,26 @@ impl PrepareArgs {
 pub fn run_prepare(args: PrepareArgs) -> Result<()> {
     let xml = read_input(&args.file)?;
     let d = hostdevs_from_domain_xml(&xml)?;
-    let name = d
-        .name
-        .clone()
-        .ok_or_else(|| Error::xml("missing domain name information"))?;
+    let name = d.required_name()?;
     require_writable(&args.host)?;
     let mgr = open_manager(&args.host)?;
     // What prepare will do to each device, taken just before it does it.
-    let plan = mgr.check_domain(&args.driver, &xml, args.options())?;
+    let plan = mgr.check(&args.driver, name, &d.hostdevs, args.options())?;
     let iommufd: Vec<PciAddress> = d
         .hostdevs
         .iter()
         .filter(|h| h.iommufd)
         .map(|h| h.source)
         .collect();
-    let error = mgr.prepare_domain(&args.driver, &xml, args.options()).err();
+    let error = mgr
+        .prepare_pci_devices(
+            &args.driver,
+            name,
+            d.uuid.as_ref(),
+            &d.hostdevs,
+            args.options(),
+        )
+        .err();
     let outcomes: Vec<DeviceOutcome> = plan
         .hostdevs
         .iter()
@@ -139,12 +144,9 @@ pub fn run_reattach(args: ReattachArgs) -> Result<()> {
     };
     let xml = read_input(file)?;
     let d = hostdevs_from_domain_xml(&xml)?;
-    let name = d
-        .name
-        .clone()
-        .ok_or_else(|| Error::xml("missing domain name information"))?;
+    let name = d.required_name()?;
     let mgr = open_manager(&args.host)?;
-    let owner = Owner::new(&args.driver, &name);
+    let owner = Owner::new(&args.driver, name);
     let book = mgr.book()?;
     // The devices the domain holds: those listed, and interrupted ones it left (re-attach
     // recovers those too).
@@ -206,7 +208,7 @@ pub fn run_reattach(args: ReattachArgs) -> Result<()> {
         .iter()
         .map(|t| book.active_entry(t).expect("listed above"));
     let error = reattach_reporting(&mgr, held, &mut outcomes, || {
-        mgr.reattach_domain(&args.driver, &xml)
+        mgr.reattach_pci_devices(&args.driver, name, &d.hostdevs)
     });
     outcomes.sort_by_key(|o| o.address);
     let error = error.or_else(|| {
