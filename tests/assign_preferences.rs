@@ -7,7 +7,6 @@
 mod shared_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use virtpci::topology::{ConnectFlags, PciModel};
 use virtpci::xml::Document;
 use virtpci::{assign_domain_xml, assign_domain_xml_with, AssignOptions, ErrorCode};
@@ -159,17 +158,7 @@ fn libvirt_assign(xml: &str, name: &str) -> Option<String> {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{name}.xml"));
     std::fs::write(&file, xml).unwrap();
-    let out = Command::new(oracle)
-        .arg("assign")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{name}: libvirt refused it: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).unwrap())
+    Some(shared_support::oracle_assign(&oracle, &file, name))
 }
 
 /// The two definitions have the same devices at the same addresses and the same controllers.

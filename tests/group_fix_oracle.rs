@@ -126,17 +126,8 @@ fn completed_domains_are_defined_by_libvirt_with_the_members_unassigned() {
                     "{stderr}\n{fixed}"
                 );
                 for (name, oracle) in &oracles {
-                    let out = Command::new(oracle)
-                        .arg("assign")
-                        .arg(&path)
-                        .output()
-                        .unwrap();
-                    assert!(
-                        out.status.success(),
-                        "{name} refused the completed {fixture} domain: {}\n{fixed}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    let theirs = hostdevs(&String::from_utf8(out.stdout).unwrap());
+                    let what = format!("the completed {fixture} domain");
+                    let theirs = hostdevs(&shared_support::oracle_assign(oracle, &path, &what));
                     for a in endpoints.iter().filter(|a| **a != first) {
                         assert_eq!(
                             theirs.get(a).map(String::as_str),

@@ -88,3 +88,22 @@ pub fn oracle(name: &str, unchecked: &str) -> Option<PathBuf> {
     }
     up.then_some(path)
 }
+
+/// The oracle's `assign` of the definition in `file` (what that libvirt makes of it), with
+/// `oracle` from [`oracle`]. A refusal fails the test, naming `what`, the oracle, its words and
+/// the definition.
+pub fn oracle_assign(oracle: &Path, file: &Path, what: &str) -> String {
+    let out = Command::new(oracle)
+        .arg("assign")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", oracle.display()));
+    assert!(
+        out.status.success(),
+        "{what}: {} refused it: {}\n{}",
+        oracle.file_name().unwrap_or_default().to_string_lossy(),
+        String::from_utf8_lossy(&out.stderr),
+        fs::read_to_string(file).unwrap_or_default()
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
