@@ -332,21 +332,15 @@ fn device_name(doc: &Document<'_>, device: &Device) -> String {
         return kind_name(device);
     }
     let identity = Identity::of(doc, id);
-    let tag = identity.tag;
-    let detail = match tag {
-        "interface" => identity.mac.map(|m| format!("mac {m}")),
-        "disk" => identity.target_dev.map(str::to_string),
-        "hostdev" => identity.host_source.map(|s| s.to_string()),
+    // Here a filesystem, like the kinds without a key, is named by its model.
+    let detail = match identity.tag {
+        "interface" | "disk" | "hostdev" => identity.key(),
         _ => identity
             .model_type
             .or_else(|| doc.attr(id, "model"))
             .map(str::to_string),
     };
-    // Names and attribute values from the input, quoted short: labels go into messages.
-    match detail {
-        Some(d) => format!("{} ({})", quote(tag), quote(&d)),
-        None => quote(tag).to_string(),
-    }
+    identity.label(detail.as_deref())
 }
 
 fn describe_flags(flags: ConnectFlags) -> String {

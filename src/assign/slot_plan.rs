@@ -80,20 +80,10 @@ fn label(doc: &Document<'_>, id: Option<ElementId>, device: &Device) -> String {
         };
     };
     let identity = Identity::of(doc, id);
-    let tag = identity.tag;
-    let detail = match tag {
-        "interface" => identity.mac.map(|m| format!("mac {m}")),
-        "disk" => identity.target_dev.map(str::to_string),
-        "filesystem" => identity.target_dir.map(str::to_string),
-        "hostdev" => identity.host_source.map(|s| s.to_string()),
-        _ => None,
-    }
-    .or_else(|| identity.alias.map(|a| format!("alias {a}")));
-    // Names and attribute values from the input, quoted short: labels go into messages.
-    match detail {
-        Some(d) => format!("{} ({})", quote(tag), quote(&d)),
-        None => quote(tag).to_string(),
-    }
+    let detail = identity
+        .key()
+        .or_else(|| identity.alias.map(|a| format!("alias {a}")));
+    identity.label(detail.as_deref())
 }
 
 /// The controller (type, index) a device uses, if it uses one other than PCI.

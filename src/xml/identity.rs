@@ -4,7 +4,7 @@
 //! none of it, so reading a domain for placement does not pay for it.
 
 use super::dom::{Document, ElementId};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::pci::{parse_xml_uint, PciAddress};
 use std::fmt;
 
@@ -111,6 +111,28 @@ impl<'d> Identity<'d> {
             target_dir: target("dir"),
             host_source: HostSource::of(doc, id),
             model_type: doc.child_attr(id, "model", "type"),
+        }
+    }
+
+    /// What tells this device from others of its kind, for the kinds that have such a key: an
+    /// interface's MAC, a disk's target, a filesystem's target directory, a host device's
+    /// source.
+    pub(crate) fn key(&self) -> Option<String> {
+        match self.tag {
+            "interface" => self.mac.map(|m| format!("mac {m}")),
+            "disk" => self.target_dev.map(str::to_string),
+            "filesystem" => self.target_dir.map(str::to_string),
+            "hostdev" => self.host_source.map(|s| s.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The device in a message: its tag and `detail` in brackets, each quoted short (both come
+    /// from the input).
+    pub(crate) fn label(&self, detail: Option<&str>) -> String {
+        match detail {
+            Some(d) => format!("{} ({})", quote(self.tag), quote(d)),
+            None => quote(self.tag).to_string(),
         }
     }
 }
