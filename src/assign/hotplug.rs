@@ -186,6 +186,14 @@ impl HotplugAddressSet {
     /// Free the function `addr` (unplug). Releasing an address not in use is not an error,
     /// as in libvirt; an address outside the topology is.
     pub fn release(&mut self, addr: &PciAddress) -> Result<()> {
+        self.check_in_topology(addr)?;
+        self.set.release(addr);
+        self.inventory.remove(addr);
+        Ok(())
+    }
+
+    /// Refuse an address outside this guest's buses, slots and functions.
+    pub(super) fn check_in_topology(&self, addr: &PciAddress) -> Result<()> {
         if addr.domain != 0
             || addr.bus as usize >= self.set.bus_count()
             || addr.slot > 31
@@ -195,8 +203,6 @@ impl HotplugAddressSet {
                 "PCI address {addr} is not part of this guest's PCI topology"
             )));
         }
-        self.set.release(addr);
-        self.inventory.remove(addr);
         Ok(())
     }
 }

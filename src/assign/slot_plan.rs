@@ -508,19 +508,6 @@ impl HotplugAddressSet {
         Ok(Pluggability::WithSlot)
     }
 
-    fn check_in_topology(&self, addr: &PciAddress) -> Result<()> {
-        if addr.domain != 0
-            || addr.bus as usize >= self.set.bus_count()
-            || addr.slot > 31
-            || addr.function > 7
-        {
-            return Err(Error::invalid_arg(format!(
-                "PCI address {addr} is not part of this guest's PCI topology"
-            )));
-        }
-        Ok(())
-    }
-
     /// Why the function at `addr` (in use) cannot be unplugged, if it cannot.
     fn cannot_unplug(&self, addr: &PciAddress) -> Option<String> {
         let bus = &self.set.buses[addr.bus as usize];
