@@ -64,14 +64,7 @@ fn s5_every_group_member_must_be_declared() {
     let b = Bench::new("quad-nic");
     let before = b.drivers();
     let e = b
-        .mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm1",
-            None,
-            &managed(&["0000:02:00.1", "0000:02:00.2"]),
-            PrepareOptions::default(),
-        )
+        .prepare("vm1", &managed(&["0000:02:00.1", "0000:02:00.2"]))
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::OperationInvalid);
     assert_eq!(
@@ -109,9 +102,7 @@ fn s1_unassigned_siblings_are_detached_and_booked() {
     for h in list.iter_mut().filter(|h| h.source.function != 2) {
         h.unassigned = true;
     }
-    b.mgr
-        .prepare_pci_devices(QEMU, "vm1", None, &list, PrepareOptions::default())
-        .unwrap();
+    b.prepare("vm1", &list).unwrap();
     let book = b.book();
     for a in &book.active {
         assert_eq!(a.unassigned, a.entry.address.function != 2);
@@ -248,29 +239,12 @@ fn legacy_group_check_and_sibling_in_use_by_another_domain() {
 fn gpu_group_behind_a_root_port_without_acs() {
     let b = Bench::new("workstation");
     // The root port 00:01.0 shares group 1 but is a bridge: exempt.
-    let e = b
-        .mgr
-        .prepare_pci_devices(
-            QEMU,
-            "gaming",
-            None,
-            &managed(&GPU[..2]),
-            PrepareOptions::default(),
-        )
-        .unwrap_err();
+    let e = b.prepare("gaming", &managed(&GPU[..2])).unwrap_err();
     assert_eq!(
         e.message,
         "Requested operation is not valid: All devices of the same IOMMU group 1 of the PCI device 0000:01:00.0 must belong to domain gaming: not declared: 0000:01:00.2, 0000:01:00.3; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
     );
-    b.mgr
-        .prepare_pci_devices(
-            QEMU,
-            "gaming",
-            None,
-            &managed(&GPU),
-            PrepareOptions::default(),
-        )
-        .unwrap();
+    b.prepare("gaming", &managed(&GPU)).unwrap();
     let drivers: Vec<Option<String>> = GPU.iter().map(|d| b.driver(d)).collect();
     assert!(drivers.iter().all(|d| d.as_deref() == Some("vfio-pci")));
     assert_eq!(b.driver("0000:00:01.0").as_deref(), Some("pcieport"));
@@ -305,16 +279,7 @@ fn gpu_group_behind_a_root_port_without_acs() {
 fn conventional_pci_behind_a_pcie_to_pci_bridge() {
     let b = Bench::new("qemu-q35");
     // Group 11: the pcie-to-pci bridge 04:00.0 (exempt), e1000 05:01.0 and 8139cp 05:02.0.
-    let e = b
-        .mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm",
-            None,
-            &managed(&["0000:05:01.0"]),
-            PrepareOptions::default(),
-        )
-        .unwrap_err();
+    let e = b.prepare("vm", &managed(&["0000:05:01.0"])).unwrap_err();
     assert!(e.message.ends_with(
         "All devices of the same IOMMU group 11 of the PCI device 0000:05:01.0 must belong to domain vm: not declared: 0000:05:02.0; declare each as a managed hostdev hidden from the guest with <address type='unassigned'/>, or use the legacy group check (libvirt 9.0's rule)"
     ));
@@ -337,40 +302,21 @@ fn conventional_pci_behind_a_pcie_to_pci_bridge() {
         }
         other => panic!("{other:?}"),
     }
-    b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &both, PrepareOptions::default())
-        .unwrap();
+    b.prepare("vm", &both).unwrap();
     b.mgr.reattach_pci_devices(QEMU, "vm", &both).unwrap();
     assert_eq!(b.driver("0000:05:01.0").as_deref(), Some("e1000"));
     assert_eq!(b.driver("0000:05:02.0").as_deref(), Some("8139cp"));
 
     // The BMC VGA of the SR-IOV server sits behind a root port and an AST1150 bridge.
     let s = Bench::new("sriov-server");
-    s.mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm",
-            None,
-            &managed(&["0000:03:00.0"]),
-            PrepareOptions::default(),
-        )
-        .unwrap();
+    s.prepare("vm", &managed(&["0000:03:00.0"])).unwrap();
     assert_eq!(s.driver("0000:03:00.0").as_deref(), Some("vfio-pci"));
 }
 
 #[test]
 fn missing_devices_and_bad_requests() {
     let b = Bench::new("quad-nic");
-    let e = b
-        .mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm",
-            None,
-            &managed(&["0000:09:00.0"]),
-            PrepareOptions::default(),
-        )
-        .unwrap_err();
+    let e = b.prepare("vm", &managed(&["0000:09:00.0"])).unwrap_err();
     assert_eq!(e.code, ErrorCode::SystemError);
     assert_eq!(
         e.message,
@@ -381,28 +327,20 @@ fn missing_devices_and_bad_requests() {
     );
     let mut dup = managed(&QUAD);
     dup.push(HostdevSpec::managed(addr("0000:02:00.0")));
-    let e = b
-        .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &dup, PrepareOptions::default())
-        .unwrap_err();
+    let e = b.prepare("vm", &dup).unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidArg);
     assert!(e
         .message
         .contains("Hostdev already exists in the domain configuration"));
     let mut xen = managed(&QUAD);
     xen[0].driver = Some("xen".into());
-    let e = b
-        .mgr
-        .prepare_pci_devices(QEMU, "vm", None, &xen, PrepareOptions::default())
-        .unwrap_err();
+    let e = b.prepare("vm", &xen).unwrap_err();
     assert_eq!(
         e.message,
         "unsupported configuration: pci backend driver 'xen' is not supported"
     );
     // Nothing at all: success, nothing written.
-    b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &[], PrepareOptions::default())
-        .unwrap();
+    b.prepare("vm", &[]).unwrap();
     assert_eq!(b.book().generation, 0);
     assert_eq!(b.host.faults().attempted_total(), 0);
 }
@@ -411,30 +349,13 @@ fn missing_devices_and_bad_requests() {
 fn unmanaged_devices_must_be_on_the_stub_and_stay_there() {
     let b = Bench::new("sriov-server");
     // VF 3b:02.0 is on iavf.
-    let e = b
-        .mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm",
-            None,
-            &unmanaged(&["0000:3b:02.0"]),
-            PrepareOptions::default(),
-        )
-        .unwrap_err();
+    let e = b.prepare("vm", &unmanaged(&["0000:3b:02.0"])).unwrap_err();
     assert_eq!(
         e.message,
         "Requested operation is not valid: Unmanaged PCI device 0000:3b:02.0 must be manually detached from the host"
     );
     // VF 3b:02.4 is on vfio-pci already: adopted; on re-attach it stays, in the inactive list.
-    b.mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm",
-            None,
-            &unmanaged(&["0000:3b:02.4"]),
-            PrepareOptions::default(),
-        )
-        .unwrap();
+    b.prepare("vm", &unmanaged(&["0000:3b:02.4"])).unwrap();
     assert_eq!(
         b.host.faults().attempted_total(),
         0,
@@ -449,15 +370,7 @@ fn unmanaged_devices_must_be_on_the_stub_and_stay_there() {
     assert!(book.is_inactive(&addr("0000:3b:02.4")));
 
     // Managed but found on vfio-pci (3b:02.5): kept there, and it leaves the lists.
-    b.mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm",
-            None,
-            &managed(&["0000:3b:02.5"]),
-            PrepareOptions::default(),
-        )
-        .unwrap();
+    b.prepare("vm", &managed(&["0000:3b:02.5"])).unwrap();
     let book = b.book();
     let e = book.active_entry(&addr("0000:3b:02.5")).unwrap();
     assert!(!e.entry.unbind_from_stub);
@@ -469,9 +382,7 @@ fn unmanaged_devices_must_be_on_the_stub_and_stay_there() {
 
     // A VF on iavf goes to vfio-pci and back; an unbound VF comes back unbound.
     let vfs = managed(&["0000:3b:02.0", "0000:3b:02.6"]);
-    b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &vfs, PrepareOptions::default())
-        .unwrap();
+    b.prepare("vm", &vfs).unwrap();
     assert_eq!(b.driver("0000:3b:02.6").as_deref(), Some("vfio-pci"));
     b.mgr.reattach_pci_devices(QEMU, "vm", &vfs).unwrap();
     assert_eq!(b.driver("0000:3b:02.0").as_deref(), Some("iavf"));
@@ -492,9 +403,7 @@ fn node_device_detach_then_managed_use_stays_detached() {
         .check(QEMU, "vm", &managed(&QUAD), PrepareOptions::default())
         .unwrap();
     assert!(r.hostdevs.iter().all(|h| h.action == Action::FromInactive));
-    b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &managed(&QUAD), PrepareOptions::default())
-        .unwrap();
+    b.prepare("vm", &managed(&QUAD)).unwrap();
     // In use: node-device calls refuse.
     let e = b
         .mgr
@@ -607,29 +516,13 @@ fn host_critical_devices_need_force() {
         "/dev/sda1 / ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\n",
         &default_route("eno1"),
     );
-    let e = b
-        .mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm",
-            None,
-            &managed(&["0000:00:19.0"]),
-            PrepareOptions::default(),
-        )
-        .unwrap_err();
+    let e = b.prepare("vm", &managed(&["0000:00:19.0"])).unwrap_err();
     assert_eq!(
         e.message,
         "Requested operation is not valid: PCI device 0000:00:19.0 is critical to the host: it holds network interface eno1, which carries the default route; refusing to detach it unless forced"
     );
     let e = b
-        .mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm",
-            None,
-            &managed(&["0000:00:1f.0", "0000:00:1f.2"]),
-            PrepareOptions::default(),
-        )
+        .prepare("vm", &managed(&["0000:00:1f.0", "0000:00:1f.2"]))
         .unwrap_err();
     assert_eq!(
         e.message,
@@ -733,15 +626,7 @@ fn a_device_that_does_not_reach_the_stub_is_named_and_everything_rolls_back() {
 #[test]
 fn update_active_rebuilds_and_reconciles() {
     let b = Bench::new("quad-nic");
-    b.mgr
-        .prepare_pci_devices(
-            QEMU,
-            "vm1",
-            None,
-            &managed(&QUAD),
-            PrepareOptions::default(),
-        )
-        .unwrap();
+    b.prepare("vm1", &managed(&QUAD)).unwrap();
     // A daemon that lost its state directory: a fresh manager learns from the running domain.
     let fresh = HostdevManager::new(b.host.clone(), &b.tree.join("other-state")).unwrap();
     assert!(fresh.book().unwrap().active.is_empty());
@@ -798,9 +683,7 @@ fn vfio_variant_driver_as_stub() {
     std::fs::create_dir_all(b.tree.join("bus/pci/drivers/mlx5_vfio_pci")).unwrap();
     let mut spec = managed(&["0000:d8:00.0"]);
     spec[0].driver = Some("mlx5_vfio_pci".into());
-    b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &spec, PrepareOptions::default())
-        .unwrap();
+    b.prepare("vm", &spec).unwrap();
     assert_eq!(b.driver("0000:d8:00.0").as_deref(), Some("mlx5_vfio_pci"));
     assert_eq!(b.book().active[0].entry.stub, "mlx5_vfio_pci");
     b.mgr.reattach_pci_devices(QEMU, "vm", &spec).unwrap();
@@ -849,9 +732,7 @@ fn domain_xml_convenience() {
 fn a_removed_device_is_forgotten_by_reattach() {
     let b = Bench::new("sriov-server");
     let vfs = managed(&["0000:3b:02.0", "0000:3b:02.1"]);
-    b.mgr
-        .prepare_pci_devices(QEMU, "vm", None, &vfs, PrepareOptions::default())
-        .unwrap();
+    b.prepare("vm", &vfs).unwrap();
     // The VF disappears (sriov_numvfs lowered while the guest ran).
     std::fs::remove_file(b.tree.join("bus/pci/devices/0000:3b:02.1")).unwrap();
     b.mgr.reattach_pci_devices(QEMU, "vm", &vfs).unwrap();

@@ -31,6 +31,13 @@ impl Bench {
         self.tree.join("state")
     }
 
+    /// Prepare `hostdevs` for domain `dom` of driver QEMU, without a UUID and with the default
+    /// options (the common case of these tests).
+    pub fn prepare(&self, dom: &str, hostdevs: &[HostdevSpec]) -> Result<()> {
+        self.mgr
+            .prepare_pci_devices("QEMU", dom, None, hostdevs, PrepareOptions::default())
+    }
+
     /// Another manager on the same state directory (a restarted daemon).
     pub fn restart(&self) -> HostdevManager {
         HostdevManager::new(self.host.clone(), &self.state_dir()).unwrap()
