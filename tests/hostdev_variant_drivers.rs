@@ -114,6 +114,28 @@ impl Mlx5Host {
         assert!(book.active.is_empty() && book.inactive.is_empty());
         e
     }
+
+    /// The CLI's `args` on this host's tree (`--simulate --sysfs TREE`), `xml` on standard
+    /// input and `env` set; it must succeed. Its standard output.
+    fn cli(&self, args: &[&str], xml: &str, env: &[(&str, &str)]) -> Vec<u8> {
+        let input = self.tree.join("input.xml");
+        std::fs::write(&input, xml).unwrap();
+        let out = Command::new(virtpci_bin())
+            .args(args)
+            .args(["--simulate", "--sysfs"])
+            .arg(&self.tree.path)
+            .arg("-")
+            .envs(env.iter().copied())
+            .stdin(std::fs::File::open(input).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
 }
 
 fn domain(driver: &str) -> String {
@@ -143,19 +165,8 @@ fn check_names_the_variant_driver_and_the_alias_line() {
     assert_eq!(h["load_module"], "mlx5_vfio_pci");
     assert_eq!(h["reset_methods"], serde_json::json!(["flr"]));
     // The CLI says the same.
-    let out = Command::new(virtpci_bin())
-        .args(["check", "--json", "--simulate", "--sysfs"])
-        .arg(&m.tree.path)
-        .arg("-")
-        .stdin_file(&m.tree, &domain(""))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = m.cli(&["check", "--json"], &domain(""), &[]);
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(
         json["hostdevs"][0]["driver_choice"]["alias_line"],
         MLX5_ALIAS
@@ -326,19 +337,8 @@ fn iommufd_finds_the_cdev_or_refuses_with_what_is_missing() {
     assert_eq!(m.driver(VF).as_deref(), Some("mlx5_core"));
 
     let m = m.with_iommufd(true);
-    let out = Command::new(virtpci_bin())
-        .args(["prepare", "--json", "--simulate", "--sysfs"])
-        .arg(&m.tree.path)
-        .arg("-")
-        .stdin_file(&m.tree, &xml)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = m.cli(&["prepare", "--json"], &xml, &[]);
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let h = &json["devices"][0];
     assert_eq!(h["to"], "mlx5_vfio_pci");
     // The fixture's two devices already on vfio-pci hold vfio0 and vfio1: the lowest free
@@ -359,18 +359,7 @@ fn iommufd_finds_the_cdev_or_refuses_with_what_is_missing() {
     let d = virtpci::xml::hostdevs::hostdevs_from_domain_xml(&wide).unwrap();
     assert!(d.hostdevs[0].iommufd);
     // (The CLI keeps its state in the tree: re-attach through it too.)
-    let out = Command::new(virtpci_bin())
-        .args(["reattach", "--simulate", "--sysfs"])
-        .arg(&m.tree.path)
-        .arg("-")
-        .stdin_file(&m.tree, &wide)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    m.cli(&["reattach"], &wide, &[]);
     assert!(!node.exists());
     assert_eq!(m.driver(VF).as_deref(), Some("mlx5_core"));
 }
@@ -419,36 +408,16 @@ fn reset_methods_are_read_and_chosen_and_a_dead_device_is_reported() {
 }
 
 /// Feed `text` to a command's standard input through a file of the tree.
-trait StdinFile {
-    fn stdin_file(&mut self, tree: &TempTree, text: &str) -> &mut Self;
-}
-
-impl StdinFile for Command {
-    fn stdin_file(&mut self, tree: &TempTree, text: &str) -> &mut Self {
-        let path = tree.join("input.xml");
-        std::fs::write(&path, text).unwrap();
-        self.stdin(std::fs::File::open(path).unwrap())
-    }
-}
-
 /// Without the `test-hooks` feature (a release build), the CLI has no crash hooks: asked to
 /// abort before its first write, it prepares as usual.
 #[cfg(not(feature = "test-hooks"))]
 #[test]
 fn a_build_without_test_hooks_ignores_them() {
     let m = Mlx5Host::new();
-    let out = Command::new(virtpci_bin())
-        .args(["prepare", "--simulate", "--sysfs"])
-        .arg(&m.tree.path)
-        .arg("-")
-        .env("VIRTPCI_TEST_ABORT_AFTER_WRITES", "0")
-        .stdin_file(&m.tree, &domain(""))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    m.cli(
+        &["prepare"],
+        &domain(""),
+        &[("VIRTPCI_TEST_ABORT_AFTER_WRITES", "0")],
     );
     assert_eq!(m.driver(VF).as_deref(), Some("mlx5_vfio_pci"));
 }
