@@ -11,22 +11,6 @@ use virtpci::host::Host;
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtpci");
 
-fn hostdev(bus: u32, slot: u32, function: u32, extra: &str) -> String {
-    format!(
-        "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x{bus:02x}' slot='0x{slot:02x}' function='0x{function:x}'/></source>{extra}</hostdev>\n"
-    )
-}
-
-fn write_domain(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("{name}.xml"));
-    std::fs::write(
-        &path,
-        format!("<domain type='kvm'><name>{name}</name><devices>\n{body}</devices></domain>\n"),
-    )
-    .unwrap();
-    path
-}
-
 fn run(tree: &TempTree, args: &[&str], xml: &Path) -> Output {
     Command::new(BIN)
         .args(args)

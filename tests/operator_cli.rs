@@ -7,28 +7,12 @@ mod host_support;
 mod hostdev_support;
 
 use host_support::{addr, fixture_tree, TempTree};
-use hostdev_support::default_route;
+use hostdev_support::{default_route, hostdev, write_domain};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use virtpci::host::Host;
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtpci");
-
-fn hostdev(bus: u32, slot: u32, function: u32, extra: &str) -> String {
-    format!(
-        "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x{bus:02x}' slot='0x{slot:02x}' function='0x{function:x}'/></source>{extra}</hostdev>\n"
-    )
-}
-
-fn write_domain(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.xml"));
-    std::fs::write(
-        &path,
-        format!("<domain type='kvm'><name>{name}</name><devices>\n{body}</devices></domain>\n"),
-    )
-    .unwrap();
-    path
-}
 
 /// `virtpci ARGS... --simulate --sysfs TREE [FILE]`.
 fn sim(tree: &TempTree, args: &[&str], file: Option<&Path>) -> Output {

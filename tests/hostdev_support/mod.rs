@@ -4,7 +4,7 @@
 
 pub use crate::host_support::{addr, fixture_tree, TempTree};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use virtpci::assign::explain::guest_warning_messages;
 use virtpci::host::Host;
@@ -142,4 +142,22 @@ impl DomainXmlCalls for HostdevManager {
         report.warnings.extend(guest_warning_messages(xml));
         Ok(report)
     }
+}
+
+/// A managed PCI `<hostdev>` for host address 0000:BUS:SLOT.FUNCTION, with `extra` inside.
+pub fn hostdev(bus: u32, slot: u32, function: u32, extra: &str) -> String {
+    format!(
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x{bus:02x}' slot='0x{slot:02x}' function='0x{function:x}'/></source>{extra}</hostdev>\n"
+    )
+}
+
+/// `DIR/NAME.xml`: a domain named NAME whose `<devices>` hold `body`.
+pub fn write_domain(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.xml"));
+    std::fs::write(
+        &path,
+        format!("<domain type='kvm'><name>{name}</name><devices>\n{body}</devices></domain>\n"),
+    )
+    .unwrap();
+    path
 }
