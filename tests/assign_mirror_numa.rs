@@ -53,20 +53,10 @@ const VIRTIO_NIC: &str =
 fn hostdev_nodes(xml: &str) -> BTreeMap<PciAddress, Option<u32>> {
     let doc = Document::parse(xml).unwrap();
     let devices = doc.child(doc.root, "devices").unwrap();
-    let num = |t: &str| {
-        let t = t.trim();
-        t.strip_prefix("0x").map_or_else(
-            || t.parse().unwrap(),
-            |h| u32::from_str_radix(h, 16).unwrap(),
-        )
-    };
     let pci_address = |id| {
         doc.child(id, "address")
             .filter(|&a| doc.attr(a, "type") == Some("pci"))
-            .map(|a| {
-                let part = |n: &str| doc.attr(a, n).map_or(0, num);
-                PciAddress::new(part("domain"), part("bus"), part("slot"), part("function"))
-            })
+            .map(|a| shared_support::address_attrs(&doc, a))
     };
     // index -> (parent bus, own node)
     let mut buses: BTreeMap<u32, (Option<u32>, Option<u32>)> = BTreeMap::new();
@@ -75,8 +65,8 @@ fn hostdev_nodes(xml: &str) -> BTreeMap<PciAddress, Option<u32>> {
             let node = doc
                 .child(id, "target")
                 .and_then(|t| doc.child(t, "node"))
-                .map(|n| num(doc.element(n).text));
-            let index = num(doc.attr(id, "index").unwrap());
+                .map(|n| shared_support::xml_number(doc.element(n).text));
+            let index = shared_support::xml_number(doc.attr(id, "index").unwrap());
             buses.insert(index, (pci_address(id).map(|a| a.bus), node));
         }
     }
@@ -102,8 +92,7 @@ fn hostdev_nodes(xml: &str) -> BTreeMap<PciAddress, Option<u32>> {
         else {
             continue;
         };
-        let part = |n: &str| doc.attr(source, n).map_or(0, num);
-        let host = PciAddress::new(part("domain"), part("bus"), part("slot"), part("function"));
+        let host = shared_support::address_attrs(&doc, source);
         out.insert(host, pci_address(id).and_then(|a| node_of(a.bus)));
     }
     out

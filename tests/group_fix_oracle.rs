@@ -40,21 +40,13 @@ fn domain(machine: &str, hostdev: PciAddress) -> String {
 fn hostdevs(xml: &str) -> BTreeMap<PciAddress, String> {
     let doc = Document::parse(xml).unwrap();
     let devices = doc.child(doc.root, "devices").unwrap();
-    let num = |t: &str| {
-        let t = t.trim();
-        t.strip_prefix("0x").map_or_else(
-            || t.parse().unwrap(),
-            |h| u32::from_str_radix(h, 16).unwrap(),
-        )
-    };
     doc.children_named(devices, "hostdev")
         .map(|id| {
             let source = doc
                 .child(id, "source")
                 .and_then(|s| doc.child(s, "address"))
                 .unwrap();
-            let part = |n: &str| doc.attr(source, n).map_or(0, num);
-            let host = PciAddress::new(part("domain"), part("bus"), part("slot"), part("function"));
+            let host = shared_support::address_attrs(&doc, source);
             let guest = doc
                 .child(id, "address")
                 .and_then(|a| doc.attr(a, "type"))

@@ -6,6 +6,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use virtpci::pci::parse_xml_uint;
+use virtpci::xml::{Document, ElementId};
+use virtpci::PciAddress;
 
 /// `../shared/<rel>`, or None when it is missing and the caller asked to skip; a missing path
 /// otherwise fails the test.
@@ -106,4 +109,17 @@ pub fn oracle_assign(oracle: &Path, file: &Path, what: &str) -> String {
         fs::read_to_string(file).unwrap_or_default()
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A number as libvirt writes one in the domain XML (decimal or `0x` hexadecimal), around
+/// whitespace allowed.
+pub fn xml_number(text: &str) -> u32 {
+    parse_xml_uint(text.trim()).unwrap_or_else(|| panic!("not a number: {text:?}"))
+}
+
+/// The PCI address in the attributes of the `<address>` element `id`; a part it does not
+/// write is 0.
+pub fn address_attrs(doc: &Document, id: ElementId) -> PciAddress {
+    let part = |n: &str| doc.attr(id, n).map_or(0, xml_number);
+    PciAddress::new(part("domain"), part("bus"), part("slot"), part("function"))
 }
