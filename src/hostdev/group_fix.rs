@@ -7,7 +7,7 @@ use super::book::OwnershipBook;
 use super::critical::StaticUsage;
 use super::plan::{self, CheckReport};
 use super::{Owner, PrepareOptions};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host::Host;
 use crate::pci::PciAddress;
 use crate::xml::hostdevs::{add_unassigned_hostdevs, hostdevs_from_domain_xml};
@@ -29,10 +29,7 @@ pub fn missing_group_members(report: &CheckReport) -> Vec<PciAddress> {
 /// who uses the devices, and whether the host needs them, does not change what is missing.
 pub fn add_missing_group_members(host: &Host, xml: &str) -> Result<String> {
     let dom = hostdevs_from_domain_xml(xml)?;
-    let name = dom
-        .name
-        .as_deref()
-        .ok_or_else(|| Error::xml("missing domain name information"))?;
+    let name = dom.required_name()?;
     let report = plan::check(
         host,
         &OwnershipBook::default(),
