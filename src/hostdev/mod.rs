@@ -21,8 +21,8 @@
 //! * Node-device calls: [`HostdevManager::node_device_detach`], `_reattach`, `_reset`.
 //! * [`HostdevManager::check`]: the dry run.
 //!
-//! Every call takes parsed [`HostdevSpec`]s, as libvirt's virhostdev takes its domain model: the callers
-//! read a domain definition's with [`crate::xml::hostdevs::hostdevs_from_domain_xml`].
+//! Every call takes parsed [`HostdevSpec`]s, as libvirt's virhostdev takes its domain model:
+//! callers read a definition's with [`crate::xml::hostdevs::hostdevs_from_domain_xml`].
 //!
 //! # Drivers, modules and iommufd
 //! Each managed hostdev gets the VFIO driver [`Host::choose_vfio_driver`] picks from
