@@ -173,6 +173,19 @@ mod tests {
             pci_hostdev_source(&doc, ids[0]).unwrap(),
             PciAddress::new(0, 0x3b, 2, 4)
         );
+        let keys: Vec<_> = ids.iter().map(|&id| Identity::of(&doc, id).key()).collect();
+        assert_eq!(
+            keys,
+            [
+                Some("mac 52:54:00:AA:00:01".to_string()),
+                Some("vda".into()),
+                Some("/m".into()),
+                Some("mdev c2177883-f1bb-47f0-914d-32a22e3a8804".into()),
+                None,
+            ]
+        );
+        assert_eq!(nic.label(Some("x")), "interface (x)");
+        assert_eq!(disk.label(None), "disk");
         let e = pci_hostdev_source(&doc, ids[4]).unwrap_err();
         assert_eq!(
             e.message,
