@@ -199,7 +199,7 @@ pub(crate) fn guest_warnings(xml: &str) -> Result<Vec<Warning>> {
     Ok(warnings)
 }
 
-/// The texts of [`guest_warnings`], what `virtpci check` and `virtpci_hostdev_check_domain`
+/// The texts of the guest's warnings (`guest_warnings`), what `virtpci check` and `virtpci_hostdev_check_domain`
 /// add to the hostdev report: a domain the assignment refuses gets one warning saying so,
 /// with the refusal.
 pub fn guest_warning_messages(xml: &str) -> Vec<String> {
