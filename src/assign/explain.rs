@@ -199,9 +199,9 @@ pub(crate) fn guest_warnings(xml: &str) -> Result<Vec<Warning>> {
     Ok(warnings)
 }
 
-/// The texts of the guest's warnings (`guest_warnings`), which `virtpci check` and
-/// `virtpci_hostdev_check_domain` add to the hostdev report: a domain the assignment refuses
-/// gets one warning saying so, with the refusal.
+/// The texts of the guest's warnings (`guest_warnings`), which `virtpci check` and the C
+/// API's dry run of a domain add to the hostdev report: a domain the assignment refuses gets
+/// one warning saying so, with the refusal.
 pub fn guest_warning_messages(xml: &str) -> Vec<String> {
     match guest_warnings(xml) {
         Ok(guest) => guest.into_iter().map(|w| w.message).collect(),
