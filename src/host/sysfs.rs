@@ -1,8 +1,10 @@
 //! Reading a sysfs-shaped tree under a root directory without ever leaving it.
 //!
 //! Every path handed to [`Sysfs`] is relative to the root. Paths are resolved *beneath* the
-//! root: a symlink whose target is absolute or climbs above the root is an error
-//! (`outside_root`), never followed. The kernel does the resolution when it can
+//! root: a symlink whose target climbs above the root, or is absolute and names a place
+//! outside it, is an error (`outside_root`), never followed. An absolute target that names a
+//! place beneath the root by the root's own path (a tree faked under a directory, as test
+//! harnesses build them, e.g. libvirt's virpcimock) is followed as the root-relative rest. The kernel does the resolution when it can
 //! (`openat2(2)` with `RESOLVE_BENEATH`, Linux ≥ 5.6); where `openat2` is missing or filtered
 //! (old kernels, strict seccomp profiles) the same rule is applied in user space, one path
 //! component at a time.
@@ -53,6 +55,9 @@ pub struct Sysfs {
     root: PathBuf,
     dir: OwnedFd,
     resolution: Resolution,
+    /// The root's absolute path as given and canonicalised, each ending in '/': an absolute
+    /// symlink target starting with one of them stays beneath the root.
+    self_prefixes: Vec<String>,
 }
 
 /// The error for a path whose resolution would leave the root.
@@ -93,6 +98,7 @@ impl Sysfs {
             root: root.to_path_buf(),
             dir,
             resolution,
+            self_prefixes: self_prefixes(root),
         })
     }
 
@@ -135,6 +141,9 @@ impl Sysfs {
                         ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
                     ) {
                         Err(rustix::io::Errno::AGAIN) => continue,
+                        // The kernel refuses every absolute link; one naming the root by its
+                        // own path is resolved in user space, which refuses real escapes.
+                        Err(rustix::io::Errno::XDEV) => break,
                         r => return r.map_err(io::Error::from),
                     }
                 }
@@ -190,9 +199,13 @@ impl Sysfs {
                     return Err(io::Error::from_raw_os_error(libc::ELOOP));
                 }
                 let target = rfs::readlinkat(&self.dir, candidate.as_str(), Vec::new())?;
-                let target = target.to_string_lossy().into_owned();
+                let mut target = target.to_string_lossy().into_owned();
                 if target.starts_with('/') {
-                    return Err(io::Error::from_raw_os_error(libc::EXDEV));
+                    let Some(rest) = self.beneath_by_own_path(&target) else {
+                        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+                    };
+                    target = rest.to_string();
+                    done.clear();
                 }
                 for piece in target.split('/').rev() {
                     pending.push_front(piece.to_string());
@@ -205,6 +218,21 @@ impl Sysfs {
             }
         }
         Ok(done.join("/"))
+    }
+
+    /// The root-relative rest of an absolute symlink target that names a place beneath the
+    /// root by the root's own path; `None` for any other absolute target.
+    fn beneath_by_own_path<'t>(&self, target: &'t str) -> Option<&'t str> {
+        self.self_prefixes
+            .iter()
+            .find_map(|prefix| target.strip_prefix(prefix.as_str()))
+            .or_else(|| {
+                let bare = target.trim_end_matches('/');
+                self.self_prefixes
+                    .iter()
+                    .any(|p| p.trim_end_matches('/') == bare)
+                    .then_some("")
+            })
     }
 
     /// Resolve `rel` (following every symlink, the last one included) to its real location
@@ -428,6 +456,24 @@ impl Sysfs {
     pub fn dir_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.dir.as_fd()
     }
+}
+
+/// The root's absolute path as given and canonicalised, each with a trailing '/' (only
+/// absolute paths count: a relative root has no own absolute name to match).
+fn self_prefixes(root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let canonical = std::fs::canonicalize(root).ok();
+    for path in std::iter::once(root.to_path_buf()).chain(canonical) {
+        let Some(text) = path.to_str() else { continue };
+        if !text.starts_with('/') || text == "/" {
+            continue;
+        }
+        let prefix = format!("{}/", text.trim_end_matches('/'));
+        if !out.contains(&prefix) {
+            out.push(prefix);
+        }
+    }
+    out
 }
 
 fn is_absent(e: &io::Error) -> bool {
