@@ -12,9 +12,9 @@
 //! rule does; both on spapr-vio.
 //!
 //! Isolation groups: libvirt keeps host devices off the default PHB and apart by host IOMMU
-//! group, but only for host devices whose IOMMU group it can read on the host; for those it
-//! cannot (any device not on the host) the group is the default one and placement is plain.
-//! virtpci plans without a host, so placement is the plain one.
+//! group, for host devices whose IOMMU group it can read on the host; the groups come from
+//! the host the assignment is given (`assign::isolation`), and without one placement is the
+//! plain one, as libvirt's for devices it cannot find.
 
 use super::Planner;
 use crate::assign::LibvirtLevel;
