@@ -116,6 +116,41 @@ fn console_and_scsi_sit_on_spapr_vio() {
 }
 
 #[test]
+fn spapr_vio_regs_are_written_as_libvirt_gives_them() {
+    // Checked with libvirt-oracle: interfaces, then controllers, serials and NVRAM, each
+    // from its kind's default, 0x1000 up while taken; a given reg is kept (printed as libvirt
+    // prints it) and the console shows its serial's.
+    let out = assign_domain_xml(&domain(
+        "<interface type='user'><mac address='52:54:00:00:00:01'/><model type='spapr-vlan'/></interface>\
+         <interface type='user'><mac address='52:54:00:00:00:02'/><model type='spapr-vlan'/>\
+         <address type='spapr-vio' reg='0x1000'/></interface>\
+         <controller type='scsi' model='ibmvscsi'/><controller type='scsi' index='1' model='ibmvscsi'/>\
+         <serial type='pty'/><nvram><address type='spapr-vio'/></nvram>",
+    ))
+    .unwrap()
+    .xml;
+    let regs: Vec<&str> = out
+        .split("<address type='spapr-vio' reg='")
+        .skip(1)
+        .map(|rest| &rest[..10])
+        .collect();
+    assert_eq!(
+        regs,
+        [
+            "0x00002000",
+            "0x00001000",
+            "0x00003000",
+            "0x00004000",
+            "0x30000000",
+            "0x00005000",
+            "0x30000000"
+        ],
+        "{out}"
+    );
+    assert!(!out.contains("<address type='spapr-vio'/>"), "{out}");
+}
+
+#[test]
 fn partial_assignment_of_a_bcm5719_places_function_2_only() {
     let hostdev = |f: u32, address: &str| {
         format!(

@@ -119,6 +119,7 @@ pub fn assign_domain_xml_on_host(
             filled: &plan.filled,
             index_filled: &plan.index_filled,
             s390: &plan.s390,
+            spapr_vio_regs: &plan.spapr_vio_regs,
         },
     );
     let warnings = std::mem::take(&mut plan.warnings);

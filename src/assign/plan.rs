@@ -60,6 +60,8 @@ pub struct Plan<'a> {
     pub warnings: Vec<String>,
     /// s390x: per device, the CCW address and zPCI identifiers given (empty elsewhere).
     pub s390: Vec<S390Assigned>,
+    /// pseries: per device on spapr-vio, its `reg` (empty elsewhere).
+    pub spapr_vio_regs: Vec<Option<u32>>,
 }
 
 /// Assign every PCI address of `def` as libvirt 9.0 does.
@@ -90,7 +92,7 @@ pub fn plan_isolated<'a>(
         planner.assign_ccw_addresses()?;
     }
     planner.assign_spapr_vio();
-    planner.check_pseries_devices()?;
+    planner.assign_spapr_vio_regs()?;
     let before_placement = planner.def.devices.len();
     // The PCI controllers placement adds get no zPCI identifiers from libvirt 9.0.
     let defined = if options.libvirt.gives_added_controllers_zpci() {
@@ -113,6 +115,7 @@ pub fn plan_isolated<'a>(
         set,
         warnings,
         s390,
+        spapr_vio_regs,
         ..
     } = planner;
     Ok(Plan {
@@ -123,6 +126,7 @@ pub fn plan_isolated<'a>(
         set: set.unwrap_or_else(|| AddressSet::new(Vec::new(), false)),
         warnings,
         s390,
+        spapr_vio_regs,
     })
 }
 
@@ -138,6 +142,8 @@ struct Planner<'a> {
     set: Option<AddressSet>,
     warnings: Vec<String>,
     s390: Vec<S390Assigned>,
+    /// pseries: per device, the `reg` of its spapr-vio address.
+    spapr_vio_regs: Vec<Option<u32>>,
     /// pseries: per device of the input, its isolation group (0 for those not isolated and
     /// for every device added later); see [`super::isolation`].
     isolation: Vec<u32>,
@@ -158,6 +164,7 @@ impl<'a> Planner<'a> {
             set: None,
             warnings: Vec::new(),
             s390: Vec::new(),
+            spapr_vio_regs: Vec::new(),
             isolation: Vec::new(),
         }
     }
