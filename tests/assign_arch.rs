@@ -265,7 +265,7 @@ fn virt_refusals_keep_libvirt_words() {
 
 #[test]
 fn hotplug_abi_explain_and_preferences_on_virt() {
-    for arch in ["aarch64", "riscv64"] {
+    for arch in ["aarch64", "armv7l", "riscv64"] {
         let xml = domain(arch, "virt", DEVICES);
         let assigned = assign_domain_xml(&xml).unwrap().xml;
         // Hotplug: the spare root port takes a hot-plugged virtio device, as on q35.

@@ -3,6 +3,8 @@
 //! assignment of a multifunction host card, libvirt's refusals word for word (each answer
 //! checked with libvirt-oracle, libvirt 9.0), and what the features beyond placement do there.
 
+use virtpci::abi::{check_abi_stability, AbiOptions};
+use virtpci::assign::explain::explain;
 use virtpci::assign::HotplugAddressSet;
 use virtpci::assign_domain_xml;
 
@@ -211,8 +213,39 @@ fn phbs_run_out_of_target_indexes_as_libvirt_says() {
 }
 
 #[test]
-fn hotplug_set_and_preferences_on_pseries() {
-    let assigned = assign_domain_xml(&domain(DISK)).unwrap().xml;
+fn hotplug_set_abi_explain_and_preferences_on_pseries() {
+    let xml = domain(DISK);
+    let assigned = assign_domain_xml(&xml).unwrap().xml;
+    // ABI: a definition against its own assignment changes nothing; a device moved to
+    // another PHB is a guest-visible change.
+    let same = check_abi_stability(&xml, &assigned, AbiOptions::default()).unwrap();
+    assert!(same.changes.is_empty(), "{:?}", same.changes);
+    let moved = assigned.replacen("bus='0x00' slot='0x02'", "bus='0x01' slot='0x02'", 1);
+    assert!(moved.contains("bus='0x01' slot='0x02'"), "{assigned}");
+    let moved = moved.replacen(
+        "</devices>",
+        "<controller type='pci' index='1' model='pci-root'><model name='spapr-pci-host-bridge'/>\
+         <target index='1'/></controller></devices>",
+        1,
+    );
+    let diff = check_abi_stability(&assigned, &moved, AbiOptions::default()).unwrap();
+    assert!(
+        diff.changes
+            .iter()
+            .any(|c| format!("{c:?}").contains("disk")),
+        "moving the disk to PHB 1 went unnoticed: {:?}",
+        diff.changes
+    );
+    // Explain: the disk's address and why; the spapr-vio devices are not on PCI.
+    let explained = explain(&xml).unwrap();
+    assert!(
+        explained
+            .devices
+            .iter()
+            .any(|d| d.address == "0000:00:02.0"),
+        "{}",
+        explained.to_text()
+    );
     let mut set = HotplugAddressSet::from_domain_xml(&assigned).unwrap();
     let next = set
         .reserve_next("<interface type='user'><model type='virtio'/></interface>")
