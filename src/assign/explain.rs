@@ -227,6 +227,9 @@ pub enum Reason {
     },
     /// s390x: a virtio device on the channel subsystem (CCW), not on PCI.
     Ccw { detail: String },
+    /// pseries with a host: a host device on the first free place of a PHB kept for its
+    /// host IOMMU group (libvirt's isolation groups).
+    Isolated { iommu_group: u32 },
 }
 
 impl std::fmt::Display for Reason {
@@ -262,6 +265,11 @@ impl std::fmt::Display for Reason {
                  numa='{node}' asks"
             ),
             Reason::Ccw { detail } => write!(f, "on the channel subsystem (s390x CCW): {detail}"),
+            Reason::Isolated { iommu_group } => write!(
+                f,
+                "first free place on a PHB kept for host IOMMU group {iommu_group} (host \
+                 devices of different IOMMU groups go on different PHBs, none on the default one)"
+            ),
         }
     }
 }
@@ -582,6 +590,10 @@ pub fn explain_on_host(
                     }
                     .to_string()
                 }),
+            }
+        } else if let Some(&group) = reading.isolation.get(i).filter(|&&g| g > 0) {
+            Reason::Isolated {
+                iommu_group: group - 1,
             }
         } else {
             let addr = device.address.present_pci().unwrap_or_default();
