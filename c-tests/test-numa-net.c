@@ -100,6 +100,31 @@ static void test_mirroring(const char *tree)
               strstr(warning, "placed without NUMA mirroring"),
           "warning: %s", warning);
     free(out);
+    out = NULL;
+
+    /* pseries: the same handle gives libvirt's isolation groups. 3b:00.0 (IOMMU group 21)
+     * and d8:00.0 (group 41) each get a PHB of their own; the disk stays on PHB 0. */
+    static const char *pseries =
+        "<domain type='kvm'><name>p</name><os><type arch='ppc64' machine='pseries'>hvm</type>"
+        "</os><devices><disk type='file' device='disk'><source file='/a.img'/>"
+        "<target dev='vda' bus='virtio'/></disk>"
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+        "<address domain='0' bus='0x3b' slot='0' function='0'/></source></hostdev>"
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+        "<address domain='0' bus='0xd8' slot='0' function='0'/></source></hostdev>"
+        "<controller type='usb' model='none'/><memballoon model='none'/>"
+        "</devices></domain>";
+    CHECK(virtpci_domain_assign_pci_addresses_with_options(pseries, &o, &out) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(out && count(out, "<model name='spapr-pci-host-bridge'/>") == 3, "%s",
+          out ? out : "(null)");
+    CHECK(out && strstr(out, "bus='0x3b' slot='0' function='0'/></source>"
+                             "<address type='pci' domain='0x0000' bus='0x01' slot='0x01'"),
+          "%s", out ? out : "(null)");
+    CHECK(out && strstr(out, "bus='0xd8' slot='0' function='0'/></source>"
+                             "<address type='pci' domain='0x0000' bus='0x02' slot='0x01'"),
+          "%s", out ? out : "(null)");
+    free(out);
     virtpci_host_free(host);
 }
 

@@ -256,7 +256,10 @@ typedef struct {
    * the domain's `<numatune><memnode cellid nodeset>`, or the same number without
    * memnodes), adding the expander and its ports as needed. A device whose host node has
    * no guest cell, or that has none (-1), is placed as usual and named in a warning (log
-   * callback); a host device the host does not have is an error. The handle is only read
+   * callback); a host device the host does not have is an error. On pseries the same
+   * handle gives libvirt's isolation groups instead: PCI host devices of different host
+   * IOMMU groups go on different PHBs, none on the default one (a device whose group the
+   * host does not give is placed as usual and named in a warning). The handle is only read
    * during the call. Added in the third version of the struct: a smaller `size` means NULL.
    */
   const VirtpciHost *numa_host;

@@ -163,8 +163,11 @@ fn unplaced_machines_refused_from_c_and_cli() {
         );
     }
     // Without a machine type the emulator's default is used: on libvirt 9.0 (QEMU 7.2)
-    // aarch64's is integratorcp (no PCI), on 11.3 (QEMU 10.0) it is virt.
+    // aarch64's and armv7l's is integratorcp (no PCI), on 11.3 (QEMU 10.0) it is virt.
     let with_video = format!("{DEVICES}<video/>");
+    let armv7l = domain("armv7l", "virt", &with_video).replace(" machine='virt'", "");
+    let e = assign_domain_xml(&armv7l).unwrap_err();
+    assert!(e.message.contains("'integratorcp'"), "{}", e.message);
     let xml = domain("aarch64", "virt", &with_video).replace(" machine='virt'", "");
     let e = assign_domain_xml(&xml).unwrap_err();
     assert!(e.message.contains("'integratorcp'"), "{}", e.message);
@@ -205,6 +208,25 @@ fn virt_machines_place_like_libvirt() {
         "{out}"
     );
     assert!(!out.contains("pcie-root-port"), "{out}");
+    // armv7l virt is placed as aarch64's; a USB controller without a model is piix3-uhci
+    // there (libvirt-oracle and -trixie), qemu-xhci on aarch64.
+    let usb = format!("{DEVICES}<controller type='usb'/>");
+    let out = assign_domain_xml(&domain("armv7l", "virt", &usb))
+        .unwrap()
+        .xml;
+    assert!(out.contains("model='piix3-uhci'"), "{out}");
+    assert!(unaddressed(&out).is_empty(), "{out}");
+    let out = assign_domain_xml(&domain("aarch64", "virt", &usb))
+        .unwrap()
+        .xml;
+    assert!(out.contains("model='qemu-xhci'"), "{out}");
+    // A machine type armv7l's QEMU lacks names qemu-system-arm, as libvirt does.
+    let e = assign_domain_xml(&domain("armv7l", "virt-2.5", DEVICES)).unwrap_err();
+    assert_eq!(
+        e.message,
+        "unsupported configuration: Emulator '/usr/bin/qemu-system-arm' does not support \
+         machine type 'virt-2.5'"
+    );
 }
 
 #[test]
@@ -243,7 +265,7 @@ fn virt_refusals_keep_libvirt_words() {
 
 #[test]
 fn hotplug_abi_explain_and_preferences_on_virt() {
-    for arch in ["aarch64", "riscv64"] {
+    for arch in ["aarch64", "armv7l", "riscv64"] {
         let xml = domain(arch, "virt", DEVICES);
         let assigned = assign_domain_xml(&xml).unwrap().xml;
         // Hotplug: the spare root port takes a hot-plugged virtio device, as on q35.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use virtpci::assign::explain::{explain_mirroring, Reason};
-use virtpci::assign::{assign_domain_xml_mirroring, AssignOptions, HostNumaNodes, LibvirtLevel};
+use virtpci::assign::{assign_domain_xml_mirroring, AssignHost, AssignOptions, LibvirtLevel};
 use virtpci::xml::Document;
 use virtpci::{ErrorCode, Host, PciAddress};
 
@@ -131,7 +131,7 @@ fn mirrored(xml: &str, host: &Host, level: LibvirtLevel) -> virtpci::AssignOutpu
         libvirt: level,
         ..Default::default()
     };
-    assign_domain_xml_mirroring(xml, options, Some(host as &dyn HostNumaNodes)).unwrap()
+    assign_domain_xml_mirroring(xml, options, Some(host as &dyn AssignHost)).unwrap()
 }
 
 const LEVELS: [LibvirtLevel; 2] = [LibvirtLevel::V9_0, LibvirtLevel::V11_3];
@@ -388,12 +388,19 @@ fn the_cli_mirrors_with_sysfs() {
         .unwrap();
     assert_eq!(d["reason"]["kind"], "numa-node");
     assert_eq!(d["reason"]["mapping"], "same-number");
-    // --sysfs alone is refused: it only means something with mirroring.
+    // --sysfs alone reads the host (pseries isolation groups) but mirrors nothing.
     let out = Command::new(cli)
         .args(["assign", "--sysfs"])
         .arg(&tree.path)
         .arg(&file)
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(hostdev_nodes(&xml)[&a(0xd8, 0, 0)], None, "{xml}");
+    assert!(!xml.contains("pcie-expander-bus"), "{xml}");
 }

@@ -3,6 +3,8 @@
 //! assignment of a multifunction host card, libvirt's refusals word for word (each answer
 //! checked with libvirt-oracle, libvirt 9.0), and what the features beyond placement do there.
 
+use virtpci::abi::{check_abi_stability, AbiOptions};
+use virtpci::assign::explain::explain;
 use virtpci::assign::HotplugAddressSet;
 use virtpci::assign_domain_xml;
 
@@ -116,6 +118,41 @@ fn console_and_scsi_sit_on_spapr_vio() {
 }
 
 #[test]
+fn spapr_vio_regs_are_written_as_libvirt_gives_them() {
+    // Checked with libvirt-oracle: interfaces, then controllers, serials and NVRAM, each
+    // from its kind's default, 0x1000 up while taken; a given reg is kept (printed as libvirt
+    // prints it) and the console shows its serial's.
+    let out = assign_domain_xml(&domain(
+        "<interface type='user'><mac address='52:54:00:00:00:01'/><model type='spapr-vlan'/></interface>\
+         <interface type='user'><mac address='52:54:00:00:00:02'/><model type='spapr-vlan'/>\
+         <address type='spapr-vio' reg='0x1000'/></interface>\
+         <controller type='scsi' model='ibmvscsi'/><controller type='scsi' index='1' model='ibmvscsi'/>\
+         <serial type='pty'/><nvram><address type='spapr-vio'/></nvram>",
+    ))
+    .unwrap()
+    .xml;
+    let regs: Vec<&str> = out
+        .split("<address type='spapr-vio' reg='")
+        .skip(1)
+        .map(|rest| &rest[..10])
+        .collect();
+    assert_eq!(
+        regs,
+        [
+            "0x00002000",
+            "0x00001000",
+            "0x00003000",
+            "0x00004000",
+            "0x30000000",
+            "0x00005000",
+            "0x30000000"
+        ],
+        "{out}"
+    );
+    assert!(!out.contains("<address type='spapr-vio'/>"), "{out}");
+}
+
+#[test]
 fn partial_assignment_of_a_bcm5719_places_function_2_only() {
     let hostdev = |f: u32, address: &str| {
         format!(
@@ -176,8 +213,39 @@ fn phbs_run_out_of_target_indexes_as_libvirt_says() {
 }
 
 #[test]
-fn hotplug_set_and_preferences_on_pseries() {
-    let assigned = assign_domain_xml(&domain(DISK)).unwrap().xml;
+fn hotplug_set_abi_explain_and_preferences_on_pseries() {
+    let xml = domain(DISK);
+    let assigned = assign_domain_xml(&xml).unwrap().xml;
+    // ABI: a definition against its own assignment changes nothing; a device moved to
+    // another PHB is a guest-visible change.
+    let same = check_abi_stability(&xml, &assigned, AbiOptions::default()).unwrap();
+    assert!(same.changes.is_empty(), "{:?}", same.changes);
+    let moved = assigned.replacen("bus='0x00' slot='0x02'", "bus='0x01' slot='0x02'", 1);
+    assert!(moved.contains("bus='0x01' slot='0x02'"), "{assigned}");
+    let moved = moved.replacen(
+        "</devices>",
+        "<controller type='pci' index='1' model='pci-root'><model name='spapr-pci-host-bridge'/>\
+         <target index='1'/></controller></devices>",
+        1,
+    );
+    let diff = check_abi_stability(&assigned, &moved, AbiOptions::default()).unwrap();
+    assert!(
+        diff.changes
+            .iter()
+            .any(|c| format!("{c:?}").contains("disk")),
+        "moving the disk to PHB 1 went unnoticed: {:?}",
+        diff.changes
+    );
+    // Explain: the disk's address and why; the spapr-vio devices are not on PCI.
+    let explained = explain(&xml).unwrap();
+    assert!(
+        explained
+            .devices
+            .iter()
+            .any(|d| d.address == "0000:00:02.0"),
+        "{}",
+        explained.to_text()
+    );
     let mut set = HotplugAddressSet::from_domain_xml(&assigned).unwrap();
     let next = set
         .reserve_next("<interface type='user'><model type='virtio'/></interface>")

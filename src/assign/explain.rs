@@ -4,8 +4,9 @@
 //! `guest_warnings` is the guest section of `virtpci check`; [`explain`] is
 //! `virtpci assign --explain`.
 
-use super::mirror::{mirror_host_numa, CellMapping, HostNumaNodes, Mirroring};
-use super::plan::{device_flags, plan, plan_with};
+use super::host::{read_host, AssignHost};
+use super::mirror::{CellMapping, Mirroring};
+use super::plan::{device_flags, plan, plan_isolated};
 use super::set::AddressSet;
 use super::AssignOptions;
 use crate::error::{quote, Error, Result};
@@ -239,6 +240,9 @@ pub enum Reason {
     },
     /// s390x: a virtio device on the channel subsystem (CCW), not on PCI.
     Ccw { detail: String },
+    /// pseries with a host: a host device on the first free place of a PHB kept for its
+    /// host IOMMU group (libvirt's isolation groups).
+    Isolated { iommu_group: u32 },
 }
 
 impl std::fmt::Display for Reason {
@@ -274,6 +278,11 @@ impl std::fmt::Display for Reason {
                  numa='{node}' asks"
             ),
             Reason::Ccw { detail } => write!(f, "on the channel subsystem (s390x CCW): {detail}"),
+            Reason::Isolated { iommu_group } => write!(
+                f,
+                "first free place on a PHB kept for host IOMMU group {iommu_group} (host \
+                 devices of different IOMMU groups go on different PHBs, none on the default one)"
+            ),
         }
     }
 }
@@ -487,23 +496,32 @@ pub fn explain(xml: &str) -> Result<Explanation> {
 
 /// [`explain`] for the assignment made with `options` (hotplug room, extend mode).
 pub fn explain_with(xml: &str, options: &AssignOptions) -> Result<Explanation> {
-    explain_mirroring(xml, options, None)
+    explain_on_host(xml, options, None, false)
 }
 
-/// [`explain_with`] for the assignment that mirrors `host`'s NUMA nodes
-/// ([`super::assign_domain_xml_mirroring`]): each mirrored device says which host node it
-/// follows, each device left alone says why.
+/// [`explain_with`] for the assignment that reads `host` ([`super::assign_domain_xml_mirroring`]:
+/// NUMA mirroring on pc/q35, isolation groups on pseries): each mirrored device says which
+/// host node it follows, each device left alone says why.
 pub fn explain_mirroring(
     xml: &str,
     options: &AssignOptions,
-    host: Option<&dyn HostNumaNodes>,
+    host: Option<&dyn AssignHost>,
+) -> Result<Explanation> {
+    explain_on_host(xml, options, host, true)
+}
+
+/// [`explain_mirroring`] for [`super::assign_domain_xml_on_host`]: NUMA mirroring only with
+/// `mirror_numa`.
+pub fn explain_on_host(
+    xml: &str,
+    options: &AssignOptions,
+    host: Option<&dyn AssignHost>,
+    mirror_numa: bool,
 ) -> Result<Explanation> {
     let doc = Document::parse(xml)?;
     let mut def = DomainDef::from_document(&doc)?;
-    let mirrored: Vec<Mirroring> = match host {
-        Some(host) => mirror_host_numa(&doc, &mut def, host)?,
-        None => Vec::new(),
-    };
+    let reading = read_host(&doc, &mut def, host, mirror_numa)?;
+    let mirrored: &[Mirroring] = &reading.mirrored;
     let asked_numa: Vec<Option<u32>> = def.devices.iter().map(|d| d.prefs.numa).collect();
     let written: Vec<bool> = def
         .devices
@@ -511,7 +529,7 @@ pub fn explain_mirroring(
         .map(|d| d.address.present_pci().is_some() || d.address == DeviceAddress::Unassigned)
         .collect();
     let machine = def.machine.map(str::to_string);
-    let done = plan_with(def, options)?;
+    let done = plan_isolated(def, options, reading.isolation.clone())?;
     let def = &done.def;
     let pcie = if def.devices.iter().any(|d| {
         d.pci_controller()
@@ -580,6 +598,10 @@ pub fn explain_mirroring(
                     .to_string()
                 }),
             }
+        } else if let Some(&group) = reading.isolation.get(i).filter(|&&g| g > 0) {
+            Reason::Isolated {
+                iommu_group: group - 1,
+            }
         } else {
             let addr = device.address.present_pci().unwrap_or_default();
             match chipset_reason(def, i, &addr, primary_video) {
@@ -607,9 +629,10 @@ pub fn explain_mirroring(
             mirroring: not_mirrored,
         });
     }
-    let mut warnings: Vec<Warning> = mirrored
+    let mut warnings: Vec<Warning> = reading
+        .warnings
         .iter()
-        .filter_map(|m| m.warning.clone())
+        .cloned()
         .map(|message| Warning {
             kind: WarningKind::Assignment,
             slot: None,

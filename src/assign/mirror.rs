@@ -10,28 +10,14 @@
 //! `numa` preference keeps it; a device whose host node has no guest cell, or that has no
 //! host node, is placed as usual and named in a warning.
 
+use super::host::AssignHost;
 use crate::error::{Error, Result};
-use crate::host::Host;
 use crate::pci::PciAddress;
 use crate::topology::MachineKind;
 use crate::xml::domain::{BusPreference, DeviceKind, DomainDef};
 use crate::xml::host_numa::{memnodes, MemNode};
 use crate::xml::identity::pci_hostdev_source;
 use crate::xml::Document;
-
-/// Where the host's PCI devices sit: the source of the host NUMA nodes for mirroring.
-pub trait HostNumaNodes {
-    /// The NUMA node of host device `addr`: `None` when the host does not say (sysfs
-    /// `numa_node` absent or -1); an error when the device is not on the host.
-    fn numa_node_of(&self, addr: &PciAddress) -> Result<Option<i32>>;
-}
-
-impl HostNumaNodes for Host {
-    fn numa_node_of(&self, addr: &PciAddress) -> Result<Option<i32>> {
-        self.require_device(addr)?;
-        self.numa_node(addr)
-    }
-}
 
 /// How the guest cell of a mirrored device was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +50,7 @@ pub struct Mirroring {
 pub fn mirror_host_numa(
     doc: &Document<'_>,
     def: &mut DomainDef<'_>,
-    host: &dyn HostNumaNodes,
+    host: &dyn AssignHost,
 ) -> Result<Vec<Mirroring>> {
     let memnodes = memnodes(doc)?;
     let mut done = Vec::new();

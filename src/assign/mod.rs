@@ -8,17 +8,19 @@
 
 pub mod explain;
 pub mod extend;
+pub mod host;
 pub mod hotplug;
+mod isolation;
 pub mod level;
 pub mod mirror;
 pub mod plan;
 pub mod set;
 pub mod slot_plan;
 
+pub use host::AssignHost;
 pub use hotplug::HotplugAddressSet;
 pub use level::LibvirtLevel;
-pub use mirror::HostNumaNodes;
-pub use plan::{plan, plan_with, Plan};
+pub use plan::{plan, plan_isolated, plan_with, Plan};
 pub use set::AddressSet;
 
 use crate::error::Result;
@@ -68,32 +70,41 @@ pub fn assign_domain_xml(xml: &str) -> Result<AssignOutput> {
 /// strict function 0). Devices' `<addressPreferences>` are honoured in both; without
 /// preferences and with default options the result is libvirt 9.0's.
 pub fn assign_domain_xml_with(xml: &str, options: AssignOptions) -> Result<AssignOutput> {
-    assign_domain_xml_mirroring(xml, options, None)
+    assign_domain_xml_on_host(xml, options, None, false)
 }
 
-/// [`assign_domain_xml_with`], and with `host` each PCI host device whose address is picked
-/// automatically goes behind an expander bus on the guest NUMA cell of its host NUMA node
-/// ([`mirror`]); devices that cannot be mirrored are named in the warnings.
+/// [`assign_domain_xml_with`] reading `host` ([`host`]): on pc and q35 each PCI host device
+/// whose address is picked automatically goes behind an expander bus on the guest NUMA cell
+/// of its host NUMA node ([`mirror`]); on pseries host devices of different host IOMMU groups
+/// go on different PHBs, as libvirt does ([`isolation`]). Devices that cannot be mirrored or
+/// isolated are named in the warnings.
 pub fn assign_domain_xml_mirroring(
     xml: &str,
     options: AssignOptions,
-    host: Option<&dyn HostNumaNodes>,
+    host: Option<&dyn AssignHost>,
+) -> Result<AssignOutput> {
+    assign_domain_xml_on_host(xml, options, host, true)
+}
+
+/// [`assign_domain_xml_mirroring`], mirroring NUMA nodes only with `mirror_numa` (the
+/// pseries isolation groups are libvirt's, so a host given always gives them).
+pub fn assign_domain_xml_on_host(
+    xml: &str,
+    options: AssignOptions,
+    host: Option<&dyn AssignHost>,
+    mirror_numa: bool,
 ) -> Result<AssignOutput> {
     let doc = Document::parse(xml)?;
     let mut def = DomainDef::from_document(&doc)?;
-    let mirrored = match host {
-        Some(host) => mirror::mirror_host_numa(&doc, &mut def, host)?,
-        None => Vec::new(),
-    };
+    let reading = host::read_host(&doc, &mut def, host, mirror_numa)?;
     let mut original: Vec<Original> = spare::take(&SPARE_ORIGINALS);
     original.extend(def.devices.iter().map(|d| Original {
         element: d.element,
         address_element: d.address_element,
         address: d.address.clone(),
     }));
-    let mut plan = plan::plan_with(def, &options)?;
-    let mirror_warnings = mirrored.into_iter().filter_map(|m| m.warning);
-    plan.warnings.splice(0..0, mirror_warnings);
+    let mut plan = plan::plan_isolated(def, &options, reading.isolation)?;
+    plan.warnings.splice(0..0, reading.warnings);
     if options.strict_function0 {
         explain::check_function_zero_strict(&plan.def, &plan.set)?;
     }
@@ -108,6 +119,7 @@ pub fn assign_domain_xml_mirroring(
             filled: &plan.filled,
             index_filled: &plan.index_filled,
             s390: &plan.s390,
+            spapr_vio_regs: &plan.spapr_vio_regs,
         },
     );
     let warnings = std::mem::take(&mut plan.warnings);

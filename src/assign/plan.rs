@@ -60,6 +60,8 @@ pub struct Plan<'a> {
     pub warnings: Vec<String>,
     /// s390x: per device, the CCW address and zPCI identifiers given (empty elsewhere).
     pub s390: Vec<S390Assigned>,
+    /// pseries: per device on spapr-vio, its `reg` (empty elsewhere).
+    pub spapr_vio_regs: Vec<Option<u32>>,
 }
 
 /// Assign every PCI address of `def` as libvirt 9.0 does.
@@ -70,8 +72,19 @@ pub fn plan(def: DomainDef<'_>) -> Result<Plan<'_>> {
 /// Assign every PCI address of `def` as libvirt 9.0 does, with virtpci's `options` and the
 /// devices' address preferences.
 pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan<'a>> {
+    plan_isolated(def, options, Vec::new())
+}
+
+/// [`plan_with`], keeping pseries host devices apart by `isolation` (per device of `def`,
+/// its isolation group, read from a host by [`super::isolation::isolation_groups`]).
+pub fn plan_isolated<'a>(
+    def: DomainDef<'a>,
+    options: &AssignOptions,
+    isolation: Vec<u32>,
+) -> Result<Plan<'a>> {
     let mut planner = Planner::new(def);
     planner.options = *options;
+    planner.isolation = isolation;
     planner.prepare()?;
     if planner.is_s390() {
         planner.s390_defaults();
@@ -79,7 +92,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         planner.assign_ccw_addresses()?;
     }
     planner.assign_spapr_vio();
-    planner.check_pseries_devices()?;
+    planner.assign_spapr_vio_regs()?;
     let before_placement = planner.def.devices.len();
     // The PCI controllers placement adds get no zPCI identifiers from libvirt 9.0.
     let defined = if options.libvirt.gives_added_controllers_zpci() {
@@ -102,6 +115,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         set,
         warnings,
         s390,
+        spapr_vio_regs,
         ..
     } = planner;
     Ok(Plan {
@@ -112,6 +126,7 @@ pub fn plan_with<'a>(def: DomainDef<'a>, options: &AssignOptions) -> Result<Plan
         set: set.unwrap_or_else(|| AddressSet::new(Vec::new(), false)),
         warnings,
         s390,
+        spapr_vio_regs,
     })
 }
 
@@ -127,6 +142,11 @@ struct Planner<'a> {
     set: Option<AddressSet>,
     warnings: Vec<String>,
     s390: Vec<S390Assigned>,
+    /// pseries: per device, the `reg` of its spapr-vio address.
+    spapr_vio_regs: Vec<Option<u32>>,
+    /// pseries: per device of the input, its isolation group (0 for those not isolated and
+    /// for every device added later); see [`super::isolation`].
+    isolation: Vec<u32>,
 }
 
 const PCI_FLAGS: ConnectFlags = ConnectFlags::PCI_AUTO;
@@ -144,6 +164,8 @@ impl<'a> Planner<'a> {
             set: None,
             warnings: Vec::new(),
             s390: Vec::new(),
+            spapr_vio_regs: Vec::new(),
+            isolation: Vec::new(),
         }
     }
 
@@ -245,6 +267,11 @@ impl<'a> Planner<'a> {
 
     fn set_address(&mut self, i: usize, addr: PciAddress, multi: Multifunction) {
         self.def.devices[i].address = DeviceAddress::Pci { addr, multi };
+    }
+
+    /// The isolation group of device `i` (0: placed with the emulated devices).
+    fn isolation_of(&self, i: usize) -> u32 {
+        self.isolation.get(i).copied().unwrap_or(0)
     }
 
     fn wants(&self, i: usize) -> bool {

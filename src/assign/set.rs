@@ -33,6 +33,12 @@ pub struct Bus {
     /// Every slot below this one has all eight functions in use, so no search needs to look
     /// at them (kept by the address set, which is the only writer of `slots`).
     full_below: u32,
+    /// pseries: the isolation group of the devices this bus takes (0, the emulated devices'
+    /// group, unless the first device reserved on it had another).
+    pub(crate) isolation_group: u32,
+    /// pseries: the bus keeps group 0 whatever is reserved first (the default PHB, so that
+    /// host devices never share it with emulated ones).
+    pub(crate) isolation_locked: bool,
 }
 
 impl Bus {
@@ -45,6 +51,8 @@ impl Bus {
             max_slot: rules.max_slot,
             slots: [Slot::default(); SLOTS],
             full_below: 0,
+            isolation_group: 0,
+            isolation_locked: false,
         }
     }
 
@@ -84,14 +92,17 @@ pub struct AddressSet {
     pub(crate) dry_run: bool,
     /// Per (device flags, function): the first bus worth searching. Buses only fill up while
     /// addresses are reserved, so a bus that could not take such a device never will; a
-    /// release forgets these.
-    search_from: Vec<(ConnectFlags, Option<u32>, usize)>,
+    /// release, or a bus changing isolation group, forgets these.
+    search_from: Vec<(ConnectFlags, Option<u32>, u32, usize)>,
     /// Extend mode: how to add buses when nothing fits (instead of a dry run's growth).
     pub extension: Option<Extension>,
     /// Extend mode's first try: a dry run that would need more buses than this fails.
     pub(crate) grow_limit: Option<usize>,
     /// pseries: a new bus for conventional PCI devices is another PHB (pci-root).
     pub(crate) multiple_roots: bool,
+    /// pseries: the isolation group of the device being placed (0 for emulated devices);
+    /// reservations and searches use it (see [`super::isolation`]).
+    pub(crate) isolation: u32,
 }
 
 /// Why a device may not sit on a bus.
@@ -163,6 +174,7 @@ impl AddressSet {
             extension: None,
             grow_limit: None,
             multiple_roots: false,
+            isolation: 0,
         }
     }
 
@@ -312,7 +324,8 @@ impl AddressSet {
                 format!("Attempted double use of PCI Address {addr}"),
             ));
         }
-        bus.take(addr.slot, addr.function, flags);
+        self.join_isolation_group(addr.bus as usize, from_config);
+        self.buses[addr.bus as usize].take(addr.slot, addr.function, flags);
         Ok(())
     }
 
@@ -428,33 +441,43 @@ impl AddressSet {
         Err(Error::internal("No more available PCI slots"))
     }
 
-    /// The first free place for a device with `flags` on the buses there are, if any.
+    /// The first free place for a device with `flags` on the buses there are, if any:
+    /// first on the buses of the device's isolation group, then on an empty bus whose group
+    /// may still change (virDomainPCIAddressGetNextAddr's two rounds).
     pub(crate) fn find_free(
         &mut self,
         flags: ConnectFlags,
         function: Option<u32>,
     ) -> Option<PciAddress> {
-        // Isolation groups only matter on pSeries, so every bus is in group 0 and one scan
-        // over all buses is libvirt's two rounds.
+        let group = self.isolation;
         let cursor = self
             .search_from
             .iter()
-            .position(|&(f, func, _)| f == flags && func == function);
-        let start = cursor.map_or(0, |c| self.search_from[c].2);
+            .position(|&(f, func, g, _)| f == flags && func == function && g == group);
+        let start = cursor.map_or(0, |c| self.search_from[c].3);
         for bus_index in start..self.buses.len() {
+            if self.buses[bus_index].isolation_group != group {
+                continue;
+            }
             if let Some(found) = self.find_on_bus(bus_index, function, flags) {
                 match cursor {
-                    Some(c) => self.search_from[c].2 = bus_index,
-                    None => self.search_from.push((flags, function, bus_index)),
+                    Some(c) => self.search_from[c].3 = bus_index,
+                    None => self.search_from.push((flags, function, group, bus_index)),
                 }
                 return Some(found);
             }
         }
         match cursor {
-            Some(c) => self.search_from[c].2 = self.buses.len(),
-            None => self.search_from.push((flags, function, self.buses.len())),
+            Some(c) => self.search_from[c].3 = self.buses.len(),
+            None => self
+                .search_from
+                .push((flags, function, group, self.buses.len())),
         }
-        None
+        // Without isolation every bus is in group 0, so the first round saw them all.
+        (0..self.buses.len())
+            .filter(|&b| self.buses[b].isolation_group != group)
+            .filter(|&b| !self.buses[b].isolation_locked && self.buses[b].is_empty())
+            .find_map(|b| self.find_on_bus(b, function, flags))
     }
 
     /// Find the next free address and reserve it (virDomainPCIAddressReserveNextAddr).
@@ -467,6 +490,7 @@ impl AddressSet {
         if checked {
             // The search checked the bus, the slot range and that the function is free:
             // all that reserving would check again.
+            self.join_isolation_group(addr.bus as usize, false);
             self.buses[addr.bus as usize].take(addr.slot, addr.function, flags);
         } else {
             self.reserve(&addr, flags, false)?;
@@ -491,6 +515,26 @@ impl AddressSet {
             }
         }
         Err(Error::internal("No more available PCI slots"))
+    }
+
+    /// The isolation-group rule of a reservation on `bus` for the device being placed
+    /// (virDomainPCIAddressReserveAddrInternal): the first device on an empty bus that is
+    /// not locked gives it its group; a configured address of another group on a bus puts
+    /// the bus back in group 0, since isolation cannot be kept there any more.
+    fn join_isolation_group(&mut self, bus: usize, from_config: bool) {
+        let group = self.isolation;
+        let bus = &mut self.buses[bus];
+        let new_group = if bus.is_empty() && !bus.isolation_locked {
+            group
+        } else if bus.isolation_group != group && from_config {
+            0
+        } else {
+            bus.isolation_group
+        };
+        if new_group != bus.isolation_group {
+            bus.isolation_group = new_group;
+            self.search_from.clear();
+        }
     }
 
     /// Add buses so that `addr.bus` exists, choosing their model from what the device needs

@@ -7,7 +7,7 @@ use super::boundary::{
 };
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
-use crate::assign::{AssignOptions, HostNumaNodes, HotplugAddressSet, LibvirtLevel};
+use crate::assign::{AssignHost, AssignOptions, HotplugAddressSet, LibvirtLevel};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::xml::domain::{AddressPreferences, BusPreference};
@@ -137,7 +137,10 @@ pub struct VirtpciAssignOptions {
     /// the domain's `<numatune><memnode cellid nodeset>`, or the same number without
     /// memnodes), adding the expander and its ports as needed. A device whose host node has
     /// no guest cell, or that has none (-1), is placed as usual and named in a warning (log
-    /// callback); a host device the host does not have is an error. The handle is only read
+    /// callback); a host device the host does not have is an error. On pseries the same
+    /// handle gives libvirt's isolation groups instead: PCI host devices of different host
+    /// IOMMU groups go on different PHBs, none on the default one (a device whose group the
+    /// host does not give is placed as usual and named in a warning). The handle is only read
     /// during the call. Added in the third version of the struct: a smaller `size` means NULL.
     pub numa_host: *const VirtpciHost,
 }
@@ -207,11 +210,11 @@ fn options_of(opts: &VirtpciAssignOptions, func: &str) -> Result<AssignOptions> 
 }
 
 /// The host whose NUMA nodes the caller's options ask to mirror (`numa_host`), if any.
-fn numa_host_of(opts: &VirtpciAssignOptions) -> Option<&dyn HostNumaNodes> {
+fn numa_host_of(opts: &VirtpciAssignOptions) -> Option<&dyn AssignHost> {
     // SAFETY: the caller's contract: `numa_host` is NULL or a live host handle, alive for
     // the call.
     let numa_host = unsafe { opts.numa_host.as_ref() }?;
-    Some(&*numa_host.host as &dyn HostNumaNodes)
+    Some(&*numa_host.host as &dyn AssignHost)
 }
 
 /// Copy the caller's `VirtpciAssignOptions`, of the version its `size` says: fields after

@@ -334,7 +334,8 @@ pub enum MachineKind {
     /// s390x `s390-ccw-virtio*`: virtio devices on the channel subsystem (CCW), PCI on a
     /// pci-root with zPCI identifiers.
     S390Ccw,
-    /// aarch64 `virt`, `virt-*`: a generic PCI Express host bridge (pcie-root), no chipset.
+    /// aarch64 and armv7l `virt`, `virt-*`: a generic PCI Express host bridge (pcie-root), no
+    /// chipset.
     ArmVirt,
     /// riscv64 `virt`: a generic PCI Express host bridge (pcie-root), no chipset.
     RiscvVirt,
@@ -372,13 +373,13 @@ impl MachineKind {
     /// type of `<os><type arch=... machine=...>`. Anything that maps to
     /// [`MachineKind::Other`] is refused as an unsupported configuration. A missing
     /// architecture is x86 (libvirt takes the host's; virtpci's callers are x86 hosts). A
-    /// missing machine type on aarch64 and riscv64 is `virt`, QEMU 10.0's default there
+    /// missing machine type on aarch64, armv7l and riscv64 is `virt`, QEMU 10.0's default there
     /// (QEMU 7.2's defaults have no PCI: the planner refuses them at libvirt 9.0).
     pub fn from_os(arch: Option<&str>, machine: Option<&str>) -> MachineKind {
         let is_virt = |m: Option<&str>| m.map_or(true, |m| m == "virt" || m.starts_with("virt-"));
         match arch {
             None | Some("x86_64" | "i686") => MachineKind::from_machine(machine),
-            Some("aarch64") if is_virt(machine) => MachineKind::ArmVirt,
+            Some("aarch64" | "armv7l") if is_virt(machine) => MachineKind::ArmVirt,
             Some("riscv64") if is_virt(machine) => MachineKind::RiscvVirt,
             Some("s390x") if machine.map_or(true, |m| m.starts_with("s390-ccw")) => {
                 MachineKind::S390Ccw
@@ -404,9 +405,10 @@ impl MachineKind {
         }
     }
 
-    /// The QEMU binary libvirt runs for this machine (as its messages name it).
-    pub fn emulator(self) -> &'static str {
+    /// The QEMU binary libvirt runs for this machine on `arch` (as its messages name it).
+    pub fn emulator(self, arch: Option<&str>) -> &'static str {
         match self {
+            MachineKind::ArmVirt if arch == Some("armv7l") => "/usr/bin/qemu-system-arm",
             MachineKind::ArmVirt => "/usr/bin/qemu-system-aarch64",
             MachineKind::RiscvVirt => "/usr/bin/qemu-system-riscv64",
             MachineKind::S390Ccw => "/usr/bin/qemu-system-s390x",
@@ -476,7 +478,8 @@ mod tests {
             Other
         );
         assert_eq!(MachineKind::from_os(Some("x86_64"), Some("virt")), Other);
-        assert_eq!(MachineKind::from_os(Some("armv7l"), Some("virt")), Other);
+        assert_eq!(MachineKind::from_os(Some("armv7l"), Some("virt")), ArmVirt);
+        assert_eq!(MachineKind::from_os(Some("armv6l"), Some("virt")), Other);
         assert_eq!(MachineKind::from_os(Some("x86_64"), Some("microvm")), Other);
         assert_eq!(
             MachineKind::from_os(Some("ppc64"), Some("pseries")),

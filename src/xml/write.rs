@@ -36,6 +36,8 @@ pub(crate) struct Assigned<'p, 'a> {
     pub(crate) index_filled: &'p [bool],
     /// s390x: per device, the CCW address and zPCI identifiers given (empty elsewhere).
     pub(crate) s390: &'p [S390Assigned],
+    /// pseries: per device on spapr-vio, its `reg` (empty elsewhere).
+    pub(crate) spapr_vio_regs: &'p [Option<u32>],
 }
 
 /// A short text built on the stack (numbers and attribute values), pushed in one go.
@@ -186,6 +188,29 @@ fn other_address_element(address_type: &str) -> String {
     format!("<address type='{address_type}'/>")
 }
 
+/// A spapr-vio `reg` as libvirt prints it.
+fn spapr_vio_reg_text(reg: u32) -> String {
+    format!("0x{reg:08x}")
+}
+
+/// The `<address>` element of a device virtpci adds: its s390x CCW address or zPCI
+/// identifiers, its spapr-vio `reg`, or its plain address.
+fn new_address_element(
+    address: &DeviceAddress,
+    s390: S390Assigned,
+    spapr_vio_reg: Option<u32>,
+    indent: &str,
+    unit: &str,
+) -> Option<String> {
+    if let Some(reg) = spapr_vio_reg {
+        return Some(format!(
+            "<address type='spapr-vio' reg='{}'/>",
+            spapr_vio_reg_text(reg)
+        ));
+    }
+    s390_address_element(address, s390, indent, unit).or_else(|| address_element(address))
+}
+
 /// The `<target .../>` attributes of a PCI controller, in libvirt's order: all of them, or
 /// with `only`, those that were filled in. At most six; `count` says how many.
 struct TargetAttributes {
@@ -276,7 +301,7 @@ fn push_controller_element(
     out: &mut String,
     c: &Controller,
     address: &DeviceAddress,
-    s390: S390Assigned,
+    (s390, spapr_vio_reg): (S390Assigned, Option<u32>),
     indent: &str,
     unit: &str,
 ) {
@@ -330,8 +355,13 @@ fn push_controller_element(
             }
         }
     }
-    let element = s390_address_element(address, s390, &format!("{indent}{unit}"), unit)
-        .or_else(|| address_element(address));
+    let element = new_address_element(
+        address,
+        s390,
+        spapr_vio_reg,
+        &format!("{indent}{unit}"),
+        unit,
+    );
     if let Some(element) = element {
         if !has_children {
             out.push('>');
@@ -360,7 +390,7 @@ pub(crate) struct Original {
 /// the video libvirt adds for graphics).
 fn new_device_element(
     device: &Device,
-    s390: S390Assigned,
+    (s390, spapr_vio_reg): (S390Assigned, Option<u32>),
     indent: &str,
     unit: &str,
 ) -> Option<String> {
@@ -398,10 +428,13 @@ fn new_device_element(
     };
     let mut children: Vec<String> = model_child.into_iter().collect();
     let child_indent = format!("{indent}{unit}");
-    children.extend(
-        s390_address_element(&device.address, s390, &child_indent, unit)
-            .or_else(|| address_element(&device.address)),
-    );
+    children.extend(new_address_element(
+        &device.address,
+        s390,
+        spapr_vio_reg,
+        &child_indent,
+        unit,
+    ));
     if children.is_empty() {
         return Some(format!("{open}/>"));
     }
@@ -487,6 +520,13 @@ pub(crate) fn write_plan(doc: &Document<'_>, original: &[Original], plan: &Assig
                     }
                 }
             }
+        }
+        if let Some(reg) = plan.spapr_vio_regs.get(i).copied().flatten() {
+            for child in new_children {
+                ed.append_child(element, child);
+            }
+            write_spapr_vio_reg(doc, &mut ed, element, before, reg);
+            continue;
         }
         let s390 = plan.s390.get(i).copied().unwrap_or_default();
         if write_s390_address(doc, &mut ed, element, before, &after.address, s390) {
@@ -621,24 +661,24 @@ fn write_new_devices(first_new: usize, plan: &Assigned, ed: &mut Editor<'_, '_>)
         };
         let next = next_existing[pos + 1];
         let address = &devices[i].address;
-        let s390 = plan.s390.get(i).copied().unwrap_or_default();
+        let extras = plan.extras(i);
         match (previous, next, plan.def.devices_element) {
             (Some(prev), _, _) => {
                 let indent = ed.indent_of(prev).unwrap_or_default();
                 ed.insert_after_with(prev, |out| {
-                    push_controller_element(out, c, address, s390, indent, &unit)
+                    push_controller_element(out, c, address, extras, indent, &unit)
                 });
             }
             (None, Some(next), _) => {
                 let indent = ed.indent_of(next).unwrap_or_default();
                 ed.insert_before_with(next, |out| {
-                    push_controller_element(out, c, address, s390, indent, &unit)
+                    push_controller_element(out, c, address, extras, indent, &unit)
                 });
             }
             (None, None, Some(devs)) => {
                 let indent = ed.child_indent(devs).unwrap_or_default();
                 ed.append_child_with(devs, |out| {
-                    push_controller_element(out, c, address, s390, &indent, &unit)
+                    push_controller_element(out, c, address, extras, &indent, &unit)
                 });
             }
             (None, None, None) => {}
@@ -647,8 +687,7 @@ fn write_new_devices(first_new: usize, plan: &Assigned, ed: &mut Editor<'_, '_>)
     if let Some(devs) = plan.def.devices_element {
         let indent = ed.child_indent(devs).unwrap_or_default();
         for (i, device) in devices.iter().enumerate().skip(first_new) {
-            let s390 = plan.s390.get(i).copied().unwrap_or_default();
-            if let Some(text) = new_device_element(device, s390, &indent, &unit) {
+            if let Some(text) = new_device_element(device, plan.extras(i), &indent, &unit) {
                 ed.append_child(devs, text);
             }
         }
@@ -714,4 +753,31 @@ fn write_s390_address(
         None => ed.append_child(element, text),
     }
     true
+}
+
+impl Assigned<'_, '_> {
+    /// What virtpci gave device `i` beyond a PCI address: s390x ids, a spapr-vio `reg`.
+    fn extras(&self, i: usize) -> (S390Assigned, Option<u32>) {
+        (
+            self.s390.get(i).copied().unwrap_or_default(),
+            self.spapr_vio_regs.get(i).copied().flatten(),
+        )
+    }
+}
+
+/// Write the spapr-vio `reg` of a device from the input as libvirt prints it: into its
+/// `<address type='spapr-vio'>`, or as a new address element when it had none.
+fn write_spapr_vio_reg(
+    doc: &Document<'_>,
+    ed: &mut Editor<'_, '_>,
+    element: ElementId,
+    before: &Original,
+    reg: u32,
+) {
+    let text = spapr_vio_reg_text(reg);
+    match before.address_element {
+        Some(a) if doc.attr(a, "reg") != Some(text.as_str()) => ed.set_attr(a, "reg", &text),
+        Some(_) => {}
+        None => ed.append_child(element, format!("<address type='spapr-vio' reg='{text}'/>")),
+    }
 }

@@ -70,7 +70,7 @@ impl<'a> Planner<'a> {
             if !emulator_has_machine(level, kind, machine) {
                 return Err(Error::config_unsupported(format!(
                     "Emulator '{}' does not support machine type '{machine}'",
-                    kind.emulator()
+                    kind.emulator(self.def.arch)
                 )));
             }
         }

@@ -178,6 +178,10 @@ impl<'a> Planner<'a> {
             .collect();
         let mut set = AddressSet::new(buses, dry_run);
         set.multiple_roots = self.is_pseries();
+        if let Some(default_phb) = set.buses.first_mut().filter(|_| self.is_pseries()) {
+            // Host devices never go on the default PHB (qemuDomainSetupIsolationGroups).
+            default_phb.isolation_locked = true;
+        }
         // Only devices with an address take part; visiting them in libvirt's order keeps
         // its choice of which conflict is reported.
         for i in self.iterate_order(|d| d.address.present_pci().is_some()) {
@@ -221,7 +225,10 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        set.reserve(&addr, flags, true)
+        set.isolation = self.isolation_of(i);
+        let reserved = set.reserve(&addr, flags, true);
+        set.isolation = 0;
+        reserved
     }
 
     /// Reserve the next free address for device `i`; outside a dry run, record it. In
@@ -230,7 +237,10 @@ impl<'a> Planner<'a> {
     pub(super) fn reserve_next_for(&mut self, set: &mut AddressSet, i: usize) -> Result<()> {
         let failures = |set: &AddressSet| set.extension.as_ref().map(|e| e.failures);
         let before = failures(set);
-        let addr = match set.reserve_next(self.flags[i], None) {
+        set.isolation = self.isolation_of(i);
+        let reserved = set.reserve_next(self.flags[i], None);
+        set.isolation = 0;
+        let addr = match reserved {
             Ok(addr) => addr,
             Err(_) if before.is_some() && failures(set) != before => return Ok(()),
             Err(e) => return Err(e),

@@ -12,9 +12,9 @@
 //! rule does; both on spapr-vio.
 //!
 //! Isolation groups: libvirt keeps host devices off the default PHB and apart by host IOMMU
-//! group, but only for host devices whose IOMMU group it can read on the host; for those it
-//! cannot (any device not on the host) the group is the default one and placement is plain.
-//! virtpci plans without a host, so placement is the plain one.
+//! group, for host devices whose IOMMU group it can read on the host; the groups come from
+//! the host the assignment is given (`assign::isolation`), and without one placement is the
+//! plain one, as libvirt's for devices it cannot find.
 
 use super::Planner;
 use crate::assign::LibvirtLevel;
@@ -83,11 +83,13 @@ impl<'a> Planner<'a> {
     }
 
     /// libvirt's refusals of what pseries devices cannot have: an address on the pseries
-    /// panic device (qemuValidateDomainDefPanic), and a `reg` already taken on spapr-vio
-    /// (qemuDomainAssignSpaprVIOAddresses: interfaces, controllers, serials, NVRAM and TPMs in
-    /// that order; a device without a `reg` takes its kind's default, moved up by 0x1000
-    /// while taken; a `reg` given that is taken is refused).
-    pub(super) fn check_pseries_devices(&self) -> Result<()> {
+    /// panic device (qemuValidateDomainDefPanic), and a `reg` already taken on spapr-vio;
+    /// and the `reg` of every spapr-vio device (qemuDomainAssignSpaprVIOAddresses:
+    /// interfaces, controllers, serials, NVRAM and TPMs in that order; a device without a
+    /// `reg` takes its kind's default, moved up by 0x1000 while taken; a `reg` given that is
+    /// taken is refused). The console libvirt writes beside the first serial shows that
+    /// serial's `reg`.
+    pub(super) fn assign_spapr_vio_regs(&mut self) -> Result<()> {
         if !self.is_pseries() {
             return Ok(());
         }
@@ -154,6 +156,22 @@ impl<'a> Planner<'a> {
             }
             regs[n] = Some(reg);
         }
+        let mut by_device = vec![None; self.def.devices.len()];
+        for (&(_, _, i, _), reg) in walk.iter().zip(regs) {
+            by_device[i] = reg;
+        }
+        let first_serial = self
+            .def
+            .devices
+            .iter()
+            .position(|d| matches!(d.kind, DeviceKind::Serial { .. }));
+        for (i, d) in self.def.devices.iter().enumerate() {
+            let on_vio = matches!(&d.address, DeviceAddress::Other(t) if t == SPAPR_VIO);
+            if on_vio && matches!(d.kind, DeviceKind::Console { .. }) {
+                by_device[i] = first_serial.and_then(|s| by_device[s]);
+            }
+        }
+        self.spapr_vio_regs = by_device;
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! The aarch64 and riscv64 `virt` machines: which guests virtpci places at all, the defaults
+//! The aarch64 and riscv64 `virt` machines (armv7l `virt` is placed as aarch64's, as libvirt
+//! does): which guests virtpci places at all, the defaults
 //! libvirt's QEMU driver gives these machines (an implicit pcie-root from QEMU's generic
 //! host bridge, virtio as the network and video model, their USB model, riscv64's memory
 //! balloon), and the choice between virtio-mmio and PCI for virtio devices
@@ -20,7 +21,7 @@ impl<'a> Planner<'a> {
     /// architecture and machine type: a daemon must never get a definition back with its
     /// devices silently left without addresses. The supported set is
     /// [`MachineKind::from_os`]. A missing machine type is the emulator's default: libvirt
-    /// 11.3 (QEMU 10.0) takes `virt` on aarch64 and riscv64, 9.0 (QEMU 7.2) takes
+    /// 11.3 (QEMU 10.0) takes `virt` on aarch64, armv7l and riscv64, 9.0 (QEMU 7.2) takes
     /// `integratorcp` and `spike`, which have no PCI.
     pub(super) fn check_machine_supported(&self) -> Result<()> {
         let default_without_pci = self.def.machine.is_none()
@@ -32,13 +33,13 @@ impl<'a> Planner<'a> {
         let arch = self.def.arch.unwrap_or("x86_64");
         let machine = match (self.def.machine, arch) {
             (Some(m), _) => m,
-            (None, "aarch64") => "integratorcp",
+            (None, "aarch64" | "armv7l") => "integratorcp",
             (None, "riscv64") => "spike",
             (None, _) => "(default)",
         };
         Err(Error::config_unsupported(format!(
             "virtpci does not place PCI addresses for architecture '{arch}' machine type \
-             '{machine}' (supported: x86_64/i686 pc and q35, aarch64 virt, riscv64 virt, s390x s390-ccw-virtio, ppc64 pseries)"
+             '{machine}' (supported: x86_64/i686 pc and q35, aarch64 and armv7l virt, riscv64 virt, s390x s390-ccw-virtio, ppc64 pseries)"
         )))
     }
 
@@ -60,10 +61,12 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The model a USB controller without one gets: qemu-xhci on aarch64 `virt`, piix3-uhci
-    /// elsewhere (riscv64's QEMU has no xhci preference in libvirt, so it keeps x86's).
+    /// The model a USB controller without one gets: qemu-xhci on aarch64 `virt` and pseries,
+    /// piix3-uhci elsewhere (libvirt has no xhci preference for armv7l and riscv64, so they
+    /// keep x86's).
     pub(super) fn default_usb_model(&self) -> &'static str {
         match self.machine() {
+            MachineKind::ArmVirt if self.def.arch == Some("armv7l") => "piix3-uhci",
             MachineKind::ArmVirt | MachineKind::Pseries => "qemu-xhci",
             _ => "piix3-uhci",
         }

@@ -1,15 +1,21 @@
 //! `virtpci assign FILE.xml|-`: print the domain with libvirt's PCI addresses filled in.
 
 use std::io::{Read, Write};
-use virtpci::assign::{AssignOptions, HostNumaNodes};
+use virtpci::assign::{AssignHost, AssignOptions};
 use virtpci::error::quote;
 use virtpci::{Error, Result};
 
 /// Read the domain from `path` (`-` is standard input), assign, print the XML on standard
-/// output and the warnings on standard error. With `host`, PCI hostdevs mirror its NUMA nodes.
-pub fn run(path: &str, options: AssignOptions, host: Option<&dyn HostNumaNodes>) -> Result<()> {
+/// output and the warnings on standard error. With `host`, pseries PCI hostdevs get their
+/// isolation groups, and with `mirror_numa` pc/q35 ones mirror its NUMA nodes.
+pub fn run(
+    path: &str,
+    options: AssignOptions,
+    host: Option<&dyn AssignHost>,
+    mirror_numa: bool,
+) -> Result<()> {
     let xml = read_input(path)?;
-    let out = virtpci::assign::assign_domain_xml_mirroring(&xml, options, host)?;
+    let out = virtpci::assign::assign_domain_xml_on_host(&xml, options, host, mirror_numa)?;
     for warning in &out.warnings {
         eprintln!("warning: {warning}");
     }
@@ -27,13 +33,14 @@ pub fn explain(
     path: &str,
     json: bool,
     options: AssignOptions,
-    host: Option<&dyn HostNumaNodes>,
+    host: Option<&dyn AssignHost>,
+    mirror_numa: bool,
 ) -> Result<()> {
     let xml = read_input(path)?;
     if options.strict_function0 {
-        virtpci::assign::assign_domain_xml_mirroring(&xml, options, host)?;
+        virtpci::assign::assign_domain_xml_on_host(&xml, options, host, mirror_numa)?;
     }
-    let explanation = virtpci::assign::explain::explain_mirroring(&xml, &options, host)?;
+    let explanation = virtpci::assign::explain::explain_on_host(&xml, &options, host, mirror_numa)?;
     if json {
         println!("{}", explanation.to_json());
     } else {

@@ -73,8 +73,10 @@ enum Command {
         /// device's NUMA node (through <numatune> memnodes, else the same number).
         #[arg(long)]
         mirror_host_numa: bool,
-        /// With --mirror-host-numa: the host's sysfs root (default /sys).
-        #[arg(long, value_name = "ROOT", requires = "mirror_host_numa")]
+        /// Read the host at this sysfs root (default /sys with --mirror-host-numa): on pseries,
+        /// PCI hostdevs get libvirt's isolation groups from its IOMMU groups (one PHB per
+        /// group, none on the default PHB); with --mirror-host-numa, its NUMA nodes.
+        #[arg(long, value_name = "ROOT")]
         sysfs: Option<std::path::PathBuf>,
     },
     /// List every guest-visible PCI change between two definitions of the same guest.
@@ -161,18 +163,16 @@ fn run(cli: Cli) -> Result<()> {
                 extend,
                 libvirt: virtpci::assign::LibvirtLevel::parse(&libvirt_version)?,
             };
-            let host = if mirror_host_numa {
+            let host = if mirror_host_numa || sysfs.is_some() {
                 Some(virtpci::Host::open(sysfs.as_deref())?)
             } else {
                 None
             };
-            let host = host
-                .as_ref()
-                .map(|h| h as &dyn virtpci::assign::HostNumaNodes);
+            let host = host.as_ref().map(|h| h as &dyn virtpci::assign::AssignHost);
             if explain {
-                assign::explain(&file, json, options, host)
+                assign::explain(&file, json, options, host, mirror_host_numa)
             } else {
-                assign::run(&file, options, host)
+                assign::run(&file, options, host, mirror_host_numa)
             }
         }
         Command::AbiDiff(args) => abi_diff::run(args),
