@@ -6,6 +6,7 @@
 //! [`set::AddressSet`] is the address bookkeeping, also used for hotplug by
 //! [`HotplugAddressSet`].
 
+pub mod caps;
 pub mod explain;
 pub mod extend;
 pub mod hotplug;
@@ -15,6 +16,7 @@ pub mod plan;
 pub mod set;
 pub mod slot_plan;
 
+pub use caps::{EmulatorCap, EmulatorCaps};
 pub use hotplug::HotplugAddressSet;
 pub use level::LibvirtLevel;
 pub use mirror::HostNumaNodes;
@@ -55,6 +57,9 @@ pub struct AssignOptions {
     pub extend: bool,
     /// The libvirt release whose layout to give (default 9.0).
     pub libvirt: LibvirtLevel,
+    /// The emulator's capabilities, which choose controller models and device variants
+    /// (default: the emulator of the libvirt level, which has every one virtpci reads).
+    pub emulator: EmulatorCaps,
 }
 
 /// Assign guest PCI addresses to the domain in `xml` as libvirt 9.0 does on define.

@@ -92,6 +92,9 @@ pub struct AddressSet {
     pub(crate) grow_limit: Option<usize>,
     /// pseries: a new bus for conventional PCI devices is another PHB (pci-root).
     pub(crate) multiple_roots: bool,
+    /// The emulator has pcie-pci-bridge: a pure PCI Express guest gets conventional PCI
+    /// through a root port and a pcie-to-pci-bridge, else a dmi-to-pci-bridge.
+    pub(crate) pcie_to_pci_bridge: bool,
 }
 
 /// Why a device may not sit on a bus.
@@ -163,6 +166,7 @@ impl AddressSet {
             extension: None,
             grow_limit: None,
             multiple_roots: false,
+            pcie_to_pci_bridge: true,
         }
     }
 
@@ -511,19 +515,24 @@ impl AddressSet {
             ));
         }
         let mut needs_pcie_to_pci_bridge = false;
+        let mut needs_dmi_to_pci_bridge = false;
         let model = if self.multiple_roots && flags.intersects(ConnectFlags::PCI_DEVICE) {
             PciModel::PciRoot
         } else if flags.intersects(ConnectFlags::PCI_DEVICE) {
-            // A pure PCIe topology has nowhere to plug a pci-bridge: QEMU 7.2 has
-            // pcie-pci-bridge, so a root port plus a pcie-to-pci-bridge provide the bus.
+            // A pure PCIe topology has nowhere to plug a pci-bridge: a root port plus a
+            // pcie-to-pci-bridge provide the bus, or without pcie-pci-bridge in the
+            // emulator a dmi-to-pci-bridge for the pci-bridges.
             let bridge_has_home = self
                 .buses
                 .iter()
                 .any(|b| b.accepts.intersects(ConnectFlags::PCI_BRIDGE));
-            if !bridge_has_home && add == 1 {
-                needs_pcie_to_pci_bridge = true;
-                add += 1;
-                addr.bus += 1;
+            if !bridge_has_home {
+                needs_pcie_to_pci_bridge = self.pcie_to_pci_bridge;
+                needs_dmi_to_pci_bridge = !self.pcie_to_pci_bridge;
+                if add == 1 {
+                    add += 1;
+                    addr.bus += 1;
+                }
             }
             PciModel::PciBridge
         } else if flags
@@ -547,6 +556,10 @@ impl AddressSet {
             });
         };
         let mut remaining = add;
+        if needs_dmi_to_pci_bridge {
+            self.buses.push(Bus::new(PciModel::DmiToPciBridge, false));
+            remaining -= 1;
+        }
         if needs_pcie_to_pci_bridge {
             // This root port only takes the pcie-to-pci-bridge, so the hotplug spare
             // reserved later cannot land on it.
