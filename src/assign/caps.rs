@@ -182,7 +182,10 @@ mod tests {
         assert!(caps.has(EmulatorCap::Ioh3420));
         assert!(caps.has(EmulatorCap::PcieToPciBridge));
         assert!(!caps.has(EmulatorCap::PcieRootPort));
-        assert_eq!(caps.names().collect::<Vec<_>>(), ["ioh3420", "pcie-pci-bridge"]);
+        assert_eq!(
+            caps.names().collect::<Vec<_>>(),
+            ["ioh3420", "pcie-pci-bridge"]
+        );
         assert_eq!(
             EmulatorCaps::from_names(EmulatorCap::ALL.map(EmulatorCap::name)),
             EmulatorCaps::LEVEL_DEFAULT

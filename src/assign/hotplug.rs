@@ -4,9 +4,9 @@
 
 use super::caps::EmulatorCap;
 use super::plan::{device_flags, plan_with, preferred_flags};
-use super::AssignOptions;
 use super::set::AddressSet;
 use super::slot_plan::Inventory;
+use super::AssignOptions;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, PciModel};

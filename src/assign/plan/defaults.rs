@@ -154,8 +154,9 @@ impl<'a> Planner<'a> {
                 },
                 ("scsi", None | Some("auto")) if s390 => "virtio-scsi",
                 ("scsi", None | Some("auto")) if machine == MachineKind::Pseries => "ibmvscsi",
-                ("scsi", None | Some("auto")) => x86_scsi_model
-                    .ok_or_else(|| super::emulator::no_scsi_model(c.index()))?,
+                ("scsi", None | Some("auto")) => {
+                    x86_scsi_model.ok_or_else(|| super::emulator::no_scsi_model(c.index()))?
+                }
                 ("usb", Some("none")) => {
                     device.address = DeviceAddress::None;
                     continue;
