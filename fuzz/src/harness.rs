@@ -2249,6 +2249,7 @@ fn assign_with_options(p: &mut Program, steps: usize) {
         hotplug_ports,
         libvirt_version,
         numa_host: std::ptr::null(),
+        emulator_caps: std::ptr::null(),
     });
     // The version is read only when the struct the caller declares has it.
     let reads_version = opts.size >= first_size + std::mem::size_of::<c_uint>();
