@@ -273,7 +273,8 @@ static CAP_NAMES: CapNames = {
 /// array (never freed). Any other name given there is ignored. Thread-safe; never fails.
 #[no_mangle]
 pub extern "C" fn virtpci_emulator_cap_names() -> *const *const c_char {
-    guard("virtpci_emulator_cap_names", || Ok(CAP_NAMES.0.as_ptr()))
+    const NAME: &str = "virtpci_emulator_cap_names";
+    guard(NAME, || Ok(CAP_NAMES.0.as_ptr()))
 }
 
 /// The host whose NUMA nodes the caller's options ask to mirror (`numa_host`), if any.
