@@ -47,11 +47,24 @@ pub enum EmulatorCap {
     ScsiLsi,
     /// `virtio-scsi-pci`: the default SCSI controller model without lsi.
     VirtioScsi,
+    /// `pci-bridge`; like the five below, a PCI controller of that QEMU device is refused
+    /// without it.
+    PciBridge,
+    /// `dmi-to-pci-bridge` (QEMU's i82801b11-bridge).
+    DmiToPciBridge,
+    /// `x3130-upstream`, the PCIe switch's upstream port.
+    X3130Upstream,
+    /// `xio3130-downstream`, the PCIe switch's downstream ports.
+    Xio3130Downstream,
+    /// `pxb`, the PCI expander bus.
+    Pxb,
+    /// `pxb-pcie`, the PCI Express expander bus.
+    PxbPcie,
 }
 
 impl EmulatorCap {
     /// Every capability virtpci reads, in the order of [`EmulatorCap::name`]'s list.
-    pub const ALL: [EmulatorCap; 15] = [
+    pub const ALL: [EmulatorCap; 21] = [
         EmulatorCap::PcieRootPort,
         EmulatorCap::Ioh3420,
         EmulatorCap::PcieToPciBridge,
@@ -67,6 +80,12 @@ impl EmulatorCap {
         EmulatorCap::VirtioNet,
         EmulatorCap::ScsiLsi,
         EmulatorCap::VirtioScsi,
+        EmulatorCap::PciBridge,
+        EmulatorCap::DmiToPciBridge,
+        EmulatorCap::X3130Upstream,
+        EmulatorCap::Xio3130Downstream,
+        EmulatorCap::Pxb,
+        EmulatorCap::PxbPcie,
     ];
 
     /// [`EmulatorCap::name`] as a C string (for the C API's list of names).
@@ -87,6 +106,12 @@ impl EmulatorCap {
             EmulatorCap::VirtioNet => c"virtio-net",
             EmulatorCap::ScsiLsi => c"lsi",
             EmulatorCap::VirtioScsi => c"virtio-scsi-pci",
+            EmulatorCap::PciBridge => c"pci-bridge",
+            EmulatorCap::DmiToPciBridge => c"dmi-to-pci-bridge",
+            EmulatorCap::X3130Upstream => c"x3130-upstream",
+            EmulatorCap::Xio3130Downstream => c"xio3130-downstream",
+            EmulatorCap::Pxb => c"pxb",
+            EmulatorCap::PxbPcie => c"pxb-pcie",
         }
     }
 

@@ -5,7 +5,7 @@
 
 use super::Planner;
 use crate::assign::caps::{EmulatorCap, EmulatorCaps};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::topology::{ConnectFlags, MachineKind};
 use crate::xml::domain::DeviceKind;
 
@@ -141,4 +141,33 @@ pub(super) fn no_scsi_model(index: u32) -> Error {
     Error::internal(format!(
         "Unable to determine model for SCSI controller idx={index}"
     ))
+}
+
+/// The capability a PCI controller's `<model name>` needs (virValidateControllerPCIModelNameToQEMUCaps).
+fn controller_device_cap(model_name: &str) -> Option<EmulatorCap> {
+    Some(match model_name {
+        "pci-bridge" => EmulatorCap::PciBridge,
+        "i82801b11-bridge" => EmulatorCap::DmiToPciBridge,
+        "ioh3420" => EmulatorCap::Ioh3420,
+        "pcie-root-port" => EmulatorCap::PcieRootPort,
+        "x3130-upstream" => EmulatorCap::X3130Upstream,
+        "xio3130-downstream" => EmulatorCap::Xio3130Downstream,
+        "pxb" => EmulatorCap::Pxb,
+        "pxb-pcie" => EmulatorCap::PxbPcie,
+        "pcie-pci-bridge" => EmulatorCap::PcieToPciBridge,
+        _ => return None,
+    })
+}
+
+impl Planner<'_> {
+    /// libvirt's validation of a PCI controller against the emulator: its QEMU device must
+    /// be there.
+    pub(super) fn check_controller_device(&self, model_name: &str) -> Result<()> {
+        match controller_device_cap(model_name) {
+            Some(cap) if !self.caps().has(cap) => Err(Error::config_unsupported(format!(
+                "The '{model_name}' device is not supported by this QEMU binary"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
