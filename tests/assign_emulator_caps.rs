@@ -83,6 +83,16 @@ fn a_missing_device_is_refused_with_libvirts_words() {
         neither_port.to_string(),
         "unsupported configuration: The 'ioh3420' device is not supported by this QEMU binary"
     );
+    let root_hotplug = "<domain type='qemu'><name>c</name><os><type arch='x86_64' machine='pc'>hvm</type></os>\
+<devices><controller type='pci' index='0' model='pci-root'><target hotplug='off'/></controller></devices></domain>";
+    assert_eq!(
+        assign_domain_xml_with(root_hotplug, with(&["pci-bridge"]))
+            .unwrap_err()
+            .to_string(),
+        "unsupported configuration: setting the 'hotplug' property on a 'pci-root' device is not \
+         supported by this QEMU binary"
+    );
+    assert!(assign_domain_xml_with(root_hotplug, with(&["piix4.acpi-root-pci-hotplug"])).is_ok());
     let scsi =
         "<domain type='qemu'><name>c</name><os><type arch='x86_64' machine='pc'>hvm</type></os>\
 <devices><disk type='file' device='disk'><target dev='sda' bus='scsi'/></disk></devices></domain>";

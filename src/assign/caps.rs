@@ -60,11 +60,17 @@ pub enum EmulatorCap {
     Pxb,
     /// `pxb-pcie`, the PCI Express expander bus.
     PxbPcie,
+    /// `piix4.acpi-root-pci-hotplug`: `<target hotplug>` on pc's pci-root is refused
+    /// without it.
+    Piix4AcpiRootPciHotplug,
+    /// `pcie-root-port.hotplug`: `<target hotplug>` on a root or downstream port is refused
+    /// without it.
+    PcieRootPortHotplug,
 }
 
 impl EmulatorCap {
     /// Every capability virtpci reads, in the order of [`EmulatorCap::name`]'s list.
-    pub const ALL: [EmulatorCap; 21] = [
+    pub const ALL: [EmulatorCap; 23] = [
         EmulatorCap::PcieRootPort,
         EmulatorCap::Ioh3420,
         EmulatorCap::PcieToPciBridge,
@@ -86,6 +92,8 @@ impl EmulatorCap {
         EmulatorCap::Xio3130Downstream,
         EmulatorCap::Pxb,
         EmulatorCap::PxbPcie,
+        EmulatorCap::Piix4AcpiRootPciHotplug,
+        EmulatorCap::PcieRootPortHotplug,
     ];
 
     /// [`EmulatorCap::name`] as a C string (for the C API's list of names).
@@ -112,6 +120,8 @@ impl EmulatorCap {
             EmulatorCap::Xio3130Downstream => c"xio3130-downstream",
             EmulatorCap::Pxb => c"pxb",
             EmulatorCap::PxbPcie => c"pxb-pcie",
+            EmulatorCap::Piix4AcpiRootPciHotplug => c"piix4.acpi-root-pci-hotplug",
+            EmulatorCap::PcieRootPortHotplug => c"pcie-root-port.hotplug",
         }
     }
 

@@ -6,7 +6,7 @@
 use super::Planner;
 use crate::assign::caps::{EmulatorCap, EmulatorCaps};
 use crate::error::{Error, Result};
-use crate::topology::{ConnectFlags, MachineKind};
+use crate::topology::{ConnectFlags, MachineKind, PciModel};
 use crate::xml::domain::DeviceKind;
 
 impl Planner<'_> {
@@ -160,6 +160,29 @@ fn controller_device_cap(model_name: &str) -> Option<EmulatorCap> {
 }
 
 impl Planner<'_> {
+    /// libvirt's validation of `<target hotplug>` on a PCI controller against the emulator
+    /// (`name` is what its message calls the controller).
+    pub(super) fn check_controller_hotplug_option(
+        &self,
+        model: PciModel,
+        name: &str,
+    ) -> Result<()> {
+        let (cap, name) = match model {
+            PciModel::PciRoot => (EmulatorCap::Piix4AcpiRootPciHotplug, "pci-root"),
+            PciModel::PcieRootPort | PciModel::PcieSwitchDownstreamPort => {
+                (EmulatorCap::PcieRootPortHotplug, name)
+            }
+            _ => return Ok(()),
+        };
+        if self.caps().has(cap) {
+            return Ok(());
+        }
+        Err(Error::config_unsupported(format!(
+            "setting the 'hotplug' property on a '{name}' device is not supported by this QEMU \
+             binary"
+        )))
+    }
+
     /// libvirt's validation of a PCI controller against the emulator: its QEMU device must
     /// be there.
     pub(super) fn check_controller_device(&self, model_name: &str) -> Result<()> {
