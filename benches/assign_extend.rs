@@ -40,6 +40,7 @@ const EXTEND: AssignOptions = AssignOptions {
     hotplug_ports: None,
     extend: true,
     libvirt: virtpci::assign::LibvirtLevel::V9_0,
+    emulator: virtpci::assign::EmulatorCaps::LEVEL_DEFAULT,
 };
 
 fn assign(xml: &str) -> String {

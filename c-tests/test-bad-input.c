@@ -303,8 +303,8 @@ static void case_domain_assign_pci_addresses(void)
 static void case_domain_assign_pci_addresses_with_options(void)
 {
     const char *f = "virtpci_domain_assign_pci_addresses_with_options";
-    VirtpciAssignOptions o = { sizeof o, 0, -1, 0, NULL };
-    VirtpciAssignOptions unknown_level = { sizeof o, 0, -1, 8000000, NULL };
+    VirtpciAssignOptions o = { sizeof o, 0, -1, 0, NULL, NULL };
+    VirtpciAssignOptions unknown_level = { sizeof o, 0, -1, 8000000, NULL, NULL };
     char *out = NULL;
     EACH_INPUT(N_XML) FAILS(label(f, "domain_xml", IN_NAME),
                             virtpci_domain_assign_pci_addresses_with_options(IN, &o, &out) < 0);
@@ -315,16 +315,41 @@ static void case_domain_assign_pci_addresses_with_options(void)
     FAILS(label(f, "out_xml", "NULL"),
           virtpci_domain_assign_pci_addresses_with_options(GUEST, &o, NULL) < 0);
     /* Mirroring host NUMA nodes: a hostdev the (empty) host does not have. */
-    VirtpciAssignOptions mirror = { sizeof o, 0, -1, 0, host };
+    VirtpciAssignOptions mirror = { sizeof o, 0, -1, 0, host, NULL };
     FAILS(label(f, "opts->numa_host", "device missing on the host"),
           virtpci_domain_assign_pci_addresses_with_options(NUMA_HOSTDEV_GUEST, &mirror, &out) < 0);
+    /* Emulator capabilities: a name that is not UTF-8. */
+    static const char *const bad_caps[] = { "pcie-root-port", "\xff\xfe", NULL };
+    VirtpciAssignOptions caps = { sizeof o, 0, -1, 0, NULL, bad_caps };
+    FAILS(label(f, "opts->emulator_caps", "non-UTF-8"),
+          virtpci_domain_assign_pci_addresses_with_options(GUEST, &caps, &out) < 0);
     CHECK(out == NULL, "no output on failure");
+}
+
+static void case_address_set_new_from_xml_with_options(void)
+{
+    const char *f = "virtpci_address_set_new_from_xml_with_options";
+    VirtpciAssignOptions o = { sizeof o, 0, -1, 0, NULL, NULL };
+    EACH_INPUT(N_XML) FAILS(label(f, "xml", IN_NAME),
+                            virtpci_address_set_new_from_xml_with_options(IN, &o) == NULL);
+    FAILS(label(f, "opts", "NULL"), virtpci_address_set_new_from_xml_with_options(GUEST, NULL) == NULL);
+    static const char *const bad_caps[] = { "\xff\xfe", NULL };
+    VirtpciAssignOptions caps = { sizeof o, 0, -1, 0, NULL, bad_caps };
+    FAILS(label(f, "opts->emulator_caps", "non-UTF-8"),
+          virtpci_address_set_new_from_xml_with_options(GUEST, &caps) == NULL);
+}
+
+/* Takes no argument and cannot fail: a static NULL-terminated list. */
+static void case_emulator_cap_names(void)
+{
+    const char *const *names = virtpci_emulator_cap_names();
+    CHECK(names && names[0], "a list");
 }
 
 static void case_domain_explain_pci_addresses(void)
 {
     const char *f = "virtpci_domain_explain_pci_addresses";
-    VirtpciAssignOptions unknown_level = { sizeof unknown_level, 0, -1, 8000000, NULL };
+    VirtpciAssignOptions unknown_level = { sizeof unknown_level, 0, -1, 8000000, NULL, NULL };
     char *out = NULL;
     EACH_INPUT(N_XML) FAILS(label(f, "domain_xml", IN_NAME),
                             virtpci_domain_explain_pci_addresses(IN, NULL, 0, &out) < 0);
@@ -885,6 +910,8 @@ static const struct {
     { "virtpci_address_set_free", case_address_set_free },
     { "virtpci_address_set_get_pluggability", case_get_pluggability },
     { "virtpci_address_set_new_from_xml", case_address_set_new_from_xml },
+    { "virtpci_address_set_new_from_xml_with_options", case_address_set_new_from_xml_with_options },
+    { "virtpci_emulator_cap_names", case_emulator_cap_names },
     { "virtpci_address_set_plan_slot_attach", case_plan_slot_attach },
     { "virtpci_address_set_plan_slot_detach", case_plan_slot_detach },
     { "virtpci_address_set_release", case_address_set_release },

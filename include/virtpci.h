@@ -263,6 +263,19 @@ typedef struct {
    * during the call. Added in the third version of the struct: a smaller `size` means NULL.
    */
   const VirtpciHost *numa_host;
+  /**
+   * The emulator's capabilities, which choose controller models and device variants as in
+   * libvirt (root port model, the bridges a legacy PCI device gets on q35, virtio devices
+   * on PCI Express or conventional PCI, default USB, SCSI, video and NIC models). NULL:
+   * the emulator of the libvirt level (QEMU 7.2 for 9.0, QEMU 10.0 for 11.3). Else a
+   * NULL-terminated list of the names of the QEMU capabilities the emulator has, spelled
+   * as libvirt's qemu_capabilities.c spells its flags ("pcie-root-port", "ioh3420",
+   * "pci-bridge", ...); names virtpci does not use are ignored, capabilities virtpci uses
+   * and not listed are absent (`virtpci_emulator_cap_names()` lists those it uses). At
+   * most 65536 names, each UTF-8. Added in the fourth version of the struct: a smaller
+   * `size` means NULL.
+   */
+  const char *const *emulator_caps;
 } VirtpciAssignOptions;
 
 /**
@@ -523,6 +536,13 @@ int virtpci_domain_assign_pci_addresses_with_options(const char *domain_xml,
                                                      char **out_xml);
 
 /**
+ * The names of the emulator capabilities virtpci reads from
+ * `VirtpciAssignOptions.emulator_caps`, as libvirt spells them, in a NULL-terminated static
+ * array (never freed). Any other name given there is ignored. Thread-safe; never fails.
+ */
+const char *const *virtpci_emulator_cap_names(void);
+
+/**
  * Create the address set of the running guest defined by `xml` (its full domain XML, as a
  * daemon keeps it for a running domain). Addresses the XML lacks are assigned first, as
  * libvirt does when the domain starts.
@@ -536,6 +556,24 @@ int virtpci_domain_assign_pci_addresses_with_options(const char *domain_xml,
  * `xml` is NULL or a NUL-terminated string.
  */
 VirtpciAddressSet *virtpci_address_set_new_from_xml(const char *xml);
+
+/**
+ * `virtpci_address_set_new_from_xml()` with `*opts`: the addresses the XML lacks are
+ * assigned with these options, and the devices hot-plugged later get the flags the emulator
+ * of `opts->emulator_caps` gives them (virtio devices on PCI Express or conventional PCI).
+ * `libvirt_version` and `emulator_caps` are read; `flags`, `hotplug_ports` and `numa_host`
+ * as for `virtpci_domain_assign_pci_addresses_with_options()`.
+ *
+ * Returns a new handle, or NULL with the last error set as
+ * `virtpci_address_set_new_from_xml()` and `virtpci_domain_assign_pci_addresses_with_options()`
+ * do (NULL `opts`: `VIRTPCI_ERR_INVALID_ARG`). Thread-safe.
+ *
+ * # Safety
+ * `xml` is NULL or a NUL-terminated string; `opts` as for
+ * `virtpci_domain_assign_pci_addresses_with_options()`.
+ */
+VirtpciAddressSet *virtpci_address_set_new_from_xml_with_options(const char *xml,
+                                                                 const VirtpciAssignOptions *opts);
 
 /**
  * Reserve a guest address for hot-plugging the device described by `device_xml` (one device

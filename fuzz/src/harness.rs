@@ -2242,6 +2242,36 @@ fn assign_with_options(p: &mut Program, steps: usize) {
         5 | 6 => 11_003_000,
         _ => p.u32(),
     };
+    // Emulator capabilities: mostly none (the level's emulator), else some of the names
+    // virtpci reads and, sometimes, any bytes (a name that is not UTF-8 is refused).
+    let cap_names: Option<Vec<Vec<u8>>> = match p.byte() % 4 {
+        0 | 1 => None,
+        _ => {
+            let known = virtpci::assign::EmulatorCap::ALL;
+            let n = p.byte() % 8;
+            Some(
+                (0..n)
+                    .map(|_| match p.byte() {
+                        b if (b as usize) < 2 * known.len() => {
+                            nul_terminated(known[b as usize % known.len()].name().as_bytes())
+                        }
+                        _ => p.string().unwrap_or_else(|| nul_terminated(b"")),
+                    })
+                    .collect(),
+            )
+        }
+    };
+    let mut cap_ptrs: Vec<*const c_char> = cap_names
+        .iter()
+        .flatten()
+        .map(|n| n.as_ptr() as *const c_char)
+        .collect();
+    cap_ptrs.push(std::ptr::null());
+    let emulator_caps = if cap_names.is_some() {
+        cap_ptrs.as_ptr()
+    } else {
+        std::ptr::null()
+    };
     let first_size = std::mem::offset_of!(f_assign::VirtpciAssignOptions, libvirt_version);
     let opts = VersionedArg::pick_since(p, first_size, |size| f_assign::VirtpciAssignOptions {
         size,
@@ -2249,7 +2279,16 @@ fn assign_with_options(p: &mut Program, steps: usize) {
         hotplug_ports,
         libvirt_version,
         numa_host: std::ptr::null(),
+        emulator_caps,
     });
+    let caps_end = std::mem::offset_of!(f_assign::VirtpciAssignOptions, emulator_caps)
+        + std::mem::size_of::<usize>();
+    // What C reads of each name: up to its first NUL.
+    let bad_caps = opts.size >= caps_end
+        && cap_names.iter().flatten().any(|n| {
+            let end = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+            std::str::from_utf8(&n[..end]).is_err()
+        });
     // The version is read only when the struct the caller declares has it.
     let reads_version = opts.size >= first_size + std::mem::size_of::<c_uint>();
     let bad_version = reads_version
@@ -2269,7 +2308,8 @@ fn assign_with_options(p: &mut Program, steps: usize) {
         || opts.is_bad()
         || !want_out
         || flags & !KNOWN_ASSIGN_FLAGS != 0
-        || bad_version;
+        || bad_version
+        || bad_caps;
     match rc {
         0 => {
             expect_ok("assign_with_options");

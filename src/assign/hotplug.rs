@@ -2,9 +2,11 @@
 //! hotplugged device needs a hotplug-capable bus, an explicit address must use function 0,
 //! the topology never grows, and releasing frees one function only.
 
-use super::plan::{device_flags, plan, preferred_flags};
+use super::caps::EmulatorCap;
+use super::plan::{device_flags, plan_with, preferred_flags};
 use super::set::AddressSet;
 use super::slot_plan::Inventory;
+use super::AssignOptions;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::topology::{ConnectFlags, PciModel};
@@ -21,12 +23,25 @@ pub struct HotplugAddressSet {
     pcie_flags: ConnectFlags,
     /// Per bus, the NUMA node of the expander bus it sits behind, if any.
     bus_numa: Vec<Option<u32>>,
+    /// The emulator has non-transitional virtio devices: virtio devices get `pcie_flags`,
+    /// else conventional PCI.
+    virtio_pcie: bool,
 }
 
 impl HotplugAddressSet {
     /// The address set of the guest defined by `domain_xml`, after libvirt's assignment of
     /// any address still missing (what libvirt keeps for the running domain).
     pub fn from_domain_xml(domain_xml: &str) -> Result<HotplugAddressSet> {
+        Self::from_domain_xml_with(domain_xml, &AssignOptions::default())
+    }
+
+    /// [`Self::from_domain_xml`] with the assignment `options` (libvirt level, emulator
+    /// capabilities) used for the addresses the XML lacks and for the devices hot-plugged
+    /// later (virtio devices are PCI Express only with non-transitional virtio).
+    pub fn from_domain_xml_with(
+        domain_xml: &str,
+        options: &AssignOptions,
+    ) -> Result<HotplugAddressSet> {
         let doc = Document::parse(domain_xml)?;
         let def = DomainDef::from_document(&doc)?;
         if def.machine_kind == crate::topology::MachineKind::S390Ccw {
@@ -38,7 +53,7 @@ impl HotplugAddressSet {
                  does not give yet",
             ));
         }
-        let done = plan(def)?;
+        let done = plan_with(def, options)?;
         let has_pcie_root = done.def.devices.iter().any(|d| {
             d.pci_controller()
                 .is_some_and(|(c, m)| m == PciModel::PcieRoot && c.index() == 0)
@@ -59,7 +74,16 @@ impl HotplugAddressSet {
             } else {
                 ConnectFlags::PCI_AUTO
             },
+            virtio_pcie: options.emulator.has(EmulatorCap::VirtioPciNonTransitional),
         })
+    }
+
+    fn virtio_flags(&self) -> ConnectFlags {
+        if self.virtio_pcie {
+            self.pcie_flags
+        } else {
+            ConnectFlags::PCI_AUTO
+        }
     }
 
     /// The underlying address set.
@@ -77,7 +101,7 @@ impl HotplugAddressSet {
     /// The flags a hotplugged device needs (libvirt's, plus hotplug), or `None` when it
     /// does not use PCI. Preferences are not looked at (slot plans use this).
     pub(super) fn hotplug_flags(&self, device: &Device) -> Option<ConnectFlags> {
-        let flags = device_flags(device, self.pcie_flags, self.pcie_flags);
+        let flags = device_flags(device, self.pcie_flags, self.virtio_flags());
         (!flags.is_empty()).then_some(flags | ConnectFlags::HOTPLUGGABLE)
     }
 
@@ -95,7 +119,7 @@ impl HotplugAddressSet {
     /// The flags a hotplugged device needs (after its `bus` preference), or `None` when it
     /// does not use PCI. A device that prefers `hotplug='no'` cannot be hot-plugged.
     fn preferred_hotplug_flags(&self, device: &Device) -> Result<Option<ConnectFlags>> {
-        let flags = device_flags(device, self.pcie_flags, self.pcie_flags);
+        let flags = device_flags(device, self.pcie_flags, self.virtio_flags());
         if flags.is_empty() && device.prefs.is_empty() {
             return Ok(None);
         }

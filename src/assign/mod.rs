@@ -6,6 +6,7 @@
 //! [`set::AddressSet`] is the address bookkeeping, also used for hotplug by
 //! [`HotplugAddressSet`].
 
+pub mod caps;
 pub mod explain;
 pub mod extend;
 pub mod host;
@@ -18,6 +19,7 @@ pub mod set;
 pub mod slot_plan;
 
 pub use host::AssignHost;
+pub use caps::{EmulatorCap, EmulatorCaps};
 pub use hotplug::HotplugAddressSet;
 pub use level::LibvirtLevel;
 pub use plan::{plan, plan_isolated, plan_with, Plan};
@@ -57,6 +59,9 @@ pub struct AssignOptions {
     pub extend: bool,
     /// The libvirt release whose layout to give (default 9.0).
     pub libvirt: LibvirtLevel,
+    /// The emulator's capabilities, which choose controller models and device variants
+    /// (default: the emulator of the libvirt level, which has every one virtpci reads).
+    pub emulator: EmulatorCaps,
 }
 
 /// Assign guest PCI addresses to the domain in `xml` as libvirt 9.0 does on define.

@@ -8,6 +8,7 @@
 //! - `implicit`: post-parse (controller indexes, default devices, implicit controllers) and
 //!   the controller values filled in after assignment; `defaults`: the post-parse rules for
 //!   USB companions, default models and disk controllers;
+//! - `emulator`: the x86 rules that follow the emulator's capabilities;
 //! - `validate`: the checks before and after assignment;
 //! - `numa`: devices placed behind expander buses by their NUMA node preference;
 //! - `flags`: connect flags and the devices' bus and hotplug preferences;
@@ -29,6 +30,7 @@ use crate::xml::domain::{
 
 mod chipset;
 mod defaults;
+mod emulator;
 mod extended;
 mod flags;
 mod implicit;

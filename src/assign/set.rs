@@ -103,6 +103,9 @@ pub struct AddressSet {
     /// pseries: the isolation group of the device being placed (0 for emulated devices);
     /// reservations and searches use it (see [`super::isolation`]).
     pub(crate) isolation: u32,
+    /// The emulator has pcie-pci-bridge: a pure PCI Express guest gets conventional PCI
+    /// through a root port and a pcie-to-pci-bridge, else a dmi-to-pci-bridge.
+    pub(crate) pcie_to_pci_bridge: bool,
 }
 
 /// Why a device may not sit on a bus.
@@ -175,6 +178,7 @@ impl AddressSet {
             grow_limit: None,
             multiple_roots: false,
             isolation: 0,
+            pcie_to_pci_bridge: true,
         }
     }
 
@@ -555,19 +559,24 @@ impl AddressSet {
             ));
         }
         let mut needs_pcie_to_pci_bridge = false;
+        let mut needs_dmi_to_pci_bridge = false;
         let model = if self.multiple_roots && flags.intersects(ConnectFlags::PCI_DEVICE) {
             PciModel::PciRoot
         } else if flags.intersects(ConnectFlags::PCI_DEVICE) {
-            // A pure PCIe topology has nowhere to plug a pci-bridge: QEMU 7.2 has
-            // pcie-pci-bridge, so a root port plus a pcie-to-pci-bridge provide the bus.
+            // A pure PCIe topology has nowhere to plug a pci-bridge: a root port plus a
+            // pcie-to-pci-bridge provide the bus, or without pcie-pci-bridge in the
+            // emulator a dmi-to-pci-bridge for the pci-bridges.
             let bridge_has_home = self
                 .buses
                 .iter()
                 .any(|b| b.accepts.intersects(ConnectFlags::PCI_BRIDGE));
-            if !bridge_has_home && add == 1 {
-                needs_pcie_to_pci_bridge = true;
-                add += 1;
-                addr.bus += 1;
+            if !bridge_has_home {
+                needs_pcie_to_pci_bridge = self.pcie_to_pci_bridge;
+                needs_dmi_to_pci_bridge = !self.pcie_to_pci_bridge;
+                if add == 1 {
+                    add += 1;
+                    addr.bus += 1;
+                }
             }
             PciModel::PciBridge
         } else if flags
@@ -591,6 +600,10 @@ impl AddressSet {
             });
         };
         let mut remaining = add;
+        if needs_dmi_to_pci_bridge {
+            self.buses.push(Bus::new(PciModel::DmiToPciBridge, false));
+            remaining -= 1;
+        }
         if needs_pcie_to_pci_bridge {
             // This root port only takes the pcie-to-pci-bridge, so the hotplug spare
             // reserved later cannot land on it.

@@ -3,11 +3,13 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    check_flags, guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, xml_arg,
+    check_flags, guard, guard_free, malloc_string, null_arg, out_arg, ref_arg, str_arg, xml_arg,
 };
 use super::host::VirtpciHost;
 use super::log::{emit, VIRTPCI_LOG_WARNING};
-use crate::assign::{AssignHost, AssignOptions, HotplugAddressSet, LibvirtLevel};
+use crate::assign::{
+    AssignHost, AssignOptions, EmulatorCap, EmulatorCaps, HotplugAddressSet, LibvirtLevel,
+};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::xml::domain::{AddressPreferences, BusPreference};
@@ -143,6 +145,17 @@ pub struct VirtpciAssignOptions {
     /// host does not give is placed as usual and named in a warning). The handle is only read
     /// during the call. Added in the third version of the struct: a smaller `size` means NULL.
     pub numa_host: *const VirtpciHost,
+    /// The emulator's capabilities, which choose controller models and device variants as in
+    /// libvirt (root port model, the bridges a legacy PCI device gets on q35, virtio devices
+    /// on PCI Express or conventional PCI, default USB, SCSI, video and NIC models). NULL:
+    /// the emulator of the libvirt level (QEMU 7.2 for 9.0, QEMU 10.0 for 11.3). Else a
+    /// NULL-terminated list of the names of the QEMU capabilities the emulator has, spelled
+    /// as libvirt's qemu_capabilities.c spells its flags ("pcie-root-port", "ioh3420",
+    /// "pci-bridge", ...); names virtpci does not use are ignored, capabilities virtpci uses
+    /// and not listed are absent (`virtpci_emulator_cap_names()` lists those it uses). At
+    /// most 65536 names, each UTF-8. Added in the fourth version of the struct: a smaller
+    /// `size` means NULL.
+    pub emulator_caps: *const *const c_char,
 }
 
 impl Default for VirtpciAssignOptions {
@@ -153,6 +166,7 @@ impl Default for VirtpciAssignOptions {
             hotplug_ports: 0,
             libvirt_version: 0,
             numa_host: std::ptr::null(),
+            emulator_caps: std::ptr::null(),
         }
     }
 }
@@ -206,7 +220,64 @@ fn options_of(opts: &VirtpciAssignOptions, func: &str) -> Result<AssignOptions> 
     let hotplug_ports = u32::try_from(opts.hotplug_ports).ok();
     let mut options = assign_options(opts.flags, hotplug_ports, func)?;
     options.libvirt = LibvirtLevel::from_version_number(opts.libvirt_version)?;
+    // SAFETY: the caller's contract on `emulator_caps`.
+    options.emulator = unsafe { emulator_caps_arg(opts.emulator_caps, func) }?;
     Ok(options)
+}
+
+/// The most names `emulator_caps` may hold (libvirt 9.0 has about 400 capabilities).
+const MAX_EMULATOR_CAP_NAMES: usize = 65536;
+
+/// The capabilities a caller's NULL-terminated list of names gives (NULL: the level's
+/// emulator).
+///
+/// # Safety
+/// `names` is NULL or a NULL-terminated array of NUL-terminated strings.
+unsafe fn emulator_caps_arg(names: *const *const c_char, func: &str) -> Result<EmulatorCaps> {
+    if names.is_null() {
+        return Ok(EmulatorCaps::default());
+    }
+    let mut read = Vec::new();
+    for i in 0.. {
+        if i == MAX_EMULATOR_CAP_NAMES {
+            return Err(Error::invalid_arg(format!(
+                "emulator_caps in {func} has more than {MAX_EMULATOR_CAP_NAMES} names (is it \
+                 NULL-terminated?)"
+            )));
+        }
+        // SAFETY: the list is NULL-terminated and `i` has not passed its end.
+        let name = unsafe { names.add(i).read() };
+        if name.is_null() {
+            break;
+        }
+        // SAFETY: each entry is a NUL-terminated string.
+        read.push(unsafe { str_arg(name, "emulator_caps entry", func) }?);
+    }
+    Ok(EmulatorCaps::from_names(read))
+}
+
+/// The NULL-terminated names of `virtpci_emulator_cap_names()`.
+struct CapNames([*const c_char; EmulatorCap::ALL.len() + 1]);
+// SAFETY: the pointers are to static, immutable C strings.
+unsafe impl Sync for CapNames {}
+
+static CAP_NAMES: CapNames = {
+    let mut names = [std::ptr::null(); EmulatorCap::ALL.len() + 1];
+    let mut i = 0;
+    while i < EmulatorCap::ALL.len() {
+        names[i] = EmulatorCap::ALL[i].c_name().as_ptr();
+        i += 1;
+    }
+    CapNames(names)
+};
+
+/// The names of the emulator capabilities virtpci reads from
+/// `VirtpciAssignOptions.emulator_caps`, as libvirt spells them, in a NULL-terminated static
+/// array (never freed). Any other name given there is ignored. Thread-safe; never fails.
+#[no_mangle]
+pub extern "C" fn virtpci_emulator_cap_names() -> *const *const c_char {
+    const NAME: &str = "virtpci_emulator_cap_names";
+    guard(NAME, || Ok(CAP_NAMES.0.as_ptr()))
 }
 
 /// The host whose NUMA nodes the caller's options ask to mirror (`numa_host`), if any.
@@ -251,6 +322,12 @@ unsafe fn versioned_options(
     // A size that ends inside the pointer gave part of one: the caller's struct has no host.
     if size < std::mem::offset_of!(VirtpciAssignOptions, numa_host) + std::mem::size_of::<usize>() {
         copy.numa_host = std::ptr::null();
+    }
+    // Likewise for the list of emulator capabilities (fourth version).
+    if size
+        < std::mem::offset_of!(VirtpciAssignOptions, emulator_caps) + std::mem::size_of::<usize>()
+    {
+        copy.emulator_caps = std::ptr::null();
     }
     Ok(copy)
 }
@@ -300,6 +377,38 @@ pub unsafe extern "C" fn virtpci_address_set_new_from_xml(
         // SAFETY: forwarded caller contract.
         let xml = unsafe { xml_arg(xml, "xml", NAME) }?;
         let set = HotplugAddressSet::from_domain_xml(xml)?;
+        Ok(Box::into_raw(Box::new(VirtpciAddressSet {
+            inner: Mutex::new(set),
+        })))
+    })
+}
+
+/// `virtpci_address_set_new_from_xml()` with `*opts`: the addresses the XML lacks are
+/// assigned with these options, and the devices hot-plugged later get the flags the emulator
+/// of `opts->emulator_caps` gives them (virtio devices on PCI Express or conventional PCI).
+/// `libvirt_version` and `emulator_caps` are read; `flags`, `hotplug_ports` and `numa_host`
+/// as for `virtpci_domain_assign_pci_addresses_with_options()`.
+///
+/// Returns a new handle, or NULL with the last error set as
+/// `virtpci_address_set_new_from_xml()` and `virtpci_domain_assign_pci_addresses_with_options()`
+/// do (NULL `opts`: `VIRTPCI_ERR_INVALID_ARG`). Thread-safe.
+///
+/// # Safety
+/// `xml` is NULL or a NUL-terminated string; `opts` as for
+/// `virtpci_domain_assign_pci_addresses_with_options()`.
+#[no_mangle]
+pub unsafe extern "C" fn virtpci_address_set_new_from_xml_with_options(
+    xml: *const c_char,
+    opts: *const VirtpciAssignOptions,
+) -> *mut VirtpciAddressSet {
+    const NAME: &str = "virtpci_address_set_new_from_xml_with_options";
+    guard(NAME, || {
+        // SAFETY: forwarded caller contract.
+        let xml = unsafe { xml_arg(xml, "xml", NAME) }?;
+        // SAFETY: forwarded caller contract.
+        let opts = unsafe { versioned_options(opts, NAME) }?;
+        let options = options_of(&opts, NAME)?;
+        let set = HotplugAddressSet::from_domain_xml_with(xml, &options)?;
         Ok(Box::into_raw(Box::new(VirtpciAddressSet {
             inner: Mutex::new(set),
         })))

@@ -180,6 +180,9 @@ pub enum DeviceKind<'a> {
     Video {
         model: &'a str,
         primary: bool,
+        /// The definition names the model (`<model type>`); otherwise `model` is the
+        /// default, which on x86 the emulator's capabilities decide.
+        model_given: bool,
     },
     Shmem,
     Input {
@@ -609,6 +612,7 @@ pub fn read_device<'a>(doc: &'a Document<'_>, id: ElementId) -> Result<Device<'a
             // libvirt 9.0 with QEMU 7.2 picks cirrus for a video without a model type.
             model: child_attr("model", "type").unwrap_or("cirrus"),
             primary: child_attr("model", "primary") == Some("yes"),
+            model_given: child_attr("model", "type").is_some(),
         },
         "shmem" => DeviceKind::Shmem,
         "input" => DeviceKind::Input {

@@ -119,12 +119,22 @@ impl<'a> Planner<'a> {
     /// (qemuDomainControllerDefPostParse), which decide their connect flags: USB is
     /// `piix3-uhci` on x86 (q35 too: QEMU 7.2 has it), SCSI (also `auto`) is `lsilogic`.
     /// A USB controller of model `none` has no PCI address: an address given is dropped.
-    pub(super) fn fill_default_controller_models(&mut self) {
+    pub(super) fn fill_default_controller_models(&mut self) -> Result<()> {
         let machine = self.machine();
         if machine == MachineKind::Other {
-            return;
+            return Ok(());
         }
-        let usb_model = self.default_usb_model();
+        let x86 = matches!(machine, MachineKind::I440fx | MachineKind::Q35);
+        let usb_model = if x86 {
+            self.x86_usb_model_default()
+        } else {
+            Some(self.default_usb_model())
+        };
+        let x86_scsi_model = if x86 {
+            self.x86_scsi_model_default()
+        } else {
+            Some("lsilogic")
+        };
         for pos in 0..self.controller_order.len() {
             let i = self.controller_order[pos];
             let device = &mut self.def.devices[i];
@@ -138,10 +148,15 @@ impl<'a> Planner<'a> {
             let model = match (c.ctype, c.model) {
                 ("usb", None) if s390 && no_address => "none",
                 ("usb", None) if s390 => continue,
-                ("usb", None) => usb_model,
+                ("usb", None) => match usb_model {
+                    Some(model) => model,
+                    None => continue,
+                },
                 ("scsi", None | Some("auto")) if s390 => "virtio-scsi",
                 ("scsi", None | Some("auto")) if machine == MachineKind::Pseries => "ibmvscsi",
-                ("scsi", None | Some("auto")) => "lsilogic",
+                ("scsi", None | Some("auto")) => {
+                    x86_scsi_model.ok_or_else(|| super::emulator::no_scsi_model(c.index()))?
+                }
                 ("usb", Some("none")) => {
                     device.address = DeviceAddress::None;
                     continue;
@@ -151,6 +166,7 @@ impl<'a> Planner<'a> {
             c.model = Some(model);
             self.filled[i].model = true;
         }
+        Ok(())
     }
 
     /// A `<controller type='pci'>` without a model: at index 0 on pc and q35 it fails the

@@ -13,8 +13,9 @@ impl<'a> Planner<'a> {
         } else {
             PCI_FLAGS
         };
+        let virtio = self.virtio_flags(pcie);
         for i in 0..self.def.devices.len() {
-            self.flags[i] = device_flags(&self.def.devices[i], pcie, pcie);
+            self.flags[i] = device_flags(&self.def.devices[i], pcie, virtio);
         }
     }
 

@@ -67,11 +67,12 @@ impl<'a> Planner<'a> {
         }
         self.check_duplicate_controllers()?;
         self.check_controllers()?;
-        self.fill_default_controller_models();
+        self.fill_default_controller_models()?;
         self.fill_virt_device_defaults();
+        self.fill_x86_emulator_defaults();
         self.check_disk_names()?;
         self.add_default_devices();
-        self.add_implicit_controllers();
+        self.add_implicit_controllers()?;
         self.check_devices()?;
         self.choose_virtio_transport();
         Ok(())
@@ -131,12 +132,11 @@ impl<'a> Planner<'a> {
         }
         // s390x has no default USB controller.
         if !machine.is_virt() && machine != MachineKind::S390Ccw && !self.has_controller("usb", 0) {
-            let model = if matches!(machine, MachineKind::Q35 | MachineKind::Pseries) {
-                "qemu-xhci"
-            } else {
-                "piix3-uhci"
-            };
-            self.add_implicit_controller("usb", 0, Some(model));
+            match machine {
+                MachineKind::Q35 => self.add_q35_default_usb(),
+                MachineKind::Pseries => self.add_implicit_controller("usb", 0, Some("qemu-xhci")),
+                _ => self.add_implicit_controller("usb", 0, self.x86_usb_model_default()),
+            }
         }
         if machine == MachineKind::Q35 && !self.has_controller("sata", 0) {
             self.add_implicit_controller("sata", 0, None);
@@ -165,7 +165,7 @@ impl<'a> Planner<'a> {
     /// (virDomainDefAddImplicitDevices): disk controllers for IDE, SATA and SCSI disks, a
     /// virtio-serial controller for virtio channels and consoles, and a video device when
     /// there is graphics but no video.
-    pub(super) fn add_implicit_controllers(&mut self) {
+    pub(super) fn add_implicit_controllers(&mut self) -> Result<()> {
         let mut wanted = self.wanted_disk_controllers();
         for device in &self.def.devices {
             match &device.kind {
@@ -183,13 +183,18 @@ impl<'a> Planner<'a> {
         for (ctype, index) in wanted {
             if !self.has_controller(ctype, index) {
                 // QEMU on x86 gives a SCSI controller without a model an LSI Logic one.
-                let model = (ctype == "scsi").then_some(if self.is_s390() {
-                    "virtio-scsi"
+                let model = if ctype != "scsi" {
+                    None
+                } else if self.is_s390() {
+                    Some("virtio-scsi")
                 } else if self.is_pseries() {
-                    "ibmvscsi"
+                    Some("ibmvscsi")
                 } else {
-                    "lsilogic"
-                });
+                    Some(
+                        self.x86_scsi_model_default()
+                            .ok_or_else(|| super::emulator::no_scsi_model(index))?,
+                    )
+                };
                 self.add_implicit_controller(ctype, index, model);
             }
         }
@@ -204,7 +209,7 @@ impl<'a> Planner<'a> {
             } else if self.is_pseries() {
                 "vga"
             } else {
-                "cirrus"
+                self.x86_video_model_default()
             };
             self.push_device(Device {
                 element: None,
@@ -212,16 +217,19 @@ impl<'a> Planner<'a> {
                 kind: DeviceKind::Video {
                     model,
                     primary: true,
+                    model_given: true,
                 },
                 address: DeviceAddress::None,
                 address_controller: None,
                 prefs: Default::default(),
             });
         }
+        Ok(())
     }
 
     /// Model names and target values libvirt fills in after assignment.
     pub(super) fn fill_controller_defaults(&mut self) -> Result<()> {
+        let root_port_name = self.root_port_model_name();
         for i in self.controller_order.clone() {
             let address = match self.def.devices[i].address {
                 DeviceAddress::Pci { addr, .. } => addr,
@@ -248,7 +256,11 @@ impl<'a> Planner<'a> {
             };
             let filled = &mut self.filled[i];
             if opts.model_name.is_none() {
-                if let Some(name) = model.default_model_name() {
+                let name = match model {
+                    PciModel::PcieRootPort => Some(root_port_name),
+                    _ => model.default_model_name(),
+                };
+                if let Some(name) = name {
                     opts.model_name = Some(name);
                     filled.model_name = true;
                 }

@@ -4,6 +4,7 @@
 
 use super::extended::is_out_of_room;
 use super::{new_pci_controller, Planner, PCI_FLAGS};
+use crate::assign::caps::EmulatorCap;
 use crate::assign::set::{AddressSet, Bus};
 use crate::error::{Error, Result};
 use crate::topology::{ConnectFlags, MachineKind, PciModel};
@@ -182,6 +183,7 @@ impl<'a> Planner<'a> {
             // Host devices never go on the default PHB (qemuDomainSetupIsolationGroups).
             default_phb.isolation_locked = true;
         }
+        set.pcie_to_pci_bridge = self.caps().has(EmulatorCap::PcieToPciBridge);
         // Only devices with an address take part; visiting them in libvirt's order keeps
         // its choice of which conflict is reported.
         for i in self.iterate_order(|d| d.address.present_pci().is_some()) {

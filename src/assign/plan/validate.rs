@@ -232,6 +232,12 @@ impl<'a> Planner<'a> {
                     context()
                 )));
             }
+            if opts.hotplug.is_some() {
+                self.check_controller_hotplug_option(model, opts.model_name.unwrap_or_default())?;
+            }
+            if let Some(name) = opts.model_name {
+                self.check_controller_device(name)?;
+            }
             if let (Some(t), true) = (opts.target_index, phb) {
                 if !(0..=30).contains(&t) {
                     return Err(Error::config_unsupported(format!(

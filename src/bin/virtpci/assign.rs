@@ -61,3 +61,23 @@ pub fn read_input(path: &str) -> Result<String> {
     }
     Ok(text)
 }
+
+/// The emulator capabilities `--emulator-caps FILE` or `--emulator-caps-list a,b,c` give;
+/// without either, the emulator of the libvirt level.
+pub fn emulator_caps(
+    file: Option<&std::path::Path>,
+    list: Option<&str>,
+) -> Result<virtpci::assign::EmulatorCaps> {
+    use virtpci::assign::EmulatorCaps;
+    if let Some(path) = file {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::system(format!("cannot read '{}'", quote(&shown)), &e))?;
+        return EmulatorCaps::from_capabilities_xml(&text)
+            .map_err(|e| e.context(format!("in '{}'", quote(&shown))));
+    }
+    Ok(match list {
+        Some(list) => EmulatorCaps::from_names(list.split(',').map(str::trim)),
+        None => EmulatorCaps::default(),
+    })
+}

@@ -78,6 +78,16 @@ enum Command {
         /// group, none on the default PHB); with --mirror-host-numa, its NUMA nodes.
         #[arg(long, value_name = "ROOT")]
         sysfs: Option<std::path::PathBuf>,
+        /// The emulator's capabilities, from libvirt's QEMU capabilities XML (<qemuCaps>
+        /// with <flag name='...'/>, as in its tests' caps_*.xml); default: the emulator of
+        /// the libvirt level.
+        #[arg(long, value_name = "FILE", conflicts_with = "emulator_caps_list")]
+        emulator_caps: Option<std::path::PathBuf>,
+        /// The emulator's capabilities as libvirt names them, comma-separated
+        /// (pcie-root-port,ioh3420,...; names virtpci does not read are ignored; an empty
+        /// list is an emulator without any).
+        #[arg(long, value_name = "NAMES")]
+        emulator_caps_list: Option<String>,
     },
     /// List every guest-visible PCI change between two definitions of the same guest.
     #[command(after_help = "Examples:\n  virtpci abi-diff old.xml new.xml --json")]
@@ -156,12 +166,18 @@ fn run(cli: Cli) -> Result<()> {
             libvirt_version,
             mirror_host_numa,
             sysfs,
+            emulator_caps,
+            emulator_caps_list,
         } => {
             let options = virtpci::assign::AssignOptions {
                 strict_function0,
                 hotplug_ports,
                 extend,
                 libvirt: virtpci::assign::LibvirtLevel::parse(&libvirt_version)?,
+                emulator: assign::emulator_caps(
+                    emulator_caps.as_deref(),
+                    emulator_caps_list.as_deref(),
+                )?,
             };
             let host = if mirror_host_numa || sysfs.is_some() {
                 Some(virtpci::Host::open(sysfs.as_deref())?)
