@@ -728,6 +728,57 @@ static void case_hostdev_prepare_pci_devices_with_net(void)
           virtpci_hostdev_prepare_pci_devices_with_net(mgr, "QEMU", "d", NULL, &h, 1, twice, 2, 0) < 0);
 }
 
+static int prepare_ext_list(VirtpciHostdevManager *m, const char *drv, const char *dom,
+                            const VirtpciHostdev *hostdevs, size_t n)
+{
+    return virtpci_hostdev_prepare_pci_devices_ext(m, drv, dom, NULL, hostdevs, n, NULL, 0);
+}
+
+static void case_hostdev_prepare_pci_devices_ext(void)
+{
+    const char *f = "virtpci_hostdev_prepare_pci_devices_ext";
+    list_arguments(f, prepare_ext_list);
+    VirtpciHostdev h = hostdev_with(NULL);
+    VirtpciHostdevDriver drv = { { 0, 0x42, 0, 0 }, "vfio-pci", 1 };
+    VirtpciHostdevPrepareExtras x = { sizeof(x), NULL, 0, &drv, 1 };
+#define EXT(extras) virtpci_hostdev_prepare_pci_devices_ext(mgr, "QEMU", "d", NULL, &h, 1, extras, 0)
+    VirtpciHostdevPrepareExtras small = x;
+    small.size = sizeof(size_t);
+    FAILS(label(f, "extras->size", "too small"), EXT(&small) < 0);
+    small.size = 0;
+    FAILS(label(f, "extras->size", "0"), EXT(&small) < 0);
+    /* a later header's struct: unknown fields set are refused */
+    struct { VirtpciHostdevPrepareExtras x; size_t later; } big = { x, 7 };
+    big.x.size = sizeof(big);
+    FAILS(label(f, "extras->size", "larger, unknown field set"), EXT(&big.x) < 0);
+    VirtpciHostdevPrepareExtras nulls = x;
+    nulls.drivers = NULL;
+    FAILS(label(f, "extras->drivers", "NULL with n_drivers = 1"), EXT(&nulls) < 0);
+    nulls = x;
+    nulls.n_nets = 1;
+    FAILS(label(f, "extras->nets", "NULL with n_nets = 1"), EXT(&nulls) < 0);
+    EACH_INPUT(N_STRINGS) {
+        if (IN == NULL) /* no model: chosen from modules.alias */
+            continue;
+        VirtpciHostdevDriver bad = drv;
+        bad.model = IN;
+        VirtpciHostdevPrepareExtras bx = x;
+        bx.drivers = &bad;
+        FAILS(label(f, "extras->drivers[0].model", IN_NAME), EXT(&bx) < 0);
+    }
+    VirtpciHostdevDriver other = drv;
+    other.source.bus = 0x43;
+    VirtpciHostdevPrepareExtras ox = x;
+    ox.drivers = &other;
+    FAILS(label(f, "extras->drivers[0].source", "not a hostdev"), EXT(&ox) < 0);
+    VirtpciHostdevDriver twice[2] = { drv, drv };
+    VirtpciHostdevPrepareExtras tx = x;
+    tx.drivers = twice;
+    tx.n_drivers = 2;
+    FAILS(label(f, "extras->drivers", "one hostdev twice"), EXT(&tx) < 0);
+#undef EXT
+}
+
 static void case_hostdev_reattach_pci_devices(void)
 {
     list_arguments("virtpci_hostdev_reattach_pci_devices", virtpci_hostdev_reattach_pci_devices);
@@ -949,6 +1000,7 @@ static const struct {
     { "virtpci_hostdev_pci_node_device_reset", case_hostdev_pci_node_device_reset },
     { "virtpci_hostdev_prepare_domain", case_hostdev_prepare_domain },
     { "virtpci_hostdev_prepare_pci_devices", case_hostdev_prepare_pci_devices },
+    { "virtpci_hostdev_prepare_pci_devices_ext", case_hostdev_prepare_pci_devices_ext },
     { "virtpci_hostdev_prepare_pci_devices_with_net", case_hostdev_prepare_pci_devices_with_net },
     { "virtpci_hostdev_reattach_domain", case_hostdev_reattach_domain },
     { "virtpci_hostdev_reattach_pci_devices", case_hostdev_reattach_pci_devices },

@@ -393,6 +393,54 @@ typedef struct {
 } VirtpciHostdevNet;
 
 /**
+ * How one hostdev's VFIO driver is chosen and opened, as libvirt's `<driver>` element of a
+ * PCI hostdev says it.
+ */
+typedef struct {
+  /**
+   * The device: the `source` of one of the hostdevs of the same call.
+   */
+  VirtpciPciAddress source;
+  /**
+   * `<driver model='NAME'/>`: the VFIO driver to bind ("vfio-pci" or a variant driver such
+   * as "mlx5_vfio_pci"), instead of the one chosen from modules.alias; NULL to choose. Only
+   * read during the call.
+   */
+  const char *model;
+  /**
+   * Non-zero for `<driver iommufd='yes'/>`: the device is opened through iommufd; prepare
+   * requires `/dev/iommu` and the device's VFIO device cdev (see
+   * `virtpci_host_get_vfio_cdev()` for its path).
+   */
+  int iommufd;
+} VirtpciHostdevDriver;
+
+/**
+ * What `virtpci_hostdev_prepare_pci_devices_ext()` takes beyond the hostdevs. Set `size` to
+ * `sizeof(VirtpciHostdevPrepareExtras)`: a later library reads only the fields that size
+ * covers (the others are absent), and an older library accepts a larger struct only when the
+ * fields it does not know are zero.
+ */
+typedef struct {
+  /**
+   * `sizeof(VirtpciHostdevPrepareExtras)` as the caller was compiled.
+   */
+  size_t size;
+  /**
+   * The network side of hostdevs that are `<interface type='hostdev'>`s, as for
+   * `virtpci_hostdev_prepare_pci_devices_with_net()`; NULL when `n_nets` is 0.
+   */
+  const VirtpciHostdevNet *nets;
+  size_t n_nets;
+  /**
+   * Per-device driver options, at most one per hostdev; NULL when `n_drivers` is 0.
+   * Hostdevs without one have their driver chosen and are opened through VFIO groups.
+   */
+  const VirtpciHostdevDriver *drivers;
+  size_t n_drivers;
+} VirtpciHostdevPrepareExtras;
+
+/**
  * One device of a slot plan. Its strings belong to the plan and stay valid until
  * `virtpci_slot_plan_free()`.
  */
@@ -1244,6 +1292,34 @@ void virtpci_hostdev_status_list_free(VirtpciHostdevStatus *devices, size_t n);
  * `mgr` is NULL or a live handle; `json` is NULL or valid for writing one pointer.
  */
 int virtpci_hostdev_status_json(VirtpciHostdevManager *mgr, char **json);
+
+/**
+ * `virtpci_hostdev_prepare_pci_devices()` with what a `VirtpciHostdev` cannot say, in
+ * `extras` (NULL: nothing more, the same as that function): per-device driver options
+ * (`<driver model='NAME' iommufd='yes'/>`: a forced model is refused with
+ * `VIRTPCI_ERR_CONFIG_UNSUPPORTED` unless it is a VFIO driver; iommufd without `/dev/iommu`,
+ * or a kernel without VFIO device cdevs, is refused with `VIRTPCI_ERR_CONFIG_UNSUPPORTED`
+ * naming what is missing, and nothing is left changed), and the network configs of
+ * `virtpci_hostdev_prepare_pci_devices_with_net()`, with its rules.
+ *
+ * Errors besides those functions': `VIRTPCI_ERR_INVALID_ARG` for an `extras->size` smaller
+ * than any version of the struct or larger with unknown fields set, a NULL array with a
+ * non-zero count, or a driver entry naming no hostdev or one named twice. Returns 0, or -1
+ * with the last error set. Thread-safe.
+ *
+ * # Safety
+ * As `virtpci_hostdev_prepare_pci_devices()`; `extras` is NULL or valid for reading
+ * `extras->size` bytes, its arrays NULL or valid for reading their counts of elements, whose
+ * strings are NULL or NUL-terminated.
+ */
+int virtpci_hostdev_prepare_pci_devices_ext(VirtpciHostdevManager *mgr,
+                                            const char *drv_name,
+                                            const char *dom_name,
+                                            const unsigned char *uuid,
+                                            const VirtpciHostdev *hostdevs,
+                                            size_t n,
+                                            const VirtpciHostdevPrepareExtras *extras,
+                                            unsigned int flags);
 
 /**
  * `virtpci_hostdev_prepare_pci_devices()` where some hostdevs are `<interface

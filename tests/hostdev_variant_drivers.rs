@@ -421,3 +421,127 @@ fn a_build_without_test_hooks_ignores_them() {
     );
     assert_eq!(m.driver(VF).as_deref(), Some("mlx5_vfio_pci"));
 }
+
+/// The C call with per-device driver options (`virtpci_hostdev_prepare_pci_devices_ext`): a
+/// forced model and iommufd reach the manager as `<driver model iommufd>` do, a non-VFIO model
+/// is refused with nothing changed, and no options leave the choice to modules.alias.
+#[test]
+fn c_prepare_ext_forces_the_model_and_asks_for_iommufd() {
+    use std::ffi::{CStr, CString};
+    use virtpci::ffi::address::VirtpciPciAddress;
+    use virtpci::ffi::general::{virtpci_last_error_code, virtpci_last_error_message};
+    use virtpci::ffi::host::{virtpci_host_free, virtpci_host_open_simulated};
+    use virtpci::ffi::hostdev::{
+        virtpci_hostdev_manager_free, virtpci_hostdev_manager_new,
+        virtpci_hostdev_reattach_pci_devices, VirtpciHostdev,
+    };
+    use virtpci::ffi::hostdev_extras::{
+        virtpci_hostdev_prepare_pci_devices_ext, VirtpciHostdevDriver, VirtpciHostdevPrepareExtras,
+    };
+
+    let m = Mlx5Host::new();
+    let root = CString::new(m.tree.path.to_str().unwrap()).unwrap();
+    let state = CString::new(m.tree.join("c-state").to_str().unwrap()).unwrap();
+    let (qemu, dom) = (CString::new(QEMU).unwrap(), CString::new("vm1").unwrap());
+    let source = VirtpciPciAddress {
+        domain: 0,
+        bus: 0xd8,
+        slot: 0,
+        function: 2,
+    };
+    let hostdev = VirtpciHostdev {
+        source,
+        managed: 1,
+        unassigned: 0,
+        driver: std::ptr::null(),
+    };
+    let model = |name: &str| CString::new(name).unwrap();
+    let extras = |d: &VirtpciHostdevDriver| VirtpciHostdevPrepareExtras {
+        size: std::mem::size_of::<VirtpciHostdevPrepareExtras>(),
+        nets: std::ptr::null(),
+        n_nets: 0,
+        drivers: d,
+        n_drivers: 1,
+    };
+    let last_error = || {
+        // SAFETY: the thread's last error message is a valid C string.
+        let text = unsafe { CStr::from_ptr(virtpci_last_error_message()) };
+        (
+            virtpci_last_error_code(),
+            text.to_string_lossy().into_owned(),
+        )
+    };
+    // SAFETY: every pointer below points at a live local for the whole call.
+    unsafe {
+        let host = virtpci_host_open_simulated(root.as_ptr());
+        assert!(!host.is_null());
+        let mgr = virtpci_hostdev_manager_new(host, state.as_ptr());
+        assert!(!mgr.is_null());
+        let prepare = |x: Option<&VirtpciHostdevPrepareExtras>| {
+            virtpci_hostdev_prepare_pci_devices_ext(
+                mgr,
+                qemu.as_ptr(),
+                dom.as_ptr(),
+                std::ptr::null(),
+                &hostdev,
+                1,
+                x.map_or(std::ptr::null(), |x| x as *const _),
+                0,
+            )
+        };
+        let reattach =
+            || virtpci_hostdev_reattach_pci_devices(mgr, qemu.as_ptr(), dom.as_ptr(), &hostdev, 1);
+
+        // A forced vfio-pci wins over modules.alias's mlx5_vfio_pci.
+        let vfio_pci = model("vfio-pci");
+        let forced = VirtpciHostdevDriver {
+            source,
+            model: vfio_pci.as_ptr(),
+            iommufd: 0,
+        };
+        assert_eq!(prepare(Some(&extras(&forced))), 0, "{:?}", last_error());
+        assert_eq!(m.driver(VF).as_deref(), Some("vfio-pci"));
+        assert_eq!(reattach(), 0, "{:?}", last_error());
+        assert_eq!(m.driver(VF).as_deref(), Some("mlx5_core"));
+
+        // A model that is not a VFIO driver is refused, and nothing moves.
+        let core = model("mlx5_core");
+        let bad = VirtpciHostdevDriver {
+            model: core.as_ptr(),
+            ..forced
+        };
+        assert_eq!(prepare(Some(&extras(&bad))), -1);
+        let (code, message) = last_error();
+        assert_eq!(code, ErrorCode::ConfigUnsupported as i32);
+        assert!(message.contains("is not a VFIO driver"), "{message}");
+        assert_eq!(m.driver(VF).as_deref(), Some("mlx5_core"));
+
+        // iommufd asked for on a host without it: refused naming /dev/iommu.
+        let iommufd = VirtpciHostdevDriver {
+            source,
+            model: std::ptr::null(),
+            iommufd: 1,
+        };
+        assert_eq!(prepare(Some(&extras(&iommufd))), -1);
+        let (code, message) = last_error();
+        assert_eq!(code, ErrorCode::ConfigUnsupported as i32);
+        assert!(message.contains("iommufd is not supported"), "{message}");
+        assert_eq!(m.driver(VF).as_deref(), Some("mlx5_core"));
+
+        // With iommufd and cdevs, the chosen variant driver and its cdev.
+        let m = m.with_iommufd(true);
+        assert_eq!(prepare(Some(&extras(&iommufd))), 0, "{:?}", last_error());
+        assert_eq!(m.driver(VF).as_deref(), Some("mlx5_vfio_pci"));
+        assert!(m.host.vfio_cdev(&addr(VF)).is_ok());
+        assert_eq!(reattach(), 0, "{:?}", last_error());
+
+        // No extras: the choice is modules.alias's, without iommufd.
+        assert_eq!(prepare(None), 0, "{:?}", last_error());
+        assert_eq!(m.driver(VF).as_deref(), Some("mlx5_vfio_pci"));
+        assert_eq!(reattach(), 0, "{:?}", last_error());
+        assert_eq!(m.driver(VF).as_deref(), Some("mlx5_core"));
+
+        virtpci_hostdev_manager_free(mgr);
+        virtpci_host_free(host);
+    }
+}

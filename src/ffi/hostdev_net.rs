@@ -12,6 +12,7 @@ use super::host::VirtpciHost;
 use super::hostdev::{
     c_error, domain_hostdevs_args, prepare_options, uuid_arg, VirtpciHostdev, VirtpciHostdevManager,
 };
+use super::hostdev_extras::hostdev_named;
 use crate::error::{Error, Result};
 use crate::host::MacAddr;
 use crate::pci::PciAddress;
@@ -37,7 +38,7 @@ pub struct VirtpciHostdevNet {
 /// # Safety
 /// `nets` is NULL (only with `n_nets` 0) or valid for reading `n_nets` elements whose `mac` is
 /// NULL or a NUL-terminated string.
-unsafe fn add_nets(
+pub(super) unsafe fn add_nets(
     list: &mut [HostdevSpec],
     nets: *const VirtpciHostdevNet,
     n_nets: usize,
@@ -67,14 +68,7 @@ unsafe fn add_nets(
                 )))
             }
         };
-        let spec = list
-            .iter_mut()
-            .find(|h| h.source == source)
-            .ok_or_else(|| {
-                Error::invalid_arg(format!(
-                    "nets[{i}] in {func} names {source}, which is not one of the hostdevs"
-                ))
-            })?;
+        let spec = hostdev_named(list, &source, "nets", i, func)?;
         if spec.net.is_some() {
             return Err(Error::invalid_arg(format!(
                 "nets[{i}] in {func} names {source} a second time"

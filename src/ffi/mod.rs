@@ -13,6 +13,7 @@ pub mod general;
 pub mod host;
 pub mod host_vfio;
 pub mod hostdev;
+pub mod hostdev_extras;
 pub mod hostdev_net;
 pub mod log;
 pub mod slot_plan;

@@ -28,41 +28,44 @@ deb_of() {
 
 # vm_unpack_kernel DIR "CONFIG..." MODULE_DIR...: unpack into DIR the kernel, its config,
 # modules.builtin/order and only the module directories named (kernel/drivers/net, ...; not
-# 400 MB of modules), and busybox; refuse a kernel without each CONFIG_ option; run depmod.
-# Sets KVER, VMLINUZ and BUSYBOX.
+# 400 MB of modules), and busybox (vm_unpack_busybox); refuse a kernel without each CONFIG_
+# option; run depmod. Sets KVER, VMLINUZ and BUSYBOX.
 vm_unpack_kernel() {
     local dir=$1 configs=$2 c
     shift 2
     local patterns=('./boot/vmlinuz-*' './boot/config-*' './lib/modules/*/modules.builtin'
                     './lib/modules/*/modules.order')
     for c in "$@"; do patterns+=("./lib/modules/*/$c/*"); done
-    local kpkg kdeb bdeb
+    local kpkg kdeb
     mkdir -p "$DEB_CACHE" "$dir"
     kpkg=$(vm_kernel_package)
     kdeb=$(deb_of "$kpkg")
-    bdeb=$(deb_of busybox-static)
     dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$dir" --wildcards "${patterns[@]}"
-    dpkg -x "$bdeb" "$dir"
+    vm_unpack_busybox "$dir"
     KVER=$(ls "$dir/lib/modules" | head -n1)
     VMLINUZ=$dir/boot/vmlinuz-$KVER
-    BUSYBOX=$dir/bin/busybox
-    [ -f "$VMLINUZ" ] && [ -x "$BUSYBOX" ] || die "no kernel or busybox in the unpacked packages"
+    [ -f "$VMLINUZ" ] || die "no kernel in the unpacked package"
     for c in $configs; do
         grep -qE "^CONFIG_$c=[ym]" "$dir/boot/config-$KVER" || die "the guest kernel lacks CONFIG_$c"
     done
     "$BUSYBOX" depmod -b "$dir" "$KVER"
 }
 
+# vm_unpack_busybox DIR: Debian's busybox-static unpacked into DIR. Sets BUSYBOX.
+vm_unpack_busybox() {
+    mkdir -p "$DEB_CACHE" "$1"
+    dpkg -x "$(deb_of busybox-static)" "$1"
+    BUSYBOX=$1/bin/busybox
+    [ -x "$BUSYBOX" ] || die "no busybox in the unpacked package"
+}
+
 # vm_initramfs_base IR KDIR MODULE...: the initramfs tree IR with busybox and its applets, and
 # the modules named (with what they depend on) from the unpacked kernel KDIR, indexed by depmod.
 vm_initramfs_base() {
-    local ir=$1 kdir=$2 md=lib/modules/$KVER m mod line f applet
+    local ir=$1 kdir=$2 md=lib/modules/$KVER m mod line f
     shift 2
-    mkdir -p "$ir"/{bin,sbin,etc,proc,sys,dev,tmp,run,"$md"}
-    cp "$BUSYBOX" "$ir/bin/busybox"
-    for applet in $("$BUSYBOX" --list); do
-        [ -e "$ir/bin/$applet" ] || ln -s busybox "$ir/bin/$applet"
-    done
+    vm_initramfs_busybox "$ir"
+    mkdir -p "$ir/$md"
     for m in "$@"; do
         mod=${m//-/_}
         line=$(grep -E "(^|/)(${m}|${mod})\.ko(\.[a-z]+)?:" "$kdir/$md/modules.dep") || {
@@ -76,6 +79,16 @@ vm_initramfs_base() {
     done
     cp "$kdir/$md/modules.builtin" "$kdir/$md/modules.order" "$ir/$md/"
     "$BUSYBOX" depmod -b "$ir" "$KVER"
+}
+
+# vm_initramfs_busybox IR: the initramfs tree IR with its directories, busybox and its applets.
+vm_initramfs_busybox() {
+    local ir=$1 applet
+    mkdir -p "$ir"/{bin,sbin,etc,proc,sys,dev,tmp,run}
+    cp "$BUSYBOX" "$ir/bin/busybox"
+    for applet in $("$BUSYBOX" --list); do
+        [ -e "$ir/bin/$applet" ] || ln -s busybox "$ir/bin/$applet"
+    done
 }
 
 # vm_copy_libs IR SKIP_DIR PROGRAM...: the shared libraries of the programs (the loader
