@@ -9,7 +9,7 @@ use super::hostdev::{c_error, domain_hostdevs_args, prepare_options, uuid_arg};
 use super::hostdev::{VirtpciHostdev, VirtpciHostdevManager};
 use super::hostdev_net::{add_nets, VirtpciHostdevNet};
 use crate::error::{Error, Result};
-use crate::hostdev::HostdevSpec;
+use crate::xml::hostdevs::HostdevSpec;
 use crate::pci::PciAddress;
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_uchar, c_uint};
