@@ -18,8 +18,8 @@ pub mod plan;
 pub mod set;
 pub mod slot_plan;
 
-pub use host::AssignHost;
 pub use caps::{EmulatorCap, EmulatorCaps};
+pub use host::AssignHost;
 pub use hotplug::HotplugAddressSet;
 pub use level::LibvirtLevel;
 pub use plan::{plan, plan_isolated, plan_with, Plan};
