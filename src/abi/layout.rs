@@ -235,9 +235,10 @@ pub(crate) fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
             DeviceAddress::Pci { multi, .. } if address_written => Some(multi),
             _ => None,
         };
+        let s390_given = given.get(i).cloned().unwrap_or_default();
         let s390 = S390Facts {
-            given: given.get(i).cloned().unwrap_or_default(),
-            assigned: assigned.get(i).copied().unwrap_or_default(),
+            written_zpci: s390_given.zpci,
+            now: s390_given.completed(&assigned.get(i).copied().unwrap_or_default()),
         };
         entries.push(entry(
             &doc,
@@ -267,29 +268,10 @@ fn implicit_tag(kind: &DeviceKind) -> &'static str {
     }
 }
 
-/// What the input said and assignment decided about one device's s390x address.
+/// One device's s390x address: the zPCI identifiers written, and what it ends up with.
 struct S390Facts {
-    given: S390Address,
-    assigned: S390Assigned,
-}
-
-impl S390Facts {
-    /// The CCW numbers the device ends up with: those assigned, else those written.
-    fn ccw(&self) -> Option<CcwAddress> {
-        self.assigned.ccw.or(self.given.ccw)
-    }
-
-    /// The zPCI identifiers the device ends up with: assignment's when it completed them,
-    /// else those written (both, or as given).
-    fn zpci(&self) -> Zpci {
-        match self.assigned.zpci {
-            Some((uid, fid)) => Zpci {
-                uid: Some(uid),
-                fid: Some(fid),
-            },
-            None => self.given.zpci,
-        }
-    }
+    written_zpci: Zpci,
+    now: S390Address,
 }
 
 fn address_fact(address: &DeviceAddress, s390: &S390Facts) -> AddressFact {
@@ -300,7 +282,7 @@ fn address_fact(address: &DeviceAddress, s390: &S390Facts) -> AddressFact {
         },
         DeviceAddress::Unassigned => AddressFact::Unassigned,
         DeviceAddress::Other(t) if t == "ccw" => {
-            s390.ccw().map_or(AddressFact::NotPci, AddressFact::Ccw)
+            s390.now.ccw.map_or(AddressFact::NotPci, AddressFact::Ccw)
         }
         _ => AddressFact::NotPci,
     }
@@ -444,11 +426,11 @@ fn entry(
         label,
         address: address_fact(&device.address, s390),
         zpci: if device.address.present_pci().is_some() {
-            s390.zpci()
+            s390.now.zpci
         } else {
             Zpci::default()
         },
-        zpci_written: s390.given.zpci.uid.is_some() && s390.given.zpci.fid.is_some(),
+        zpci_written: s390.written_zpci.uid.is_some() && s390.written_zpci.fid.is_some(),
         written_multi,
         address_written,
         pci_controller,
