@@ -213,6 +213,25 @@ fn the_pci_only_calls_refuse_on_s390x_and_the_guest_call_works_elsewhere() {
         ))
         .unwrap_err();
     assert!(e.message.contains("goes on CCW"), "{}", e.message);
+    // On PCI the preferences are judged as on other machines: s390x has no PCI Express, no
+    // expander bus, and a device that asks for no hotplug is not hot-plugged.
+    for (prefs, code) in [
+        ("bus='pcie'", ErrorCode::ConfigUnsupported),
+        ("numa='0'", ErrorCode::OperationInvalid),
+        ("hotplug='no'", ErrorCode::OperationInvalid),
+    ] {
+        let device = hostdev(1, &format!("<addressPreferences {prefs}/>"));
+        let e = set.reserve_next_guest(&device).unwrap_err();
+        assert_eq!(e.code, code, "{prefs}: {}", e.message);
+    }
+    assert_eq!(
+        set.reserve_next_guest(&hostdev(1, "<addressPreferences bus='pci'/>"))
+            .unwrap()
+            .unwrap()
+            .to_string(),
+        "0000:00:01.0 zpci uid 0x0001 fid 0x00000000",
+        "the refused devices kept nothing"
+    );
 
     let q35 = "<domain type='qemu'><name>q</name><memory>1048576</memory>\
         <os><type arch='x86_64' machine='q35'>hvm</type></os><devices/></domain>";
