@@ -195,9 +195,48 @@ static void test_function_zero(void)
     virtpci_set_log_callback(NULL, NULL);
 }
 
+/* s390x: a moved CCW device and a changed zPCI id are guest-visible changes. */
+#define S390_DOM(devices)                                                                \
+    "<domain type='qemu'><name>abi</name><memory>1048576</memory>"                       \
+    "<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os><devices>" devices \
+    "<memballoon model='none'/></devices></domain>"
+#define S390_DISK(devno)                                                                 \
+    "<disk type='file' device='disk'><source file='/a.img'/><target dev='vda' bus='virtio'/>" \
+    "<address type='ccw' cssid='0xfe' ssid='0x0' devno='" devno "'/></disk>"
+#define S390_HOSTDEV(uid)                                                                \
+    "<hostdev mode='subsystem' type='pci' managed='yes'><source>"                        \
+    "<address domain='0' bus='1' slot='0' function='0'/></source>"                       \
+    "<address type='pci' domain='0' bus='0' slot='1' function='0'><zpci uid='" uid "'/>"  \
+    "</address></hostdev>"
+
+static void test_abi_stability_s390(void)
+{
+    const char *old = S390_DOM(S390_DISK("0x0005") S390_HOSTDEV("1"));
+    const char *new = S390_DOM(S390_DISK("0x0006") S390_HOSTDEV("3"));
+    char *report = NULL;
+    CHECK(virtpci_domain_check_abi_stability(old, old, VIRTPCI_ABI_STRICT, &report) == 0, "%s",
+          virtpci_last_error_message());
+    free(report);
+    report = NULL;
+    CHECK(virtpci_domain_check_abi_stability(old, new, 0, &report) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(report && strstr(report, "disk vda: address moved: fe.0.0005 -> fe.0.0006"), "%s",
+          report ? report : "(null)");
+    CHECK(report && strstr(report, "zPCI identifier changed (uid): 0x0001 -> 0x0003"), "%s",
+          report ? report : "(null)");
+    free(report);
+    report = NULL;
+    CHECK(virtpci_domain_check_abi_stability(old, new, VIRTPCI_ABI_STRICT, &report) == -1,
+          "strict refuses");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_CONFIG_UNSUPPORTED, "code %d",
+          virtpci_last_error_code());
+    free(report);
+}
+
 int main(void)
 {
     test_abi_stability();
+    test_abi_stability_s390();
     test_slot_plans();
     test_function_zero();
     return check_exit_status("test-abi");

@@ -304,6 +304,55 @@ static void test_address_set_threads(void)
     virtpci_address_set_free(set);
 }
 
+/* s390x: hot-plugged virtio devices get CCW numbers, PCI devices zPCI ids, as libvirt. */
+static const char *S390_DOMAIN =
+    "<domain type='qemu'><name>z</name><memory>1048576</memory>"
+    "<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os><devices>"
+    "<memballoon model='virtio'/></devices></domain>";
+static const char *S390_HOSTDEV =
+    "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+    "<address domain='0' bus='1' slot='0' function='0'/></source></hostdev>";
+
+static void test_address_set_s390(void)
+{
+    VirtpciAddressSet *set = virtpci_address_set_new_from_xml(S390_DOMAIN);
+    CHECK(set != NULL, "%s", virtpci_last_error_message());
+    if (!set)
+        return;
+    VirtpciGuestAddress g = {0}, h = {0};
+    /* The balloon holds fe.0.0000: the interface (virtio by default) gets fe.0.0001. */
+    CHECK(virtpci_address_set_reserve_next_guest(set, NIC, &g) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(g.kind == VIRTPCI_GUEST_ADDRESS_CCW && g.ccw_cssid == 0xfe && g.ccw_ssid == 0 &&
+              g.ccw_devno == 1,
+          "ccw %d %x.%x.%04x", g.kind, g.ccw_cssid, g.ccw_ssid, g.ccw_devno);
+    CHECK(virtpci_address_set_reserve_next_guest(set, S390_HOSTDEV, &h) == 0, "%s",
+          virtpci_last_error_message());
+    CHECK(h.kind == VIRTPCI_GUEST_ADDRESS_PCI && h.pci.slot == 1 && h.has_zpci &&
+              h.zpci_uid == 1 && h.zpci_fid == 0,
+          "pci slot %u zpci %d %u %u", h.pci.slot, h.has_zpci, h.zpci_uid, h.zpci_fid);
+    /* Unplug frees both; the next devices get them again. */
+    CHECK(virtpci_address_set_release_guest(set, &g) == 0, "%s", virtpci_last_error_message());
+    CHECK(virtpci_address_set_release_guest(set, &h) == 0, "%s", virtpci_last_error_message());
+    VirtpciGuestAddress again = {0};
+    CHECK(virtpci_address_set_reserve_next_guest(set, NIC, &again) == 0 &&
+              again.ccw_devno == 1,
+          "devno again %04x", again.ccw_devno);
+    CHECK(virtpci_address_set_reserve_next_guest(set, S390_HOSTDEV, &again) == 0 &&
+              again.zpci_uid == 1 && again.pci.slot == 1,
+          "uid again %u", again.zpci_uid);
+    /* The PCI-only call refuses: its answer would lack the CCW number or the zPCI ids. */
+    VirtpciPciAddress a = {0};
+    CHECK(virtpci_address_set_reserve_next(set, S390_HOSTDEV, &a) == -1, "PCI-only refused");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_CONFIG_UNSUPPORTED, "code %d",
+          virtpci_last_error_code());
+    VirtpciGuestAddress bad = {0};
+    bad.kind = 7;
+    CHECK(virtpci_address_set_release_guest(set, &bad) == -1, "unknown kind");
+    CHECK(virtpci_last_error_code() == VIRTPCI_ERR_INVALID_ARG, "unknown kind code");
+    virtpci_address_set_free(set);
+}
+
 int main(void)
 {
     test_assign();
@@ -313,5 +362,6 @@ int main(void)
     test_assign_with_options();
     test_explain();
     test_address_set_preferences();
+    test_address_set_s390();
     return check_exit_status("test-assign");
 }

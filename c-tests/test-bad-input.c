@@ -410,6 +410,29 @@ static void case_address_set_release(void)
     FAILS(label(f, "addr", "NULL"), virtpci_address_set_release(set, NULL) < 0);
 }
 
+static void case_address_set_reserve_next_guest(void)
+{
+    const char *f = "virtpci_address_set_reserve_next_guest";
+    VirtpciGuestAddress a;
+    FAILS(label(f, "set", "NULL"), virtpci_address_set_reserve_next_guest(NULL, NIC, &a) < 0);
+    FAILS(label(f, "out", "NULL"), virtpci_address_set_reserve_next_guest(set, NIC, NULL) < 0);
+    EACH_INPUT(N_XML) FAILS(label(f, "device_xml", IN_NAME),
+                            virtpci_address_set_reserve_next_guest(set, IN, &a) < 0);
+}
+
+static void case_address_set_release_guest(void)
+{
+    const char *f = "virtpci_address_set_release_guest";
+    VirtpciGuestAddress pci = { VIRTPCI_GUEST_ADDRESS_PCI, ADDR, 0, 0, 0, 0, 0, 0 };
+    VirtpciGuestAddress kind = { 9, ADDR, 0, 0, 0, 0, 0, 0 };
+    VirtpciGuestAddress range = { VIRTPCI_GUEST_ADDRESS_CCW, ADDR, 0, 0, 0, 0xff, 0, 0 };
+    FAILS(label(f, "set", "NULL"), virtpci_address_set_release_guest(NULL, &pci) < 0);
+    FAILS(label(f, "addr", "NULL"), virtpci_address_set_release_guest(set, NULL) < 0);
+    FAILS(label(f, "addr", "unknown kind"), virtpci_address_set_release_guest(set, &kind) < 0);
+    FAILS(label(f, "addr", "cssid out of range"),
+          virtpci_address_set_release_guest(set, &range) < 0);
+}
+
 static void case_address_set_free(void)
 {
     virtpci_address_set_free(NULL);
@@ -966,9 +989,11 @@ static const struct {
     { "virtpci_address_set_plan_slot_attach", case_plan_slot_attach },
     { "virtpci_address_set_plan_slot_detach", case_plan_slot_detach },
     { "virtpci_address_set_release", case_address_set_release },
+    { "virtpci_address_set_release_guest", case_address_set_release_guest },
     { "virtpci_address_set_release_slot_plan", case_release_slot_plan },
     { "virtpci_address_set_reserve", case_address_set_reserve },
     { "virtpci_address_set_reserve_next", case_address_set_reserve_next },
+    { "virtpci_address_set_reserve_next_guest", case_address_set_reserve_next_guest },
     { "virtpci_address_set_reserve_next_with_preferences",
       case_address_set_reserve_next_with_preferences },
     { "virtpci_domain_assign_pci_addresses", case_domain_assign_pci_addresses },

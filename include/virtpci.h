@@ -72,6 +72,16 @@
 #define VIRTPCI_EXPLAIN_JSON (1 << 0)
 
 /**
+ * `VirtpciGuestAddress.kind`: a PCI address, with zPCI identifiers on s390x.
+ */
+#define VIRTPCI_GUEST_ADDRESS_PCI 0
+
+/**
+ * `VirtpciGuestAddress.kind`: a channel subsystem (CCW) address, s390x only.
+ */
+#define VIRTPCI_GUEST_ADDRESS_CCW 1
+
+/**
  * libvirt's VIR_HOSTDEV_STRICT_ACS_CHECK. Accepted by prepare; it has no effect on VFIO
  * devices (the kernel's IOMMU groups already isolate them).
  */
@@ -310,6 +320,34 @@ typedef struct {
  * that calls into virtpci, and must not call `virtpci_set_log_callback` itself.
  */
 typedef void (*VirtpciLogCallback)(int level, const char *message, void *opaque);
+
+/**
+ * A guest address given to a hot-plugged device: `kind` says which fields are meaningful.
+ */
+typedef struct {
+  /**
+   * `VIRTPCI_GUEST_ADDRESS_PCI` or `VIRTPCI_GUEST_ADDRESS_CCW`.
+   */
+  int kind;
+  /**
+   * The PCI address (kind PCI).
+   */
+  VirtpciPciAddress pci;
+  /**
+   * Non-zero when `zpci_uid` and `zpci_fid` hold the device's zPCI identifiers (kind PCI
+   * on s390x; libvirt's `<zpci uid fid/>`).
+   */
+  int has_zpci;
+  unsigned int zpci_uid;
+  unsigned int zpci_fid;
+  /**
+   * The CCW address (kind CCW): channel subsystem id, subchannel set id, device number
+   * (libvirt's `<address type='ccw' cssid ssid devno/>`).
+   */
+  unsigned int ccw_cssid;
+  unsigned int ccw_ssid;
+  unsigned int ccw_devno;
+} VirtpciGuestAddress;
 
 /**
  * Called once per device by `virtpci_pci_address_iommu_group_iterate()`: `addr` is valid only
@@ -633,7 +671,9 @@ VirtpciAddressSet *virtpci_address_set_new_from_xml_with_options(const char *xml
  * `*out` unchanged, when the device does not use a PCI address (a PS/2 mouse, a USB disk);
  * returns -1 with the last error set otherwise (`VIRTPCI_ERR_INTERNAL` "internal error: No
  * more available PCI slots", `VIRTPCI_ERR_XML_ERROR` for an address already in use or on a
- * bus that cannot take it, `VIRTPCI_ERR_INVALID_ARG` for NULL arguments). Thread-safe.
+ * bus that cannot take it, `VIRTPCI_ERR_INVALID_ARG` for NULL arguments,
+ * `VIRTPCI_ERR_CONFIG_UNSUPPORTED` on s390x, where a PCI address alone is not the answer:
+ * use `virtpci_address_set_reserve_next_guest()`). Thread-safe.
  *
  * # Safety
  * `set` is NULL or a live handle from `virtpci_address_set_new_from_xml()`; `device_xml` is
@@ -775,6 +815,43 @@ void virtpci_string_free(char *s);
  * `callback` must be safe to call from any thread with `opaque` until it is replaced.
  */
 void virtpci_set_log_callback(VirtpciLogCallback callback, void *opaque);
+
+/**
+ * Reserve the guest address of the device described by `device_xml` (one device element)
+ * for hot-plugging it, on every machine: on s390x (`s390-ccw-virtio`) a virtio device
+ * without an address gets the lowest free CCW device number of `fe.0`, a device on PCI its
+ * PCI address and zPCI uid and fid, as libvirt gives them; elsewhere the PCI address
+ * `virtpci_address_set_reserve_next()` gives. An address in `device_xml` is reserved as is.
+ *
+ * Returns 0 and stores the address in `*out`; 1, leaving `*out` unchanged, when the device
+ * uses neither PCI nor CCW; -1 with the last error set otherwise: as
+ * `virtpci_address_set_reserve_next()`, plus `VIRTPCI_ERR_XML_ERROR` "XML error: The CCW
+ * devno 'fe.0.0000' is in use already", `VIRTPCI_ERR_INTERNAL` "internal error: zPCI uid 10
+ * is already reserved" (libvirt prints the id in octal) or "There are no more free CCW
+ * devnos.", `VIRTPCI_ERR_CONFIG_UNSUPPORTED` for address preferences on a device that goes
+ * on CCW. A refused device keeps nothing reserved. Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `device_xml` is NULL or a NUL-terminated string; `out` is
+ * NULL or valid for writing.
+ */
+int virtpci_address_set_reserve_next_guest(VirtpciAddressSet *set,
+                                           const char *device_xml,
+                                           VirtpciGuestAddress *out);
+
+/**
+ * Release the guest address `*addr` after a hot-unplug: a PCI function and, on s390x, the
+ * zPCI identifiers of the device there; or a CCW device number. Releasing a free address
+ * is not an error, as in libvirt.
+ *
+ * Returns 0, or -1 with `VIRTPCI_ERR_INVALID_ARG` when an argument is NULL, `kind` is
+ * unknown, a CCW number is out of range or given for a guest that is not s390x, or the PCI
+ * address is outside the guest's topology. Thread-safe.
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `addr` is NULL or valid for reading.
+ */
+int virtpci_address_set_release_guest(VirtpciAddressSet *set, const VirtpciGuestAddress *addr);
 
 /**
  * Open the host whose sysfs is at `sysfs_root` (NULL means "/sys"). Writes made through this

@@ -11,7 +11,8 @@ use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::path::{Path, PathBuf};
 use virtpci::ffi::address::VirtpciPciAddress;
 use virtpci::ffi::{
-    address as f_addr, assign as f_assign, general as f_gen, host as f_host, slot_plan as f_plan,
+    address as f_addr, assign as f_assign, general as f_gen, guest_address as f_guest,
+    host as f_host, slot_plan as f_plan,
 };
 use virtpci::host::snapshot::HostSnapshot;
 use virtpci::{ErrorCode, PciAddress};
@@ -778,7 +779,7 @@ unsafe extern "C" fn check_log(level: c_int, message: *const c_char, opaque: *mu
 }
 
 /// The number of opcodes: `op = byte % OPCODES`.
-const OPCODES: u8 = 25;
+const OPCODES: u8 = 26;
 
 /// Run the byte program in `data` against the C entry points. Handles made by the program are
 /// all released at the end; strings returned are released as they come.
@@ -1165,6 +1166,7 @@ pub fn ffi(data: &[u8], hosts: &FfiHosts) {
                 22 => assign_with_options(&mut p, steps),
                 23 => reserve_next_with_preferences(&mut p, &sets),
                 24 => slot_plan_slot(&mut p, &plans),
+                25 => guest_address_call(&mut p, &sets),
                 _ => {
                     // The error slot's own calls, releasing NULL, and the log callback.
                     match p.byte() % 6 {
@@ -2326,6 +2328,79 @@ fn assign_with_options(p: &mut Program, steps: usize) {
 }
 
 /// virtpci_address_set_reserve_next_with_preferences with any preferences struct.
+/// Reserve or release a guest address (PCI with zPCI ids, or CCW) on a set or NULL.
+fn guest_address_call(p: &mut Program, sets: &[*mut f_assign::VirtpciAddressSet]) {
+    let set = sets
+        .get(p.byte() as usize)
+        .copied()
+        .unwrap_or(std::ptr::null_mut());
+    let sentinel = f_guest::VirtpciGuestAddress {
+        kind: 77,
+        ..Default::default()
+    };
+    if p.byte() % 2 == 0 {
+        let xml = p.string();
+        let want_out = p.byte() & 7 != 0;
+        let mut out = sentinel;
+        // SAFETY: a live set or NULL, NULL or a NUL-terminated buffer, NULL or a local.
+        let rc = unsafe {
+            f_guest::virtpci_address_set_reserve_next_guest(
+                set,
+                cstr_ptr(&xml),
+                out_or_null(want_out, &mut out),
+            )
+        };
+        match rc {
+            0 => {
+                expect_ok("reserve_next_guest");
+                assert!(!set.is_null() && xml.is_some() && want_out);
+                match out.kind {
+                    f_guest::VIRTPCI_GUEST_ADDRESS_PCI => {
+                        assert!(PciAddress::from(&out.pci).check_ranges().is_ok())
+                    }
+                    f_guest::VIRTPCI_GUEST_ADDRESS_CCW => {
+                        assert!(
+                            out.ccw_cssid <= 0xfe && out.ccw_ssid <= 3 && out.ccw_devno <= 0xffff
+                        )
+                    }
+                    k => panic!("reserve_next_guest wrote kind {k}"),
+                }
+            }
+            1 => {
+                expect_ok("reserve_next_guest");
+                assert_eq!(out, sentinel, "out changed for a device on no bus");
+            }
+            -1 => {
+                expect_failed("reserve_next_guest", &[]);
+                assert_eq!(out, sentinel, "out changed on failure");
+            }
+            _ => panic!("reserve_next_guest returned {rc}"),
+        }
+    } else {
+        let addr = p.address();
+        let given = addr.map(|pci| f_guest::VirtpciGuestAddress {
+            kind: c_int::from(p.byte() % 3),
+            pci,
+            has_zpci: c_int::from(p.byte() % 2),
+            zpci_uid: p.u32(),
+            zpci_fid: p.u32(),
+            ccw_cssid: p.u32() % 0x101,
+            ccw_ssid: p.u32() % 5,
+            ccw_devno: p.u32() % 0x10001,
+        });
+        let ptr = given.as_ref().map_or(std::ptr::null(), |g| {
+            g as *const f_guest::VirtpciGuestAddress
+        });
+        // SAFETY: a live set or NULL, NULL or a local.
+        let rc = unsafe { f_guest::virtpci_address_set_release_guest(set, ptr) };
+        match rc {
+            0 => expect_ok("release_guest"),
+            -1 => expect_failed("release_guest", &[]),
+            _ => panic!("release_guest returned {rc}"),
+        }
+    }
+}
+
 fn reserve_next_with_preferences(p: &mut Program, sets: &[*mut f_assign::VirtpciAddressSet]) {
     let set = sets
         .get(p.byte() as usize)

@@ -4,6 +4,7 @@ use super::layout::{Entry, Layout};
 use super::pair::Pair;
 use super::report::{AbiChange, ChangeKind, Position};
 use crate::pci::PciAddress;
+use crate::xml::ccw::Zpci;
 use crate::xml::domain::Multifunction;
 
 fn position(e: &Entry) -> Position {
@@ -33,6 +34,42 @@ fn siblings(layout: &Layout, addr: PciAddress) -> Vec<String> {
         .collect()
 }
 
+/// Where the guest sees a device: its address, and on s390x the zPCI identifiers of a device
+/// on PCI (as `--explain` writes them).
+fn place(e: &Entry) -> String {
+    let mut out = e.address.to_string();
+    if let Some(uid) = e.zpci.uid {
+        out.push_str(&format!(" zpci uid {}", uid_text(uid)));
+    }
+    if let Some(fid) = e.zpci.fid {
+        out.push_str(&format!(" fid {}", fid_text(fid)));
+    }
+    out
+}
+
+/// The identifiers as libvirt prints them in `<zpci>`.
+fn uid_text(uid: u32) -> String {
+    format!("0x{uid:04x}")
+}
+
+fn fid_text(fid: u32) -> String {
+    format!("0x{fid:08x}")
+}
+
+/// The zPCI identifiers that differ between `a` and `b`: (name, old, new).
+type ZpciDiff = (&'static str, Option<String>, Option<String>);
+
+fn zpci_changes(a: Zpci, b: Zpci) -> Vec<ZpciDiff> {
+    let mut out = Vec::new();
+    if a.uid != b.uid {
+        out.push(("uid", a.uid.map(uid_text), b.uid.map(uid_text)));
+    }
+    if a.fid != b.fid {
+        out.push(("fid", a.fid.map(fid_text), b.fid.map(fid_text)));
+    }
+    out
+}
+
 pub(super) fn compare(old: &Layout, new: &Layout, pair: Pair, changes: &mut Vec<AbiChange>) {
     let change = |kind, device: &str, o: Option<&Entry>, n: Option<&Entry>| AbiChange {
         kind,
@@ -57,7 +94,7 @@ pub(super) fn compare(old: &Layout, new: &Layout, pair: Pair, changes: &mut Vec<
                 ChangeKind::DeviceRemoved
             };
             let mut c = change(kind, &e.label, Some(e), None);
-            c.old = Some(e.address.to_string());
+            c.old = Some(place(e));
             changes.push(c);
         }
         (None, Some(n)) => {
@@ -71,8 +108,8 @@ pub(super) fn compare(old: &Layout, new: &Layout, pair: Pair, changes: &mut Vec<
                 ChangeKind::DeviceAdded
             };
             let mut c = change(kind, &e.label, None, Some(e));
-            c.new = Some(e.address.to_string());
-            if e.address.is_pci() && !e.address_written {
+            c.new = Some(place(e));
+            if e.address.is_placed() && !e.address_written {
                 c.note = Some(if e.written {
                     "address assigned automatically".into()
                 } else {
@@ -116,7 +153,7 @@ pub(super) fn compare(old: &Layout, new: &Layout, pair: Pair, changes: &mut Vec<
                         changes.push(c);
                     }
                 }
-            } else if a.model != b.model && (a.address.is_pci() || b.address.is_pci()) {
+            } else if a.model != b.model && (a.address.is_placed() || b.address.is_placed()) {
                 let mut c = change(ChangeKind::DeviceModel, label, Some(a), Some(b));
                 c.old = a.model.clone();
                 c.new = b.model.clone();
@@ -153,11 +190,42 @@ pub(super) fn compare(old: &Layout, new: &Layout, pair: Pair, changes: &mut Vec<
                         c.guest_visible = false;
                         changes.push(c);
                     }
+                    for (name, old_id, new_id) in zpci_changes(a.zpci, b.zpci) {
+                        let mut c = change(ChangeKind::ZpciChanged, label, Some(a), Some(b));
+                        c.attribute = Some(name.to_string());
+                        c.old = old_id;
+                        c.new = new_id;
+                        if !a.zpci_written && !b.zpci_written {
+                            c.note = Some(
+                                "assigned automatically in both definitions; write the old \
+                                 <zpci> into the new definition to keep it"
+                                    .into(),
+                            );
+                        }
+                        changes.push(c);
+                    }
+                }
+                (None, None)
+                    if a.address.ccw().is_some()
+                        && b.address.ccw().is_some()
+                        && a.address != b.address =>
+                {
+                    let mut c = change(ChangeKind::AddressMoved, label, Some(a), Some(b));
+                    c.old = Some(a.address.to_string());
+                    c.new = Some(b.address.to_string());
+                    if !a.address_written && !b.address_written {
+                        c.note = Some(
+                            "assigned automatically in both definitions; write the old CCW \
+                             address into the new definition to keep it"
+                                .into(),
+                        );
+                    }
+                    changes.push(c);
                 }
                 _ if a.address != b.address => {
                     let mut c = change(ChangeKind::AddressType, label, Some(a), Some(b));
-                    c.old = Some(a.address.to_string());
-                    c.new = Some(b.address.to_string());
+                    c.old = Some(place(a));
+                    c.new = Some(place(b));
                     changes.push(c);
                 }
                 _ => {}

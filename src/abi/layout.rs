@@ -5,6 +5,7 @@ use crate::assign::plan::plan;
 use crate::error::Result;
 use crate::pci::PciAddress;
 use crate::topology::PciModel;
+use crate::xml::ccw::{CcwAddress, S390Address, S390Assigned, Zpci};
 use crate::xml::domain::{Device, DeviceAddress, DeviceKind, DomainDef, Multifunction};
 use crate::xml::identity::Identity;
 use crate::xml::Document;
@@ -62,6 +63,9 @@ pub(crate) enum AddressFact {
     },
     /// `<address type='unassigned'/>`: a host device that the guest does not see.
     Unassigned,
+    /// s390x: a channel subsystem address with its numbers (an address without numbers, as
+    /// written before assignment, is [`AddressFact::NotPci`]).
+    Ccw(CcwAddress),
 }
 
 impl AddressFact {
@@ -77,7 +81,20 @@ impl AddressFact {
         matches!(self, AddressFact::Pci { .. })
     }
 
-    /// The device has a PCI-side address (a slot, or an explicit "unassigned").
+    pub(crate) fn ccw(&self) -> Option<CcwAddress> {
+        match self {
+            AddressFact::Ccw(addr) => Some(*addr),
+            _ => None,
+        }
+    }
+
+    /// Whether the guest sees the device at an address of its own (PCI or CCW).
+    pub(crate) fn is_placed(&self) -> bool {
+        self.is_pci() || self.ccw().is_some()
+    }
+
+    /// The device has a guest-visible address (a PCI slot, a CCW number, or an explicit
+    /// "unassigned").
     pub(crate) fn matters(&self) -> bool {
         !matches!(self, AddressFact::NotPci)
     }
@@ -89,6 +106,7 @@ impl std::fmt::Display for AddressFact {
             AddressFact::NotPci => f.write_str("no PCI address"),
             AddressFact::Unassigned => f.write_str("unassigned"),
             AddressFact::Pci { addr, .. } => write!(f, "{addr}"),
+            AddressFact::Ccw(addr) => write!(f, "{addr}"),
         }
     }
 }
@@ -136,9 +154,14 @@ pub(crate) struct Entry {
     /// A short human name: `interface (mac 52:54:00:00:00:01)`, `disk vda`, ...
     pub(crate) label: String,
     pub(crate) address: AddressFact,
+    /// s390x: the zPCI identifiers of a device on PCI (none elsewhere).
+    pub(crate) zpci: Zpci,
+    /// The definition gave both zPCI identifiers.
+    pub(crate) zpci_written: bool,
     /// The `multifunction` attribute as written in the definition, when it had a PCI address.
     pub(crate) written_multi: Option<Multifunction>,
-    /// The definition gave the PCI address (it was not assigned automatically).
+    /// The definition gave the PCI address, or on s390x the CCW numbers (it was not assigned
+    /// automatically).
     pub(crate) address_written: bool,
     pub(crate) pci_controller: Option<PciControllerFacts>,
     /// For a controller of any type: its type, index and model.
@@ -158,15 +181,6 @@ pub(crate) struct Layout {
 pub(crate) fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
     let doc = Document::parse(xml)?;
     let def = DomainDef::from_document(&doc)?;
-    if def.machine_kind == crate::topology::MachineKind::S390Ccw {
-        // The layout compares PCI places only; on s390x CCW device numbers and zPCI
-        // identifiers are guest-visible too, and a diff blind to them would call a changed
-        // guest stable.
-        return Err(crate::error::Error::config_unsupported(
-            "the ABI check compares PCI addresses only; on s390x (s390-ccw-virtio) CCW device \
-             numbers and zPCI identifiers are guest-visible too, which it does not compare yet",
-        ));
-    }
     let root = doc.root;
     let text_of = |name: &str| {
         doc.child(root, name)
@@ -179,11 +193,22 @@ pub(crate) fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
     let written: Vec<(DeviceAddress, bool)> = def
         .devices
         .iter()
-        .map(|d| (d.address.clone(), d.address.present_pci().is_some()))
+        .enumerate()
+        .map(|(i, d)| {
+            let ccw_given = def.s390.get(i).is_some_and(|a| a.ccw.is_some());
+            (
+                d.address.clone(),
+                d.address.present_pci().is_some() || ccw_given,
+            )
+        })
         .collect();
-    let devices: Vec<Device> = match mode {
-        LayoutMode::AsGiven => def.devices,
-        LayoutMode::Effective => plan(def)?.def.devices,
+    let (devices, given, assigned): (Vec<Device>, Vec<S390Address>, Vec<S390Assigned>) = match mode
+    {
+        LayoutMode::AsGiven => (def.devices, def.s390, Vec::new()),
+        LayoutMode::Effective => {
+            let done = plan(def)?;
+            (done.def.devices, done.def.s390, done.s390)
+        }
     };
     let mut counts: Vec<(String, usize)> = Vec::new();
     let mut entries = Vec::with_capacity(devices.len());
@@ -210,9 +235,15 @@ pub(crate) fn read_layout(xml: &str, mode: LayoutMode) -> Result<Layout> {
             DeviceAddress::Pci { multi, .. } if address_written => Some(multi),
             _ => None,
         };
+        let s390_given = given.get(i).cloned().unwrap_or_default();
+        let s390 = S390Facts {
+            written_zpci: s390_given.zpci,
+            now: s390_given.completed(&assigned.get(i).copied().unwrap_or_default()),
+        };
         entries.push(entry(
             &doc,
             device,
+            &s390,
             tag,
             ordinal,
             written_multi,
@@ -237,13 +268,22 @@ fn implicit_tag(kind: &DeviceKind) -> &'static str {
     }
 }
 
-fn address_fact(address: &DeviceAddress) -> AddressFact {
+/// One device's s390x address: the zPCI identifiers written, and what it ends up with.
+struct S390Facts {
+    written_zpci: Zpci,
+    now: S390Address,
+}
+
+fn address_fact(address: &DeviceAddress, s390: &S390Facts) -> AddressFact {
     match address {
         DeviceAddress::Pci { addr, multi } if address.present_pci().is_some() => AddressFact::Pci {
             addr: *addr,
             multi: *multi,
         },
         DeviceAddress::Unassigned => AddressFact::Unassigned,
+        DeviceAddress::Other(t) if t == "ccw" => {
+            s390.now.ccw.map_or(AddressFact::NotPci, AddressFact::Ccw)
+        }
         _ => AddressFact::NotPci,
     }
 }
@@ -251,6 +291,7 @@ fn address_fact(address: &DeviceAddress) -> AddressFact {
 fn entry(
     doc: &Document<'_>,
     device: &Device,
+    s390: &S390Facts,
     tag: String,
     ordinal: usize,
     written_multi: Option<Multifunction>,
@@ -383,7 +424,13 @@ fn entry(
         kind,
         model,
         label,
-        address: address_fact(&device.address),
+        address: address_fact(&device.address, s390),
+        zpci: if device.address.present_pci().is_some() {
+            s390.now.zpci
+        } else {
+            Zpci::default()
+        },
+        zpci_written: s390.written_zpci.uid.is_some() && s390.written_zpci.fid.is_some(),
         written_multi,
         address_written,
         pci_controller,

@@ -10,6 +10,9 @@
 //! reported.
 //! [`LayoutMode::AsGiven`] compares the definitions exactly as written instead.
 //!
+//! On s390x the channel subsystem address (cssid.ssid.devno) of a CCW device and the zPCI
+//! uid/fid of a device on PCI are guest-visible too, and compared with the PCI places.
+//!
 //! Devices are paired by identity, not by position: user alias, then MAC address, then disk
 //! or filesystem target, then host source address (hostdevs), then controller type and index;
 //! devices without any of these (videos, balloons, ...) are paired by kind, those at the same

@@ -37,6 +37,9 @@ pub enum ChangeKind {
     /// A PCI controller's `<target>` value changed (chassisNr, chassis, port, busNr, index,
     /// hotplug, node); the attribute is in [`AbiChange::attribute`].
     ControllerTarget,
+    /// s390x: a zPCI identifier of a device on PCI changed; `uid` or `fid` is in
+    /// [`AbiChange::attribute`].
+    ZpciChanged,
     /// The machine type changed.
     Machine,
 }
@@ -57,6 +60,7 @@ impl ChangeKind {
             ChangeKind::ControllerModel => "controller model changed",
             ChangeKind::ControllerModelName => "controller model name changed",
             ChangeKind::ControllerTarget => "controller target changed",
+            ChangeKind::ZpciChanged => "zPCI identifier changed",
             ChangeKind::Machine => "machine type changed",
         }
     }
@@ -79,7 +83,8 @@ pub struct AbiChange {
     pub kind: ChangeKind,
     /// The device, as named in the new definition when it is there, else in the old one.
     pub device: String,
-    /// For [`ChangeKind::ControllerTarget`], the `<target>` attribute.
+    /// For [`ChangeKind::ControllerTarget`], the `<target>` attribute; for
+    /// [`ChangeKind::ZpciChanged`], `uid` or `fid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribute: Option<String>,
     /// The old value (`None` for an addition or an absent value).

@@ -26,6 +26,8 @@ pub struct HotplugAddressSet {
     /// The emulator has non-transitional virtio devices: virtio devices get `pcie_flags`,
     /// else conventional PCI.
     virtio_pcie: bool,
+    /// s390x: the CCW numbers and zPCI identifiers in use (see `hotplug_s390.rs`).
+    pub(super) s390: Option<super::hotplug_s390::S390Ids>,
 }
 
 impl HotplugAddressSet {
@@ -44,16 +46,10 @@ impl HotplugAddressSet {
     ) -> Result<HotplugAddressSet> {
         let doc = Document::parse(domain_xml)?;
         let def = DomainDef::from_document(&doc)?;
-        if def.machine_kind == crate::topology::MachineKind::S390Ccw {
-            // reserve_next answers with a PCI address only: it cannot give a hot-plugged
-            // virtio device its CCW number nor a PCI device its zPCI identifiers.
-            return Err(Error::config_unsupported(
-                "the hotplug address set gives PCI addresses only; on s390x (s390-ccw-virtio) \
-                 hot-plugged devices need CCW device numbers and zPCI identifiers, which it \
-                 does not give yet",
-            ));
-        }
         let done = plan_with(def, options)?;
+        let s390 = (done.def.machine_kind == crate::topology::MachineKind::S390Ccw)
+            .then(|| super::hotplug_s390::S390Ids::of_plan(&done))
+            .transpose()?;
         let has_pcie_root = done.def.devices.iter().any(|d| {
             d.pci_controller()
                 .is_some_and(|(c, m)| m == PciModel::PcieRoot && c.index() == 0)
@@ -75,6 +71,7 @@ impl HotplugAddressSet {
                 ConnectFlags::PCI_AUTO
             },
             virtio_pcie: options.emulator.has(EmulatorCap::VirtioPciNonTransitional),
+            s390,
         })
     }
 
@@ -150,6 +147,16 @@ impl HotplugAddressSet {
         device_xml: &str,
         prefs: &AddressPreferences,
     ) -> Result<Option<PciAddress>> {
+        self.refuse_pci_only_on_s390()?;
+        self.reserve_pci(device_xml, prefs)
+    }
+
+    /// [`Self::reserve_next_with`] on any machine: the PCI address only.
+    pub(super) fn reserve_pci(
+        &mut self,
+        device_xml: &str,
+        prefs: &AddressPreferences,
+    ) -> Result<Option<PciAddress>> {
         let (flags, present, numa) = Self::with_device(device_xml, |device| {
             let mut device = device.clone();
             device.prefs.hotplug = prefs.hotplug.or(device.prefs.hotplug);
@@ -189,6 +196,7 @@ impl HotplugAddressSet {
 
     /// Reserve `addr` for the device described by `device_xml`.
     pub fn reserve(&mut self, addr: &PciAddress, device_xml: &str) -> Result<()> {
+        self.refuse_pci_only_on_s390()?;
         let flags =
             Self::with_device(device_xml, |device| self.preferred_hotplug_flags(device))?
                 .ok_or_else(|| Error::operation_invalid("the device does not use a PCI address"))?;
@@ -211,6 +219,9 @@ impl HotplugAddressSet {
     /// as in libvirt; an address outside the topology is.
     pub fn release(&mut self, addr: &PciAddress) -> Result<()> {
         self.check_in_topology(addr)?;
+        if let Some(ids) = &mut self.s390 {
+            ids.release_zpci(addr);
+        }
         self.set.release(addr);
         self.inventory.remove(addr);
         Ok(())

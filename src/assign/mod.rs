@@ -11,6 +11,7 @@ pub mod explain;
 pub mod extend;
 pub mod host;
 pub mod hotplug;
+pub mod hotplug_s390;
 mod isolation;
 pub mod level;
 pub mod mirror;

@@ -45,6 +45,9 @@ mod virt;
 
 pub use crate::xml::write::FilledDefaults;
 pub use flags::{device_flags, preferred_flags};
+pub(crate) use s390::{
+    ccw_in_use, goes_on_ccw, next_free_ccw, s390_device_default, takes_zpci, ZpciIds, FIRST_CCW,
+};
 
 /// The outcome of planning: the domain with its final addresses and controllers.
 #[derive(Debug)]

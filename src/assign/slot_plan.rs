@@ -275,6 +275,7 @@ impl HotplugAddressSet {
     /// device must have one, all in one slot, one of them function 0, and the slot must be
     /// free. The plan lists functions above 0 first and function 0 last.
     pub fn plan_slot_attach(&mut self, device_xmls: &[&str]) -> Result<SlotPlan> {
+        self.refuse_pci_only_on_s390()?;
         let n = device_xmls.len();
         if n == 0 {
             return Err(Error::invalid_arg("a slot plan needs at least one device"));
@@ -628,6 +629,9 @@ impl HotplugAddressSet {
             self.check_in_topology(&item.addr)?;
         }
         for item in &plan.items {
+            if let Some(ids) = &mut self.s390 {
+                ids.release_zpci(&item.addr);
+            }
             self.set.release(&item.addr);
             self.inventory.remove(&item.addr);
         }

@@ -424,7 +424,9 @@ pub unsafe extern "C" fn virtpci_address_set_new_from_xml_with_options(
 /// `*out` unchanged, when the device does not use a PCI address (a PS/2 mouse, a USB disk);
 /// returns -1 with the last error set otherwise (`VIRTPCI_ERR_INTERNAL` "internal error: No
 /// more available PCI slots", `VIRTPCI_ERR_XML_ERROR` for an address already in use or on a
-/// bus that cannot take it, `VIRTPCI_ERR_INVALID_ARG` for NULL arguments). Thread-safe.
+/// bus that cannot take it, `VIRTPCI_ERR_INVALID_ARG` for NULL arguments,
+/// `VIRTPCI_ERR_CONFIG_UNSUPPORTED` on s390x, where a PCI address alone is not the answer:
+/// use `virtpci_address_set_reserve_next_guest()`). Thread-safe.
 ///
 /// # Safety
 /// `set` is NULL or a live handle from `virtpci_address_set_new_from_xml()`; `device_xml` is

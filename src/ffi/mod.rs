@@ -10,6 +10,7 @@ pub mod address;
 pub mod assign;
 pub mod boundary;
 pub mod general;
+pub mod guest_address;
 pub mod host;
 pub mod host_vfio;
 pub mod hostdev;

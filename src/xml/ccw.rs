@@ -80,6 +80,24 @@ pub struct S390Assigned {
     pub zpci: Option<(u32, u32)>,
 }
 
+impl S390Address {
+    /// What the device has once assignment's `assigned` is applied: the CCW numbers given
+    /// to it, else those written; the zPCI identifiers completed, else those written.
+    pub fn completed(&self, assigned: &S390Assigned) -> S390Address {
+        S390Address {
+            ccw: assigned.ccw.or(self.ccw),
+            zpci: match assigned.zpci {
+                Some((uid, fid)) => Zpci {
+                    uid: Some(uid),
+                    fid: Some(fid),
+                },
+                None => self.zpci,
+            },
+            zpci_element: self.zpci_element,
+        }
+    }
+}
+
 /// Read the s390x parts of the `<address>` element `id` (libvirt's
 /// virCCWDeviceAddressParseXML and virZPCIDeviceAddressParseXML).
 pub fn read_s390_address(doc: &Document<'_>, id: ElementId) -> Result<S390Address> {

@@ -35,14 +35,7 @@ impl<'a> Planner<'a> {
     /// (`defaults.rs`).
     pub(super) fn s390_defaults(&mut self) {
         for d in &mut self.def.devices {
-            if let DeviceKind::Net {
-                model: model @ None,
-                hostdev: None,
-                ..
-            } = &mut d.kind
-            {
-                *model = Some("virtio");
-            }
+            s390_device_default(d);
         }
     }
 
@@ -129,27 +122,16 @@ impl<'a> Planner<'a> {
         for &i in &ccw_devices {
             if let Some(addr) = self.s390_input(i).ccw {
                 if !used.insert(addr) {
-                    return Err(Error::xml(format!(
-                        "The CCW devno '{addr}' is in use already"
-                    )));
+                    return Err(ccw_in_use(addr));
                 }
             }
         }
-        let mut next = CcwAddress {
-            cssid: VIRTUAL_CSSID,
-            ssid: 0,
-            devno: 0,
-        };
+        let mut next = FIRST_CCW;
         for &i in &ccw_devices {
             if self.s390_input(i).ccw.is_some() {
                 continue;
             }
-            while used.contains(&next) {
-                if next.devno == MAX_DEVNO {
-                    return Err(Error::internal("There are no more free CCW devnos."));
-                }
-                next.devno += 1;
-            }
+            next = next_free_ccw(&used, next)?;
             used.insert(next);
             self.s390[i].ccw = Some(next);
         }
@@ -196,9 +178,48 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// s390x's post-parse default of one device (also applied to a hot-plugged device): an
+/// interface without a model is virtio.
+pub(crate) fn s390_device_default(d: &mut Device) {
+    if let DeviceKind::Net {
+        model: model @ None,
+        hostdev: None,
+        ..
+    } = &mut d.kind
+    {
+        *model = Some("virtio");
+    }
+}
+
+/// Where libvirt starts looking for a free CCW device number: channel subsystem 0xfe,
+/// subchannel set 0, device 0.
+pub(crate) const FIRST_CCW: CcwAddress = CcwAddress {
+    cssid: VIRTUAL_CSSID,
+    ssid: 0,
+    devno: 0,
+};
+
+/// The first device number from `from` on (same channel subsystem and subchannel set) that
+/// `used` lacks; libvirt never moves to another subchannel set.
+pub(crate) fn next_free_ccw(used: &HashSet<CcwAddress>, from: CcwAddress) -> Result<CcwAddress> {
+    let mut next = from;
+    while used.contains(&next) {
+        if next.devno == MAX_DEVNO {
+            return Err(Error::internal("There are no more free CCW devnos."));
+        }
+        next.devno += 1;
+    }
+    Ok(next)
+}
+
+/// The refusal of a CCW address given twice.
+pub(crate) fn ccw_in_use(addr: CcwAddress) -> Error {
+    Error::xml(format!("The CCW devno '{addr}' is in use already"))
+}
+
 /// The zPCI uids and fids in use (virDomainZPCIAddressIds).
-#[derive(Default)]
-struct ZpciIds {
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ZpciIds {
     uids: HashSet<u32>,
     fids: HashSet<u32>,
 }
@@ -206,7 +227,7 @@ struct ZpciIds {
 impl ZpciIds {
     /// Fill in what `zpci` lacks with the lowest free identifiers, then book both
     /// (virDomainZPCIAddressEnsureAddr); an identifier already booked is refused.
-    fn ensure(&mut self, zpci: Zpci) -> Result<(u32, u32)> {
+    pub(crate) fn ensure(&mut self, zpci: Zpci) -> Result<(u32, u32)> {
         let uid = match zpci.uid {
             Some(uid) => uid,
             None => lowest_free(&self.uids, 1, u32::from(u16::MAX), "uid")?,
@@ -223,6 +244,11 @@ impl ZpciIds {
             return Err(already_reserved("fid", fid));
         }
         Ok((uid, fid))
+    }
+    /// Give back a device's identifiers (virDomainZPCIAddressReleaseIds).
+    pub(crate) fn release(&mut self, (uid, fid): (u32, u32)) {
+        self.uids.remove(&uid);
+        self.fids.remove(&fid);
     }
 }
 
@@ -244,7 +270,7 @@ fn already_reserved(name: &str, id: u32) -> Error {
 
 /// The devices libvirt declares CCW devices when they have no address
 /// (qemuDomainPrimeVirtioDeviceAddresses, and vfio-ccw mediated devices).
-fn goes_on_ccw(d: &Device) -> bool {
+pub(crate) fn goes_on_ccw(d: &Device) -> bool {
     let virtio_net = |model: Option<&str>| {
         matches!(
             model,
@@ -272,7 +298,7 @@ fn goes_on_ccw(d: &Device) -> bool {
 
 /// Every device on PCI takes zPCI identifiers except character devices
 /// (qemuDomainDeviceSupportZPCI).
-fn takes_zpci(d: &Device) -> bool {
+pub(crate) fn takes_zpci(d: &Device) -> bool {
     !matches!(
         d.kind,
         DeviceKind::Serial { .. }
