@@ -132,17 +132,7 @@ fn check_with_libvirt(xml: &str, name: &str) {
         let dir = TempTree::new(&format!("isolation-{name}"));
         let mine = dir.join("mine.xml");
         std::fs::write(&mine, xml).unwrap();
-        let out = Command::new(oracle)
-            .arg("assign")
-            .arg(&mine)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {tool} refused it: {}\n{xml}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let theirs = String::from_utf8(out.stdout).unwrap();
+        let theirs = shared_support::oracle_assign(&oracle, &mine, name);
         let (mut a, mut b) = (layout(xml), layout(&theirs));
         a.0.sort();
         b.0.sort();
