@@ -125,6 +125,27 @@ pub fn null_arg(arg: &str, func: &str) -> Error {
     Error::invalid_arg(format!("{arg} in {func} must not be NULL"))
 }
 
+/// A caller's array of `n` elements: empty when `n` is 0 (the pointer may then be NULL), else
+/// refused when NULL.
+///
+/// # Safety
+/// `items` is NULL (only with `n` 0) or valid for reading `n` elements for `'a`.
+pub unsafe fn array_arg<'a, T>(
+    items: *const T,
+    n: usize,
+    arg: &str,
+    func: &str,
+) -> Result<&'a [T]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if items.is_null() {
+        return Err(null_arg(arg, func));
+    }
+    // SAFETY: non-NULL and valid for n elements by the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(items, n) })
+}
+
 /// libvirt's `virCheckFlags`: refuse bits of `flags` outside `allowed`, naming the function.
 pub fn check_flags(flags: c_uint, allowed: c_uint, func: &str) -> Result<()> {
     let unknown = flags & !allowed;

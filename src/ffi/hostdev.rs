@@ -3,7 +3,7 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    addr_arg, check_flags, guard, guard_free, malloc_array, malloc_string, null_arg, opt_str_arg,
+    addr_arg, array_arg, check_flags, guard, guard_free, malloc_array, malloc_string, opt_str_arg,
     out_arg, ref_arg, str_arg, xml_arg,
 };
 use super::host::VirtpciHost;
@@ -83,14 +83,8 @@ pub(super) unsafe fn hostdevs_arg(
     n: usize,
     func: &str,
 ) -> Result<Vec<HostdevSpec>> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if hostdevs.is_null() {
-        return Err(null_arg("hostdevs", func));
-    }
-    // SAFETY: non-NULL and valid for n elements by the caller's contract.
-    let items = unsafe { std::slice::from_raw_parts(hostdevs, n) };
+    // SAFETY: forwarded caller contract for the array.
+    let items = unsafe { array_arg(hostdevs, n, "hostdevs", func) }?;
     items
         .iter()
         .map(|h| {

@@ -4,7 +4,7 @@
 //! later fields are appended without breaking a daemon compiled against an older header.
 
 use super::address::VirtpciPciAddress;
-use super::boundary::{guard, null_arg, opt_str_arg};
+use super::boundary::{array_arg, guard, opt_str_arg};
 use super::hostdev::{c_error, domain_hostdevs_args, prepare_options, uuid_arg};
 use super::hostdev::{VirtpciHostdev, VirtpciHostdevManager};
 use super::hostdev_net::{add_nets, VirtpciHostdevNet};
@@ -115,14 +115,8 @@ unsafe fn add_drivers(
     n: usize,
     func: &str,
 ) -> Result<()> {
-    if n == 0 {
-        return Ok(());
-    }
-    if drivers.is_null() {
-        return Err(null_arg("extras->drivers", func));
-    }
-    // SAFETY: non-NULL and valid for n elements by the caller's contract.
-    let drivers = unsafe { std::slice::from_raw_parts(drivers, n) };
+    // SAFETY: forwarded caller contract for the array.
+    let drivers = unsafe { array_arg(drivers, n, "extras->drivers", func) }?;
     let mut seen = BTreeSet::new();
     for (i, d) in drivers.iter().enumerate() {
         let source = PciAddress::from(&d.source);

@@ -6,7 +6,7 @@
 
 use super::address::VirtpciPciAddress;
 use super::boundary::{
-    check_flags, guard, malloc_string, null_arg, opt_str_arg, out_arg, ref_arg, xml_arg,
+    array_arg, check_flags, guard, malloc_string, opt_str_arg, out_arg, ref_arg, xml_arg,
 };
 use super::host::VirtpciHost;
 use super::hostdev::{
@@ -44,14 +44,8 @@ pub(super) unsafe fn add_nets(
     n_nets: usize,
     func: &str,
 ) -> Result<()> {
-    if n_nets == 0 {
-        return Ok(());
-    }
-    if nets.is_null() {
-        return Err(null_arg("nets", func));
-    }
-    // SAFETY: non-NULL and valid for n_nets elements by the caller's contract.
-    let nets = unsafe { std::slice::from_raw_parts(nets, n_nets) };
+    // SAFETY: forwarded caller contract for the array.
+    let nets = unsafe { array_arg(nets, n_nets, "nets", func) }?;
     for (i, net) in nets.iter().enumerate() {
         let source = PciAddress::from(&net.source);
         source.check_ranges()?;
